@@ -1,0 +1,66 @@
+"""Command line for the assistant.
+
+    python -m assistant search "question" [--json] [-k N]   ranked passages with citations
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+
+from assistant import config
+
+MAX_QUESTION_CHARS = 4000
+
+
+def _search(args: argparse.Namespace) -> int:
+    question = " ".join(args.question).strip()
+    if not question:
+        print("Please type a question, e.g. python -m assistant search \"Q2055 payment limit\".", file=sys.stderr)
+        return 2
+    if len(question) > MAX_QUESTION_CHARS:
+        print(f"The question is {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}.", file=sys.stderr)
+        return 2
+    from assistant.retrieval import HybridRetriever
+    from index.store import IndexMissingError
+
+    try:
+        retriever = HybridRetriever()
+    except IndexMissingError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    passages = retriever.search(question, top_k=args.k)
+    if args.json:
+        print(json.dumps({"question": question, "passages": [p.to_dict() for p in passages]},
+                         ensure_ascii=False, indent=1))
+        return 0
+    if not passages:
+        print("No passage matches this question.")
+        return 0
+    for p in passages:
+        print(f"[{p.rank}] {p.title} — {p.section}  (score {p.score:.4f}, {p.chunk_type}, "
+              f"chars {p.span[0]}-{p.span[1]})")
+        if p.header:
+            print(f"    table: {p.header}")
+        print(textwrap.indent(textwrap.shorten(p.quote, 500, placeholder=" …"), "    "))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m assistant", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("search", help="ranked passages for a question")
+    s.add_argument("question", nargs="+")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("-k", type=int, default=None, help="number of passages (default CART_TOP_K)")
+    s.set_defaults(func=_search)
+    args = parser.parse_args(argv)
+    config.load()
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""Hybrid retrieval: dense (Chroma) + BM25 over code-aware tokens, fused by reciprocal rank.
+
+Billing questions hinge on exact codes ("J9185", "D89.833") that embeddings blur, and on
+wording that BM25 misses; llama-index's QueryFusionRetriever fuses the two rankings with RRF.
+On top of that sits the one rule specific to this domain: a question about one product (or one
+payer) is answered from that product's (payer's) documents first, because another product's
+guide states a different dose, code or regimen with equal confidence.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+
+from llama_index.core.llms import MockLLM
+from llama_index.core.retrievers import BaseRetriever, QueryFusionRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+from assistant import config as config_mod
+from assistant.config import Config
+from index import store
+from index.codes import codes_in, tokenize
+from index.entities import payers, payers_in, products, products_in_question
+from index.normalize import normalize
+
+POOL = 100  # candidates taken from each retriever before fusion and entity ordering
+_COMPARE_RE = re.compile(r"\b(?:vs\.?|versus|compare[ds]?|comparison|differ(?:ence|ent)?|both|between)\b", re.I)
+
+
+@dataclass
+class Passage:
+    """One retrieved passage with everything a citation needs."""
+
+    node_id: str
+    doc_id: str
+    title: str
+    kind: str
+    section: str
+    chunk_type: str
+    quote: str           # exact original text of the span
+    span: tuple[int, int]
+    header: str          # the table header of a table row ("" otherwise)
+    products: list[str]      # products the passage itself names
+    doc_products: list[str]  # products its document is about
+    codes: list[str]
+    payer: str
+    effective: str
+    reviewed: str
+    price_quarter: str
+    score: float
+    rank: int = 0
+    why: list[str] = field(default_factory=list)  # which retrievers found it, entity tier
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class QueryEntities:
+    products: tuple[str, ...]
+    payers: tuple[str, ...]
+    codes: tuple[str, ...]
+    comparison: bool
+
+
+def query_entities(question: str) -> QueryEntities:
+    norm = normalize(question)
+    return QueryEntities(
+        products=tuple(products_in_question(norm)),
+        payers=tuple(p for p in payers_in(norm) if p != "medicare"),
+        codes=tuple(c.upper() for c in codes_in(norm)),
+        comparison=bool(_COMPARE_RE.search(question)),
+    )
+
+
+def _split(value: str) -> list[str]:
+    return [x for x in (value or "").split("|") if x]
+
+
+def _passage(nws: NodeWithScore) -> Passage:
+    m = nws.node.metadata
+    return Passage(
+        node_id=nws.node.node_id, doc_id=m["source_id"], title=m["title"], kind=m["kind"],
+        section=m["section"], chunk_type=m["chunk_type"], quote=m["quote"],
+        span=(int(m["span_start"]), int(m["span_end"])), header=m.get("header", ""),
+        products=_split(m["products"]), doc_products=_split(m.get("doc_products", "")), codes=_split(m["codes"]), payer=m.get("payer", ""),
+        effective=m.get("effective", ""), reviewed=m.get("reviewed", ""),
+        price_quarter=m.get("price_quarter", ""), score=float(nws.score or 0.0),
+    )
+
+
+class CodeAwareBM25(BaseRetriever):
+    """BM25 whose passages and queries go through the project's tokenizer (codes kept whole).
+
+    bm25s is handed pre-tokenized text joined by spaces with a whitespace token pattern, so the
+    library does the scoring and we only decide what a token is.
+    """
+
+    def __init__(self, nodes: list[TextNode], top_k: int):
+        from llama_index.retrievers.bm25 import BM25Retriever
+
+        super().__init__()
+        self._by_id = {n.node_id: n for n in nodes}
+        shadow = [TextNode(id_=n.node_id, text=" ".join(tokenize(n.text)) or "_") for n in nodes]
+        self._bm25 = BM25Retriever.from_defaults(
+            nodes=shadow, similarity_top_k=min(top_k, len(shadow)), skip_stemming=True,
+            token_pattern=r"\S+", language=None,  # stopwords: our tokenizer decides
+        )
+
+        self._doc_of = [n.metadata["source_id"] for n in nodes]
+        self._top_k = top_k
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        tokens = tokenize(normalize(query_bundle.query_str))
+        if not tokens:
+            return []
+        hits = self._bm25.retrieve(" ".join(tokens))
+        return [NodeWithScore(node=self._by_id[h.node.node_id], score=h.score)
+                for h in hits if h.score and h.score > 0]
+
+    def scoped(self, doc_ids: frozenset[str]) -> "ScopedBM25":
+        return ScopedBM25(self, doc_ids)
+
+
+class ScopedBM25(BaseRetriever):
+    """The shared BM25 index, scoring only the passages of some documents (a bm25s weight mask)."""
+
+    def __init__(self, parent: CodeAwareBM25, doc_ids: frozenset[str]):
+        import numpy as np
+
+        super().__init__()
+        self._parent = parent
+        self._mask = np.array([1.0 if d in doc_ids else 0.0 for d in parent._doc_of])
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        tokens = tokenize(normalize(query_bundle.query_str))
+        inner = self._parent._bm25
+        k = min(self._parent._top_k, int(self._mask.sum()))
+        if not tokens or k == 0:
+            return []
+        query = [t for t in tokens if t in inner.bm25.vocab_dict]
+        if not query:
+            return []
+        idx, scores = inner.bm25.retrieve([query], k=k, weight_mask=self._mask, show_progress=False)
+        out = []
+        for i, score in zip(idx[0], scores[0]):
+            if score > 0:
+                node_id = inner.corpus[int(i)]["node_id"] if isinstance(inner.corpus[int(i)], dict) else None
+                node = self._parent._by_id.get(node_id) if node_id else None
+                if node is not None:
+                    out.append(NodeWithScore(node=node, score=float(score)))
+        return out
+
+
+class NormalizedQuery(BaseRetriever):
+    """Feeds a retriever the normalized question, as the passages were normalized."""
+
+    def __init__(self, inner: BaseRetriever):
+        super().__init__()
+        self._inner = inner
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return self._inner.retrieve(normalize(query_bundle.query_str))
+
+
+class HybridRetriever:
+    """Loads the live index once and answers `search` calls against it."""
+
+    def __init__(self, cfg: Config | None = None):
+        self.cfg = cfg or config_mod.load()
+        manifest = store.read_manifest(self.cfg)
+        if manifest is None:
+            raise store.IndexMissingError("No index has been built yet: run `python -m index build`.")
+        self.manifest = manifest
+        try:
+            self.collection = store.open_collection(store.client_for(self.cfg, manifest.build_id),
+                                                    manifest.collection)
+            got = self.collection.get(include=["documents", "metadatas"])
+        except Exception as exc:
+            raise store.IndexMissingError(
+                f"The index {manifest.build_id} cannot be read ({exc.__class__.__name__}: {exc}); "
+                "run `python -m index build` to rebuild it."
+            ) from None
+        self.nodes = [TextNode(id_=i, text=d, metadata=m)
+                      for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
+
+    @cached_property
+    def dense(self) -> BaseRetriever:
+        return NormalizedQuery(self._vector_index.as_retriever(similarity_top_k=POOL))
+
+    @cached_property
+    def lexical(self) -> CodeAwareBM25:
+        return CodeAwareBM25(self.nodes, top_k=POOL)
+
+    @cached_property
+    def fusion(self) -> QueryFusionRetriever:
+        return QueryFusionRetriever(
+            [self.dense, self.lexical], llm=MockLLM(), mode="reciprocal_rerank", num_queries=1,
+            similarity_top_k=2 * POOL, use_async=False,
+        )
+
+    def doc_products(self) -> dict[str, set[str]]:
+        return {d: set(_split(m.get("doc_products", ""))) for d, m in self.manifest.documents.items()}
+
+    def scopes(self, ents: QueryEntities) -> list[tuple[str, frozenset[str]]]:
+        """Groups of documents a question is about: one per compared product, or one for the
+        named payer (narrowed to the named product where the payer has several)."""
+        owned = self.doc_products()
+        payers = {d: m.get("payer", "") for d, m in self.manifest.documents.items()}
+
+        def docs_of(pid: str) -> frozenset[str]:
+            return frozenset(d for d, prods in owned.items() if pid in prods)
+
+        if len(ents.products) > 1 and ents.comparison:
+            return [(pid, docs_of(pid)) for pid in ents.products if docs_of(pid)]
+        if ents.payers:
+            docs = frozenset(d for d, p in payers.items() if p in ents.payers)
+            if len(ents.products) == 1 and docs & docs_of(ents.products[0]):
+                docs = docs & docs_of(ents.products[0])
+            return [("payer", docs)] if docs else []
+        if len(ents.products) == 1 and docs_of(ents.products[0]):
+            return [(ents.products[0], docs_of(ents.products[0]))]
+        return []
+
+    def _scoped(self, question: str, docs: frozenset[str]) -> list[NodeWithScore]:
+        from llama_index.core.vector_stores import FilterOperator, MetadataFilter, MetadataFilters
+
+        filters = MetadataFilters(filters=[MetadataFilter(key="source_id", value=sorted(docs),
+                                                          operator=FilterOperator.IN)])
+        dense = NormalizedQuery(self._vector_index.as_retriever(similarity_top_k=POOL, filters=filters))
+        fusion = QueryFusionRetriever([dense, self.lexical.scoped(docs)], llm=MockLLM(),
+                                      mode="reciprocal_rerank", num_queries=1,
+                                      similarity_top_k=2 * POOL, use_async=False)
+        return fusion.retrieve(question)
+
+    def search(self, question: str, top_k: int | None = None,
+               entities: QueryEntities | None = None) -> list[Passage]:
+        """Ranked passages for a question; the question's product/payer documents first.
+
+        A question about one product or payer is also searched inside that scope with the
+        entity names taken out (inside Abecma's documents, "Abecma" tells nothing), and those
+        results lead; a comparison interleaves each product's scoped results.
+        """
+        top_k = top_k or self.cfg.top_k
+        question = (question or "").strip()
+        if not question:
+            return []
+        ents = entities or query_entities(question)
+        fused = [_passage(n) for n in self.fusion.retrieve(question)]
+        scopes = self.scopes(ents)
+        if scopes:
+            inner_q = strip_entity_names(question) or question
+            lanes = [[_passage(n) for n in self._scoped(inner_q, docs)] for _, docs in scopes]
+            lead: list[Passage] = []
+            seen: set[str] = set()
+            for row in itertools.zip_longest(*lanes):
+                for p in row:
+                    if p is not None and p.node_id not in seen:
+                        p.why.append("scoped")
+                        lead.append(p)
+                        seen.add(p.node_id)
+            fused = lead + [p for p in fused if p.node_id not in seen]
+        ranked = order_by_codes(fused, ents)
+        for i, p in enumerate(ranked[:top_k], 1):
+            p.rank = i
+        return ranked[:top_k]
+
+    @cached_property
+    def _vector_index(self):
+        from llama_index.core import VectorStoreIndex
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        from index.embedding import get_embedder
+
+        return VectorStoreIndex.from_vector_store(
+            ChromaVectorStore(chroma_collection=self.collection), embed_model=get_embedder())
+
+
+def strip_entity_names(question: str) -> str:
+    """The question without product and payer names (codes stay: they are content)."""
+    out = question
+    for item in (*products(), *payers()):
+        names = [n for n in item.names if not re.fullmatch(r"[A-Z]?\d{4}[A-Z]?", n, re.I)]
+        if names:
+            out = re.sub(r"(?i)(?<![a-z])(?:" + "|".join(map(re.escape, names)) + r")(?![a-z])", " ", out)
+    return re.sub(r"\s+", " ", out).strip(" ?,.")
+
+
+def order_by_codes(passages: list[Passage], ents: QueryEntities) -> list[Passage]:
+    """Stable re-ordering: a passage containing a code the question names comes first."""
+    wanted = set(ents.codes)
+    if not wanted:
+        return passages
+    hit = [p for p in passages if wanted & {c.upper() for c in p.codes}]
+    return hit + [p for p in passages if p not in hit]

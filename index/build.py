@@ -1,0 +1,175 @@
+"""`python -m index build`: incremental (content hashes) and atomic (build aside, then swap).
+
+A chunk's id is a hash of its normalized text, span and normalizer version, so an unchanged
+chunk keeps its id and its vector is copied from the live build instead of re-embedded. An
+unchanged corpus is detected up front and nothing is written at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import sys
+import time
+from dataclasses import dataclass, field
+
+from llama_index.core.schema import TextNode
+
+from assistant import config as config_mod
+from assistant.config import Config
+from index import store
+from index.chunking import Chunk, chunk_document
+from index.corpus import DocumentError, SourceDocument, load_corpus
+from index.embedding import MODEL_SHA256, get_embedder
+
+BATCH = 64
+
+
+@dataclass
+class BuildReport:
+    status: str  # "built" | "up-to-date" | "failed"
+    documents: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+    build_id: str = ""
+    skipped: list[DocumentError] = field(default_factory=list)
+    message: str = ""
+
+
+def chunk_to_node(doc: SourceDocument, chunk: Chunk) -> TextNode:
+    """A llama-index node carrying everything a citation and the ranking need (Chroma-safe)."""
+    meta = doc.metadata() | {
+        "section": chunk.section,
+        "chunk_type": chunk.chunk_type,
+        "span_start": chunk.start,
+        "span_end": chunk.end,
+        "products": "|" + "|".join(chunk.products) + "|",
+        "codes": "|" + "|".join(chunk.codes) + "|",
+        "header": chunk.header,
+        "quote": chunk.text,
+    }
+    node = TextNode(id_=chunk.id, text=chunk.search_text, metadata=meta)
+    # Only the search text is embedded/served as content; citations read the metadata.
+    node.excluded_embed_metadata_keys = list(meta)
+    node.excluded_llm_metadata_keys = list(meta)
+    return node
+
+
+def embed_text(node: TextNode) -> str:
+    return f"{node.metadata['title']}\n{node.text}"
+
+
+def corpus_nodes(documents: list[SourceDocument]) -> list[TextNode]:
+    return [chunk_to_node(doc, c) for doc in documents for c in chunk_document(doc)]
+
+
+def corpus_hash(nodes: list[TextNode]) -> str:
+    digest = hashlib.sha256(MODEL_SHA256.encode())
+    for node in nodes:
+        digest.update(node.id_.encode())
+        digest.update(repr(sorted(node.metadata.items())).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _say(msg: str, quiet: bool) -> None:
+    if not quiet:
+        print(msg, flush=True)
+
+
+def build(cfg: Config | None = None, *, quiet: bool = False, force: bool = False) -> BuildReport:
+    """Build or refresh the index; the live index changes only if this completes."""
+    cfg = cfg or config_mod.load()
+    started = time.perf_counter()
+    root = store.index_root(cfg)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".build.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return BuildReport(status="failed", message="Another index build is running; try again when it ends.")
+        return _build_locked(cfg, started, quiet, force)
+
+
+def _build_locked(cfg: Config, started: float, quiet: bool, force: bool) -> BuildReport:
+    corpus = load_corpus(cfg.sources_dir)
+    for err in corpus.errors:
+        print(f"Skipped {err}", file=sys.stderr, flush=True)
+    if not corpus.documents:
+        return BuildReport(status="failed", skipped=corpus.errors,
+                           message=f"No usable documents in {cfg.sources_dir / 'documents'}; the index was not changed.")
+    nodes = corpus_nodes(corpus.documents)
+    chash = corpus_hash(nodes)
+    try:
+        live = store.read_manifest(cfg)
+    except store.IndexMissingError as exc:
+        _say(f"{exc}; building a new index.", quiet)
+        live = None
+    report = BuildReport(status="built", documents=len(corpus.documents), chunks=len(nodes),
+                         skipped=corpus.errors)
+    if live and live.corpus_hash == chash and not force:
+        report.status = "up-to-date"
+        report.build_id = live.build_id
+        report.message = (f"Index is up to date: {len(corpus.documents)} documents, {len(nodes)} chunks; "
+                          "nothing re-embedded.")
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # Vectors of unchanged chunks come from the live build.
+    reuse: dict[str, list[float]] = {}
+    if live:
+        try:
+            old = store.open_collection(store.client_for(cfg, live.build_id), live.collection)
+            wanted = [n.id_ for n in nodes if n.id_ in set(live.chunk_ids)]
+            for i in range(0, len(wanted), 500):
+                got = old.get(ids=wanted[i:i + 500], include=["embeddings"])
+                reuse.update(zip(got["ids"], (list(map(float, e)) for e in got["embeddings"])))
+        except Exception as exc:  # a damaged live build: embed everything
+            _say(f"Could not reuse vectors from the live build ({exc.__class__.__name__}); re-embedding all.", quiet)
+            reuse = {}
+
+    build_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f") + "-" + chash[:8]
+    name = store.collection_name(cfg, build_id)
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    collection = store.open_collection(store.client_for(cfg, build_id), name, create=True)
+    vector_store = ChromaVectorStore(chroma_collection=collection)
+    todo = [n for n in nodes if n.id_ not in reuse]
+    _say(f"Building index {build_id}: {len(nodes)} chunks from {len(corpus.documents)} documents; "
+         f"{len(reuse)} vectors reused, {len(todo)} to embed.", quiet)
+    embedder = get_embedder() if todo else None
+    for n in nodes:
+        if n.id_ in reuse:
+            n.embedding = reuse[n.id_]
+    for i in range(0, len(todo), BATCH):
+        batch = todo[i:i + BATCH]
+        vectors = embedder.get_text_embedding_batch([embed_text(n) for n in batch])
+        for n, v in zip(batch, vectors):
+            n.embedding = v
+        _say(f"  embedded {min(i + BATCH, len(todo))}/{len(todo)}", quiet)
+    for i in range(0, len(nodes), 256):
+        vector_store.add(nodes[i:i + 256])
+    if collection.count() != len(nodes):
+        raise RuntimeError(f"build {build_id} holds {collection.count()} chunks, expected {len(nodes)}")
+
+    docs_meta = {}
+    for doc in corpus.documents:
+        docs_meta[doc.id] = {**doc.metadata(), "hash": doc.content_hash,
+                             "chunks": sum(1 for n in nodes if n.metadata["source_id"] == doc.id)}
+    manifest = store.Manifest(
+        build_id=build_id, collection=name,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        corpus_hash=chash, model_sha256=MODEL_SHA256, documents=docs_meta,
+        chunk_ids=[n.id_ for n in nodes],
+    )
+    store.write_manifest(cfg, manifest)  # the swap: from here on readers see the new build
+    store.remove_stale_builds(cfg, keep={build_id} | ({live.build_id} if live else set()))
+    report.build_id = build_id
+    report.embedded = len(todo)
+    report.reused = len(reuse)
+    report.seconds = time.perf_counter() - started
+    report.message = (f"Built index {build_id}: {report.documents} documents, {report.chunks} chunks; "
+                      f"embedded {report.embedded}, reused {report.reused} in {report.seconds:.1f} s.")
+    return report

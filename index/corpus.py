@@ -1,0 +1,222 @@
+"""Load the source documents: YAML front matter (metadata) + the document's original text.
+
+One file per document under `sources/documents/`. The body after the front matter is the
+document's text exactly as received; every citation span and quote is an offset into that body,
+so nothing here may alter it (not even line endings). A malformed document is reported with
+its file name and the problem and skipped; the others still load.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from index.entities import known_payer_ids, known_product_ids
+
+KINDS = ("billing-guide", "payer-policy", "reference")
+REQUIRED = ("id", "title", "publisher", "kind", "products")
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,80}$")
+_QUARTER_RE = re.compile(r"^(19|20)\d{2}Q[1-4]$")
+_PARTIAL_DATE_RE = re.compile(r"^(19|20)\d{2}-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?$")
+DOCUMENT_SUFFIXES = (".md", ".txt")
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """A document of the corpus: metadata the answers need, and its untouched text."""
+
+    id: str
+    title: str
+    publisher: str
+    kind: str
+    products: tuple[str, ...]
+    payer: str | None
+    line_of_business: tuple[str, ...]
+    effective: str | None  # ISO date or year-month: sources often give only a month
+    reviewed: str | None
+    price_quarter: str | None
+    path: Path
+    text: str
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of text and metadata: a change to either means the document is re-indexed."""
+        meta = repr(sorted(self.metadata().items()))
+        return hashlib.sha256((meta + "\x00" + self.text).encode("utf-8")).hexdigest()
+
+    @property
+    def newest_date(self) -> str | None:
+        """The later of effective and reviewed: what 'which source is newer' compares."""
+        dates = [d for d in (self.effective, self.reviewed) if d]
+        return max(dates) if dates else None
+
+    def metadata(self) -> dict[str, str]:
+        """Flat, Chroma-safe metadata (scalars only) for every chunk of this document."""
+        return {
+            "source_id": self.id,
+            "title": self.title,
+            "publisher": self.publisher,
+            "kind": self.kind,
+            "doc_products": "|".join(self.products),
+            "payer": self.payer or "",
+            "line_of_business": "; ".join(self.line_of_business),
+            "effective": self.effective or "",
+            "reviewed": self.reviewed or "",
+            "price_quarter": self.price_quarter or "",
+        }
+
+
+class DocumentError(ValueError):
+    """A source file that cannot be used; the message names the file and what is wrong."""
+
+    def __init__(self, path: Path, problem: str):
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path.name}: {problem}")
+
+
+@dataclass
+class LoadReport:
+    documents: list[SourceDocument]
+    errors: list[DocumentError]
+
+
+def _date_field(raw: object, name: str, path: Path) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, dt.datetime):
+        raw = raw.date()
+    if isinstance(raw, dt.date):
+        return raw.isoformat()
+    text = str(raw).strip()
+    if not _PARTIAL_DATE_RE.match(text):
+        raise DocumentError(path, f"'{name}' must be a date like 2025-09-01 or 2026-05, got {text!r}")
+    if len(text) == 10:
+        try:
+            dt.date.fromisoformat(text)
+        except ValueError:
+            raise DocumentError(path, f"'{name}' is not a real calendar date: {text!r}") from None
+    return text
+
+
+def _str_list(raw: object, name: str, path: Path) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x.strip() for x in raw):
+        raise DocumentError(path, f"'{name}' must be a list of names")
+    return tuple(x.strip() for x in raw)
+
+
+class _MetaLoader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text, so the validator can name a bad one."""
+
+
+_MetaLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def split_front_matter(raw: str, path: Path) -> tuple[dict, str]:
+    """Split '---' YAML front matter from the body; the body is returned byte-for-byte."""
+    if raw.startswith("\ufeff"):
+        raw = raw[1:]
+    if not raw.startswith("---\n"):
+        raise DocumentError(path, "missing metadata: the file must start with a '---' front-matter block")
+    end = raw.find("\n---\n", 4)
+    if end < 0:
+        raise DocumentError(path, "front matter is not closed by a '---' line")
+    try:
+        meta = yaml.load(raw[4:end], Loader=_MetaLoader)  # noqa: S506 (safe loader subclass)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 2})" if mark else ""
+        raise DocumentError(path, f"front matter is not valid YAML{where}") from None
+    if not isinstance(meta, dict):
+        raise DocumentError(path, "front matter must be a mapping of field: value")
+    return meta, raw[end + 5 :]
+
+
+def parse_document(path: Path) -> SourceDocument:
+    """Read and validate one document; raises DocumentError naming the file and the problem."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DocumentError(path, "not UTF-8 text; save the document as UTF-8") from None
+    except OSError as exc:
+        raise DocumentError(path, f"cannot be read ({exc.strerror})") from None
+    meta, body = split_front_matter(raw, path)
+
+    missing = [k for k in REQUIRED if meta.get(k) in (None, "", [])]
+    if missing:
+        raise DocumentError(path, f"missing required metadata: {', '.join(missing)}")
+    doc_id = str(meta["id"]).strip()
+    if not _ID_RE.match(doc_id):
+        raise DocumentError(path, f"id {doc_id!r} must be lowercase letters, digits and hyphens")
+    kind = str(meta["kind"]).strip()
+    if kind not in KINDS:
+        raise DocumentError(path, f"kind {kind!r} must be one of: {', '.join(KINDS)}")
+    products = _str_list(meta["products"], "products", path)
+    unknown = [p for p in products if p not in known_product_ids()]
+    if unknown:
+        raise DocumentError(
+            path,
+            f"unknown product(s) {', '.join(unknown)}; add them to sources/reference/products.yaml first",
+        )
+    payer = meta.get("payer") or None
+    if kind == "payer-policy" and not payer:
+        raise DocumentError(path, "a payer policy must name its payer")
+    if payer is not None and payer not in known_payer_ids():
+        raise DocumentError(path, f"unknown payer {payer!r}; add it to sources/reference/payers.yaml first")
+    quarter = meta.get("price_quarter") or None
+    if quarter is not None and not _QUARTER_RE.match(str(quarter)):
+        raise DocumentError(path, f"price_quarter must look like 2026Q2, got {quarter!r}")
+    if not body.strip():
+        raise DocumentError(path, "the document has metadata but no text")
+
+    known = {"id", "title", "publisher", "kind", "products", "payer", "line_of_business",
+             "effective", "reviewed", "price_quarter"}
+    return SourceDocument(
+        id=doc_id,
+        title=str(meta["title"]).strip(),
+        publisher=str(meta["publisher"]).strip(),
+        kind=kind,
+        products=products,
+        payer=payer,
+        line_of_business=_str_list(meta.get("line_of_business"), "line_of_business", path),
+        effective=_date_field(meta.get("effective"), "effective", path),
+        reviewed=_date_field(meta.get("reviewed"), "reviewed", path),
+        price_quarter=str(quarter) if quarter else None,
+        path=path,
+        text=body,
+        extra={k: v for k, v in meta.items() if k not in known},
+    )
+
+
+def load_corpus(sources_dir: Path) -> LoadReport:
+    """Load every document under `sources_dir/documents`; bad files go to `errors`, not up."""
+    folder = sources_dir / "documents"
+    documents: list[SourceDocument] = []
+    errors: list[DocumentError] = []
+    seen: dict[str, Path] = {}
+    paths = sorted(p for p in folder.glob("*") if p.suffix in DOCUMENT_SUFFIXES and p.is_file())
+    for path in paths:
+        try:
+            doc = parse_document(path)
+        except DocumentError as exc:
+            errors.append(exc)
+            continue
+        if doc.id in seen:
+            errors.append(DocumentError(path, f"id {doc.id!r} is already used by {seen[doc.id].name}"))
+            continue
+        seen[doc.id] = path
+        documents.append(doc)
+    return LoadReport(documents=documents, errors=errors)

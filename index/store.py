@@ -1,0 +1,153 @@
+"""Where the index lives: Chroma (embedded on disk, or a server) plus a pointer to the live build.
+
+Every build writes a new collection aside; only when it is complete does the pointer move to
+it (an atomic file rename on disk, a single metadata update on a server). Readers follow the
+pointer, so a build that fails or is killed leaves the previous index serving.
+
+Embedded mode gives each build its own directory, so a killed build cannot damage the files of
+the index in service. Chroma's default embedding function (which downloads a model) is never
+attached: collections are created with `embedding_function=None` and always given vectors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from assistant import config as config_mod
+from assistant.config import Config
+
+
+class IndexMissingError(RuntimeError):
+    """No usable index: the message says how to build one."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What the live build holds: enough to rebuild incrementally and to describe the index."""
+
+    build_id: str
+    collection: str
+    created: str
+    corpus_hash: str
+    model_sha256: str
+    documents: dict  # doc id -> {title, kind, hash, chunks, ...}
+    chunk_ids: list[str]
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Manifest":
+        return cls(**json.loads(text))
+
+
+def index_root(cfg: Config) -> Path:
+    return cfg.data_dir / "index"
+
+
+def _chromadb():
+    import chromadb
+    from chromadb.config import Settings
+
+    return chromadb, Settings(anonymized_telemetry=False, allow_reset=False)
+
+
+def client_for(cfg: Config, build_id: str):
+    """The Chroma client that holds `build_id`'s collection."""
+    chromadb, settings = _chromadb()
+    if cfg.server_mode:
+        return chromadb.HttpClient(host=cfg.chroma_host, port=cfg.chroma_port, settings=settings)
+    path = index_root(cfg) / "builds" / build_id
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+def collection_name(cfg: Config, build_id: str) -> str:
+    return f"{cfg.collection_prefix}_{build_id}"
+
+
+def open_collection(client, name: str, create: bool = False):
+    if create:
+        return client.create_collection(name=name, embedding_function=None,
+                                        metadata={"hnsw:space": "cosine"})
+    return client.get_collection(name=name, embedding_function=None)
+
+
+# --- the pointer -----------------------------------------------------------------------------
+
+def _pointer_file(cfg: Config) -> Path:
+    return index_root(cfg) / "CURRENT.json"
+
+
+def _pointer_collection(cfg: Config):
+    chromadb, settings = _chromadb()
+    client = chromadb.HttpClient(host=cfg.chroma_host, port=cfg.chroma_port, settings=settings)
+    return client.get_or_create_collection(f"{cfg.collection_prefix}__pointer", embedding_function=None)
+
+
+def read_manifest(cfg: Config | None = None) -> Manifest | None:
+    """The live build's manifest, or None when no build has completed yet."""
+    cfg = cfg or config_mod.load()
+    if cfg.server_mode:
+        meta = _pointer_collection(cfg).metadata or {}
+        return Manifest.from_json(meta["manifest"]) if meta.get("manifest") else None
+    path = _pointer_file(cfg)
+    if not path.exists():
+        return None
+    try:
+        return Manifest.from_json(path.read_text(encoding="utf-8"))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise IndexMissingError(
+            f"The index pointer {path} is damaged ({exc.__class__.__name__}); run `python -m index build`."
+        ) from None
+
+
+def write_manifest(cfg: Config, manifest: Manifest) -> None:
+    """Make `manifest` the live build, atomically."""
+    if cfg.server_mode:
+        _pointer_collection(cfg).modify(metadata={"manifest": manifest.to_json()})
+        return
+    root = index_root(cfg)
+    root.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=".CURRENT.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(manifest.to_json())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, _pointer_file(cfg))
+    dir_fd = os.open(root, os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def remove_stale_builds(cfg: Config, keep: set[str]) -> list[str]:
+    """Delete builds other than `keep` (the live one and the one before it, which a running
+    reader may still hold). Returns what was removed."""
+    removed = []
+    if cfg.server_mode:
+        chromadb, settings = _chromadb()
+        client = chromadb.HttpClient(host=cfg.chroma_host, port=cfg.chroma_port, settings=settings)
+        prefix = f"{cfg.collection_prefix}_"
+        for col in client.list_collections():
+            name = col if isinstance(col, str) else col.name
+            build = name[len(prefix):]
+            if name.startswith(prefix) and not name.startswith(prefix + "_") and build not in keep:
+                client.delete_collection(name)
+                removed.append(build)
+        return removed
+    builds = index_root(cfg) / "builds"
+    if builds.is_dir():
+        for path in builds.iterdir():
+            if path.name not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+    for tmp in index_root(cfg).glob(".CURRENT.*.tmp"):
+        tmp.unlink(missing_ok=True)
+    return removed
