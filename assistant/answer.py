@@ -1,0 +1,107 @@
+"""The one structured result every consumer reads (UI, HTTP API, CLI, evals), and the check
+that every number in an answer is traceable to a cited quote or a tool result.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Citation:
+    """A quoted passage an answer relies on: opens to document, section and the exact quote."""
+
+    marker: int
+    doc_id: str
+    title: str
+    section: str
+    quote: str
+    span: tuple[int, int]
+    kind: str = ""
+    effective: str = ""
+    reviewed: str = ""
+
+
+@dataclass
+class ToolCall:
+    name: str
+    arguments: dict
+    result: dict | None = None  # the calculator's result (to_dict()), or None on error
+    error: str | None = None    # the calculator's message for bad input
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str                                   # markdown, with [n] citation markers
+    citations: list[Citation] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    not_covered: bool = False
+    refused: bool = False
+    needs: list[str] = field(default_factory=list)  # what the assistant asked back for
+    kind: str = "answer"                        # answer | tool | clarify | not_covered | refusal | error
+    context: dict = field(default_factory=dict)  # what the turn understood (product, figures...)
+    composer: str = "default"
+    latency_ms: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --- number provenance ---------------------------------------------------------------------
+
+_NUMBER = re.compile(r"(?<![A-Za-z0-9.])[-+]?\$?\d[\d,]*(?:\.\d+)?%?(?![A-Za-z0-9])")
+_MARKER = re.compile(r"\[(\d+)\]")
+
+
+def _canon(token: str) -> str | None:
+    raw = token.strip("$%+").replace(",", "")
+    if raw.startswith("-"):
+        raw = raw[1:]
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return f"{value:.6f}".rstrip("0").rstrip(".")
+
+
+def numbers_in(text: str) -> set[str]:
+    """Canonical numbers in a text ("$588,494.808" and "588494.808" are the same number)."""
+    text = _MARKER.sub(" ", text)
+    out = set()
+    for m in _NUMBER.finditer(text):
+        c = _canon(m.group(0))
+        if c is not None:
+            out.add(c)
+    return out
+
+
+def _flatten(value) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{k} {_flatten(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return " ".join(_flatten(v) for v in value)
+    return str(value)
+
+
+def untraceable_numbers(text: str, citations: list[Citation], tool_calls: list[ToolCall],
+                        question: str = "") -> set[str]:
+    """Numbers in `text` found in no cited quote, no tool call and not in the question itself.
+
+    Small counting numbers (0-10) are allowed: "2 sources", "step 1" carry no billing fact.
+    """
+    allowed = numbers_in(question)
+    for c in citations:
+        allowed |= numbers_in(c.quote) | numbers_in(c.section)
+    for t in tool_calls:
+        allowed |= numbers_in(_flatten(t.arguments)) | numbers_in(_flatten(t.result or {}))
+    found = numbers_in(text)
+    return {n for n in found - allowed if not (n.isdigit() and int(n) <= 10)}
+
+
+def bad_markers(text: str, citations: list[Citation]) -> set[int]:
+    """Citation markers in `text` that point at no citation."""
+    known = {c.marker for c in citations}
+    return {int(m) for m in _MARKER.findall(text)} - known

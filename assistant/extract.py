@@ -1,0 +1,108 @@
+"""Pick the sentences of retrieved passages that answer a question, with exact spans.
+
+The default composer quotes rather than paraphrases: a sentence is a span of the original
+document, so its citation is exact and every number in it is traceable by construction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from assistant.retrieval import Passage, strip_entity_names
+from index.codes import codes_in, find_codes, tokenize
+from index.normalize import normalize
+
+# Which code kinds (index.codes) a question asks for, by the code system it names.
+_ASKED_KINDS = [
+    (re.compile(r"ICD-?10-?PCS|\bPCS\b|procedure code", re.I), {"pcs"}),
+    (re.compile(r"ICD-?10(?!-?PCS)|ICD-10-CM|diagnos", re.I), {"icd"}),
+    (re.compile(r"\bCPT\b|administration code|apheresis code", re.I), {"cpt", "cpt3"}),
+    (re.compile(r"HCPCS|Q-?code|J-?code", re.I), {"hcpcs"}),
+    (re.compile(r"\bNDC\b", re.I), {"ndc"}),
+    (re.compile(r"\bDRG\b", re.I), {"drg"}),
+]
+
+
+def asked_code_kinds(question: str) -> set[str]:
+    kinds: set[str] = set()
+    for rx, ks in _ASKED_KINDS:
+        if rx.search(question):
+            kinds |= ks
+    return kinds
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[A-Z(\"'#•\-\d])|\n+")
+MIN_CHARS = 12
+MAX_CHARS = 420
+
+
+@dataclass(frozen=True)
+class Sentence:
+    passage: Passage
+    start: int   # offsets in the document
+    end: int
+    text: str
+    score: float
+
+
+def split_sentences(p: Passage) -> list[tuple[int, int]]:
+    """Document spans of the sentences/lines of a passage (table rows stay whole)."""
+    if p.chunk_type == "table_row":
+        return [p.span]
+    spans, last = [], 0
+    for m in _SENTENCE_END.finditer(p.quote):
+        spans.append((last, m.start()))
+        last = m.end()
+    spans.append((last, len(p.quote)))
+    out = []
+    for a, b in spans:
+        seg = p.quote[a:b]
+        lead = len(seg) - len(seg.lstrip())
+        a, b = a + lead, a + len(seg.rstrip())
+        if b - a >= MIN_CHARS:
+            out.append((p.span[0] + a, p.span[0] + b))
+    return out
+
+
+def best_sentences(question: str, passages: list[Passage], k: int = 3,
+                   per_passage: int = 1, prefer_codes: bool = False) -> list[Sentence]:
+    """Highest-overlap sentences, at most `per_passage` from each passage, in score order.
+
+    Overlap counts the question's content tokens (entity names removed: every passage in scope
+    names the product), with codes the question names weighing most.
+    """
+    q_tokens = set(tokenize(normalize(strip_entity_names(question) or question)))
+    q_codes = {c.upper() for c in codes_in(normalize(question))}
+    kinds = asked_code_kinds(question) if prefer_codes else set()
+    if not q_tokens and not q_codes:
+        return []
+    found: list[Sentence] = []
+    for rank, p in enumerate(passages):
+        scored = []
+        for a, b in split_sentences(p):
+            text = p.quote[a - p.span[0]:b - p.span[0]]
+            if len(text) > MAX_CHARS:
+                continue
+            toks = set(tokenize(normalize(text)))
+            overlap = len(q_tokens & toks)
+            code_hits = len(q_codes & {c.upper() for c in codes_in(normalize(text))})
+            if overlap == 0 and code_hits == 0:
+                continue
+            score = overlap + 2.0 * code_hits + 0.5 / (rank + 1)
+            if prefer_codes:
+                # a "which code" question wants a sentence that gives one, of the kind asked
+                found_kinds = {k for _, _, k, c in find_codes(normalize(text)) if c.upper() not in q_codes}
+                score += 3.0 if kinds & found_kinds else (1.0 if found_kinds else 0.0)
+            scored.append(Sentence(p, a, b, text, score))
+        scored.sort(key=lambda s: -s.score)
+        found.extend(scored[:per_passage])
+    found.sort(key=lambda s: -s.score)
+    out: list[Sentence] = []
+    seen: set[str] = set()
+    for s in found:  # the three guides share boilerplate: quote each wording once
+        key = " ".join(s.text.split()).lower()
+        if key not in seen:
+            seen.add(key)
+            out.append(s)
+    return out[:k]
