@@ -35,6 +35,7 @@ class Conversation:
 
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     turns: list[Question] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list, repr=False)  # last turn's, for evals/debug
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -52,7 +53,8 @@ def current_quarter(today: dt.date | None = None) -> str:
 
 
 class Engine:
-    def __init__(self, retriever: HybridRetriever | None = None, cfg: config_mod.Config | None = None):
+    def __init__(self, retriever=None, cfg: config_mod.Config | None = None):
+        """`retriever`: anything with HybridRetriever's `search` (the evals swap in baselines)."""
         self.cfg = cfg or config_mod.load()
         self.retriever = retriever or HybridRetriever(self.cfg)
 
@@ -96,6 +98,7 @@ class Engine:
         context = _context(q)
 
         passages = self._retrieve(q)
+        conv.passages = passages
         return self._compose(q, passages, notes, context, today)
 
     def _retrieve(self, q: Question) -> list[Passage]:
