@@ -1,5 +1,7 @@
 """Command line for the assistant.
 
+    python -m assistant ask "question" [--json]             one cited answer
+    python -m assistant chat [--json]                       a conversation (follow-ups keep context)
     python -m assistant search "question" [--json] [-k N]   ranked passages with citations
 """
 
@@ -48,6 +50,71 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine():
+    from assistant.engine import Engine
+    from index.store import IndexMissingError
+
+    try:
+        return Engine()
+    except IndexMissingError as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
+def render_answer(answer) -> str:
+    """Plain-text rendering: answer, numbered sources with their quotes, tool formulas, notes."""
+    out = [answer.text]
+    for t in answer.tool_calls:
+        if t.result:
+            out.append(f"\n  calculator {t.name}: {t.result.get('formula', '')}")
+        elif t.error:
+            out.append(f"\n  calculator {t.name}: {t.error}")
+    if answer.citations:
+        out.append("\nSources:")
+        for c in answer.citations:
+            out.append(f"  [{c.marker}] {c.title} — {c.section}")
+            out.append(textwrap.indent(textwrap.fill(" ".join(c.quote.split()), 96), "      "))
+    for n in answer.notes:
+        out.append(f"Note: {n}")
+    return "\n".join(out)
+
+
+def _ask(args: argparse.Namespace) -> int:
+    engine = _engine()
+    if engine is None:
+        return 1
+    answer = engine.ask(" ".join(args.question))
+    print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1) if args.json else render_answer(answer))
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from assistant.engine import Conversation
+
+    engine = _engine()
+    if engine is None:
+        return 1
+    conv = Conversation()
+    if not args.json:
+        print("CAR-T billing assistant. Ask a question; 'new' starts a new conversation, 'quit' ends.")
+    while True:
+        try:
+            line = input("" if args.json else "\n> ")
+        except (EOFError, KeyboardInterrupt):
+            break
+        if line.strip().lower() in {"quit", "exit"}:
+            break
+        if line.strip().lower() == "new":
+            conv = Conversation()
+            continue
+        answer = engine.ask(line, conv)
+        if args.json:
+            print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
+        else:
+            print(render_answer(answer), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m assistant", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("-k", type=int, default=None, help="number of passages (default CART_TOP_K)")
     s.set_defaults(func=_search)
+    a = sub.add_parser("ask", help="one cited answer")
+    a.add_argument("question", nargs="+")
+    a.add_argument("--json", action="store_true", help="the structured answer object")
+    a.set_defaults(func=_ask)
+    c = sub.add_parser("chat", help="interactive conversation (stdin); --json prints one object per line")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_chat)
     args = parser.parse_args(argv)
     config.load()
     return args.func(args)

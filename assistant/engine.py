@@ -22,6 +22,7 @@ from assistant.understand import Question, read_question, resolve
 from index.entities import product, products
 
 MAX_QUESTION_CHARS = 4000
+LLM_PASSAGES = 6  # passages an LLM composer sees
 
 SCOPE = ("I answer billing, coding and coverage questions about CAR-T cell therapies from my "
          "sources (billing guides for Abecma, Carvykti and Tecartus; Centene and CarePartners of "
@@ -53,10 +54,18 @@ def current_quarter(today: dt.date | None = None) -> str:
 
 
 class Engine:
-    def __init__(self, retriever=None, cfg: config_mod.Config | None = None):
-        """`retriever`: anything with HybridRetriever's `search` (the evals swap in baselines)."""
+    def __init__(self, retriever=None, cfg: config_mod.Config | None = None, llm="from-env"):
+        """`retriever`: anything with HybridRetriever's `search` (the evals swap in baselines).
+        `llm`: an LLMComposer, None for the default composer only, or "from-env" to use one
+        when CART_LLM_BASE_URL is set."""
         self.cfg = cfg or config_mod.load()
         self.retriever = retriever or HybridRetriever(self.cfg)
+        if llm == "from-env":
+            from assistant.llm import LLMComposer, LLMSettings
+
+            settings = LLMSettings.from_env()
+            llm = LLMComposer(settings, tools=_function_tools()) if settings else None
+        self.llm = llm
 
     # --- public ------------------------------------------------------------------------
 
@@ -99,7 +108,10 @@ class Engine:
 
         passages = self._retrieve(q)
         conv.passages = passages
-        return self._compose(q, passages, notes, context, today)
+        answer = self._compose(q, passages, notes, context, today)
+        if self.llm is not None and answer.kind in ("answer", "tool") and passages:
+            answer = self.llm.compose(q.text, passages[:LLM_PASSAGES], answer.tool_calls, answer)
+        return answer
 
     def _retrieve(self, q: Question) -> list[Passage]:
         # A follow-up's inherited product/indication are added to the search text, and the
@@ -178,6 +190,15 @@ def direct_code_answer(q: Question, passages: list[Passage]):
                 f"**{prod.hcpcs}** is the HCPCS code for {prod.brand} ({prod.generic}): "
                 f"\"{_one_line(text)}\"")
     return None
+
+
+def _function_tools() -> list:
+    """The calculators as llama-index FunctionTools, when the tools package provides them."""
+    try:
+        from assistant.tools.registry import function_tools
+    except ImportError:
+        return []
+    return function_tools()
 
 
 def _one_line(text: str) -> str:

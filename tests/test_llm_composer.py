@@ -1,0 +1,80 @@
+"""The optional LLM composer, end to end over HTTP against a scripted local endpoint."""
+
+import pytest
+from llama_index.core.tools import FunctionTool
+
+from assistant.engine import Engine
+from assistant.llm import LLMComposer, LLMSettings
+from llm_stub import ScriptedLLM, quote_first_passage, user_prompt
+
+QUESTION = "What is the Q2056 payment limit?"
+
+
+def body_mass(weight_kg: float, height_m: float) -> dict:
+    """Body mass index (a stand-in calculator for the wire test)."""
+    return {"bmi": round(weight_kg / height_m ** 2, 1), "formula": f"{weight_kg} / {height_m}^2"}
+
+
+@pytest.fixture()
+def stub():
+    with ScriptedLLM() as s:
+        yield s
+
+
+def _engine(retriever, stub, tools=None, timeout=2.0):
+    settings = LLMSettings(base_url=stub.base_url, model="stub-model", api_key="x", timeout=timeout)
+    return Engine(retriever, retriever.cfg, llm=LLMComposer(settings, tools=tools))
+
+
+def test_good_llm_answer_is_shown_and_sees_only_passages(retriever, stub):
+    stub.script = [quote_first_passage]
+    a = _engine(retriever, stub).ask(QUESTION)
+    assert a.composer == "llm" and a.text.startswith("According to the guide:") and a.text.endswith("[1]")
+    assert [c.marker for c in a.citations] == [1]
+    prompt = user_prompt(stub.requests[0])
+    assert "Passages:" in prompt and QUESTION in prompt and "[6]" in prompt and "[7]" not in prompt
+
+
+def test_invented_number_falls_back_to_default_answer(retriever, stub):
+    stub.script = [lambda b: {"content": "The Q2056 payment limit is $612,000.00 per dose [1]."}]
+    a = _engine(retriever, stub).ask(QUESTION)
+    assert a.composer == "default" and "612,000" not in a.text
+    assert "numbers found in no source" in a.notes[-1] and "612000" in a.context["llm_fallback"]
+    assert "$588,494.808" in a.text
+
+
+def test_citation_to_a_passage_it_was_not_given_falls_back(retriever, stub):
+    stub.script = [lambda b: {"content": "It is in the policy [9]."}]
+    a = _engine(retriever, stub).ask(QUESTION)
+    assert a.composer == "default" and "cited passages it was not given: [9]" in a.notes[-1]
+
+
+def test_timeout_falls_back(retriever, stub):
+    stub.script = ["timeout"]
+    a = _engine(retriever, stub, timeout=0.5).ask(QUESTION)
+    assert a.composer == "default" and "endpoint failed" in a.notes[-1]
+
+
+def test_server_error_falls_back(retriever, stub):
+    stub.script = [lambda b: "error"]
+    a = _engine(retriever, stub).ask(QUESTION)
+    assert a.composer == "default" and "endpoint failed" in a.notes[-1]
+
+
+def test_tool_call_round_trip(retriever, stub):
+    tool = FunctionTool.from_defaults(fn=body_mass)
+    stub.script = [lambda b: {"tool_call": ("body_mass", {"weight_kg": 70, "height_m": 1.75})},
+                   lambda b: {"content": "The calculator gives 22.9 [1]."}]
+    a = _engine(retriever, stub, tools=[tool]).ask(QUESTION)
+    first, second = stub.requests
+    assert first["tools"][0]["function"]["name"] == "body_mass"
+    assert "weight_kg" in first["tools"][0]["function"]["parameters"]["properties"]
+    tool_msgs = [m for m in second["messages"] if m["role"] == "tool"]
+    assert tool_msgs and "22.9" in tool_msgs[0]["content"]
+    assert a.composer == "llm" and a.tool_calls[0].name == "body_mass"
+    assert a.tool_calls[0].arguments == {"weight_kg": 70, "height_m": 1.75}
+
+
+def test_llm_is_off_without_configuration(retriever, monkeypatch):
+    monkeypatch.delenv("CART_LLM_BASE_URL", raising=False)
+    assert Engine(retriever, retriever.cfg).llm is None
