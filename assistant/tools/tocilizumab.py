@@ -1,0 +1,62 @@
+"""Tocilizumab (Actemra, J3262) dose for CRS: mg per dose by weight with the 800 mg cap, units,
+the dosing limits, and optionally the vials opened and the discarded amount for a JW line.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from assistant.tools._inputs import ceil_units, fmt, plain, to_decimal_list, weight_kg
+from assistant.tools.reference import Reference, get_reference
+from assistant.tools.result import ToolResult, cite
+from assistant.tools.units import code_citation, unit_size, waste_lines
+
+
+def tocilizumab_dose(weight: Any, weight_unit: str = "kg", vial_sizes: list | None = None,
+                     reference: Reference | None = None) -> ToolResult:
+    """mg per CRS dose (8 mg/kg ≥30 kg, 12 mg/kg <30 kg, max 800 mg) and J3262 units."""
+    ref = get_reference(reference)
+    rule = ref.dosing.get("tocilizumab") or {}
+    label = rule.get("label") or {}
+    code = rule.get("hcpcs", "J3262")
+    row = ref.code(code) or {"unit": {"value": "1", "unit": "mg"}}
+    size, _ = unit_size(row)
+    w = weight_kg(weight, weight_unit)
+    threshold = Decimal(str(label.get("weight_threshold_kg", "30")))
+    per_kg = Decimal(str(label["mg_per_kg_30kg_or_more"] if w >= threshold else label["mg_per_kg_under_30kg"]))
+    cap = Decimal(str(label.get("max_mg_per_dose", "800")))
+    raw = per_kg * w
+    dose = min(raw, cap)
+    capped = raw > cap
+    units = ceil_units(dose, size)
+    sizes = to_decimal_list(vial_sizes, "vial_sizes", "vial sizes")
+    wshow = fmt(w.quantize(Decimal("0.01")).normalize())
+    values: dict = {"weight_kg": w, "mg_per_kg": per_kg, "uncapped_mg": raw, "dose_mg": dose, "capped": capped,
+                    "cap_mg": cap, "hcpcs": code, "units_per_dose": units,
+                    "min_hours_between_doses": label.get("min_hours_between_doses"),
+                    "max_doses_24h": label.get("max_doses_24h"), "max_doses_total": label.get("max_doses_total")}
+    assumptions = [f"{fmt(per_kg)} mg/kg because the patient weighs {'30 kg or more' if w >= threshold else 'under 30 kg'}."]
+    if sizes:
+        lines, notes = waste_lines(code, dose, units, size, "mg", sizes)
+        values["waste_per_dose"] = lines
+        assumptions.extend(notes)
+    else:
+        assumptions.append("No vial sizes given (Actemra IV comes in 80, 200 and 400 mg vials): JW/JZ not worked out.")
+    limits = (f"at least {label.get('min_hours_between_doses')} h apart; at most {label.get('max_doses_24h')} doses in 24 h "
+              f"and {label.get('max_doses_total')} in total")
+    warnings = []
+    for src in rule.get("sources") or []:
+        if src.get("note"):
+            warnings.append(f"{src['doc']} says \"{src['quote']}\" — {src['note']}")
+    citations = [cite("dosing.yaml#tocilizumab.label", "FDA Actemra label (CRS)", str(label.get("cite", ""))),
+                 code_citation(code, row)]
+    citations += [cite(f"doc:{s['doc']}", s.get("section", ""), s["quote"]) for s in rule.get("sources") or []]
+    return ToolResult(
+        name="tocilizumab_dose",
+        inputs={"weight": str(weight), "weight_unit": weight_unit, "vial_sizes": [plain(s) for s in sizes] or None},
+        values=values,
+        summary=f"**Tocilizumab {fmt(dose)} mg per dose → {code} {units} units per dose**" + (" (capped at 800 mg)" if capped else "") + f"; {limits}",
+        formula=f"{fmt(per_kg)} mg/kg × {wshow} kg = {fmt(raw)} mg" + (f" → cap {fmt(cap)} mg" if capped else f" (under the {fmt(cap)} mg cap)")
+                + f"; {fmt(dose)} mg ÷ {fmt(size)} mg per unit = {units} units",
+        assumptions=assumptions, warnings=warnings, citations=citations)

@@ -1,0 +1,183 @@
+"""Administered amount -> HCPCS billing units, per date of service, with JW/JZ waste lines.
+
+Units are rounded up per date of service (Medicare Claims Processing Manual ch. 17 §10) with
+Decimal arithmetic, so 55.5 mg of a 50 mg code is exactly 2 units. A retired code (J9070) still
+computes with its old unit size, loudly, next to the replacement code's units.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from assistant.tools._inputs import ceil_units, fmt, plain, positive, to_decimal_list, to_int, to_text
+from assistant.tools.errors import CalcError, UnknownCodeError
+from assistant.tools.reference import Reference, get_reference
+from assistant.tools.result import ToolResult, cite
+
+MAX_VIAL_COMBOS = 200_000
+
+
+def code_row(code: Any, ref: Reference) -> tuple[str, dict]:
+    text = to_text(code, "code", "HCPCS code").upper()
+    row = ref.code(text)
+    if row is None:
+        if text in ref.cpt:
+            raise UnknownCodeError(f"{text} is a CPT service code, not a drug code; it has no billing-unit conversion.", field="code")
+        known = ", ".join(sorted(ref.hcpcs))
+        raise UnknownCodeError(f"I don't have billing units for '{text}'. Known codes: {known}.", field="code")
+    return text, row
+
+
+def unit_size(row: dict) -> tuple[Decimal, str]:
+    unit = row.get("unit") or {}
+    return Decimal(str(unit.get("value", "1"))), str(unit.get("unit", "mg"))
+
+
+def code_citation(code: str, row: dict) -> dict:
+    size, kind = unit_size(row)
+    label = f"{code} ({row.get('descriptor', '')}): 1 unit = {fmt(size)} {kind}" if kind != "dose" else \
+        f"{code} ({row.get('descriptor', '')}): 1 unit = one therapeutic dose"
+    return cite(f"hcpcs.yaml#{code}", label, str(row.get("cite", "")))
+
+
+def best_vials(amount: Decimal, sizes: list[Decimal]) -> tuple[dict[Decimal, int], Decimal]:
+    """Vials opened for `amount`: the combination with the least total content >= amount
+    (ties: fewer vials). Returns ({size: count}, total content)."""
+    sizes = sorted(sizes, reverse=True)
+    smallest = sizes[-1]
+    if amount / smallest > 2000:
+        raise CalcError("The dose is too large for a vial calculation with these vial sizes.", field="vial_sizes")
+    best: tuple[Decimal, int, dict] | None = None
+    budget = [MAX_VIAL_COMBOS]
+
+    def search(i: int, remaining: Decimal, counts: dict, total: Decimal, n: int) -> None:
+        nonlocal best
+        budget[0] -= 1
+        if budget[0] < 0:
+            return
+        if remaining <= 0:
+            if best is None or (total, n) < (best[0], best[1]):
+                best = (total, n, dict(counts))
+            return
+        if i == len(sizes):
+            return
+        size = sizes[i]
+        most = int(ceil_units(remaining, size))
+        for k in range(most, -1, -1):
+            if i == len(sizes) - 1 and k < most:
+                break  # the last size must cover the rest
+            counts[size] = k
+            search(i + 1, remaining - size * k, counts, total + size * k, n + k)
+        counts.pop(size, None)
+
+    search(0, amount, {}, Decimal(0), 0)
+    if best is None:
+        raise CalcError("Could not work out the vials for this dose; give fewer vial sizes.", field="vial_sizes")
+    return {s: c for s, c in best[2].items() if c}, best[0]
+
+
+def waste_lines(code: str, administered: Decimal, admin_units: int, size: Decimal, kind: str,
+                vial_sizes: list[Decimal]) -> tuple[dict, list[str]]:
+    """JW/JZ for one date of service from the vials opened."""
+    vials, content = best_vials(administered, vial_sizes)
+    discarded = content - administered
+    content_units = ceil_units(content, size) if content else 0
+    jw_units = max(content_units - admin_units, 0)
+    notes = []
+    vial_text = " + ".join(f"{c} × {fmt(s)} {kind}" for s, c in sorted(vials.items(), reverse=True))
+    if discarded == 0:
+        modifier = "JZ"
+        notes.append(f"{vial_text} used completely: no waste, report JZ on the {code} line.")
+    elif jw_units > 0:
+        modifier = "JW"
+        notes.append(f"{vial_text} opened ({fmt(content)} {kind}); {fmt(discarded)} {kind} discarded → "
+                     f"report a separate {code}-JW line with {jw_units} unit(s) (no JZ on the administered line when JW is reported).")
+    else:
+        modifier = "none"
+        notes.append(f"{vial_text} opened ({fmt(content)} {kind}); {fmt(discarded)} {kind} discarded, but it is "
+                     f"inside the rounded-up administered units ({admin_units} × {fmt(size)} {kind} = "
+                     f"{fmt(size * admin_units)} {kind}), so a JW line would carry 0 units. Check your MAC's "
+                     f"instructions on whether to report JZ.")
+    return {"vials": {plain(s): c for s, c in vials.items()}, "vial_content": content,
+            "discarded": discarded, "jw_units": jw_units, "modifier": modifier}, notes
+
+
+def units_for(code: str, row: dict, amount: Decimal) -> int:
+    size, kind = unit_size(row)
+    return 1 if kind == "dose" else ceil_units(amount, size)
+
+
+def dose_units(code: str, amount_mg: Any = None, days: Any = 1, vial_sizes: list | None = None,
+               reference: Reference | None = None) -> ToolResult:
+    """Billing units for `amount_mg` given on each of `days` dates of service."""
+    ref = get_reference(reference)
+    code, row = code_row(code, ref)
+    size, kind = unit_size(row)
+    n_days = to_int(days, "days", "number of dates of service", 1, 31)
+    sizes = to_decimal_list(vial_sizes, "vial_sizes", "vial sizes")
+    citations = [code_citation(code, row)]
+    warnings: list[str] = []
+    assumptions: list[str] = []
+
+    if kind == "dose":
+        warnings_q = []
+        if amount_mg not in (None, "", 0):
+            warnings_q.append("Q-codes bill one therapeutic dose: the amount does not change the units.")
+        total = n_days
+        if n_days > 1:
+            warnings_q.append(f"{n_days} dates of service given; a CAR-T product is one dose, normally billed once.")
+        return ToolResult(
+            name="dose_units",
+            inputs={"code": code, "amount_mg": None if amount_mg is None else str(amount_mg), "days": n_days},
+            values={"code": code, "unit_size": "1 dose", "units_per_day": 1, "days": n_days, "units_total": total},
+            summary=f"**{code}: 1 unit** (one therapeutic dose per claim line)",
+            formula=f"{code} is billed per therapeutic dose: 1 unit",
+            assumptions=[], warnings=warnings_q, citations=citations,
+        )
+
+    amount = positive(amount_mg, "amount_mg", "administered amount (mg)")
+    per_day = ceil_units(amount, size)
+    total = per_day * n_days
+    values: dict = {"code": code, "unit_size_mg": size, "amount_mg_per_day": amount, "days": n_days,
+                    "units_per_day": per_day, "units_total": total,
+                    "billed_mg_per_day": size * per_day}
+    formula = (f"{fmt(amount)} mg ÷ {fmt(size)} mg per unit = {fmt((amount / size).normalize())} → rounded up "
+               f"{per_day} unit(s) per date of service" + (f" × {n_days} dates = {total} units" if n_days > 1 else ""))
+    summary = f"**{code}: {per_day} unit(s) per date of service**" + (f", {total} units over {n_days} dates" if n_days > 1 else "")
+
+    if row.get("status") == "retired":
+        repl = str(row.get("replacement_default") or (row.get("replaced_by") or [""])[0])
+        repl_row = ref.code(repl) if repl else None
+        warnings.insert(0, f"⚠ {code} is RETIRED ({row.get('note', '')}). Do not bill it for current dates of service; "
+                           f"the units above use its old {fmt(size)} mg unit for comparison only.")
+        if repl_row:
+            rsize, _ = unit_size(repl_row)
+            rper = ceil_units(amount, rsize)
+            values["replacement"] = {"code": repl, "unit_size_mg": rsize, "units_per_day": rper, "units_total": rper * n_days}
+            if sizes:
+                values["replacement"]["waste_per_day"], _ = waste_lines(repl, amount, rper, rsize, "mg", sizes)
+            warnings.insert(1, f"Use {repl} instead: {fmt(amount)} mg ÷ {fmt(rsize)} mg = {rper} unit(s) per date of service"
+                               + (f", {rper * n_days} total" if n_days > 1 else "")
+                               + f" (or the manufacturer-specific code: {', '.join(c for c in row.get('replaced_by', []) if c != repl)}).")
+            summary = (f"**{code} is retired — bill {repl}: {rper} unit(s) per date of service**"
+                       + (f" ({rper * n_days} total)" if n_days > 1 else "") + f"; old {code} basis: {per_day}")
+            citations.append(code_citation(repl, repl_row))
+    for q in row.get("corpus_quotes") or []:
+        if q.get("differs"):
+            citations.append(cite(f"doc:{q['doc']}", f"{q.get('section', '')} — differs: {q['differs']}", q["quote"]))
+    if sizes:
+        lines, notes = waste_lines(code, amount, per_day, size, "mg", sizes)
+        values["waste_per_day"] = lines
+        assumptions.extend(notes)
+        assumptions.append("Vials: the combination with the least total content that covers the dose (then fewest vials).")
+    else:
+        assumptions.append("No vial sizes given: JW/JZ not worked out (give vial_sizes to get the discarded amount).")
+    assumptions.append("Units are rounded up per date of service (Medicare Claims Processing Manual ch. 17 §10).")
+    return ToolResult(
+        name="dose_units",
+        inputs={"code": code, "amount_mg": str(amount_mg), "days": n_days,
+                "vial_sizes": [plain(s) for s in sizes] or None},
+        values=values, summary=summary, formula=formula,
+        assumptions=assumptions, warnings=warnings, citations=citations,
+    )
