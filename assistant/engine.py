@@ -9,19 +9,24 @@ number that is neither in a cited quote nor a tool result; `answer.untraceable_n
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 
 from assistant import config as config_mod
+from assistant import routing
 from assistant.answer import Answer, Citation, ToolCall
+from assistant.conflicts import conflict_notes, retired_code_notes
 from assistant.extract import best_sentences
 from assistant.retrieval import HybridRetriever, Passage, QueryEntities
 from assistant.understand import Question, read_question, resolve
 from index.entities import product, products
 
 MAX_QUESTION_CHARS = 4000
+_INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
 LLM_PASSAGES = 6  # passages an LLM composer sees
 
 SCOPE = ("I answer billing, coding and coverage questions about CAR-T cell therapies from my "
@@ -82,6 +87,9 @@ class Engine:
     # --- the turn ----------------------------------------------------------------------
 
     def _turn(self, text: str, conv: Conversation, today: dt.date) -> Answer:
+        # Full-width letters, ligatures and invisible characters typed or pasted by users
+        text = unicodedata.normalize("NFKC", text)
+        text = _INVISIBLE.sub("", text)
         stripped = text.strip()
         if not stripped:
             return Answer(question=text, kind="clarify", text="Please type a question, for example "
@@ -103,12 +111,29 @@ class Engine:
                           text="I can't advise on treatment choices; that is a clinical decision for "
                                "the care team. I can tell you how a product is coded, billed and "
                                "covered, and calculate units and payments.")
+        if is_noise(q):
+            return Answer(question=text, kind="clarify", notes=notes, needs=["question"],
+                          text="I could not find a billing question in that. Please ask about a code, "
+                               "a payment limit, a dose or units, or a payer's criteria, e.g. *What is "
+                               "the HCPCS code for Carvykti?*")
         conv.turns.append(q)
         context = _context(q)
 
+        missing = unknown_terms(q)
+        if missing:
+            return Answer(question=q.text, kind="not_covered", not_covered=True, notes=notes, context=context,
+                          text=f"My sources do not mention {', '.join(missing)}, so I can't answer this "
+                               f"from them. {SCOPE}")
+        plan = routing.plan(q, today)
+        if plan.ask_back:
+            return Answer(question=q.text, kind="clarify", needs=plan.needs, notes=notes,
+                          context=context, text=plan.ask_back)
+        calls = run_calls(plan)
         passages = self._retrieve(q)
         conv.passages = passages
-        answer = self._compose(q, passages, notes, context, today)
+        if calls and not any(c.result for c in calls):
+            return tool_failure(q, calls, notes, context)
+        answer = self._compose(q, passages, notes, context, today, calls, plan.derived)
         if self.llm is not None and answer.kind in ("answer", "tool") and passages:
             answer = self.llm.compose(q.text, passages[:LLM_PASSAGES], answer.tool_calls, answer)
         return answer
@@ -121,7 +146,9 @@ class Engine:
             extra.append(product(q.product).brand)
         if "indication" in q.inherited and q.indication:
             extra.append(q.indication.upper())
-        query = " ".join([q.text, *extra])
+        from assistant.extract import expand_query
+
+        query = expand_query(" ".join([q.text, *extra]))
         ents = QueryEntities(products=q.products, payers=tuple(p for p in q.payers if p != "medicare"),
                              codes=tuple(c.upper() for c in q.codes), comparison=q.comparison)
         return self.retriever.search(query, top_k=max(self.cfg.top_k, 10), entities=ents)
@@ -129,9 +156,13 @@ class Engine:
     # --- composition -------------------------------------------------------------------
 
     def _compose(self, q: Question, passages: list[Passage], notes: list[str], context: dict,
-                 today: dt.date) -> Answer:
+                 today: dt.date, calls: list[ToolCall] | None = None,
+                 derived: list[str] | None = None) -> Answer:
+        calls = calls or []
         uncovered = uncovered_products(q)
-        sentences = best_sentences(q.text, passages, k=3, prefer_codes="code" in q.intents)
+        sentences = best_sentences(q.text, passages, k=8 if calls else 3, prefer_codes="code" in q.intents)
+        if calls:
+            return compose_with_tools(q, sentences, calls, derived or [], notes, context, today)
         # A product no document is about: only what reference data also covers (its code, a
         # CMS price, an NDC) may be answered; its dosing or coverage rules may not.
         if uncovered and len(uncovered) == len(q.products) and not {"code", "payment", "ndc"} & set(q.intents):
@@ -140,13 +171,13 @@ class Engine:
                           context=context,
                           text=f"My sources do not cover {names} for this question, so I can't give "
                                f"you a figure or rule for it. {SCOPE}")
-        if not sentences:
+        lead = direct_code_answer(q, passages)
+        if not sentences and lead is None:
             return Answer(question=q.text, kind="not_covered", not_covered=True, notes=notes,
                           context=context,
                           text="I found nothing in my sources that answers this. " + SCOPE)
         citations: list[Citation] = []
         lines: list[str] = []
-        lead = direct_code_answer(q, passages)
         if lead is not None:
             sentence, text = lead
             sentences = [sentence] + [s for s in sentences if s.text != sentence.text][:2]
@@ -163,16 +194,237 @@ class Engine:
         if len(lines) > 1:
             body += "\n\n" + "\n".join(f"- {line}" for line in lines[1:])
         notes = notes + stale_price_notes(citations, sentences, today)
-        return Answer(question=q.text, kind="answer", text=body, citations=citations, notes=notes,
+        notes += conflict_notes(q, citations) + retired_code_notes([c.quote for c in citations])
+        return Answer(question=q.text, kind="answer", text=body, citations=citations, notes=_dedupe(notes),
                       context=context)
+
+
+# Payers and drugs people ask about; any the sources never mention is "not covered" (fuzzy
+# spelling tolerance would otherwise take "humana" for "human").
+KNOWN_NAMES = re.compile(r"\b(?:humana|anthem|kaiser|aetna|cigna|unitedhealthcare|uhc|bcbs|highmark|molina|"
+                         r"wellcare|elevance|oscar|centene|carepartners|tricare|aucatzyl|blenrep|talvey|"
+                         r"lynozyfic|darzalex|xpovio|aucatzyl)\b", re.I)
+# Code sets people ask for that no source document gives.
+ABSENT_PHRASES = re.compile(r"\b(revenue code|condition code|value code|occurrence code|fee schedule|"
+                            r"medical policy number)s?\b", re.I)
+_COMMON = set("""about above after again against along already also although always among another answer anyone
+anything around asked because become before being below between billing both bring called cannot certain
+change check claim claims could different doing during each either enough every example first following
+found given going great happen having help here however include instead itself just know later least less
+like likely little look made make many maybe might more most much must need needs never next none nothing
+number often only other others over perhaps please pretty quite rather really right same should since
+something still such sure than thank thanks that their them then there these they thing things think this
+those though through today together under until upon used using very want what when where whether which
+while whole whose will with within without would write years your yours pounds inches feet
+kilograms kilos centimeters meters grams""".split())
+
+
+def unknown_terms(q: Question) -> list[str]:
+    """Names in the question the sources never mention (a payer, a product, a code set).
+
+    A word of 5+ letters that is in no source document and not a near-spelling of a word that
+    is (typos like "lymphodeplation" pass) is taken as a name the corpus does not cover."""
+    import difflib
+
+    found = [m.group(1).lower() for m in ABSENT_PHRASES.finditer(q.text)]
+    vocab = _vocab()
+    found += [m.group(0) for m in KNOWN_NAMES.finditer(q.text) if m.group(0).lower() not in vocab]
+    for word in re.findall(r"[A-Za-z][a-z]{4,}", q.text):
+        w = word.lower()
+        if w in vocab or w in _COMMON or w.rstrip("s") in vocab or w + "s" in vocab:
+            continue
+        if difflib.get_close_matches(w, _vocab_list(), n=1, cutoff=0.84):
+            continue
+        found.append(word)
+    if found and (q.products or q.payers or q.codes or q.intents):
+        return list(dict.fromkeys(found))
+    return []
+
+
+def comparison_code_answer(q: Question, passages: list[Passage]):
+    """'Abecma vs Carvykti HCPCS': each product's code from reference data, backed by the first
+    passage sentence that states it (the lead cites the first product's sentence)."""
+    from assistant.extract import Sentence, split_sentences
+
+    if not re.search(r"hcpcs|q-?code|j-?code|drug code|billing code|\bcodes?\b", q.text, re.I):
+        return None
+    parts, first = [], None
+    for pid in q.products:
+        prod = product(pid)
+        if not prod.hcpcs:
+            continue
+        parts.append(f"**{prod.hcpcs}** {prod.brand}")
+        if first is None:
+            for p in passages:
+                for a, b in split_sentences(p):
+                    text = p.quote[a - p.span[0]:b - p.span[0]]
+                    if prod.hcpcs in text and len(text) < 420:
+                        first = (Sentence(p, a, b, text, 99.0), text)
+                        break
+                if first:
+                    break
+    if len(parts) < 2 or first is None:
+        return None
+    return first[0], "HCPCS codes: " + "; ".join(parts) + f" (product reference data). \"{_one_line(first[1])}\""
+
+
+def run_calls(plan: routing.Plan) -> list[ToolCall]:
+    """Run the planned calculator calls; bad input becomes the call's error message."""
+    from assistant.tools.errors import CalcError
+    from assistant.tools.registry import run_tool
+
+    calls = []
+    for name, args in plan.calls:
+        try:
+            calls.append(ToolCall(name=name, arguments=args, result=run_tool(name, **args).to_dict()))
+        except CalcError as exc:
+            calls.append(ToolCall(name=name, arguments=args, error=exc.message))
+    return calls
+
+
+def tool_failure(q: Question, calls: list[ToolCall], notes: list[str], context: dict) -> Answer:
+    """Every calculator call failed: say why in the calculator's words. A figure the reference
+    data does not hold (a quarter with no payment-limit file) is "not covered", not an error."""
+    from assistant.tools.errors import UnknownQuarterError  # noqa: F401  (kind named in message)
+
+    messages = [c.error or "" for c in calls]
+    missing_data = all(re.search(r"no payment limit|not in (?:the|my) reference|quarter", m, re.I) for m in messages)
+    if missing_data:
+        return Answer(question=q.text, kind="not_covered", not_covered=True, tool_calls=calls, notes=notes,
+                      context=context, text="My reference data does not cover this: " + " ".join(messages))
+    return Answer(question=q.text, kind="clarify", needs=[c.name for c in calls], tool_calls=calls,
+                  notes=notes, context=context, text="I can't calculate that as asked: " + " ".join(messages))
+
+
+def compose_with_tools(q: Question, sentences, calls: list[ToolCall], derived: list[str],
+                       notes: list[str], context: dict, today: dt.date) -> Answer:
+    """Lead with the calculators' results and formulas, then the passages that state the rule."""
+    lines = []
+    for c in calls:
+        if c.result:
+            lines.append(c.result["summary"])
+    for step in derived:
+        lines.append(f"*Input:* {step}")
+    for c in calls:
+        if c.result and c.result.get("formula"):
+            lines.append(f"*How:* {c.result['formula']}")
+        elif c.error:
+            lines.append(f"*{c.name}:* {c.error}")
+    citations: list[Citation] = []
+    if {c.name for c in calls} <= {"bsa"}:
+        sentences = []  # a formula needs no passage; the corpus's example patients would mislead
+    else:
+        sentences = [s for s in sentences if _about_calls(s, calls)][:2]
+    for s in sentences:
+        marker = len(citations) + 1
+        citations.append(Citation(marker=marker, doc_id=s.passage.doc_id, title=s.passage.title,
+                                  section=s.passage.section, quote=s.text, span=(s.start, s.end),
+                                  kind=s.passage.kind, effective=s.passage.effective,
+                                  reviewed=s.passage.reviewed))
+    body = "\n\n".join(lines)
+    if citations:
+        body += "\n\nFrom the sources:\n" + "\n".join(f"- {_one_line(c.quote)} [{c.marker}]" for c in citations)
+    warned = [w for c in calls if c.result for w in c.result.get("warnings") or []]
+    ran = {c.name for c in calls if c.result}
+    exclude = set()
+    if "cell_dose" in ran:
+        exclude.add("abecma-dose")
+    if "lymphodepletion_plan" in ran:
+        exclude |= {"j9185-unit", "tecartus-all-cy"}
+    notes = notes + warned + conflict_notes(q, citations, exclude=exclude)
+    notes += retired_code_notes([c.quote for c in citations])
+    return Answer(question=q.text, kind="tool", text=body, citations=citations, tool_calls=calls,
+                  notes=_dedupe(notes), context=context)
+
+
+TOOL_TOPICS = {  # words a supporting sentence must contain to back a calculator's result
+    "cell_dose": r"x ?10|cells|dose",
+    "lymphodepletion_plan": r"fludarabine|cyclophosphamide|lymphodeplet|J9185|J907\d",
+    "tocilizumab_dose": r"tocilizumab|actemra|J3262",
+    "payment": r"payment limit|ASP|\$",
+    "dose_units": r"units?",
+    "ndc": r"NDC|labeler|\d{4,5}-\d{3,4}",
+}
+
+
+def _about_calls(sentence, calls: list[ToolCall]) -> bool:
+    """Whether a supporting sentence backs what a calculator computed: same product (or code)
+    and the same topic. A Yescarta payment must not be "supported" by a Tecartus price."""
+    from assistant.tools.reference import load_reference
+
+    ref = load_reference()
+    text = sentence.text
+    for c in calls:
+        topic = TOOL_TOPICS.get(c.name)
+        if topic is None or not re.search(topic, text, re.I):
+            continue
+        args = c.arguments
+        if c.name in ("cell_dose", "lymphodepletion_plan"):
+            prod = ref.product(str(args.get("product", "")))
+            if prod and prod["id"] in sentence.passage.products:
+                return True
+        elif c.name in ("payment", "dose_units"):
+            code = str(args.get("code", "")).upper()
+            drug = str((ref.code(code) or {}).get("drug") or "~").lower()
+            prod = ref.product(code) if code.startswith("Q") else None
+            if code in text or drug in text.lower() or (prod and prod["id"] in sentence.passage.products):
+                return True
+        else:
+            return True
+    return False
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+_VOCAB: set[str] | None = None
+
+
+def is_noise(q: Question) -> bool:
+    """Nothing in the question the assistant could work with: no product, code, payer, intent,
+    figure, and no word that occurs in the sources ("???", "asdfghjkl qwerty")."""
+    if q.products or q.codes or q.payers or q.intents or q.indication or q.figures.weight_kg or q.figures.dose_mg:
+        return False
+    stop = {"the", "and", "for", "with", "are", "this", "that", "what", "how", "from", "not"}
+    tokens = re.findall(r"[a-z]{3,}", q.text.lower())
+    return not any(t in _vocab() and t not in stop for t in tokens)
+
+
+_VOCAB_LIST: list[str] | None = None
+
+
+def _vocab() -> set[str]:
+    """Every word of the corpus and its reference data (lower case)."""
+    global _VOCAB
+    if _VOCAB is None:
+        from index.corpus import load_corpus
+
+        cfg = config_mod.load()
+        words: set[str] = set()
+        for d in load_corpus(cfg.sources_dir).documents:
+            words |= set(re.findall(r"[a-z]{3,}", d.text.lower()))
+        for path in cfg.reference_dir.glob("*.yaml"):
+            words |= set(re.findall(r"[a-z]{3,}", path.read_text(encoding="utf-8").lower()))
+        _VOCAB = words
+    return _VOCAB
+
+
+def _vocab_list() -> list[str]:
+    global _VOCAB_LIST
+    if _VOCAB_LIST is None:
+        _VOCAB_LIST = sorted(w for w in _vocab() if len(w) >= 4)
+    return _VOCAB_LIST
 
 
 def direct_code_answer(q: Question, passages: list[Passage]):
     """'What is the code for X?': the product's HCPCS code, backed by a passage that states it."""
     from assistant.extract import Sentence, split_sentences
 
-    if "code" not in q.intents or not q.product or q.comparison:
+    if "code" not in q.intents or not q.products:
         return None
+    if q.comparison or len(q.products) > 1:
+        return comparison_code_answer(q, passages)
     if not any(w in q.text.lower() for w in ("hcpcs", "q-code", "q code", "j-code", "drug code", "what code",
                                             "which code", "code for", "billed under", "billing code")):
         return None
@@ -202,7 +454,9 @@ def _function_tools() -> list:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """A quote on one line, without the source's leading list/heading marks (the citation keeps
+    the exact quote)."""
+    return " ".join(text.split()).lstrip("-*#• ").strip()
 
 
 def _context(q: Question) -> dict:

@@ -65,6 +65,23 @@ def split_sentences(p: Passage) -> list[tuple[int, int]]:
     return out
 
 
+# How billing staff abbreviate vs. how the documents spell it: both are matched.
+SYNONYMS = {
+    "auth": "authorization approval", "reauth": "reauthorization", "pa": "prior authorization",
+    "docs": "documentation", "long": "duration", "ld": "lymphodepletion lymphodepleting",
+    "cy": "cyclophosphamide", "flu": "fludarabine", "toci": "tocilizumab", "pt": "patient",
+    "req": "required requirement", "admin": "administration", "dx": "diagnosis", "ma": "medicare advantage",
+    "elig": "eligibility", "crs": "cytokine release syndrome", "tx": "treatment", "qty": "quantity",
+}
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def expand_query(text: str) -> str:
+    """The question plus the documents' spelling of its abbreviations."""
+    extra = [SYNONYMS[w.lower()] for w in _WORD.findall(text) if w.lower() in SYNONYMS]
+    return " ".join([text, *extra])
+
+
 def best_sentences(question: str, passages: list[Passage], k: int = 3,
                    per_passage: int = 1, prefer_codes: bool = False) -> list[Sentence]:
     """Highest-overlap sentences, at most `per_passage` from each passage, in score order.
@@ -72,7 +89,7 @@ def best_sentences(question: str, passages: list[Passage], k: int = 3,
     Overlap counts the question's content tokens (entity names removed: every passage in scope
     names the product), with codes the question names weighing most.
     """
-    q_tokens = set(tokenize(normalize(strip_entity_names(question) or question)))
+    q_tokens = set(tokenize(normalize(expand_query(strip_entity_names(question) or question))))
     q_codes = {c.upper() for c in codes_in(normalize(question))}
     kinds = asked_code_kinds(question) if prefer_codes else set()
     if not q_tokens and not q_codes:

@@ -50,8 +50,9 @@ def test_payer_policy_rems(engine):
 
 def test_quoted_price_from_an_earlier_quarter_is_flagged(engine):
     a = engine.ask("What is the Q2056 payment limit?", today=dt.date(2026, 11, 24))
-    assert "$588,494.808" in a.text
-    assert any("Q2 2026" in n and "out of date" in n for n in a.notes)
+    assert a.kind == "tool" and a.tool_calls[0].name == "payment"
+    assert "$588,494.808" in a.text  # the guides' Q2 2026 limit, exact
+    assert any("2026Q2" in n and "out of date" in n for n in a.notes)
     _traceable(a)
 
 

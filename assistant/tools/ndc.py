@@ -112,13 +112,13 @@ def ndc(ndc: Any, reference: Reference | None = None) -> ToolResult:
     if labeler_only and len(products) > 1:
         warnings.append(f"Labeler {labeler} carries more than one product ({', '.join(products)}): give the full NDC to pick one.")
     if labeler_only:
-        head = f"Labeler {labeler}: " + (", ".join(f"{m['product']} ({m['hcpcs']}, {m['source']})" for m in _uniq(matches)) or "no CAR-T product known")
+        head = f"Labeler {labeler}: " + (", ".join(f"{_brand(m['product'])} ({m['hcpcs']}, {m['source']})" for m in _uniq(matches)) or "no CAR-T product known")
         summary = f"**{head}**"
         formula = "Labeler-only look-up (first 5 digits of the NDC)"
     else:
         found = _uniq(matches)
         head = f"NDC {raw} → **{ndc11}** (11-digit 5-4-2)"
-        summary = head + (": " + "; ".join(f"{m['product']} {m['hcpcs']} ({m['match']} match, {m['source']})" for m in found)
+        summary = head + (": " + "; ".join(f"{_brand(m['product'])} {m['hcpcs']} ({m['match']} match, {m['source']})" for m in found)
                           if found else ": not found in the crosswalk or the sources")
         formula = _pad_formula(raw, layout, ndc11)
     assumptions = []
@@ -148,3 +148,11 @@ def _pad_formula(raw: str, layout: str, ndc11: str) -> str:
     if where:
         return f"{raw} is {layout}: add {where} → {ndc11}; on the claim: N4{_digits(ndc11)}"
     return f"{raw} is already 11 digits → {ndc11}; on the claim: N4{_digits(ndc11)}"
+
+
+def _brand(product_id: str | None) -> str:
+    """Brand name for a product id (the summary is read by people, not programs)."""
+    from assistant.tools.reference import load_reference
+
+    prod = load_reference().product(product_id or "")
+    return prod.get("brand", product_id) if prod else str(product_id)

@@ -63,6 +63,11 @@ def payment(code: Any, units: Any = 1, quarter: Any = None, today: Any = None,
     pct = Decimal(str(pct_raw)) if pct_raw not in (None, "") else DEFAULT_COINSURANCE
     if pct_raw in (None, ""):
         assumptions.append(f"The {primary.kind} source gives no coinsurance percentage for {code}: using the standard 20%.")
+        lower = _latest_cms_coinsurance(ref, code)
+        if lower is not None and lower[1] < Decimal("20"):
+            warnings.append(f"⚠ Coinsurance may be lower than 20%: the newest CMS file loaded ({lower[0]}) gives "
+                            f"{code} a coinsurance of {lower[1]}% (inflation-adjusted). Import this quarter's CMS "
+                            "payment limit file for the exact figure.")
     allowed = limit * n
     coins = allowed * pct / 100
     medicare = allowed - coins
@@ -111,8 +116,9 @@ def payment(code: Any, units: Any = 1, quarter: Any = None, today: Any = None,
                f"{fmt(allowed)} = {fmt(coins)} ≈ {money(coins)}; Medicare = {money(allowed_c)} − {money(coins_c)} = "
                f"{money(medicare_c)}; sequestration 2% × {money(medicare_c)} = {money(seq_c)}; after sequestration: "
                f"{money(medicare_c)} − {money(seq_c)} = {money(medicare_seq_c)}")
-    summary = (f"**{code} × {n} ({q}): allowed {money(allowed_c)}; patient coinsurance {money(coins_c)} ({fmt(pct)}%); "
-               f"Medicare pays {money(medicare_c)} ({money(medicare_seq_c)} after 2% sequestration)**")
+    summary = (f"**{code} payment limit ({q}): ${fmt(limit)} per unit.** × {n}: allowed {money(allowed_c)}; "
+               f"patient coinsurance {money(coins_c)} ({fmt(pct)}%); Medicare pays {money(medicare_c)} "
+               f"({money(medicare_seq_c)} after 2% sequestration)")
     citations = [_source_cite(s, code) for s in sources]
     citations.append(cite("REFERENCE.md#payment-rules", "Payment rules (42 CFR 414.904; coinsurance; sequestration; MS-DRG 018)",
                           "The 2% sequestration reduces Medicare's share, not the coinsurance."))
@@ -120,3 +126,13 @@ def payment(code: Any, units: Any = 1, quarter: Any = None, today: Any = None,
                       inputs={"code": code, "units": n, "quarter": quarter, "today": today.isoformat()},
                       values=values, summary=summary, formula=formula,
                       assumptions=assumptions, warnings=warnings, citations=citations)
+
+
+def _latest_cms_coinsurance(ref, code: str) -> tuple[str, Decimal] | None:
+    """The newest CMS quarter's coinsurance percentage for `code`, if any is loaded."""
+    for quarter in reversed(ref.quarters()):
+        for src in ref.limit_sources(quarter):
+            row = src.rows.get(code) or {}
+            if src.kind == "cms-file" and row.get("coinsurance_pct"):
+                return quarter, Decimal(str(row["coinsurance_pct"]))
+    return None

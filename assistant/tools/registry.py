@@ -98,6 +98,7 @@ TOOLS: dict[str, Tool] = {t.name: t for t in [
         Param("code", "str", "HCPCS code, e.g. Q2055", True),
         Param("units", "int", "Billing units", default=1),
         Param("quarter", "str", "Quarter like 2026Q1 (default: newest available)"),
+        Param("today", "date", "Today's date (YYYY-MM-DD) for the stale-quarter check; default: the system date"),
     )),
     Tool("ndc", ndc, "Normalise an NDC to 11 digits (5-4-2) and find its product and HCPCS; a 5-digit labeler "
          "lists the candidate products.", (
