@@ -146,11 +146,16 @@ class Engine:
             extra.append(product(q.product).brand)
         if "indication" in q.inherited and q.indication:
             extra.append(q.indication.upper())
+        codes = [c.upper() for c in q.codes]
+        if q.comparison and {"code", "payment"} & set(q.intents):
+            # "Abecma vs Carvykti HCPCS": search for each product's code, not just the word
+            codes += [product(pid).hcpcs for pid in q.products if product(pid).hcpcs]
+            extra += codes
         from assistant.extract import expand_query
 
         query = expand_query(" ".join([q.text, *extra]))
         ents = QueryEntities(products=q.products, payers=tuple(p for p in q.payers if p != "medicare"),
-                             codes=tuple(c.upper() for c in q.codes), comparison=q.comparison)
+                             codes=tuple(dict.fromkeys(codes)), comparison=q.comparison)
         return self.retriever.search(query, top_k=max(self.cfg.top_k, 10), entities=ents)
 
     # --- composition -------------------------------------------------------------------
@@ -207,35 +212,13 @@ KNOWN_NAMES = re.compile(r"\b(?:humana|anthem|kaiser|aetna|cigna|unitedhealthcar
 # Code sets people ask for that no source document gives.
 ABSENT_PHRASES = re.compile(r"\b(revenue code|condition code|value code|occurrence code|fee schedule|"
                             r"medical policy number)s?\b", re.I)
-_COMMON = set("""about above after again against along already also although always among another answer anyone
-anything around asked because become before being below between billing both bring called cannot certain
-change check claim claims could different doing during each either enough every example first following
-found given going great happen having help here however include instead itself just know later least less
-like likely little look made make many maybe might more most much must need needs never next none nothing
-number often only other others over perhaps please pretty quite rather really right same should since
-something still such sure than thank thanks that their them then there these they thing things think this
-those though through today together under until upon used using very want what when where whether which
-while whole whose will with within without would write years your yours pounds inches feet
-kilograms kilos centimeters meters grams""".split())
-
-
 def unknown_terms(q: Question) -> list[str]:
-    """Names in the question the sources never mention (a payer, a product, a code set).
-
-    A word of 5+ letters that is in no source document and not a near-spelling of a word that
-    is (typos like "lymphodeplation" pass) is taken as a name the corpus does not cover."""
-    import difflib
-
+    """Names in the question the sources never mention: a payer or drug from a list of the
+    usual suspects, or a code set no document gives. (A generic "word not in the corpus" rule
+    was tried and rejected: it refused "convert", "sequestration" and "weighs".)"""
     found = [m.group(1).lower() for m in ABSENT_PHRASES.finditer(q.text)]
     vocab = _vocab()
     found += [m.group(0) for m in KNOWN_NAMES.finditer(q.text) if m.group(0).lower() not in vocab]
-    for word in re.findall(r"[A-Za-z][a-z]{4,}", q.text):
-        w = word.lower()
-        if w in vocab or w in _COMMON or w.rstrip("s") in vocab or w + "s" in vocab:
-            continue
-        if difflib.get_close_matches(w, _vocab_list(), n=1, cutoff=0.84):
-            continue
-        found.append(word)
     if found and (q.products or q.payers or q.codes or q.intents):
         return list(dict.fromkeys(found))
     return []
@@ -255,14 +238,17 @@ def comparison_code_answer(q: Question, passages: list[Passage]):
             continue
         parts.append(f"**{prod.hcpcs}** {prod.brand}")
         if first is None:
+            candidates = []
             for p in passages:
                 for a, b in split_sentences(p):
                     text = p.quote[a - p.span[0]:b - p.span[0]]
                     if prod.hcpcs in text and len(text) < 420:
-                        first = (Sentence(p, a, b, text, 99.0), text)
-                        break
-                if first:
-                    break
+                        named = prod.brand in text or prod.generic.lower() in text.lower()
+                        rank = (0 if named and "billed under" in text else 1 if named else 2)
+                        candidates.append((rank, len(candidates), Sentence(p, a, b, text, 99.0), text))
+            if candidates:
+                _, _, sent, text = min(candidates, key=lambda c: (c[0], c[1]))
+                first = (sent, text)
     if len(parts) < 2 or first is None:
         return None
     return first[0], "HCPCS codes: " + "; ".join(parts) + f" (product reference data). \"{_one_line(first[1])}\""
@@ -330,7 +316,7 @@ def compose_with_tools(q: Question, sentences, calls: list[ToolCall], derived: l
     if "cell_dose" in ran:
         exclude.add("abecma-dose")
     if "lymphodepletion_plan" in ran:
-        exclude |= {"j9185-unit", "tecartus-all-cy"}
+        exclude |= {"tecartus-all-cy"}
     notes = notes + warned + conflict_notes(q, citations, exclude=exclude)
     notes += retired_code_notes([c.quote for c in citations])
     return Answer(question=q.text, kind="tool", text=body, citations=citations, tool_calls=calls,
@@ -391,9 +377,6 @@ def is_noise(q: Question) -> bool:
     return not any(t in _vocab() and t not in stop for t in tokens)
 
 
-_VOCAB_LIST: list[str] | None = None
-
-
 def _vocab() -> set[str]:
     """Every word of the corpus and its reference data (lower case)."""
     global _VOCAB
@@ -408,13 +391,6 @@ def _vocab() -> set[str]:
             words |= set(re.findall(r"[a-z]{3,}", path.read_text(encoding="utf-8").lower()))
         _VOCAB = words
     return _VOCAB
-
-
-def _vocab_list() -> list[str]:
-    global _VOCAB_LIST
-    if _VOCAB_LIST is None:
-        _VOCAB_LIST = sorted(w for w in _vocab() if len(w) >= 4)
-    return _VOCAB_LIST
 
 
 def direct_code_answer(q: Question, passages: list[Passage]):

@@ -98,6 +98,22 @@ def _indications(product: str) -> list[str]:
     return list(((_ref().dosing.get("products") or {}).get(product) or {}).get("indications") or {})
 
 
+def _labelers(product_ids) -> list[str]:
+    """Labeler codes of products, from the CMS crosswalk rows of their HCPCS codes."""
+    from index.entities import product as product_info
+
+    ref = _ref()
+    out: list[str] = []
+    for pid in product_ids:
+        code = product_info(pid).hcpcs
+        for row in ref.crosswalk:
+            if row.get("hcpcs") == code and row.get("ndc11"):
+                lab = str(row["ndc11"])[:5]
+                if lab not in out:
+                    out.append(lab)
+    return out
+
+
 def _days(q: Question) -> int | None:
     if m := DAYS.search(q.text):
         return int(m.group(1) or m.group(2))
@@ -117,6 +133,13 @@ def plan(q: Question, today: dt.date) -> Plan:
     if ndcs or labelers:
         p.calls += [("ndc", {"ndc": n}) for n in ndcs + labelers]
         return p
+    if "ndc" in q.intents and q.products and re.search(r"\bNDC\b|labeler", text, re.I):
+        # "carvykti ndc": look the product's labeler up; the result lists the crosswalk NDCs
+        # and where a source prints a different pattern
+        for lab in _labelers(q.products)[:3]:
+            p.calls.append(("ndc", {"ndc": lab}))
+        if p.calls:
+            return p
 
     product = _dosing_product(q)
     indication = q.indication
@@ -137,7 +160,7 @@ def plan(q: Question, today: dt.date) -> Plan:
         return p
 
     # Lymphodepletion plan for a product (needs BSA or height + weight).
-    if "lymphodepletion" in q.intents and product and wants_number:
+    if "lymphodepletion" in q.intents and product and wants_number and not (f.dose_mg and _drug_code(q)):
         inds = _indications(product)
         has_size = bool(f.bsa_m2 or (f.height_cm and f.weight_kg))
         if not has_size and not patient and not re.search(r"\bunits?\b", text, re.I):

@@ -36,7 +36,7 @@ INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
     "cell_dose": re.compile(r"\bcell dose\b|\bcells?\b.*\bdose\b|\bdose\b.*\bcells?\b|x ?10\^?[68]|\btarget dose\b|how many cells|\bCAR[+-]? ?T cells\b.*\b(?:kg|weigh)", re.I),
     "bsa": re.compile(r"\bBSA\b|body surface|\bm(?:2|\^2|²)\b", re.I),
     "units": re.compile(r"\bunits?\b|\bhow many\b.*\bbill\b|\bJW\b|\bJZ\b|\bwaste|\bdiscard", re.I),
-    "payment": re.compile(r"payment limit|\bASP\b|allowed amount|reimburse|\bpaid\b|\bpays?\b|\bprice\b|cost|coinsurance|co-insurance|\bcopay|sequestration|Medicare share|how much", re.I),
+    "payment": re.compile(r"payment limit|\blimit\b|\bASP\b|allowed amount|reimburse|\bpaid\b|\bpays?\b|\bprice\b|cost|coinsurance|co-insurance|\bcopay|sequestration|Medicare share|how much", re.I),
     "code": re.compile(r"\b(?:HCPCS|CPT|ICD-?10(?:-CM|-PCS)?|PCS|DRG|APC|POS|place of service|revenue code|modifier|Q-?code|J-?code|code)s?\b", re.I),
     "policy": re.compile(r"prior auth|\bPA\b|criteria|cover(?:ed|age)?\b|medically necessary|approval duration|eligib|require[sd]?|policy|REMS|FACT|limitation", re.I),
 }
@@ -67,7 +67,7 @@ _BSA = re.compile(_NUM + r"\s*(?:m2|m\^2|m²|sq\.? ?m)\b(?!\s*/)", re.I)
 _BSA_WORD = re.compile(r"\b(?:BSA|body surface area)\s*(?:of|=|:|is|at)?\s*(\d\.\d{1,3})\b(?!\s*mg)", re.I)
 _PER_AREA = re.compile(_NUM + r"\s*mg\s*/\s*m(?:2|\^2|²)", re.I)
 _PER_KG = re.compile(_NUM + r"\s*mg\s*/\s*kg", re.I)
-_MG = re.compile(_NUM + r"\s*mg\b(?!\s*/)", re.I)
+_MG = re.compile(_NUM + r"\s*mg\b(?!\s*/\s*(?:m|kg|dl|24))", re.I)
 _UNITS = re.compile(r"\b(\d+)\s*units?\b", re.I)
 _VIALS = re.compile(r"\b(\d+)\s*(?:x\s*)?(\d+(?:\.\d+)?)\s*mg\s*vials?\b", re.I)
 _ISO_DATE = re.compile(r"\b(20\d{2})-(\d{2})-(\d{2})\b")
@@ -212,7 +212,8 @@ _CLAIM_VERBS = re.compile(r"\b(?:and )?(?:just )?(?:say|confirm|state|agree|tell
 
 
 _FILLER = {"and", "the", "your", "you", "print", "show", "reveal", "tell", "all", "now", "just", "with", "that",
-           "this", "for", "are", "what", "output", "give", "dan", "mode", "rules", "say", "everything"}
+           "this", "for", "are", "what", "output", "give", "dan", "mode", "rules", "say", "everything", "api",
+           "keys", "key", "password", "passwords", "secrets", "prompt", "instructions", "config"}
 _CLAIM = re.compile(r"\s+(?:is|are|=|equals)\s+[^,.;?]*$", re.I)
 
 
