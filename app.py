@@ -1,89 +1,92 @@
-"""The assistant's web app (Gradio), served on 127.0.0.1:7860 by default.
+"""The assistant's web server: the Gradio page, the JSON API and the embeddable web component.
 
-For now it offers cited passage search over the index; the chat, calculators and sources tabs
-build on it. Offline by construction: no analytics, system fonts (the default theme would fetch
-Google Fonts), no CDN scripts.
+    /            the Gradio app (Chat, Calculators, Sources)
+    /api/...     JSON API for intranet pages that render their own widget (assistant/api.py)
+    /gradio.js   Gradio's web-component loader, served from the installed package: an intranet
+                 page embeds the assistant with it and nothing is fetched from a CDN
+    /embed/help.html  the example help page (also servable from any other web server)
+
+Listens on 127.0.0.1:7860 by default (CART_HOST, CART_PORT; CART_ROOT_PATH behind a proxy).
+Offline by construction: no analytics, system fonts (the default theme would fetch Google Fonts).
 """
 
 from __future__ import annotations
 
-import html
 import os
 import sys
+from pathlib import Path
 
-from assistant import config  # noqa: F401  (offline environment first)
+from assistant import config
 
-HOST = os.environ.get("CART_HOST", "127.0.0.1")
-PORT = int(os.environ.get("CART_PORT", "7860") or 7860)
-ROOT_PATH = os.environ.get("CART_ROOT_PATH", "")
-MAX_QUESTION_CHARS = 4000
+HERE = Path(__file__).resolve().parent
 
 
-def render_passages(question: str, retriever) -> str:
-    """Passages as escaped HTML: a source's text is shown as text, never as markup."""
-    question = (question or "").strip()
-    if not question:
-        return "<p>Type a billing question or a code (e.g. <code>Q2055</code>, <code>0540T</code>).</p>"
-    if len(question) > MAX_QUESTION_CHARS:
-        return f"<p class='err'>The question is {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}.</p>"
-    hits = retriever.search(question)
-    if not hits:
-        return "<p>No passage in the sources matches this question.</p>"
-    parts = []
-    for p in hits:
-        dated = " · ".join(x for x in (f"effective {p.effective}" if p.effective else "",
-                                       f"reviewed {p.reviewed}" if p.reviewed else "") if x)
-        header = f"<div class='hdr'>table: {html.escape(p.header)}</div>" if p.header else ""
-        parts.append(
-            f"<div class='passage'><div class='cite'>[{p.rank}] <b>{html.escape(p.title)}</b>"
-            f" — {html.escape(p.section)} <span class='meta'>({html.escape(dated)}; "
-            f"chars {p.span[0]}–{p.span[1]})</span></div>{header}"
-            f"<blockquote>{html.escape(p.quote)}</blockquote></div>"
-        )
-    return "\n".join(parts)
+def server_settings() -> tuple[str, int, str]:
+    host = os.environ.get("CART_HOST", "127.0.0.1")
+    port = config._int("CART_PORT", 7860)
+    return host, port, os.environ.get("CART_ROOT_PATH", "").rstrip("/")
 
 
-CSS = """
-.passage {border-left: 3px solid #2b5797; padding: 4px 10px; margin: 10px 0;}
-.passage blockquote {white-space: pre-wrap; margin: 6px 0; font-size: 0.93em;}
-.cite .meta, .hdr {color: #555; font-size: 0.85em;}
-.err {color: #a00;}
-"""
-
-
-def build_app(retriever):
+def create_app(engine=None, feedback=None):
+    """The whole server as one FastAPI app (tests run it with uvicorn on a free port)."""
     import gradio as gr
+    from fastapi import FastAPI
+    from fastapi.middleware.cors import CORSMiddleware
+    from fastapi.responses import FileResponse
 
-    theme = gr.themes.Default(font=["system-ui", "Segoe UI", "Arial", "sans-serif"],
+    from assistant.api import Conversations, allowed_origins, create_api
+    from assistant.engine import Engine
+    from assistant.feedback import FeedbackStore
+    from assistant.render import CSS
+    from assistant.webui import build_blocks
+
+    cfg = config.load()
+    engine = engine or Engine(cfg=cfg)
+    feedback = feedback or FeedbackStore(config._path("CART_FEEDBACK_DB", cfg.data_dir / "feedback.sqlite3"))
+    conversations = Conversations()
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    # Same-origin always works; other origins only when listed. Installed even when the list is
+    # empty: Gradio then defers to it, whereas Gradio's own CORS middleware reflects *any* origin
+    # as soon as the server is reached by a non-localhost host name.
+    # Any request header from a listed origin: the web component sends its own (X-Gradio-User).
+    app.add_middleware(CORSMiddleware, allow_origins=allowed_origins(), allow_methods=["GET", "POST"],
+                       allow_headers=["*"], allow_credentials=False)
+    app.mount("/api", create_api(engine, conversations, feedback))
+
+    gradio_js = Path(gr.__file__).parent / "templates" / "frontend" / "gradio.js"
+
+    @app.get("/gradio.js", include_in_schema=False)
+    def web_component():
+        return FileResponse(gradio_js, media_type="text/javascript")
+
+    @app.get("/embed/help.html", include_in_schema=False)
+    def help_page():
+        return FileResponse(HERE / "embed" / "help.html", media_type="text/html")
+
+    theme = gr.themes.Default(primary_hue="blue", neutral_hue="slate",
+                              font=["system-ui", "Segoe UI", "Arial", "sans-serif"],
                               font_mono=["ui-monospace", "Consolas", "monospace"])
-    with gr.Blocks(title="CAR-T billing assistant") as demo:
-        gr.Markdown("## CAR-T billing assistant — source search\nCited passages from the billing guides "
-                    "and payer policies. Every passage shows its document, section and exact text.")
-        with gr.Row():
-            q = gr.Textbox(label="Question or code", placeholder="e.g. Q2055 payment limit", scale=5)
-            go = gr.Button("Search", variant="primary", scale=1)
-        out = gr.HTML()
-        gr.Examples(["Q2055 payment limit", "cilta-cel lymphodepletion", "Does CarePartners require REMS?",
-                     "D89.833", "Tecartus ALL cyclophosphamide"], inputs=q)
-        go.click(lambda text: render_passages(text, retriever), q, out)
-        q.submit(lambda text: render_passages(text, retriever), q, out)
-    demo.queue(default_concurrency_limit=4)
-    return demo, theme, CSS
+    demo = build_blocks(engine, feedback, conversations)
+    demo.queue(default_concurrency_limit=config._int("CART_CONCURRENCY", 8))
+    _, _, root_path = server_settings()
+    return gr.mount_gradio_app(app, demo, path="/", theme=theme, css=CSS, show_error=False,
+                               footer_links=[], root_path=root_path or None, ssr_mode=False)
 
 
 def main() -> int:
-    from assistant.retrieval import HybridRetriever
+    import uvicorn
+
     from index.store import IndexMissingError
 
+    host, port, root_path = server_settings()
     try:
-        retriever = HybridRetriever()
+        app = create_app()
     except IndexMissingError as exc:
         print(exc, file=sys.stderr)
         return 1
-    demo, theme, css = build_app(retriever)
-    print(f"Serving on http://{HOST}:{PORT}{ROOT_PATH or '/'}", flush=True)
-    demo.launch(server_name=HOST, server_port=PORT, root_path=ROOT_PATH or None, theme=theme, css=css,
-                show_error=False, share=False)
+    print(f"Serving on http://{host}:{port}{root_path or ''}/", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=bool(root_path))
     return 0
 
 

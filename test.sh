@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh test
+scripts/install_chromium.sh   # the browser tests drive Debian's chromium
 exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,165 @@
+"""Turn an Answer (or a calculator result) into what the web page shows.
+
+Everything that came from a source document, a question or a calculator input is escaped here:
+sources and questions are text, never markup, so a `<script>` or an `onerror=` attribute inside
+either renders inert. The chat bubble gets escaped markdown; the evidence panel gets escaped HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from assistant.answer import Answer
+
+_EMPHASIS = re.compile(r"\*\*([^*\n]+)\*\*|(?<![\w*])\*([^*\s][^*\n]*?)\*(?![\w*])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]()#!|~>])")
+
+
+def esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def md_text(text: str) -> str:
+    """Plain text safe inside markdown: HTML escaped, markdown syntax neutralized.
+
+    Quotes are left as they are: `'` would become `&#x27;`, whose `#` the markdown escaping then
+    turns into visible text. Outside a tag, quotes are harmless once `<`, `>` and `&` are escaped.
+    """
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
+
+
+def md_inline(text: str) -> str:
+    """Engine or calculator text as markdown: **bold** and *italic* kept, everything else escaped."""
+    parts, last = [], 0
+    for m in _EMPHASIS.finditer(text):
+        parts.append(md_text(text[last:m.start()]))
+        parts.append(f"**{md_text(m.group(1))}**" if m.group(1) is not None else f"*{md_text(m.group(2))}*")
+        last = m.end()
+    parts.append(md_text(text[last:]))
+    return "".join(parts)
+
+
+def html_inline(text: str) -> str:
+    """Engine or calculator text as HTML: **bold** and *italic* become tags, everything else escaped."""
+    parts, last = [], 0
+    for m in _EMPHASIS.finditer(text):
+        parts.append(esc(text[last:m.start()]))
+        parts.append(f"<b>{esc(m.group(1))}</b>" if m.group(1) is not None else f"<i>{esc(m.group(2))}</i>")
+        last = m.end()
+    parts.append(esc(text[last:]))
+    return "".join(parts)
+
+
+def answer_markdown(answer: Answer) -> str:
+    """The chat bubble: the answer text with its [n] markers, then notes, all escaped.
+
+    The engine's own markup is limited to **bold** leads, *italic* labels and "- " bullets; those are kept, the
+    rest of the text is neutralized so a quoted source cannot inject links, images or HTML.
+    """
+    lines = []
+    for raw in (answer.text or "").split("\n"):
+        bullet = raw.startswith("- ")
+        body = raw[2:] if bullet else raw
+        text = md_inline(body)
+        text = re.sub(r"\\\[(\d+)\\\]", r"[\1]", text)  # keep citation markers readable
+        lines.append(("- " if bullet else "") + text)
+    out = "\n".join(lines)
+    if answer.kind == "not_covered":
+        out = "**Not covered by my sources.** " + out
+    elif answer.kind == "refusal":
+        out = "**Outside what I do.** " + out
+    elif answer.kind == "clarify":
+        out = "**I need more to answer.** " + out
+    elif answer.kind == "error":
+        out = "**Can't process that.** " + out
+    for t in answer.tool_calls:
+        if t.error:
+            out += f"\n\n**{md_text(t.name)}:** {md_text(t.error)}"
+        elif t.result and t.result.get("summary") and t.result["summary"] not in (answer.text or ""):
+            out += f"\n\n**{md_text(t.name)}:** {md_inline(t.result['summary'])}"
+    if answer.notes:
+        out += "\n\n" + "\n".join(f"> **Note:** {md_text(n)}" for n in answer.notes)
+    return out
+
+
+def _dates(c) -> str:
+    bits = [f"effective {c.get('effective')}" if c.get("effective") else "",
+            f"reviewed {c.get('reviewed')}" if c.get("reviewed") else ""]
+    return " · ".join(b for b in bits if b)
+
+
+def citations_html(citations: list[dict]) -> str:
+    parts = []
+    for c in citations:
+        dates = _dates(c)
+        parts.append(
+            f"<details class='cart-cite' data-marker='{esc(c['marker'])}'>"
+            f"<summary><span class='cart-marker'>[{esc(c['marker'])}]</span> <b>{esc(c['title'])}</b>"
+            f" — {esc(c['section'] or 'document')}"
+            + (f" <span class='cart-meta'>({esc(dates)})</span>" if dates else "")
+            + "</summary>"
+            f"<blockquote class='cart-quote'>{esc(c['quote'])}</blockquote>"
+            f"<div class='cart-meta'>{esc(c['doc_id'])} · characters {esc(c['span'][0])}–{esc(c['span'][1])}</div>"
+            "</details>")
+    return "".join(parts)
+
+
+def tool_html(call: dict) -> str:
+    """One calculator call: the result line, the formula with numbers, assumptions, warnings."""
+    name = esc(call.get("name", ""))
+    if call.get("error"):
+        return f"<div class='cart-tool cart-error'><b>{name}</b>: {esc(call['error'])}</div>"
+    r = call.get("result") or {}
+    out = [f"<div class='cart-tool'><div><b>{name}</b>: {html_inline(r.get('summary', ''))}</div>"]
+    if r.get("formula"):
+        out.append(f"<pre class='cart-formula'>{esc(r['formula'])}</pre>")
+    for label, key in (("Assumption", "assumptions"), ("Warning", "warnings")):
+        for item in r.get(key) or []:
+            cls = "cart-warning" if key == "warnings" else "cart-meta"
+            out.append(f"<div class='{cls}'>{label}: {esc(item)}</div>")
+    cites = r.get("citations") or []
+    if cites:
+        out.append("<div class='cart-meta'>Reference: " + "; ".join(
+            esc(c.get("label") or c.get("ref") or "") + (f" — “{esc(c['quote'])}”" if c.get("quote") else "")
+            for c in cites) + "</div>")
+    out.append("</div>")
+    return "".join(out)
+
+
+def answer_details_html(answer: dict | None) -> str:
+    """The evidence panel for one answer: citations that open to the quote, tools, notes."""
+    if not answer:
+        return ("<div class='cart-empty'>Ask a question: the passages each answer relies on appear "
+                "here, with the document, section, dates and exact quote.</div>")
+    parts = []
+    if answer.get("not_covered"):
+        parts.append("<div class='cart-notcovered'>Not covered: my sources have no passage that "
+                     "answers this, so no figure is given.</div>")
+    if answer.get("tool_calls"):
+        parts.append("<h4>Calculations</h4>" + "".join(tool_html(t) for t in answer["tool_calls"]))
+    if answer.get("notes"):
+        parts.append("<h4>Notes</h4>" + "".join(f"<div class='cart-note'>{esc(n)}</div>" for n in answer["notes"]))
+    if answer.get("citations"):
+        parts.append("<h4>Sources</h4>" + citations_html(answer["citations"]))
+    return "<div class='cart-evidence'>" + "".join(parts) + "</div>" if parts else ""
+
+
+CSS = """
+.cart-evidence h4 {margin: 10px 0 4px; font-size: 0.95em; text-transform: uppercase; letter-spacing: .03em; color: #334;}
+.cart-cite {border-left: 3px solid #1f4e8c; padding: 4px 10px; margin: 6px 0; background: #f7f9fc;}
+.cart-cite summary {cursor: pointer;}
+.cart-quote {white-space: pre-wrap; margin: 6px 0; font-size: 0.93em; border-left: 2px solid #c8d3e6; padding-left: 8px;}
+.cart-meta {color: #555; font-size: 0.85em;}
+.cart-marker {font-weight: 600; color: #1f4e8c;}
+.cart-note {background: #fff6da; border-left: 3px solid #c99a06; padding: 6px 10px; margin: 6px 0;}
+.cart-notcovered {background: #fdecec; border-left: 3px solid #b3261e; padding: 6px 10px; margin: 6px 0;}
+.cart-tool {background: #eef6ef; border-left: 3px solid #2e7d32; padding: 6px 10px; margin: 6px 0;}
+.cart-formula {white-space: pre-wrap; font-size: 0.88em; margin: 4px 0; background: transparent; border: 0;}
+.cart-warning {color: #8a4b00; font-size: 0.9em;}
+.cart-error {background: #fdecec; border-left-color: #b3261e;}
+.cart-empty {color: #666; font-style: italic;}
+.cart-field-error {color: #b3261e; font-weight: 600;}
+#cart-feedback-status {padding: 2px 12px;}
+footer {display: none !important;}
+"""

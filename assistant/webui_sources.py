@@ -1,0 +1,36 @@
+"""The Sources tab: what the assistant answers from, how current it is, when it was indexed."""
+
+from __future__ import annotations
+
+from assistant.render import esc
+
+
+def sources_html(engine) -> str:
+    from assistant.tools.reference import load_reference
+    from index.corpus import load_corpus
+
+    cfg = engine.cfg
+    docs = load_corpus(cfg.sources_dir).documents
+    rows = "".join(
+        f"<tr><td><b>{esc(d.title)}</b><div class='cart-meta'>{esc(d.id)}</div></td><td>{esc(d.kind)}</td>"
+        f"<td>{esc(d.payer or '—')}</td><td>{esc(', '.join(d.products))}</td>"
+        f"<td>{esc(d.effective or '—')}</td><td>{esc(d.reviewed or '—')}</td>"
+        f"<td>{esc(d.price_quarter or '—')}</td></tr>" for d in docs)
+    ref = load_reference(cfg.reference_dir)
+    q_rows = "".join(
+        f"<tr><td>{esc(q)}</td><td>{esc(s.kind)}</td><td>{esc(s.title)}</td>"
+        f"<td>{esc(s.effective)} – {esc(s.through)}</td><td>{len(s.rows)}</td></tr>"
+        for q in reversed(ref.quarters()) for s in ref.limit_sources(q))
+    m = getattr(engine.retriever, "manifest", None)
+    built = (f"Index build <code>{esc(m.build_id)}</code>, created {esc(m.created)}, "
+             f"{len(m.chunk_ids)} passages from {len(m.documents)} documents.") if m else "Index: unknown."
+    return f"""
+<div class='cart-evidence'>
+<h4>Documents</h4>
+<table class='cart-table'><thead><tr><th>Document</th><th>Kind</th><th>Payer</th><th>Products</th>
+<th>Effective</th><th>Reviewed</th><th>Prices quoted for</th></tr></thead><tbody>{rows}</tbody></table>
+<h4>Payment-limit reference data</h4>
+<table class='cart-table'><thead><tr><th>Quarter</th><th>Source</th><th>Title</th><th>Effective</th>
+<th>Codes</th></tr></thead><tbody>{q_rows}</tbody></table>
+<h4>Index</h4><p>{built}</p>
+</div>"""
