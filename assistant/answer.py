@@ -97,6 +97,7 @@ def untraceable_numbers(text: str, citations: list[Citation], tool_calls: list[T
         allowed |= numbers_in(c.quote) | numbers_in(c.section)
     for t in tool_calls:
         allowed |= numbers_in(_flatten(t.arguments)) | numbers_in(_flatten(t.result or {}))
+        allowed |= numbers_in(t.error or "")  # a calculator's message names its limits
     found = numbers_in(text)
     return {n for n in found - allowed if not (n.isdigit() and int(n) <= 10)}
 

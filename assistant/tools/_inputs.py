@@ -110,7 +110,8 @@ def weight_kg(weight: Any, unit: Any = "kg", field: str = "weight") -> Decimal:
     else:
         raise CalcError(f"Weight unit must be kg or lb (got '{unit}').", field=f"{field}_unit")
     if kg > 350:
-        raise CalcError(f"A weight of {w} {u} ({fmt(kg, 1)} kg) is outside the plausible range (up to 350 kg); please check it.", field=field)
+        shown = f"{fmt(w)} {u}" + ("" if u.startswith("k") else f" ({fmt(kg, 1)} kg)")
+        raise CalcError(f"A weight of {shown} is outside the plausible range (up to 350 kg); please check it.", field=field)
     return kg
 
 
