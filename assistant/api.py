@@ -23,11 +23,12 @@ from collections import OrderedDict
 
 from fastapi import Request  # module level: FastAPI resolves the string annotation here
 
+from assistant import config
 from assistant.engine import MAX_QUESTION_CHARS, Conversation, Engine
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_CONVERSATIONS = int(os.environ.get("CART_MAX_CONVERSATIONS", "1000") or 1000)
-CONVERSATION_TTL_S = int(os.environ.get("CART_CONVERSATION_TTL", "3600") or 3600)
+MAX_CONVERSATIONS = config._int("CART_MAX_CONVERSATIONS", 1000)
+CONVERSATION_TTL_S = config._int("CART_CONVERSATION_TTL", 3600)
 
 
 def allowed_origins() -> list[str]:

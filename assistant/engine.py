@@ -187,12 +187,8 @@ class Engine:
             sentence, text = lead
             sentences = [sentence] + [s for s in sentences if s.text != sentence.text][:2]
         for s in sentences:
-            marker = len(citations) + 1
-            citations.append(Citation(marker=marker, doc_id=s.passage.doc_id, title=s.passage.title,
-                                      section=s.passage.section, quote=s.text, span=(s.start, s.end),
-                                      kind=s.passage.kind, effective=s.passage.effective,
-                                      reviewed=s.passage.reviewed))
-            lines.append(f"{_one_line(s.text)} [{marker}]")
+            citations.append(cite_sentence(s, len(citations) + 1))
+            lines.append(f"{_one_line(s.text)} [{citations[-1].marker}]")
         if lead is not None:
             lines[0] = f"{lead[1]} [1]"
         body = lines[0]
@@ -301,12 +297,7 @@ def compose_with_tools(q: Question, sentences, calls: list[ToolCall], derived: l
         sentences = []  # a formula needs no passage; the corpus's example patients would mislead
     else:
         sentences = [s for s in sentences if _about_calls(s, calls)][:2]
-    for s in sentences:
-        marker = len(citations) + 1
-        citations.append(Citation(marker=marker, doc_id=s.passage.doc_id, title=s.passage.title,
-                                  section=s.passage.section, quote=s.text, span=(s.start, s.end),
-                                  kind=s.passage.kind, effective=s.passage.effective,
-                                  reviewed=s.passage.reviewed))
+    citations += [cite_sentence(s, i) for i, s in enumerate(sentences, 1)]
     body = "\n\n".join(lines)
     if citations:
         body += "\n\nFrom the sources:\n" + "\n".join(f"- {_one_line(c.quote)} [{c.marker}]" for c in citations)
@@ -358,6 +349,13 @@ def _about_calls(sentence, calls: list[ToolCall]) -> bool:
         else:
             return True
     return False
+
+
+def cite_sentence(s, marker: int) -> Citation:
+    """A quoted sentence as the answer's citation number `marker`."""
+    return Citation(marker=marker, doc_id=s.passage.doc_id, title=s.passage.title, section=s.passage.section,
+                    quote=s.text, span=(s.start, s.end), kind=s.passage.kind,
+                    effective=s.passage.effective, reviewed=s.passage.reviewed)
 
 
 def _dedupe(items: list[str]) -> list[str]:

@@ -29,26 +29,26 @@ def md_text(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
 
 
-def md_inline(text: str) -> str:
-    """Engine or calculator text as markdown: **bold** and *italic* kept, everything else escaped."""
+def _emphasis(text: str, escape, bold: str, italic: str) -> str:
+    """**bold** and *italic* from engine/calculator text kept (as `bold`/`italic` templates),
+    every other character escaped with `escape`."""
     parts, last = [], 0
     for m in _EMPHASIS.finditer(text):
-        parts.append(md_text(text[last:m.start()]))
-        parts.append(f"**{md_text(m.group(1))}**" if m.group(1) is not None else f"*{md_text(m.group(2))}*")
+        parts.append(escape(text[last:m.start()]))
+        parts.append(bold.format(escape(m.group(1))) if m.group(1) is not None else italic.format(escape(m.group(2))))
         last = m.end()
-    parts.append(md_text(text[last:]))
+    parts.append(escape(text[last:]))
     return "".join(parts)
+
+
+def md_inline(text: str) -> str:
+    """Engine or calculator text as markdown: **bold** and *italic* kept, everything else escaped."""
+    return _emphasis(text, md_text, "**{}**", "*{}*")
 
 
 def html_inline(text: str) -> str:
     """Engine or calculator text as HTML: **bold** and *italic* become tags, everything else escaped."""
-    parts, last = [], 0
-    for m in _EMPHASIS.finditer(text):
-        parts.append(esc(text[last:m.start()]))
-        parts.append(f"<b>{esc(m.group(1))}</b>" if m.group(1) is not None else f"<i>{esc(m.group(2))}</i>")
-        last = m.end()
-    parts.append(esc(text[last:]))
-    return "".join(parts)
+    return _emphasis(text, esc, "<b>{}</b>", "<i>{}</i>")
 
 
 def answer_markdown(answer: Answer) -> str:
