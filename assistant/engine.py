@@ -23,6 +23,7 @@ from assistant.conflicts import conflict_notes, retired_code_notes
 from assistant.extract import best_sentences
 from assistant.retrieval import HybridRetriever, Passage, QueryEntities
 from assistant.understand import Question, read_question, resolve
+from index import store as store_mod
 from index.entities import product, products
 
 MAX_QUESTION_CHARS = 4000
@@ -64,6 +65,8 @@ class Engine:
         `llm`: an LLMComposer, None for the default composer only, or "from-env" to use one
         when CART_LLM_BASE_URL is set."""
         self.cfg = cfg or config_mod.load()
+        self._owns_retriever = retriever is None  # ours to reload after a store failure
+        self._store_failed = False
         self.retriever = retriever or HybridRetriever(self.cfg)
         if llm == "from-env":
             from assistant.llm import LLMComposer, LLMSettings
@@ -129,7 +132,21 @@ class Engine:
             return Answer(question=q.text, kind="clarify", needs=plan.needs, notes=notes,
                           context=context, text=plan.ask_back)
         calls = run_calls(plan)
-        passages = self._retrieve(q)
+        try:
+            passages = self._retrieve(q)
+        except Exception as exc:  # the store went away (server down, files damaged): say so
+            if not store_mod.is_store_error(exc):
+                raise
+            self._store_failed = True
+            message = str(exc) if isinstance(exc, store_mod.IndexMissingError) \
+                else store_mod.unreachable_message(self.cfg, exc)
+            if not any(c.result for c in calls):
+                return Answer(question=q.text, kind="error", notes=notes, context=context,
+                              text=f"I can't search my sources right now. {message}")
+            passages = []  # the calculators still answer; no passage backs them this time
+            notes = notes + [f"My sources could not be searched for supporting quotes. {message}"]
+        else:
+            self._store_failed = False
         conv.passages = passages
         if calls and not any(c.result for c in calls):
             return tool_failure(q, calls, notes, context)
@@ -138,7 +155,20 @@ class Engine:
             answer = self.llm.compose(q.text, passages[:LLM_PASSAGES], answer.tool_calls, answer)
         return answer
 
+    def _reload_retriever(self) -> None:
+        """After a store failure, reopen the live index (a rebuilt one, or the same one on a
+        server that is back). When it still cannot be opened, keep the old retriever: its next
+        search fails (or recovers) on its own."""
+        if not (self._store_failed and self._owns_retriever):
+            return
+        try:
+            self.retriever = HybridRetriever(self.cfg)
+        except Exception as exc:
+            if not store_mod.is_store_error(exc):
+                raise
+
     def _retrieve(self, q: Question) -> list[Passage]:
+        self._reload_retriever()
         # A follow-up's inherited product/indication are added to the search text, and the
         # resolved entities (not just the words typed) steer the scoping.
         extra = []

@@ -34,18 +34,42 @@ def _build(args: argparse.Namespace) -> int:
 def _status(_args: argparse.Namespace) -> int:
     from index.store import IndexMissingError, read_manifest
 
+    cfg = config.load()
     try:
-        manifest = read_manifest()
+        manifest = read_manifest(cfg)
     except IndexMissingError as exc:
         print(exc, file=sys.stderr)
         return 1
     if manifest is None:
         print("No index yet: run `python -m index build`.")
         return 1
+    # The pointer can outlive its build (deleted or damaged files): check the build itself.
+    problem = _unreadable(cfg, manifest)
+    if problem:
+        print(f"The live build {manifest.build_id} cannot be read ({problem}); "
+              "run `python -m index build` to rebuild it.", file=sys.stderr)
+        return 1
     print(f"Live build {manifest.build_id} (created {manifest.created}), {len(manifest.chunk_ids)} chunks:")
     for doc_id, meta in sorted(manifest.documents.items()):
         print(f"  {doc_id}: {meta['chunks']} chunks — {meta['title']}")
     return 0
+
+
+def _unreadable(cfg, manifest) -> str:
+    """Why the live build cannot be read, or "" when it can."""
+    from index import store
+
+    if not cfg.server_mode and not (store.index_root(cfg) / "builds" / manifest.build_id).is_dir():
+        return "its directory is missing"
+    try:
+        count = store.open_collection(store.client_for(cfg, manifest.build_id), manifest.collection).count()
+    except Exception as exc:
+        if not store.is_store_error(exc):
+            raise
+        return f"{exc.__class__.__name__}: {exc}"
+    if count != len(manifest.chunk_ids):
+        return f"it holds {count} chunks, the manifest lists {len(manifest.chunk_ids)}"
+    return ""
 
 
 def _import_cms(argv: list[str]) -> int:

@@ -26,6 +26,40 @@ class IndexMissingError(RuntimeError):
     """No usable index: the message says how to build one."""
 
 
+class StoreUnreachableError(IndexMissingError):
+    """The Chroma server holding the index cannot be reached: the message says where."""
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """Whether `exc` comes from the index store (an unreachable server, a damaged or deleted
+    database) rather than from a bug: such errors become a clear message, not a traceback."""
+    import sqlite3
+
+    if isinstance(exc, (IndexMissingError, sqlite3.Error, OSError, ConnectionError)):
+        return True
+    if isinstance(exc, ValueError) and "Could not connect" in str(exc):  # chromadb.HttpClient()
+        return True
+    try:
+        import httpx
+
+        if isinstance(exc, httpx.HTTPError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    from chromadb.errors import ChromaError
+
+    return isinstance(exc, ChromaError)
+
+
+def unreachable_message(cfg: Config, exc: BaseException) -> str:
+    if cfg.server_mode:
+        return (f"The Chroma server at {cfg.chroma_host}:{cfg.chroma_port} that holds the index cannot be "
+                f"reached ({exc.__class__.__name__}: {exc}). Start it (`chroma run ...`) or check "
+                "CART_CHROMA_HOST / CART_CHROMA_PORT.")
+    return (f"The index under {index_root(cfg)} cannot be read ({exc.__class__.__name__}: {exc}); "
+            "run `python -m index build` to rebuild it.")
+
+
 @dataclass(frozen=True)
 class Manifest:
     """What the live build holds: enough to rebuild incrementally and to describe the index."""
@@ -94,7 +128,12 @@ def read_manifest(cfg: Config | None = None) -> Manifest | None:
     """The live build's manifest, or None when no build has completed yet."""
     cfg = cfg or config_mod.load()
     if cfg.server_mode:
-        meta = _pointer_collection(cfg).metadata or {}
+        try:
+            meta = _pointer_collection(cfg).metadata or {}
+        except Exception as exc:
+            if is_store_error(exc):
+                raise StoreUnreachableError(unreachable_message(cfg, exc)) from None
+            raise
         return Manifest.from_json(meta["manifest"]) if meta.get("manifest") else None
     path = _pointer_file(cfg)
     if not path.exists():
