@@ -261,6 +261,16 @@ def markdown_report(results: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_summary(results: dict, path: Path) -> None:
+    """The committed record beside REPORT.md: summaries and each case's verdict, no passages."""
+    compact = {**results, "systems": {name: {"summary": sys_["summary"], "by_kind": sys_["by_kind"],
+                                            "cases": {r["id"]: {k: r.get(k) for k in ("facts_ok", "got", "missing",
+                                                                                       "forbidden", "hit@5", "latency_ms")}
+                                                      for r in sys_["rows"]}}
+                                      for name, sys_ in results["systems"].items()}}
+    path.write_text(json.dumps(compact, indent=1, default=str), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evals run")
     parser.add_argument("command", choices=["run"])
@@ -322,15 +332,9 @@ def main(argv: list[str] | None = None) -> int:
               f"behaviour {s['behaviour']}  p50 {s.get('latency_p50_ms')} ms  p95 {s.get('latency_p95_ms')} ms")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
-    # the committed record: summaries and each case's verdict, without retrieved passages
-    compact = {**results, "systems": {name: {"summary": sys_["summary"], "by_kind": sys_["by_kind"],
-                                            "cases": {r["id"]: {k: r.get(k) for k in ("facts_ok", "got", "missing",
-                                                                                       "forbidden", "hit@5", "latency_ms")}
-                                                      for r in sys_["rows"]}}
-                                      for name, sys_ in results["systems"].items()}}
-    (args.out / "summary.json").write_text(json.dumps(compact, indent=1, default=str), encoding="utf-8")
     command = "python -m evals " + " ".join(argv if argv is not None else sys.argv[1:])
     if not args.no_report and not (args.kind or args.case):
         REPORT.write_text(markdown_report(results, command), encoding="utf-8")
+        write_summary(results, args.out / "summary.json")
         print(f"Wrote {REPORT.relative_to(config.PROJECT_ROOT)}, {args.out / 'summary.json'} and latest.json")
     return 0
