@@ -195,7 +195,10 @@ class Engine:
                  derived: list[str] | None = None) -> Answer:
         calls = calls or []
         uncovered = uncovered_products(q)
-        sentences = best_sentences(q.text, passages, k=8 if calls else 3, prefer_codes="code" in q.intents)
+        # a payer's criteria are a list of short conditions: quote more of them
+        criteria = bool(q.payers) and "policy" in q.intents and not calls
+        sentences = best_sentences(q.text, passages, k=8 if calls else 5 if criteria else 3,
+                                   per_passage=2 if criteria else 1, prefer_codes="code" in q.intents)
         if calls:
             return compose_with_tools(q, sentences, calls, derived or [], notes, context, today)
         # A product no document is about: only what reference data also covers (its code, a
