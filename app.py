@@ -34,13 +34,16 @@ def create_app(engine=None, feedback=None):
     from fastapi.middleware.cors import CORSMiddleware
     from fastapi.responses import FileResponse
 
-    from assistant.api import Conversations, allowed_origins, create_api
+    from assistant import requestlog
+    from assistant.api import Conversations, allowed_origins, create_api, engine_threads
     from assistant.engine import Engine
     from assistant.feedback import FeedbackStore
     from assistant.render import CSS
     from assistant.webui import build_blocks
 
     cfg = config.load()
+    requestlog.configure()  # one line per request on stderr or CART_LOG_FILE; bad settings stop here
+    engine_threads()
     engine = engine or Engine(cfg=cfg)
     feedback = feedback or FeedbackStore(config._path("CART_FEEDBACK_DB", cfg.data_dir / "feedback.sqlite3"))
     conversations = Conversations()
@@ -68,6 +71,8 @@ def create_app(engine=None, feedback=None):
                               font=["system-ui", "Segoe UI", "Arial", "sans-serif"],
                               font_mono=["ui-monospace", "Consolas", "monospace"])
     demo = build_blocks(engine, feedback, conversations)
+    # CART_CONCURRENCY bounds the other Gradio events (calculators, feedback); the chat's Ask is
+    # not limited by the queue but by the engine pool (CART_ENGINE_THREADS) it shares with the API.
     demo.queue(default_concurrency_limit=config._int("CART_CONCURRENCY", 8))
     _, _, root_path = server_settings()
     return gr.mount_gradio_app(app, demo, path="/", theme=theme, css=CSS, show_error=False,

@@ -57,7 +57,7 @@ INJECTION = re.compile(
 
 # --- figures with units ----------------------------------------------------------------------
 
-_NUM = r"(\d+(?:[.,]\d+)?)"
+_NUM = r"(?<![\d.,])(\d+(?:[.,]\d+)?)"  # starts at a number's first digit: linear on long digit runs
 _WEIGHT = re.compile(_NUM + r"\s*(kg|kgs|kilograms?|lbs?|pounds?)\b", re.I)
 _HEIGHT_CM = re.compile(_NUM + r"\s*(cm|centimet(?:er|re)s?)\b", re.I)
 _HEIGHT_M = re.compile(r"\b(\d\.\d{1,2})\s*(m|met(?:er|re)s?)\b(?!\s*(?:2|\^2|²))", re.I)
@@ -69,7 +69,7 @@ _PER_AREA = re.compile(_NUM + r"\s*mg\s*/\s*m(?:2|\^2|²)", re.I)
 _PER_KG = re.compile(_NUM + r"\s*mg\s*/\s*kg", re.I)
 _MG = re.compile(_NUM + r"\s*mg\b(?!\s*/\s*(?:m|kg|dl|24))", re.I)
 _UNITS = re.compile(r"\b(\d+)\s*units?\b", re.I)
-_VIALS = re.compile(r"\b(\d+)\s*(?:x\s*)?(\d+(?:\.\d+)?)\s*mg\s*vials?\b", re.I)
+_VIALS = re.compile(r"\b(\d+)(?:\s*x\s*|\s+)(\d+(?:\.\d+)?)\s*mg\s*vials?\b", re.I)
 _ISO_DATE = re.compile(r"\b(20\d{2})-(\d{2})-(\d{2})\b")
 _US_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(20\d{2})\b")
 _MONTHS = "january february march april may june july august september october november december".split()

@@ -5,8 +5,10 @@ server-side in the shared `Conversations` store, so the JSON API and the page us
 Everything shown is rendered by `assistant.render`, which escapes source and user text.
 """
 
-from assistant import render
-from assistant.api import Conversations
+import time
+
+from assistant import render, requestlog
+from assistant.api import Conversations, run_engine
 from assistant.engine import Engine
 from assistant.feedback import FeedbackStore
 
@@ -26,11 +28,12 @@ def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Convers
     from assistant.webui_calculators import calculators_tab
     from assistant.webui_sources import sources_html
 
-    def ask(message: str, history: list, conv_id: str | None, answers: list):
-        message = message or ""
+    def turn(message: str, history: list, conv_id: str | None, answers: list, started: float):
+        message = message if isinstance(message, str) else ""
         conv = conversations.get(conv_id)
         answer = engine.ask(message, conv)
         data = answer.to_dict()
+        requestlog.log_ask("gradio", message, answer, conv.id, (time.perf_counter() - started) * 1000)
         shown = message if len(message) <= 2000 else message[:2000] + " …"
         history = list(history or []) + [
             {"role": "user", "content": render.md_text(shown)},
@@ -40,15 +43,23 @@ def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Convers
         return ("", history, conv.id, answers, render.answer_details_html(data),
                 gr.update(value="", interactive=True), "")
 
+    async def ask(message: str, history: list, conv_id: str | None, answers: list):
+        # On the engine pool shared with the JSON API (CART_ENGINE_THREADS), awaited: a waiting
+        # chat holds no Gradio worker thread, and Gradio's queue does not limit the chat's Ask.
+        return await run_engine(turn, message, history, conv_id, answers, time.perf_counter())
+
     def new_conversation():
         return [], None, [], render.answer_details_html(None), "", ""
 
     def rate(rating: int, comment: str, conv_id: str | None, answers: list) -> str:
         if not answers:
             return "Ask a question first; feedback is about an answer."
+        started = time.perf_counter()
         last = answers[-1]
         fid = feedback.add(rating=rating, question=last["question"], answer=last["answer"],
                            comment=comment or "", conversation_id=conv_id)
+        requestlog.log_feedback("gradio", rating, last["question"], last["answer"], conv_id,
+                                (time.perf_counter() - started) * 1000)
         return f"Thank you — feedback #{fid} saved ({'helpful' if rating > 0 else 'not helpful'})."
 
     def like(conv_id: str | None, answers: list, data: gr.LikeData) -> str:
@@ -59,8 +70,11 @@ def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Convers
             return ""
         item = answers[pair]
         liked = data.liked if isinstance(data.liked, bool) else str(data.liked).lower() == "like"
+        started = time.perf_counter()
         fid = feedback.add(rating=1 if liked else -1, question=item["question"], answer=item["answer"],
                            conversation_id=conv_id)
+        requestlog.log_feedback("gradio", 1 if liked else -1, item["question"], item["answer"], conv_id,
+                                (time.perf_counter() - started) * 1000)
         return f"Thank you — feedback #{fid} saved."
 
     with gr.Blocks(title="CAR-T billing assistant", analytics_enabled=False) as demo:
