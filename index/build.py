@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from llama_index.core.schema import TextNode
@@ -21,7 +22,7 @@ from assistant.config import Config
 from index import store
 from index.chunking import Chunk, chunk_document
 from index.corpus import DocumentError, SourceDocument, load_corpus
-from index.embedding import MODEL_SHA256, get_embedder
+from index.embedding import embedder_id, get_embedder
 
 BATCH = 64
 
@@ -67,7 +68,7 @@ def corpus_nodes(documents: list[SourceDocument]) -> list[TextNode]:
 
 
 def corpus_hash(nodes: list[TextNode]) -> str:
-    digest = hashlib.sha256(MODEL_SHA256.encode())
+    digest = hashlib.sha256(embedder_id().encode())
     for node in nodes:
         digest.update(node.id_.encode())
         digest.update(repr(sorted(node.metadata.items())).encode("utf-8"))
@@ -119,10 +120,11 @@ def _build_locked(cfg: Config, started: float, quiet: bool, force: bool) -> Buil
 
     # Vectors of unchanged chunks come from the live build.
     reuse: dict[str, list[float]] = {}
-    if live:
+    if live and live.model_sha256 == embedder_id():
         try:
             old = store.open_collection(store.client_for(cfg, live.build_id), live.collection)
-            wanted = [n.id_ for n in nodes if n.id_ in set(live.chunk_ids)]
+            live_ids = set(live.chunk_ids)  # once: a set per node made this quadratic
+            wanted = [n.id_ for n in nodes if n.id_ in live_ids]
             for i in range(0, len(wanted), 500):
                 got = old.get(ids=wanted[i:i + 500], include=["embeddings"])
                 reuse.update(zip(got["ids"], (list(map(float, e)) for e in got["embeddings"])))
@@ -154,14 +156,13 @@ def _build_locked(cfg: Config, started: float, quiet: bool, force: bool) -> Buil
     if collection.count() != len(nodes):
         raise RuntimeError(f"build {build_id} holds {collection.count()} chunks, expected {len(nodes)}")
 
-    docs_meta = {}
-    for doc in corpus.documents:
-        docs_meta[doc.id] = {**doc.metadata(), "hash": doc.content_hash,
-                             "chunks": sum(1 for n in nodes if n.metadata["source_id"] == doc.id)}
+    per_doc = Counter(n.metadata["source_id"] for n in nodes)  # one pass, not one per document
+    docs_meta = {doc.id: {**doc.metadata(), "hash": doc.content_hash, "chunks": per_doc[doc.id]}
+                 for doc in corpus.documents}
     manifest = store.Manifest(
         build_id=build_id, collection=name,
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        corpus_hash=chash, model_sha256=MODEL_SHA256, documents=docs_meta,
+        corpus_hash=chash, model_sha256=embedder_id(), documents=docs_meta,
         chunk_ids=[n.id_ for n in nodes],
     )
     store.write_manifest(cfg, manifest)  # the swap: from here on readers see the new build

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from index.codes import codes_in
 from index.corpus import SourceDocument
@@ -49,9 +50,10 @@ class Chunk:
     products: list[str] = field(default_factory=list)
     codes: list[str] = field(default_factory=list)
 
-    @property
+    @cached_property
     def search_text(self) -> str:
-        """Normalized text for search: section path, table header and body."""
+        """Normalized text for search: section path, table header and body (computed once:
+        the id and the node both need it, and normalizing is most of the chunking time)."""
         parts = [self.section, normalize(self.header), normalize(self.text)]
         return "\n".join(p for p in parts if p)
 

@@ -8,6 +8,8 @@ instead of silently changing every answer.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -50,9 +52,79 @@ def verify_model(path: Path) -> str:
     return found
 
 
-@lru_cache(maxsize=1)
+# Benchmark-only switch: CART_EMBEDDER=hash replaces the model by HashEmbedding so that
+# benchmarks/bench_scale.py can measure the store, BM25, fusion and incremental builds at
+# 100k chunks without 100 minutes of embedding. Never set it for a real index: hash vectors
+# carry no meaning. Unset (or "model") is the real, verified model.
+EMBEDDER_ENV = "CART_EMBEDDER"
+HASH_EMBEDDER_ID = "hash-embedder-v1"
+
+
+def embedder_kind() -> str:
+    kind = (os.environ.get(EMBEDDER_ENV) or "model").strip().lower()
+    if kind not in ("model", "hash"):
+        raise ValueError(f"{EMBEDDER_ENV} must be 'model' or 'hash' (benchmarks only), got {kind!r}")
+    return kind
+
+
+def embedder_id() -> str:
+    """What produced the vectors: the model's sha256, or the benchmark hash embedder's id.
+    Builds record it, so vectors of one embedder are never reused under the other."""
+    return HASH_EMBEDDER_ID if embedder_kind() == "hash" else MODEL_SHA256
+
+
 def get_embedder():
-    """The llama-index embedding model over the verified local weights (CPU)."""
+    """The llama-index embedding model over the verified local weights (CPU); the hash
+    embedder only when the benchmark-only CART_EMBEDDER=hash is set."""
+    if embedder_kind() == "hash":
+        return _hash_embedder()
+    return _model_embedder()
+
+
+@lru_cache(maxsize=1)
+def _hash_embedder():
+    return HashEmbedding()
+
+
+def _hash_vector(text: str, dim: int = EMBED_DIM) -> list[float]:
+    """Deterministic bag-of-hashed-tokens vector (unigrams and bigrams), L2-normalized."""
+    vec = [0.0] * dim
+    toks = re.findall(r"[a-z0-9][a-z0-9.\-]*", text.lower())
+    for gram in toks + [a + " " + b for a, b in zip(toks, toks[1:])]:
+        h = int.from_bytes(hashlib.blake2b(gram.encode(), digest_size=8).digest(), "little")
+        vec[h % dim] += 1.0 if (h >> 32) & 1 else -1.0
+    norm = sum(x * x for x in vec) ** 0.5 or 1.0
+    return [x / norm for x in vec]
+
+
+def _hash_embedding_class():
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+
+    class HashEmbedding(BaseEmbedding):
+        """Benchmark-only stand-in for the model: same dimension (384), microseconds per text,
+        and texts sharing words get similar vectors. Not for answering questions."""
+
+        def __init__(self, **kwargs):
+            super().__init__(model_name=HASH_EMBEDDER_ID, embed_batch_size=256, **kwargs)
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return _hash_vector(query)
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return _hash_vector(query)
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return _hash_vector(text)
+
+    return HashEmbedding
+
+
+def HashEmbedding(**kwargs):  # noqa: N802 (a class, built lazily so llama-index loads on use)
+    return _hash_embedding_class()(**kwargs)
+
+
+@lru_cache(maxsize=1)
+def _model_embedder():
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
     path = model_dir()
