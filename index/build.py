@@ -105,6 +105,8 @@ def _build_locked(cfg: Config, started: float, quiet: bool, force: bool) -> Buil
     chash = corpus_hash(nodes)
     try:
         live = store.read_manifest(cfg)
+    except store.StoreUnreachableError as exc:  # a server that is down: nothing to build into
+        return BuildReport(status="failed", skipped=corpus.errors, message=f"{exc} The index was not changed.")
     except store.IndexMissingError as exc:
         _say(f"{exc}; building a new index.", quiet)
         live = None
