@@ -62,6 +62,12 @@ class Config:
         return bool(self.chroma_host)
 
 
+def reference_dir() -> Path:
+    """Just the reference folder: asked for on every entity look-up, so cheaper than load()."""
+    sources = _path("CART_SOURCES_DIR", PROJECT_ROOT / "sources")
+    return _path("CART_REFERENCE_DIR", sources / "reference")
+
+
 def load() -> Config:
     sources = _path("CART_SOURCES_DIR", PROJECT_ROOT / "sources")
     return Config(

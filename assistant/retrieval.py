@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from llama_index.core.llms import MockLLM
 from llama_index.core.retrievers import BaseRetriever, QueryFusionRetriever
@@ -174,7 +174,9 @@ class NormalizedQuery(BaseRetriever):
         self._inner = inner
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        return self._inner.retrieve(normalize(query_bundle.query_str))
+        # an embedding computed once per search travels with the bundle (see HybridRetriever.search)
+        return self._inner.retrieve(QueryBundle(query_str=normalize(query_bundle.query_str),
+                                                embedding=query_bundle.embedding))
 
 
 READ_BATCH = 5000  # one unbounded collection.get fails past ~30k chunks ("too many SQL variables")
@@ -252,7 +254,7 @@ class HybridRetriever:
             return [(ents.products[0], docs_of(ents.products[0]))]
         return []
 
-    def _scoped(self, question: str, docs: frozenset[str]) -> list[NodeWithScore]:
+    def _scoped(self, question: QueryBundle, docs: frozenset[str]) -> list[NodeWithScore]:
         from llama_index.core.vector_stores import FilterOperator, MetadataFilter, MetadataFilters
 
         filters = MetadataFilters(filters=[MetadataFilter(key="source_id", value=sorted(docs),
@@ -276,10 +278,14 @@ class HybridRetriever:
         if not question:
             return []
         ents = entities or query_entities(question)
-        fused = [_passage(n) for n in self.fusion.retrieve(question)]
+        # One query embedding per search, shared by the global and the scoped dense searches:
+        # the model is the largest cost of a turn, and inside a product's own documents the
+        # product's name in the embedded text changes little (same dev-set results, measured).
+        embedding = self._vector_index._embed_model.get_query_embedding(normalize(question))
+        fused = [_passage(n) for n in self.fusion.retrieve(QueryBundle(question, embedding=embedding))]
         scopes = self.scopes(ents)
         if scopes:
-            inner_q = strip_entity_names(question) or question
+            inner_q = QueryBundle(strip_entity_names(question) or question, embedding=embedding)
             lanes = [[_passage(n) for n in self._scoped(inner_q, docs)] for _, docs in scopes]
             lead: list[Passage] = []
             seen: set[str] = set()
@@ -308,12 +314,14 @@ class HybridRetriever:
 
 def strip_entity_names(question: str) -> str:
     """The question without product and payer names (codes stay: they are content)."""
-    out = question
-    for item in (*products(), *payers()):
-        names = [n for n in item.names if not re.fullmatch(r"[A-Z]?\d{4}[A-Z]?", n, re.I)]
-        if names:
-            out = re.sub(r"(?i)(?<![a-z])(?:" + "|".join(map(re.escape, names)) + r")(?![a-z])", " ", out)
+    out = _names_pattern(tuple(n for item in (*products(), *payers()) for n in item.names)).sub(" ", question)
     return re.sub(r"\s+", " ", out).strip(" ?,.")
+
+
+@lru_cache(maxsize=8)
+def _names_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    words = sorted({n for n in names if not re.fullmatch(r"[A-Z]?\d{4}[A-Z]?", n, re.I)}, key=len, reverse=True)
+    return re.compile(r"(?i)(?<![a-z])(?:" + "|".join(map(re.escape, words)) + r")(?![a-z])")
 
 
 def order_by_codes(passages: list[Passage], ents: QueryEntities) -> list[Passage]:

@@ -153,6 +153,56 @@ class GradioConversation:
         return str(content), str(details or "")
 
 
+class GradioHttpConversation:
+    """One browser tab speaking Gradio's own queue protocol over plain HTTP (what the page's
+    JavaScript does: POST queue/join, then read the queue/data event stream). Much lighter on the
+    load machine's CPU than gradio_client, so the figures measure the server, not the client."""
+
+    _fn: dict[str, tuple[int, int]] = {}
+
+    def __init__(self, url: str, timeout: float):
+        import uuid
+
+        self.base, self.timeout = url.rstrip("/"), timeout
+        self.session, self.history = uuid.uuid4().hex[:12], []
+        if url not in self._fn:
+            with urllib.request.urlopen(f"{self.base}/config", timeout=timeout) as resp:
+                config = json.load(resp)
+            dep = next(d for d in config["dependencies"] if d.get("api_name") == "ask")
+            self._fn[url] = (config["dependencies"].index(dep), dep["targets"][0][0])
+        self.fn_index, self.trigger = self._fn[url]
+
+    def ask(self, question: str) -> tuple[str, str]:
+        body = json.dumps({"data": [question, self.history, None, None], "event_data": None,
+                           "fn_index": self.fn_index, "trigger_id": self.trigger,
+                           "session_hash": self.session}).encode()
+        req = urllib.request.Request(f"{self.base}/gradio_api/queue/join", body,
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            event_id = json.load(resp)["event_id"]
+        with urllib.request.urlopen(f"{self.base}/gradio_api/queue/data?session_hash={self.session}",
+                                    timeout=self.timeout) as resp:
+            for raw in resp:
+                line = raw.decode("utf-8", "replace").strip()
+                if not line.startswith("data:"):
+                    continue
+                msg = json.loads(line[5:])
+                if msg.get("event_id") != event_id or msg.get("msg") != "process_completed":
+                    continue
+                if not msg.get("success"):
+                    raise RuntimeError(f"gradio error: {str(msg)[:200]}")
+                out = msg["output"]["data"]
+                self.history = out[1]
+                last = self.history[-1] if self.history else {}
+                content = last.get("content", "") if isinstance(last, dict) else ""
+                if isinstance(content, list):
+                    content = " ".join(c.get("text", "") if isinstance(c, dict) else str(c) for c in content)
+                if not content or last.get("role") != "assistant":
+                    raise RuntimeError(f"no assistant message in the reply: {str(out)[:200]}")
+                return str(content), ""
+        raise RuntimeError("the event stream ended without a result")
+
+
 def run_conversation(make, product: str, code: str, turns: int, deadline: float, result: Result,
                      lock: threading.Lock, conv=None) -> None:
     try:
@@ -179,8 +229,13 @@ def run_conversation(make, product: str, code: str, turns: int, deadline: float,
                 result.mixed.append(f"{product} turn {i + 1} ({question!r}): {text[:120]!r}")
 
 
-def run_level(url: str, interface: str, n: int, turns: int, max_seconds: float, timeout: float):
-    makers = {"api": lambda: ApiConversation(url, timeout), "gradio": lambda: GradioConversation(url, timeout)}
+GRADIO_CLIENTS = {"http": GradioHttpConversation, "gradio_client": GradioConversation}
+
+
+def run_level(url: str, interface: str, n: int, turns: int, max_seconds: float, timeout: float,
+              gradio_client: str = "http"):
+    gradio = GRADIO_CLIENTS[gradio_client]
+    makers = {"api": lambda: ApiConversation(url, timeout), "gradio": lambda: gradio(url, timeout)}
     plan = []
     for i in range(n):
         kind = interface if interface != "mixed" else ("api" if i % 2 == 0 else "gradio")
@@ -241,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                     help="extra environment for the started app, e.g. --env CART_ENGINE_THREADS=2")
+    ap.add_argument("--gradio-client", choices=sorted(GRADIO_CLIENTS), default="http",
+                    help="how the gradio interface is driven: Gradio's queue protocol over plain HTTP, as the "
+                         "page does (default), or the gradio_client package (heavier on the load machine)")
     ap.add_argument("--show", type=int, default=3, help="errors / mix-ups printed per row (default 3)")
     args = ap.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
@@ -265,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         # warm up: the first answers load models and caches
         for iface in ("api", "gradio"):
             if iface in interfaces or "mixed" in interfaces:
-                run_level(url, iface, 1, 2, 30, args.timeout)
+                run_level(url, iface, 1, 2, 30, args.timeout, args.gradio_client)
         print(f"app {url}  turns/conversation {turns}  max {args.max_seconds:.0f} s/level  "
               f"cpus {os.cpu_count()}  load before {load_average()}")
         header = (f"{'N':>3} {'interface':<9} {'requests':>8} {'req/s':>7} {'p50 s':>7} {'p95 s':>7} "
@@ -276,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             for iface in interfaces:
                 if iface == "mixed" and n < 2:
                     continue
-                result, wall = run_level(url, iface, n, turns, args.max_seconds, args.timeout)
+                result, wall = run_level(url, iface, n, turns, args.max_seconds, args.timeout, args.gradio_client)
                 lat = result.latencies
                 print(f"{n:>3} {iface:<9} {len(lat):>8} {len(lat) / wall if wall else 0:>7.1f} "
                       f"{pct(lat, .5):>7.2f} {pct(lat, .95):>7.2f} {max(lat, default=float('nan')):>7.2f} "

@@ -69,11 +69,11 @@ def _payers(reference_dir: Path) -> tuple[Payer, ...]:
 
 
 def products() -> tuple[Product, ...]:
-    return _products(config.load().reference_dir)
+    return _products(config.reference_dir())
 
 
 def payers() -> tuple[Payer, ...]:
-    return _payers(config.load().reference_dir)
+    return _payers(config.reference_dir())
 
 
 def known_product_ids() -> set[str]:
@@ -88,7 +88,7 @@ def product(product_id: str) -> Product | None:
     return next((p for p in products() if p.id == product_id), None)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=1024)  # one per product/payer: a small cache thrashed on every question
 def _name_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
     # Names may be glued to codes/words in flattened tables ("vicleucelQ2055CAR-T"), so the
     # boundary is "not a lowercase letter" rather than \b, and matching is case-insensitive
