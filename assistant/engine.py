@@ -20,7 +20,7 @@ from assistant import config as config_mod
 from assistant import routing
 from assistant.answer import Answer, Citation, ToolCall
 from assistant.conflicts import conflict_notes, retired_code_notes
-from assistant.extract import best_sentences
+from assistant.extract import best_sentences, expand_query
 from assistant.retrieval import HybridRetriever, Passage, QueryEntities
 from assistant.understand import Question, read_question, resolve
 from index import store as store_mod
@@ -131,7 +131,7 @@ class Engine:
         if plan.ask_back:
             return Answer(question=q.text, kind="clarify", needs=plan.needs, notes=notes,
                           context=context, text=plan.ask_back)
-        calls = run_calls(plan)
+        calls, missing_data = run_calls(plan)
         try:
             passages = self._retrieve(q)
         except Exception as exc:  # the store went away (server down, files damaged): say so
@@ -149,7 +149,7 @@ class Engine:
             self._store_failed = False
         conv.passages = passages
         if calls and not any(c.result for c in calls):
-            return tool_failure(q, calls, notes, context)
+            return tool_failure(q, calls, missing_data, notes, context)
         answer = self._compose(q, passages, notes, context, today, calls, plan.derived)
         if self.llm is not None and answer.kind in ("answer", "tool") and passages:
             answer = self.llm.compose(q.text, passages[:LLM_PASSAGES], answer.tool_calls, answer)
@@ -181,8 +181,6 @@ class Engine:
             # "Abecma vs Carvykti HCPCS": search for each product's code, not just the word
             codes += [product(pid).hcpcs for pid in q.products if product(pid).hcpcs]
             extra += codes
-        from assistant.extract import expand_query
-
         query = expand_query(" ".join([q.text, *extra]))
         ents = QueryEntities(products=q.products, payers=tuple(p for p in q.payers if p != "medicare"),
                              codes=tuple(dict.fromkeys(codes)), comparison=q.comparison)
@@ -237,10 +235,12 @@ class Engine:
 # spelling tolerance would otherwise take "humana" for "human").
 KNOWN_NAMES = re.compile(r"\b(?:humana|anthem|kaiser|aetna|cigna|unitedhealthcare|uhc|bcbs|highmark|molina|"
                          r"wellcare|elevance|oscar|centene|carepartners|tricare|aucatzyl|blenrep|talvey|"
-                         r"lynozyfic|darzalex|xpovio|aucatzyl)\b", re.I)
+                         r"lynozyfic|darzalex|xpovio)\b", re.I)
 # Code sets people ask for that no source document gives.
 ABSENT_PHRASES = re.compile(r"\b(revenue code|condition code|value code|occurrence code|fee schedule|"
                             r"medical policy number)s?\b", re.I)
+
+
 def unknown_terms(q: Question) -> list[str]:
     """Names in the question the sources never mention: a payer or drug from a list of the
     usual suspects, or a code set no document gives. (A generic "word not in the corpus" rule
@@ -253,11 +253,28 @@ def unknown_terms(q: Question) -> list[str]:
     return []
 
 
+def code_sentence(prod, passages: list[Passage], named_only: bool = True):
+    """The sentence that best states `prod`'s HCPCS code: a plain statement naming the product
+    ("Carvykti is billed under HCPCS Q2056") before a table cell that names it, before (unless
+    `named_only`) any sentence that only has the code. Returns (Sentence, text) or None."""
+    from assistant.extract import Sentence, split_sentences
+
+    best = None
+    for p in passages:
+        for a, b in split_sentences(p):
+            text = p.quote[a - p.span[0]:b - p.span[0]]
+            if prod.hcpcs not in text or len(text) >= 420:
+                continue
+            named = prod.brand in text or prod.generic.lower() in text.lower()
+            rank = 0 if named and "billed under" in text else 1 if named else 2
+            if (named or not named_only) and (best is None or rank < best[0]):
+                best = (rank, Sentence(p, a, b, text, 99.0), text)
+    return best[1:] if best else None
+
+
 def comparison_code_answer(q: Question, passages: list[Passage]):
     """'Abecma vs Carvykti HCPCS': each product's code from reference data, backed by the first
     passage sentence that states it (the lead cites the first product's sentence)."""
-    from assistant.extract import Sentence, split_sentences
-
     if not re.search(r"hcpcs|q-?code|j-?code|drug code|billing code|\bcodes?\b", q.text, re.I):
         return None
     parts, first = [], None
@@ -267,43 +284,34 @@ def comparison_code_answer(q: Question, passages: list[Passage]):
             continue
         parts.append(f"**{prod.hcpcs}** {prod.brand}")
         if first is None:
-            candidates = []
-            for p in passages:
-                for a, b in split_sentences(p):
-                    text = p.quote[a - p.span[0]:b - p.span[0]]
-                    if prod.hcpcs in text and len(text) < 420:
-                        named = prod.brand in text or prod.generic.lower() in text.lower()
-                        rank = (0 if named and "billed under" in text else 1 if named else 2)
-                        candidates.append((rank, len(candidates), Sentence(p, a, b, text, 99.0), text))
-            if candidates:
-                _, _, sent, text = min(candidates, key=lambda c: (c[0], c[1]))
-                first = (sent, text)
+            first = code_sentence(prod, passages, named_only=False)
     if len(parts) < 2 or first is None:
         return None
     return first[0], "HCPCS codes: " + "; ".join(parts) + f" (product reference data). \"{_one_line(first[1])}\""
 
 
-def run_calls(plan: routing.Plan) -> list[ToolCall]:
-    """Run the planned calculator calls; bad input becomes the call's error message."""
-    from assistant.tools.errors import CalcError
+def run_calls(plan: routing.Plan) -> tuple[list[ToolCall], bool]:
+    """Run the planned calculator calls; bad input becomes the call's error message. Also says
+    whether every failure was missing reference data (a quarter or a code with no payment limit)
+    rather than bad input: that is "not covered", not something the user should fix."""
+    from assistant.tools.errors import CalcError, UnknownCodeError, UnknownQuarterError
     from assistant.tools.registry import run_tool
 
-    calls = []
+    calls, missing_data = [], True
     for name, args in plan.calls:
         try:
             calls.append(ToolCall(name=name, arguments=args, result=run_tool(name, **args).to_dict()))
         except CalcError as exc:
             calls.append(ToolCall(name=name, arguments=args, error=exc.message))
-    return calls
+            missing_data &= isinstance(exc, UnknownQuarterError) or (
+                name == "payment" and isinstance(exc, UnknownCodeError))
+    return calls, missing_data
 
 
-def tool_failure(q: Question, calls: list[ToolCall], notes: list[str], context: dict) -> Answer:
-    """Every calculator call failed: say why in the calculator's words. A figure the reference
-    data does not hold (a quarter with no payment-limit file) is "not covered", not an error."""
-    from assistant.tools.errors import UnknownQuarterError  # noqa: F401  (kind named in message)
-
+def tool_failure(q: Question, calls: list[ToolCall], missing_data: bool, notes: list[str],
+                 context: dict) -> Answer:
+    """Every calculator call failed: say why in the calculator's words."""
     messages = [c.error or "" for c in calls]
-    missing_data = all(re.search(r"no payment limit|not in (?:the|my) reference|quarter", m, re.I) for m in messages)
     if missing_data:
         return Answer(question=q.text, kind="not_covered", not_covered=True, tool_calls=calls, notes=notes,
                       context=context, text="My reference data does not cover this: " + " ".join(messages))
@@ -329,7 +337,10 @@ def compose_with_tools(q: Question, sentences, calls: list[ToolCall], derived: l
     if {c.name for c in calls} <= {"bsa"}:
         sentences = []  # a formula needs no passage; the corpus's example patients would mislead
     else:
-        sentences = [s for s in sentences if _about_calls(s, calls)][:2]
+        from assistant.tools.reference import load_reference
+
+        ref = load_reference()
+        sentences = [s for s in sentences if _about_calls(s, calls, ref)][:2]
     citations += [cite_sentence(s, i) for i, s in enumerate(sentences, 1)]
     body = "\n\n".join(lines)
     if citations:
@@ -357,12 +368,9 @@ TOOL_TOPICS = {  # words a supporting sentence must contain to back a calculator
 }
 
 
-def _about_calls(sentence, calls: list[ToolCall]) -> bool:
+def _about_calls(sentence, calls: list[ToolCall], ref) -> bool:
     """Whether a supporting sentence backs what a calculator computed: same product (or code)
     and the same topic. A Yescarta payment must not be "supported" by a Tecartus price."""
-    from assistant.tools.reference import load_reference
-
-    ref = load_reference()
     text = sentence.text
     for c in calls:
         topic = TOOL_TOPICS.get(c.name)
@@ -426,8 +434,6 @@ def _vocab() -> set[str]:
 
 def direct_code_answer(q: Question, passages: list[Passage]):
     """'What is the code for X?': the product's HCPCS code, backed by a passage that states it."""
-    from assistant.extract import Sentence, split_sentences
-
     if "code" not in q.intents or not q.products:
         return None
     if q.comparison or len(q.products) > 1:
@@ -436,19 +442,12 @@ def direct_code_answer(q: Question, passages: list[Passage]):
                                             "which code", "code for", "billed under", "billing code")):
         return None
     prod = product(q.product)
-    candidates = []
-    for p in passages:
-        for a, b in split_sentences(p):
-            text = p.quote[a - p.span[0]:b - p.span[0]]
-            if prod.hcpcs in text and (prod.brand in text or prod.generic.lower() in text.lower()) and len(text) < 420:
-                # prefer a plain statement ("billed under HCPCS Q2056") over a table cell
-                candidates.append((0 if "billed under" in text else 1, p, a, b, text))
-    if candidates:
-        _, p, a, b, text = min(candidates, key=lambda c: c[0])
-        return (Sentence(p, a, b, text, 99.0),
-                f"**{prod.hcpcs}** is the HCPCS code for {prod.brand} ({prod.generic}): "
-                f"\"{_one_line(text)}\"")
-    return None
+    found = code_sentence(prod, passages)
+    if found is None:
+        return None
+    sentence, text = found
+    return (sentence, f"**{prod.hcpcs}** is the HCPCS code for {prod.brand} ({prod.generic}): "
+                      f"\"{_one_line(text)}\"")
 
 
 def _function_tools() -> list:
