@@ -32,6 +32,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_process(proc: subprocess.Popen | None, timeout: float) -> None:
+    """Terminate a server subprocess, killing it if it does not exit within `timeout` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
 class AppServer:
     """`python app.py` on a free loopback port; `start()` waits for GET /api/health."""
 
@@ -74,14 +86,7 @@ class AppServer:
         raise RuntimeError(f"app.py did not answer /api/health within {timeout:.0f} s ({last!r}):\n{self.output()}")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=15)
+        stop_process(self.proc, 15)
 
     def restart(self) -> "AppServer":
         self.stop()

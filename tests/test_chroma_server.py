@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,18 +21,13 @@ from pathlib import Path
 import pytest
 
 from assistant import config
+from app_server import free_port, stop_process
 from conftest import PROJECT, subprocess_env
 
 CHROMA = Path(sys.executable).parent / "chroma"
 DOCS = ("carvykti-billing-guide.md", "carepartners-ct-abecma-policy.md")
 
 pytestmark = pytest.mark.skipif(not CHROMA.exists(), reason="chromadb's `chroma` CLI is not installed")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ChromaServer:
@@ -71,20 +65,13 @@ class ChromaServer:
         pytest.fail(f"chroma run did not answer its heartbeat in {timeout} s")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        stop_process(self.proc, 10)
 
 
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("chroma-server")
-    server = ChromaServer(root / "db", _free_port(), root / "chroma.log")
+    server = ChromaServer(root / "db", free_port(), root / "chroma.log")
     server.start()
     try:
         yield server

@@ -9,7 +9,6 @@ import json
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from assistant import config
+from app_server import free_port
 from conftest import PROJECT, subprocess_env
 from index import build as build_mod
 from index.store import IndexMissingError, read_manifest
@@ -38,12 +38,6 @@ def _small_sources(tmp_path) -> Path:
     shutil.copy(PROJECT / "sources" / "documents" / SMALL_DOC, src / "documents" / SMALL_DOC)
     shutil.copytree(PROJECT / "sources" / "reference", src / "reference")
     return src
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _no_traceback(out: subprocess.CompletedProcess) -> None:
@@ -151,7 +145,7 @@ DAMAGE = ["build-deleted", "sqlite-garbage", "pointer-garbage"]
 def test_damaged_store_gives_clear_messages_and_a_build_repairs_it(how, index_env, tmp_path, monkeypatch):
     data = _copy_index(index_env, tmp_path)
     _damage(data, how)
-    env = subprocess_env(CART_DATA_DIR=str(data), CART_PORT=str(_free_port()))
+    env = subprocess_env(CART_DATA_DIR=str(data), CART_PORT=str(free_port()))
 
     status = subprocess.run([sys.executable, "-m", "index", "status"], cwd=PROJECT, env=env,
                             capture_output=True, text=True, timeout=120)
