@@ -197,7 +197,7 @@ def plan(q: Question, today: dt.date) -> Plan:
             args["indication"] = indication
         rule = ((_ref().dosing.get("products") or {}).get(product) or {}).get("indications", {}).get(
             args.get("indication") or (inds[0] if inds else ""), {})
-        per_kg = "per_kg" in str(rule.get("cell_dose", rule))
+        per_kg = (rule.get("cell_dose") or {}).get("basis") == "per_kg"
         w = _weight_args(q)
         if per_kg and not w and not patient:
             return Plan()  # the per-kg rule itself, quoted from the sources
