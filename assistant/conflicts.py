@@ -50,17 +50,15 @@ def conflict_notes(q: Question, citations: list[Citation], exclude: set[str] = f
     for c in _conflicts(str(cfg.reference_dir)):
         if c["id"] in exclude:
             continue
-        products = set(c.get("products") or [])
-        if products and q.products and not products & set(q.products):
-            continue
-        if products and not q.products and not re.search(c["when"].get("quotes", "$^"), quotes):
-            continue
-        if c.get("indication") and q.indication and q.indication != c["indication"]:
-            continue
         when = c.get("when") or {}
         hit_q = bool(when.get("q")) and re.search(when["q"], q.text, re.I)
         hit_quotes = bool(when.get("quotes")) and re.search(when["quotes"], quotes)
-        if c.get("indication") and q.indication != c["indication"] and not hit_quotes:
+        products = set(c.get("products") or [])
+        # about other products, or (naming none) not about this topic's passages
+        if products and (not products & set(q.products) if q.products else not hit_quotes):
+            continue
+        # about another indication: the question's, or (naming none) its passages'
+        if c.get("indication") and q.indication != c["indication"] and (q.indication or not hit_quotes):
             continue
         if not (hit_q or (hit_quotes and c.get("quotes_alone"))):
             continue
