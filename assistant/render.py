@@ -51,6 +51,10 @@ def html_inline(text: str) -> str:
     return _emphasis(text, esc, "<b>{}</b>", "<i>{}</i>")
 
 
+KIND_LABELS = {"not_covered": "Not covered by my sources.", "refusal": "Outside what I do.",
+               "clarify": "I need more to answer.", "error": "Can't process that."}
+
+
 def answer_markdown(answer: Answer) -> str:
     """The chat bubble: the answer text with its [n] markers, then notes, all escaped.
 
@@ -65,16 +69,10 @@ def answer_markdown(answer: Answer) -> str:
         text = re.sub(r"\\\[(\d+)\\\]", r"[\1]", text)  # keep citation markers readable
         lines.append(("- " if bullet else "") + text)
     out = "\n".join(lines)
-    if answer.kind == "not_covered":
-        out = "**Not covered by my sources.** " + out
-    elif answer.kind == "refusal":
-        out = "**Outside what I do.** " + out
-    elif answer.kind == "clarify":
-        out = "**I need more to answer.** " + out
-    elif answer.kind == "error":
-        out = "**Can't process that.** " + out
-    for t in answer.tool_calls:
-        if t.error:
+    if answer.kind in KIND_LABELS:
+        out = f"**{KIND_LABELS[answer.kind]}** " + out
+    for t in answer.tool_calls:  # what the engine's text does not already say
+        if t.error and t.error not in (answer.text or ""):
             out += f"\n\n**{md_text(t.name)}:** {md_text(t.error)}"
         elif t.result and t.result.get("summary") and t.result["summary"] not in (answer.text or ""):
             out += f"\n\n**{md_text(t.name)}:** {md_inline(t.result['summary'])}"
