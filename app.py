@@ -12,19 +12,12 @@ Offline by construction: no analytics, system fonts (the default theme would fet
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from assistant import config
 
 HERE = Path(__file__).resolve().parent
-
-
-def server_settings() -> tuple[str, int, str]:
-    host = os.environ.get("CART_HOST", "127.0.0.1")
-    port = config._int("CART_PORT", 7860)
-    return host, port, os.environ.get("CART_ROOT_PATH", "").rstrip("/")
 
 
 def create_app(engine=None, feedback=None):
@@ -35,25 +28,24 @@ def create_app(engine=None, feedback=None):
     from fastapi.responses import FileResponse
 
     from assistant import requestlog
-    from assistant.api import Conversations, allowed_origins, create_api, engine_threads
+    from assistant.api import Conversations, create_api
     from assistant.engine import Engine
     from assistant.feedback import FeedbackStore
     from assistant.render import CSS
     from assistant.webui import build_blocks
 
-    cfg = config.load()
-    requestlog.configure()  # one line per request on stderr or CART_LOG_FILE; bad settings stop here
-    engine_threads()
+    cfg = config.load()  # every setting checked here: a bad value stops with a ConfigError
+    requestlog.configure()  # one line per request on stderr or CART_LOG_FILE
     engine = engine or Engine(cfg=cfg)
-    feedback = feedback or FeedbackStore(config._path("CART_FEEDBACK_DB", cfg.data_dir / "feedback.sqlite3"))
-    conversations = Conversations()
+    feedback = feedback or FeedbackStore(cfg.feedback_db)
+    conversations = Conversations(cfg.max_conversations, cfg.conversation_ttl)
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     # Same-origin always works; other origins only when listed. Installed even when the list is
     # empty: Gradio then defers to it, whereas Gradio's own CORS middleware reflects *any* origin
     # as soon as the server is reached by a non-localhost host name.
     # Any request header from a listed origin: the web component sends its own (X-Gradio-User).
-    app.add_middleware(CORSMiddleware, allow_origins=allowed_origins(), allow_methods=["GET", "POST"],
+    app.add_middleware(CORSMiddleware, allow_origins=list(cfg.allowed_origins), allow_methods=["GET", "POST"],
                        allow_headers=["*"], allow_credentials=False)
     app.mount("/api", create_api(engine, conversations, feedback))
 
@@ -73,25 +65,29 @@ def create_app(engine=None, feedback=None):
     demo = build_blocks(engine, feedback, conversations)
     # CART_CONCURRENCY bounds the other Gradio events (calculators, feedback); the chat's Ask is
     # not limited by the queue but by the engine pool (CART_ENGINE_THREADS) it shares with the API.
-    demo.queue(default_concurrency_limit=config._int("CART_CONCURRENCY", 8))
-    _, _, root_path = server_settings()
+    demo.queue(default_concurrency_limit=cfg.concurrency)
     return gr.mount_gradio_app(app, demo, path="/", theme=theme, css=CSS, show_error=False,
-                               footer_links=[], root_path=root_path or None, ssr_mode=False)
+                               footer_links=[], root_path=cfg.root_path or None, ssr_mode=False)
 
 
 def main() -> int:
+    try:
+        cfg = config.load()
+    except config.ConfigError as exc:  # one line per bad value, exit status 2, no traceback
+        print(exc, file=sys.stderr)
+        return 2
+
     import uvicorn
 
     from index.store import IndexMissingError
 
-    host, port, root_path = server_settings()
     try:
         app = create_app()
     except IndexMissingError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"Serving on http://{host}:{port}{root_path or ''}/", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=bool(root_path))
+    print(f"Serving on http://{cfg.host}:{cfg.port}{cfg.root_path}/", flush=True)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", proxy_headers=bool(cfg.root_path))
     return 0
 
 

@@ -66,7 +66,7 @@ def render_answer(answer) -> str:
     out = [answer.text]
     for t in answer.tool_calls:
         if t.result:
-            out.append(f"\n  calculator {t.name}: {t.result.get('formula', '')}")
+            out.append(f"\n  calculator {t.name}: {t.result.formula}")
         elif t.error:
             out.append(f"\n  calculator {t.name}: {t.error}")
     if answer.citations:
@@ -132,7 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=_chat)
     args = parser.parse_args(argv)
-    config.load()
+    try:
+        config.load()
+    except config.ConfigError as exc:  # one line per bad value, exit status 2, no traceback
+        print(exc, file=sys.stderr)
+        return 2
     return args.func(args)
 
 

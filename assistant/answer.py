@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+from assistant.core.quantities import parse_number
+from assistant.tools.result import ToolResult
 
 
 @dataclass
@@ -23,31 +27,67 @@ class Citation:
     reviewed: str = ""
 
 
+class AnswerKind(StrEnum):
+    """What an answer is; the flags `not_covered` and `refused` follow from it."""
+
+    ANSWER = "answer"            # quoted from the sources
+    TOOL = "tool"                # led by a calculator's result
+    CLARIFY = "clarify"          # asks back (a missing figure, an unreadable question)
+    NOT_COVERED = "not_covered"  # the sources / reference data do not give it
+    REFUSAL = "refusal"          # outside what the assistant does
+    ERROR = "error"              # the question or the store could not be processed
+
+
 @dataclass
 class ToolCall:
     name: str
     arguments: dict
-    result: dict | None = None  # the calculator's result (to_dict()), or None on error
-    error: str | None = None    # the calculator's message for bad input
+    result: ToolResult | None = None  # the calculator's typed result, or None on error
+    error: str | None = None          # the calculator's message for bad input
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "arguments": dict(self.arguments),
+                "result": self.result.to_dict() if self.result is not None else None, "error": self.error}
 
 
 @dataclass
 class Answer:
     question: str
     text: str                                   # markdown, with [n] citation markers
+    kind: AnswerKind = AnswerKind.ANSWER
     citations: list[Citation] = field(default_factory=list)
     tool_calls: list[ToolCall] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    not_covered: bool = False
-    refused: bool = False
     needs: list[str] = field(default_factory=list)  # what the assistant asked back for
-    kind: str = "answer"                        # answer | tool | clarify | not_covered | refusal | error
     context: dict = field(default_factory=dict)  # what the turn understood (product, figures...)
     composer: str = "default"
     latency_ms: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.kind = AnswerKind(self.kind)
+
+    @property
+    def not_covered(self) -> bool:
+        return self.kind is AnswerKind.NOT_COVERED
+
+    @property
+    def refused(self) -> bool:
+        return self.kind is AnswerKind.REFUSAL
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The one serialization of an answer (API, feedback store, evals, CLI --json)."""
+        return {
+            "question": self.question, "text": self.text,
+            "citations": [asdict(c) for c in self.citations],
+            "tool_calls": [t.to_dict() for t in self.tool_calls],
+            "notes": list(self.notes), "not_covered": self.not_covered, "refused": self.refused,
+            "needs": list(self.needs), "kind": str(self.kind), "context": dict(self.context),
+            "composer": self.composer, "latency_ms": self.latency_ms,
+        }
 
 
 # --- number provenance ---------------------------------------------------------------------
@@ -57,11 +97,9 @@ _MARKER = re.compile(r"\[(\d+)\]")
 
 
 def _canon(token: str) -> str | None:
-    raw = token.strip("$%+").replace(",", "")
-    if raw.startswith("-"):
-        raw = raw[1:]
+    raw = token.strip("$%+").lstrip("-")
     try:
-        value = float(raw)
+        value = parse_number(raw)  # the one reading of typed numbers (thousands vs decimal comma)
     except ValueError:
         return None
     return f"{value:.6f}".rstrip("0").rstrip(".")
@@ -96,7 +134,7 @@ def untraceable_numbers(text: str, citations: list[Citation], tool_calls: list[T
     for c in citations:
         allowed |= numbers_in(c.quote) | numbers_in(c.section)
     for t in tool_calls:
-        allowed |= numbers_in(_flatten(t.arguments)) | numbers_in(_flatten(t.result or {}))
+        allowed |= numbers_in(_flatten(t.arguments)) | numbers_in(_flatten(t.result.to_dict() if t.result else {}))
         allowed |= numbers_in(t.error or "")  # a calculator's message names its limits
     found = numbers_in(text)
     return {n for n in found - allowed if not (n.isdigit() and int(n) <= 10)}

@@ -16,7 +16,6 @@ configured (CART_ALLOWED_ORIGINS, comma-separated): same-origin pages always wor
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -28,8 +27,6 @@ from assistant import config, requestlog
 from assistant.engine import MAX_QUESTION_CHARS, Conversation, Engine
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_CONVERSATIONS = config._int("CART_MAX_CONVERSATIONS", 1000)
-CONVERSATION_TTL_S = config._int("CART_CONVERSATION_TTL", 3600)
 
 
 # --- the engine's own worker threads ------------------------------------------------------
@@ -45,10 +42,7 @@ _pool_lock = threading.Lock()
 
 
 def engine_threads() -> int:
-    n = config._int("CART_ENGINE_THREADS", 4)
-    if n < 1:
-        raise SystemExit(f"Configuration error: CART_ENGINE_THREADS={n} must be at least 1")
-    return n
+    return config.load().engine_threads
 
 
 def engine_pool() -> ThreadPoolExecutor:
@@ -66,17 +60,18 @@ async def run_engine(fn, *args):
     return await asyncio.get_running_loop().run_in_executor(engine_pool(), fn, *args)
 
 
-def allowed_origins() -> list[str]:
-    return [o.strip().rstrip("/") for o in os.environ.get("CART_ALLOWED_ORIGINS", "").split(",") if o.strip()]
-
-
 class Conversations:
-    """Thread-safe, bounded store of conversations by id."""
+    """Thread-safe, bounded store of conversations by id.
 
-    def __init__(self, limit: int = MAX_CONVERSATIONS, ttl: float = CONVERSATION_TTL_S):
+    `limit` and `ttl` (seconds) default to CART_MAX_CONVERSATIONS and CART_CONVERSATION_TTL, read
+    when the store is made."""
+
+    def __init__(self, limit: int | None = None, ttl: float | None = None):
         self._items: OrderedDict[str, tuple[float, Conversation]] = OrderedDict()
         self._lock = threading.Lock()
-        self.limit, self.ttl = limit, ttl
+        cfg = config.load() if limit is None or ttl is None else None
+        self.limit = limit if limit is not None else cfg.max_conversations
+        self.ttl = ttl if ttl is not None else cfg.conversation_ttl
 
     def get(self, conv_id: str | None) -> Conversation:
         now = time.monotonic()
@@ -93,49 +88,109 @@ class Conversations:
             return conv
 
 
+class BadRequest(Exception):
+    """A request the API refuses: its status and a message a person can act on."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+    def response(self):
+        from fastapi.responses import JSONResponse
+
+        return JSONResponse({"error": self.message}, status_code=self.status)
+
+
+def _check_headers(request: Request) -> None:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    # Missing is tolerated (curl without -H); any other type is refused, which also keeps
+    # other sites' pages from posting here without a CORS preflight (text/plain, forms).
+    if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+        raise BadRequest(415, f"Content-Type must be application/json (got {ctype[:60]!r}).")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BadRequest(413, f"Request body is {int(declared):,} bytes; the limit is {MAX_BODY_BYTES:,}.")
+
+
+async def _read_body(request: Request) -> bytes:
+    raw = bytearray()
+    async for chunk in request.stream():  # never more than the limit in memory
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise BadRequest(413, f"Request body is over {MAX_BODY_BYTES:,} bytes; the limit is {MAX_BODY_BYTES:,}.")
+    return bytes(raw)
+
+
+def _parse_object(raw: bytes) -> dict:
+    too_deep = BadRequest(400, "The request body is nested too deeply to be a question.")
+    try:
+        body = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest(400, "The request body must be JSON (see the README's API section).") from None
+    except RecursionError:
+        raise too_deep from None
+    if not isinstance(body, dict):
+        raise BadRequest(422, "The request body must be a JSON object.")
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(400, "The request body contains an invalid Unicode escape (a lone surrogate "
+                              "such as \\ud800).") from None
+    except (RecursionError, ValueError):
+        raise too_deep from None
+    return body
+
+
+async def read_json(request: Request) -> dict:
+    """The body as a JSON object, or BadRequest saying what is wrong with it."""
+    _check_headers(request)
+    return _parse_object(await _read_body(request))
+
+
+def _ask_fields(body: dict) -> tuple[str, str | None]:
+    question, conv_id = body.get("question"), body.get("conversation_id")
+    if not isinstance(question, str):
+        raise BadRequest(422, '"question" must be a string.')
+    if conv_id is not None and not isinstance(conv_id, str):
+        raise BadRequest(422, '"conversation_id" must be a string (or left out to start a conversation).')
+    if len(question) > MAX_QUESTION_CHARS:
+        raise BadRequest(413, f"The question is {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}.")
+    return question, conv_id
+
+
+def _feedback_fields(body: dict) -> dict:
+    rating, answer = body.get("rating"), body.get("answer")
+    if rating not in (1, -1) or isinstance(rating, bool):
+        raise BadRequest(422, '"rating" must be 1 (helpful) or -1 (not helpful).')
+    if not isinstance(answer, dict) or not isinstance(answer.get("text", ""), str):
+        raise BadRequest(422, '"answer" must be the answer object the API returned.')
+    question = body.get("question", answer.get("question", ""))
+    comment, conv_id = body.get("comment", ""), body.get("conversation_id")
+    if not all(isinstance(v, str) for v in (question, comment)) or not isinstance(conv_id, (str, type(None))):
+        raise BadRequest(422, '"question", "comment" and "conversation_id" must be strings.')
+    return {"rating": rating, "question": question, "answer": answer, "comment": comment, "conversation_id": conv_id}
+
+
+def _log_feedback(body: dict, rating: int | None, status: int, started: float) -> None:
+    """One request-log line for a feedback post, with whatever question the body carries."""
+    answer = body.get("answer") if isinstance(body.get("answer"), dict) else None
+    question = body.get("question", "")
+    if not isinstance(question, str):
+        question = ""
+    if not question and answer is not None and isinstance(answer.get("question"), str):
+        question = answer["question"]
+    requestlog.log_feedback("api", rating, question, answer, body.get("conversation_id"),
+                            (time.perf_counter() - started) * 1000, status=status,
+                            kind=None if status == 200 else "rejected")
+
+
 def create_api(engine: Engine, conversations: Conversations | None = None, feedback=None):
     """A FastAPI sub-application with the JSON endpoints (mounted by app.py under /api)."""
     from fastapi import FastAPI
-    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
 
     api = FastAPI(title="CAR-T billing assistant API", docs_url=None, redoc_url=None, openapi_url=None)
     conversations = conversations if conversations is not None else Conversations()
-
-    async def read_json(request: Request):
-        """The body as a JSON object, or a JSONResponse saying what is wrong with it."""
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        # Missing is tolerated (curl without -H); any other type is refused, which also keeps
-        # other sites' pages from posting here without a CORS preflight (text/plain, forms).
-        if ctype and ctype != "application/json" and not ctype.endswith("+json"):
-            return error(415, f"Content-Type must be application/json (got {ctype[:60]!r}).")
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return error(413, f"Request body is {int(declared):,} bytes; the limit is {MAX_BODY_BYTES:,}.")
-        raw = bytearray()
-        async for chunk in request.stream():  # never more than the limit in memory
-            raw += chunk
-            if len(raw) > MAX_BODY_BYTES:
-                return error(413, f"Request body is over {MAX_BODY_BYTES:,} bytes; the limit is "
-                                  f"{MAX_BODY_BYTES:,}.")
-        try:
-            body = json.loads(bytes(raw) or b"null")
-        except (ValueError, UnicodeDecodeError):
-            return error(400, "The request body must be JSON (see the README's API section).")
-        except RecursionError:
-            return error(400, "The request body is nested too deeply to be a question.")
-        if not isinstance(body, dict):
-            return error(422, "The request body must be a JSON object.")
-        try:
-            json.dumps(body, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            return error(400, "The request body contains an invalid Unicode escape (a lone surrogate "
-                              "such as \\ud800).")
-        except (RecursionError, ValueError):
-            return error(400, "The request body is nested too deeply to be a question.")
-        return body
-
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
 
     @api.get("/health")
     def health():
@@ -145,27 +200,16 @@ def create_api(engine: Engine, conversations: Conversations | None = None, feedb
     @api.post("/ask")
     async def ask(request: Request):
         started = time.perf_counter()
-        question, conv_id = None, None
-
-        def rejected(response: JSONResponse) -> JSONResponse:
+        body: dict = {}
+        try:
+            body = await read_json(request)
+            question, conv_id = _ask_fields(body)
+        except BadRequest as bad:
+            question, conv_id = body.get("question"), body.get("conversation_id")
             requestlog.log_ask("api", question if isinstance(question, str) else "", None,
                                conv_id if isinstance(conv_id, str) else None,
-                               (time.perf_counter() - started) * 1000, status=response.status_code,
-                               kind="rejected")
-            return response
-
-        body = await read_json(request)
-        if isinstance(body, JSONResponse):
-            return rejected(body)
-        question = body.get("question")
-        conv_id = body.get("conversation_id")
-        if not isinstance(question, str):
-            return rejected(error(422, '"question" must be a string.'))
-        if conv_id is not None and not isinstance(conv_id, str):
-            return rejected(error(422, '"conversation_id" must be a string (or left out to start a conversation).'))
-        if len(question) > MAX_QUESTION_CHARS:
-            return rejected(error(413, f"The question is {len(question):,} characters; the limit is "
-                                       f"{MAX_QUESTION_CHARS:,}."))
+                               (time.perf_counter() - started) * 1000, status=bad.status, kind="rejected")
+            return bad.response()
         conv = conversations.get(conv_id)
         # the engine is CPU-bound: run it off the event loop, on a bounded pool (CART_ENGINE_THREADS)
         answer = await run_engine(engine.ask, question, conv)
@@ -176,40 +220,16 @@ def create_api(engine: Engine, conversations: Conversations | None = None, feedb
     async def give_feedback(request: Request):
         started = time.perf_counter()
         body: dict = {}
-
-        def done(response, rating=None):
-            answer = body.get("answer") if isinstance(body, dict) else None
-            question = body.get("question", "") if isinstance(body, dict) else ""
-            if not isinstance(question, str) and isinstance(answer, dict):
-                question = ""
-            if not question and isinstance(answer, dict) and isinstance(answer.get("question"), str):
-                question = answer["question"]
-            status = response.status_code if isinstance(response, JSONResponse) else 200
-            requestlog.log_feedback("api", rating, question, answer if isinstance(answer, dict) else None,
-                                    body.get("conversation_id") if isinstance(body, dict) else None,
-                                    (time.perf_counter() - started) * 1000, status=status,
-                                    kind=None if status == 200 else "rejected")
-            return response
-
-        if feedback is None:
-            return done(error(404, "Feedback is not enabled on this server."))
-        parsed = await read_json(request)
-        if isinstance(parsed, JSONResponse):
-            return done(parsed)
-        body = parsed
-        rating, answer = body.get("rating"), body.get("answer")
-        if rating not in (1, -1) or isinstance(rating, bool):
-            return done(error(422, '"rating" must be 1 (helpful) or -1 (not helpful).'))
-        if not isinstance(answer, dict) or not isinstance(answer.get("text", ""), str):
-            return done(error(422, '"answer" must be the answer object the API returned.'))
-        question = body.get("question", answer.get("question", ""))
-        comment, conv_id = body.get("comment", ""), body.get("conversation_id")
-        if not all(isinstance(v, str) for v in (question, comment)) or not isinstance(conv_id, (str, type(None))):
-            return done(error(422, '"question", "comment" and "conversation_id" must be strings.'))
-        from starlette.concurrency import run_in_threadpool
-
-        fid = await run_in_threadpool(lambda: feedback.add(rating=rating, question=question, answer=answer,
-                                                           comment=comment, conversation_id=conv_id))
-        return done({"id": fid}, rating)
+        try:
+            if feedback is None:
+                raise BadRequest(404, "Feedback is not enabled on this server.")
+            body = await read_json(request)
+            fields = _feedback_fields(body)
+        except BadRequest as bad:
+            _log_feedback(body, None, bad.status, started)
+            return bad.response()
+        fid = await run_in_threadpool(lambda: feedback.add(**fields))
+        _log_feedback(body, fields["rating"], 200, started)
+        return {"id": fid}
 
     return api

@@ -1,14 +1,27 @@
-"""All configuration in one place: environment variables with defaults.
+"""All configuration in one place: every CART_* environment variable, typed and checked.
 
-Importing this module also pins the process to offline behaviour (no hub downloads, no
-telemetry), which is why every entry point imports it first. The README's "Configuration"
-table lists the same variables; keep the two in step.
+Each setting is one field of `Config`, declared once with `setting(...)`: its variable, default,
+accepted values and one-line meaning; its type is the field's annotation. `load()` parses the
+environment from those declarations and raises one `ConfigError` listing every bad value, one
+line each. `markdown_table()` renders the README's "Configuration" table from the same
+declarations (tests/test_config.py fails when the README's copy differs):
+
+    .venv/bin/python -m assistant.config      # print the table
+
+This is the bottom layer: it imports nothing from the project. Importing it also pins the process
+to offline behaviour (no hub downloads, no telemetry), which is why every entry point imports it
+first.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 # Offline at run time: set before any library that reads them is imported.
@@ -28,33 +41,155 @@ for _key, _value in {
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _path(name: str, default: Path) -> Path:
-    value = os.environ.get(name)
-    return Path(value).expanduser().resolve() if value else default
+class ConfigError(SystemExit):
+    """One or more bad CART_* values; the message has one line per bad variable.
+
+    A SystemExit, so that no `except Exception` swallows it and a program that does not catch it
+    still stops with the message instead of a traceback. The entry points (app.py,
+    `python -m assistant`, `python -m index`, `python -m evals`) print it and exit with status 2.
+    """
+
+    def __init__(self, problems: list[str]):
+        self.problems = tuple(problems)
+        super().__init__("\n".join(f"Configuration error: {p}" for p in self.problems))
 
 
-def _int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError as exc:  # a clear message, not a traceback deep in a library
-        raise SystemExit(f"Configuration error: {name}={value!r} is not a whole number") from exc
+# --- the declarations ------------------------------------------------------------------------
+
+def setting(name: str, doc: str, *, default: object = None, shown: str | None = None,
+            minimum: float | None = None, maximum: float | None = None, above: float | None = None,
+            unit: str = "", choices: tuple[str, ...] = (),
+            convert: Callable[[str], object] | None = None, accepts: str = "",
+            secret: bool = False):
+    """A Config field bound to the environment variable `name`.
+
+    default   the value when the variable is unset or empty; a callable gets the values parsed so
+              far (by field name) and derives it (e.g. reference_dir from sources_dir)
+    shown     the default as the README shows it (Markdown); derived from `default` if left out
+    minimum, maximum, above   inclusive bounds, and an exclusive lower bound, for numbers
+    choices   the accepted words (matched case-insensitively) for a text setting
+    convert   for text and list items: checks and normalises a value, raising ValueError(reason)
+    accepts   what the README's "accepted" column says for a `convert` setting
+    secret    kept out of repr() (and so out of logs and tracebacks)
+    """
+    return field(repr=not secret, metadata={"setting": dict(
+        name=name, doc=doc, default=default, shown=shown, minimum=minimum, maximum=maximum,
+        above=above, unit=unit, choices=choices, convert=convert, accepts=accepts)})
+
+
+def _root_path(value: str) -> str:
+    value = value.rstrip("/")
+    if value and not (value.startswith("/") or re.match(r"https?://[^/\s]+", value)):
+        raise ValueError("must start with / (e.g. /cart-assistant) or be an http(s):// URL")
+    return value
+
+
+def _origin(value: str) -> str:
+    value = value.rstrip("/")
+    if value != "*" and not re.fullmatch(r"https?://[^/\s?#]+", value):
+        raise ValueError(f"has {value!r}, which is not an origin (http(s)://host[:port], no path)")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"https?://[^/\s]+", value):
+        raise ValueError("is not an http(s):// URL (e.g. http://llm-host:8000/v1)")
+    return value
+
+
+def _collection_prefix(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,38}[A-Za-z0-9])?", value) or ".." in value:
+        raise ValueError("must be 1-40 letters, digits, '.', '_' or '-', starting and ending with "
+                         "a letter or digit (it begins Chroma collection names)")
+    return value
 
 
 @dataclass(frozen=True)
 class Config:
     """A snapshot of the environment; `load()` re-reads it (tests change it per case)."""
 
-    sources_dir: Path
-    reference_dir: Path
-    data_dir: Path
-    shared_dir: Path
-    chroma_host: str | None
-    chroma_port: int
-    collection_prefix: str
-    top_k: int
+    # --- corpus, index and store
+    data_dir: Path = setting(
+        "CART_DATA_DIR", "where the index (Chroma files, build pointer) and the feedback database live",
+        default=PROJECT_ROOT / "data", shown="`./data`")
+    sources_dir: Path = setting(
+        "CART_SOURCES_DIR", "the corpus (`documents/`) and reference data (`reference/`)",
+        default=PROJECT_ROOT / "sources", shown="`./sources`")
+    reference_dir: Path = setting(
+        "CART_REFERENCE_DIR", "reference data for calculators and entity names",
+        default=lambda v: v["sources_dir"] / "reference", shown="`$CART_SOURCES_DIR/reference`")
+    shared_dir: Path = setting(
+        "CART_SHARED_DIR", "the shared folder the tests read CMS files and originals from",
+        default=PROJECT_ROOT.parent / "shared", shown="`../shared`")
+    chroma_host: str | None = setting(
+        "CART_CHROMA_HOST", "a Chroma server's host; when set, the index lives on that server")
+    chroma_port: int = setting(
+        "CART_CHROMA_PORT", "the Chroma server's port", default=8000, minimum=1, maximum=65535)
+    collection_prefix: str = setting(
+        "CART_COLLECTION_PREFIX", "prefix of the Chroma collections this project creates",
+        default="cart", convert=_collection_prefix, accepts="letters, digits, `.` `_` `-` (1-40)")
+    top_k: int = setting(
+        "CART_TOP_K", "passages returned by `search` (the engine retrieves at least 10)",
+        default=5, minimum=1)
+
+    # --- the web server (app.py)
+    host: str = setting("CART_HOST", "the address the app listens on", default="127.0.0.1")
+    port: int = setting("CART_PORT", "the port the app listens on", default=7860, minimum=1, maximum=65535)
+    root_path: str = setting(
+        "CART_ROOT_PATH", "the path prefix behind a reverse proxy", default="", convert=_root_path,
+        accepts="`/prefix` or an `http(s)://` URL")
+    concurrency: int = setting(
+        "CART_CONCURRENCY", "Gradio queue: events processed at once (the chat's Ask is not limited by it)",
+        default=8, minimum=1)
+    feedback_db: Path = setting(
+        "CART_FEEDBACK_DB", "SQLite file for Helpful / Not helpful feedback",
+        default=lambda v: v["data_dir"] / "feedback.sqlite3", shown="`$CART_DATA_DIR/feedback.sqlite3`")
+
+    # --- the JSON API and the chat (assistant/api.py)
+    allowed_origins: tuple[str, ...] = setting(
+        "CART_ALLOWED_ORIGINS", "comma-separated origins allowed to call the app and API from a browser",
+        default=(), shown="empty (CORS closed)", convert=_origin,
+        accepts="`https://host[:port]`, ... or `*`")
+    max_conversations: int = setting(
+        "CART_MAX_CONVERSATIONS", "conversations kept in memory (least recently used dropped)",
+        default=1000, minimum=1)
+    conversation_ttl: float = setting(
+        "CART_CONVERSATION_TTL", "seconds of inactivity before a conversation expires",
+        default=3600.0, shown="`3600`", above=0, unit="seconds")
+    engine_threads: int = setting(
+        "CART_ENGINE_THREADS",
+        "worker threads that run the engine, shared first-come-first-served by the JSON API and the "
+        "chat (the engine is CPU-bound; 2-4 measured best on 2 cores)", default=4, minimum=1)
+
+    # --- the request log (assistant/requestlog.py)
+    log_questions: str = setting(
+        "CART_LOG_QUESTIONS",
+        "how the request log shows a question: `hash` (salted SHA-256 prefix + length), `redact` "
+        "(numbers, dates and identifiers replaced: \"carvykti dose <n> kg\"), `full` (verbatim, "
+        "patient figures included)", default="hash", choices=("hash", "redact", "full"))
+    log_salt: str | None = setting(
+        "CART_LOG_SALT", "salt for question hashes (set it to join log lines across restarts)",
+        shown="random per process", secret=True)
+    log_file: Path | None = setting(
+        "CART_LOG_FILE", "append request log lines to this file", shown="stderr")
+
+    # --- the optional LLM composer (assistant/llm.py)
+    llm_base_url: str | None = setting(
+        "CART_LLM_BASE_URL", "the endpoint's base URL (`.../v1`); unset, the LLM composer is off",
+        shown="unset (off)", convert=_http_url, accepts="`http(s)://` URL")
+    llm_model: str = setting("CART_LLM_MODEL", "model name sent to the endpoint", default="default")
+    llm_api_key: str = setting(
+        "CART_LLM_API_KEY", "API key, if the endpoint wants one", default="not-needed", secret=True)
+    llm_timeout: float = setting(
+        "CART_LLM_TIMEOUT", "seconds per request; no retries", default=20.0, shown="`20`",
+        above=0, unit="seconds")
+
+    # --- benchmarks only (index/embedding.py)
+    embedder: str = setting(
+        "CART_EMBEDDER",
+        "**benchmark-only**: `hash` swaps the embedding model for a meaningless hashing embedder "
+        "(see [Benchmarks](#benchmarks)); never set it for a real index",
+        default="model", choices=("model", "hash"))
 
     @property
     def server_mode(self) -> bool:
@@ -62,21 +197,189 @@ class Config:
         return bool(self.chroma_host)
 
 
-def reference_dir() -> Path:
-    """Just the reference folder: asked for on every entity look-up, so cheaper than load()."""
-    sources = _path("CART_SOURCES_DIR", PROJECT_ROOT / "sources")
-    return _path("CART_REFERENCE_DIR", sources / "reference")
+@dataclass(frozen=True)
+class Setting:
+    """One CART_* variable, as declared on its Config field."""
+
+    name: str
+    field: str
+    kind: str                   # path | text | int | number | list (from the field's type)
+    doc: str
+    default: object
+    shown: str | None
+    minimum: float | None
+    maximum: float | None
+    above: float | None
+    unit: str
+    choices: tuple[str, ...]
+    convert: Callable[[str], object] | None
+    accepts: str
+
+    def range_text(self) -> str:
+        """The accepted range: '1-65535', '>= 1', '> 0' (or '')."""
+        if self.minimum is not None and self.maximum is not None:
+            return f"{self.minimum:g}-{self.maximum:g}"
+        if self.minimum is not None:
+            return f">= {self.minimum:g}"
+        if self.above is not None:
+            return f"> {self.above:g}"
+        return ""
+
+    def bounds(self) -> str:
+        """Unit and range, as the error messages give them: 'seconds, > 0'."""
+        return ", ".join(t for t in (self.unit, self.range_text()) if t)
+
+    def default_text(self) -> str:
+        if self.shown is not None:
+            return self.shown
+        if self.default is None:
+            return "unset"
+        return f"`{self.default}`" if self.default != "" else "empty"
+
+    def accepted_text(self) -> str:
+        if self.choices:
+            return ", ".join(f"`{c}`" for c in self.choices)
+        if self.accepts:
+            return self.accepts
+        if self.kind in ("int", "number"):
+            what = self.unit or ("whole number" if self.kind == "int" else "number")
+            return f"{what} {self.range_text()}"
+        return {"path": "path", "text": "text", "list": "comma-separated"}[self.kind]
+
+    def parse(self, raw: str) -> object:
+        """The typed value of a non-empty `raw`; ValueError(reason) when it is not acceptable."""
+        if self.kind == "path":
+            try:
+                return Path(raw).expanduser().resolve()
+            except (RuntimeError, OSError) as exc:  # '~nobody/x', a loop of symbolic links
+                raise ValueError(f"is not a usable path ({exc})") from None
+        if self.kind in ("int", "number"):
+            range_note = f" ({self.bounds()})" if self.bounds() else ""
+            what = "whole number" if self.kind == "int" else "number"
+            try:
+                value = int(raw) if self.kind == "int" else float(raw)
+            except ValueError:
+                raise ValueError(f"is not a {what}{range_note}") from None
+            if not math.isfinite(value):
+                raise ValueError(f"is not a number{range_note}")
+            if ((self.minimum is not None and value < self.minimum)
+                    or (self.maximum is not None and value > self.maximum)
+                    or (self.above is not None and value <= self.above)):
+                raise ValueError(f"is out of range{range_note}")
+            return value
+        if self.kind == "list":
+            items = [item.strip() for item in raw.split(",") if item.strip()]
+            return tuple(self.convert(item) if self.convert else item for item in items)
+        if self.choices:
+            value = raw.lower()
+            if value not in self.choices:
+                raise ValueError(f"is not one of {', '.join(self.choices)}")
+            return value
+        return self.convert(raw) if self.convert else raw
+
+
+def _kind(name: str, annotation, default: object) -> str:
+    """The parser for a field's type: Path, str, int, float, tuple[str, ...], or one of them | None
+    (only a `| None` field may default to None)."""
+    args = typing.get_args(annotation)
+    if isinstance(annotation, types.UnionType) and type(None) in args:
+        (annotation,) = [a for a in args if a is not type(None)]
+    elif default is None:
+        raise TypeError(f"Config: {name} defaults to None but its type is {annotation!r}")
+    if typing.get_origin(annotation) is tuple:
+        return "list"
+    kinds = {Path: "path", str: "text", int: "int", float: "number"}
+    if annotation not in kinds:
+        raise TypeError(f"Config: no parser for {name}'s type {annotation!r}")
+    return kinds[annotation]
+
+
+def _settings() -> tuple[Setting, ...]:
+    hints = typing.get_type_hints(Config)
+    out = []
+    for f in fields(Config):
+        decl = f.metadata["setting"]
+        out.append(Setting(field=f.name, kind=_kind(decl["name"], hints[f.name], decl["default"]), **decl))
+    return tuple(out)
+
+
+SETTINGS: tuple[Setting, ...] = _settings()
+NAMES: tuple[str, ...] = tuple(s.name for s in SETTINGS)
+
+
+def spec(name: str) -> Setting:
+    """The declaration of the variable `name` (e.g. its choices)."""
+    for s in SETTINGS:
+        if s.name == name:
+            return s
+    raise KeyError(name)
+
+
+# --- reading the environment -----------------------------------------------------------------
+
+def parse(environ: Mapping[str, str]) -> Config:
+    """A Config from `environ`; one ConfigError naming every bad value."""
+    values: dict[str, object] = {}
+    problems: list[str] = []
+    for s in SETTINGS:
+        raw = (environ.get(s.name) or "").strip()
+        if not raw:
+            try:
+                values[s.field] = s.default(values) if callable(s.default) else s.default
+            except KeyError:  # derived from a setting that is itself bad: already reported
+                pass
+            continue
+        try:
+            values[s.field] = s.parse(raw)
+        except ValueError as exc:
+            problems.append(f"{s.name}={raw!r} {exc}")
+    if problems:
+        raise ConfigError(problems)
+    return Config(**values)
+
+
+_last: tuple[tuple, Config] | None = None
+
+
+def _raw_values() -> tuple:
+    """The CART_* values as they stand (the key of the parsed Config kept from the last call)."""
+    get = os.environ.get
+    return tuple(get(name) for name in NAMES)
 
 
 def load() -> Config:
-    sources = _path("CART_SOURCES_DIR", PROJECT_ROOT / "sources")
-    return Config(
-        sources_dir=sources,
-        reference_dir=_path("CART_REFERENCE_DIR", sources / "reference"),
-        data_dir=_path("CART_DATA_DIR", PROJECT_ROOT / "data"),
-        shared_dir=_path("CART_SHARED_DIR", PROJECT_ROOT.parent / "shared"),
-        chroma_host=os.environ.get("CART_CHROMA_HOST") or None,
-        chroma_port=_int("CART_CHROMA_PORT", 8000),
-        collection_prefix=os.environ.get("CART_COLLECTION_PREFIX", "cart"),
-        top_k=_int("CART_TOP_K", 5),
-    )
+    """The configuration from the current environment, re-read on every call (cheap: the parsed
+    Config is reused while the CART_* variables and the working directory stay the same)."""
+    global _last
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        cwd = ""
+    key = (cwd, *_raw_values())
+    last = _last
+    if last is not None and last[0] == key:
+        return last[1]
+    cfg = parse(os.environ)
+    _last = (key, cfg)
+    return cfg
+
+
+def reference_dir() -> Path:
+    """Just the reference folder (asked for on every entity look-up)."""
+    return load().reference_dir
+
+
+# --- documentation ---------------------------------------------------------------------------
+
+def markdown_table(prefix: str = "CART_") -> str:
+    """The README's table of the settings whose variable starts with `prefix`."""
+    rows = ["| variable | default | accepted | meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        if s.name.startswith(prefix):
+            cells = [f"`{s.name}`", s.default_text(), s.accepted_text(), s.doc]
+            rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

@@ -7,29 +7,12 @@ document with the document's date; this module only decides which notes an answe
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from pathlib import Path
-
-import yaml
 
 from assistant import config
 from assistant.answer import Citation
-from assistant.understand import Question
-
-
-@lru_cache(maxsize=4)
-def _conflicts(ref_dir: str) -> list[dict]:
-    path = Path(ref_dir) / "conflicts.yaml"
-    if not path.exists():
-        return []
-    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("conflicts") or []
-
-
-@lru_cache(maxsize=4)
-def _documents(sources_dir: str) -> dict:
-    from index.corpus import load_corpus
-
-    return {d.id: d for d in load_corpus(Path(sources_dir)).documents}
+from assistant.core.question import Question
+from assistant.core.reference import load_reference
+from index.corpus import cached_corpus
 
 
 def _doc_label(doc_id: str, docs: dict) -> str:
@@ -44,10 +27,10 @@ def _doc_label(doc_id: str, docs: dict) -> str:
 def conflict_notes(q: Question, citations: list[Citation], exclude: set[str] = frozenset()) -> list[str]:
     """A note per known disagreement the question or its cited passages touch."""
     cfg = config.load()
-    docs = _documents(str(cfg.sources_dir))
+    docs = cached_corpus(cfg.sources_dir, cfg.reference_dir).documents
     quotes = " ".join(c.quote for c in citations)
     notes = []
-    for c in _conflicts(str(cfg.reference_dir)):
+    for c in load_reference().conflicts:
         if c["id"] in exclude:
             continue
         when = c.get("when") or {}
@@ -73,8 +56,6 @@ def retired_code_notes(texts: list[str]) -> list[str]:
     """A note per retired code quoted in the answer, naming what replaced it.
 
     Codes are looked for literally (the sources glue them to the next word: "0540TCAR-T")."""
-    from assistant.tools.reference import load_reference
-
     ref = load_reference()
     text = " ".join(texts)
 
@@ -82,18 +63,16 @@ def retired_code_notes(texts: list[str]) -> list[str]:
         return re.search(rf"(?<![0-9A-Z]){re.escape(code)}", text) is not None
 
     notes = []
-    retired_cpt = {c: row for c, row in ref.cpt.items() if row.get("status") == "retired"}
+    retired_cpt = {c: row for c, row in ref.cpt.items() if row.status == "retired"}
     if any(present(c) for c in retired_cpt):
-        pairs = ", ".join(f"{c} → {row.get('replaced_by')}" for c, row in sorted(retired_cpt.items()))
+        pairs = ", ".join(f"{c} → {row.replacement}" for c, row in sorted(retired_cpt.items()))
         notes.append("Retired codes: the Category III CAR-T codes were deleted on January 1, 2025 and "
                      f"replaced by Category I codes ({pairs}). The source still uses the old codes; "
                      "bill the current ones.")
     if present("0541T") and "0541T" in ref.cpt:
-        notes.append("0541T: " + str(ref.cpt["0541T"].get("note", "")))
+        notes.append("0541T: " + ref.cpt["0541T"].note)
     for code, row in sorted(ref.hcpcs.items()):
-        if row.get("status") == "retired" and present(code):
-            repl = row.get("replaced_by") or []
-            repl = ", ".join(repl) if isinstance(repl, list) else str(repl)
-            notes.append(f"Retired code: {code} ({row.get('descriptor', '')}) — {row.get('note', '')} "
-                         f"Replacements: {repl}.")
+        if row.status == "retired" and present(code):
+            notes.append(f"Retired code: {code} ({row.descriptor}) — {row.note} "
+                         f"Replacements: {', '.join(row.replaced_by)}.")
     return notes

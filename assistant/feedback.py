@@ -49,7 +49,7 @@ class FeedbackStore:
         """Store one judgement; returns its id. `answer` is Answer.to_dict()."""
         if rating not in (-1, 1):
             raise ValueError("rating must be +1 (helpful) or -1 (not helpful)")
-        row = (dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), conversation_id, rating,
+        row = (dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), conversation_id, rating,
                (comment or "")[:MAX_COMMENT], question[:4000], str(answer.get("text", ""))[:20000],
                json.dumps(answer.get("citations", []), ensure_ascii=False, default=str)[:200000],
                str(answer.get("kind", ""))[:40])

@@ -10,10 +10,14 @@ failed check, a timeout, an endpoint error — and the engine shows the default 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 
-from assistant.answer import Answer, Citation, ToolCall, bad_markers, untraceable_numbers
+from assistant import config
+from assistant.answer import Answer, AnswerKind, Citation, ToolCall, bad_markers, untraceable_numbers
+from assistant.composer import Composer, DefaultComposer, Turn
+from assistant.tools.result import ToolResult
+
+LLM_PASSAGES = 6  # passages an LLM composer sees
 
 SYSTEM_PROMPT = """You answer questions from billing staff about CAR-T cell therapy billing.
 Rules:
@@ -32,21 +36,28 @@ class LLMSettings:
     timeout: float
 
     @classmethod
-    def from_env(cls) -> "LLMSettings | None":
-        base = os.environ.get("CART_LLM_BASE_URL", "").strip()
-        if not base:
+    def from_env(cls, cfg: config.Config | None = None) -> LLMSettings | None:
+        """The CART_LLM_* settings (of `cfg`, or of the environment now); None when
+        CART_LLM_BASE_URL is unset (the LLM composer is off)."""
+        cfg = cfg or config.load()
+        if not cfg.llm_base_url:
             return None
-        return cls(base_url=base, model=os.environ.get("CART_LLM_MODEL", "default"),
-                   api_key=os.environ.get("CART_LLM_API_KEY", "not-needed"),
-                   timeout=float(os.environ.get("CART_LLM_TIMEOUT", "20") or 20))
+        return cls(base_url=cfg.llm_base_url, model=cfg.llm_model, api_key=cfg.llm_api_key,
+                   timeout=cfg.llm_timeout)
 
 
 class LLMComposer:
-    def __init__(self, settings: LLMSettings, tools: list | None = None):
+    """A composer with the default composer's call shape (`compose(turn) -> Answer`): it composes
+    the default answer first, then lets the LLM phrase it; any failed check shows the default."""
+
+    name = "llm"
+
+    def __init__(self, settings: LLMSettings, tools: list | None = None, fallback: Composer | None = None):
         from llama_index.llms.openai_like import OpenAILike
 
         self.settings = settings
         self.tools = tools or []
+        self.fallback = fallback or DefaultComposer()
         self.llm = OpenAILike(model=settings.model, api_base=settings.base_url, api_key=settings.api_key,
                               timeout=settings.timeout, max_retries=0, is_chat_model=True,
                               is_function_calling_model=bool(self.tools), temperature=0.0)
@@ -58,13 +69,18 @@ class LLMComposer:
         if tool_calls:
             parts.append("Calculator results:")
             for t in tool_calls:
-                parts.append(json.dumps({"tool": t.name, "arguments": t.arguments,
-                                         "result": t.result, "error": t.error}, default=str))
+                parts.append(json.dumps({"tool": t.name, **t.to_dict()}, default=str, ensure_ascii=False))
         parts.append(f"Question: {question}")
         return "\n\n".join(parts)
 
-    def compose(self, question: str, passages, tool_calls: list[ToolCall], fallback: Answer) -> Answer:
-        """The LLM's answer if it passes verification, else `fallback` with a note saying why."""
+    def compose(self, turn: Turn) -> Answer:
+        """The LLM's answer if it passes verification, else the default answer with a note why."""
+        fallback = self.fallback.compose(turn)
+        if fallback.kind not in (AnswerKind.ANSWER, AnswerKind.TOOL) or not turn.passages:
+            return fallback
+        return self.phrase(turn.question.text, turn.passages[:LLM_PASSAGES], fallback.tool_calls, fallback)
+
+    def phrase(self, question: str, passages, tool_calls: list[ToolCall], fallback: Answer) -> Answer:
         from llama_index.core.llms import ChatMessage
 
         calls = list(tool_calls)
@@ -78,10 +94,10 @@ class LLMComposer:
                     by_name = {t.metadata.name: t for t in self.tools}
                     messages.append(response.message)
                     for req in requested[:4]:
-                        calls.append(_run_tool(by_name, req.tool_name, req.tool_kwargs))
-                        messages.append(ChatMessage(role="tool", content=json.dumps(
-                            {"result": calls[-1].result, "error": calls[-1].error}, default=str),
-                            additional_kwargs={"tool_call_id": req.tool_id, "name": req.tool_name}))
+                        made, content = _run_tool(by_name, req.tool_name, req.tool_kwargs)
+                        calls.append(made)
+                        messages.append(ChatMessage(role="tool", content=content,
+                                                    additional_kwargs={"tool_call_id": req.tool_id, "name": req.tool_name}))
                     response = self.llm.chat(messages)
             else:
                 response = self.llm.chat(messages)
@@ -105,17 +121,24 @@ class LLMComposer:
                       composer="llm")
 
 
-def _run_tool(by_name: dict, name: str, kwargs: dict) -> ToolCall:
+def _run_tool(by_name: dict, name: str, kwargs: dict) -> tuple[ToolCall, str]:
+    """Run a tool the LLM asked for: (the call as the answer records it, what the LLM is told).
+    A calculator's error is a failed call, and the LLM sees it as an error."""
     tool = by_name.get(name)
     if tool is None:
-        return ToolCall(name=name, arguments=kwargs, error=f"unknown calculator {name!r}")
+        message = f"unknown calculator {name!r}"
+        return ToolCall(name=name, arguments=kwargs, error=message), f"Error: {message}"
     try:
         out = tool.call(**kwargs)
-        raw = getattr(out, "raw_output", out)
-        result = raw.to_dict() if hasattr(raw, "to_dict") else {"value": str(raw)}
-        return ToolCall(name=name, arguments=kwargs, result=result)
-    except Exception as exc:  # the calculators' typed input errors carry a clerk-readable message
-        return ToolCall(name=name, arguments=kwargs, error=str(exc))
+    except Exception as exc:  # a foreign tool that raises
+        return ToolCall(name=name, arguments=kwargs, error=str(exc)), f"Error: {exc}"
+    if out.is_error:
+        message = out.content.removeprefix("Error: ")
+        return ToolCall(name=name, arguments=kwargs, error=message), out.content
+    raw = out.raw_output
+    if not isinstance(raw, ToolResult):  # a tool that is not one of our calculators
+        raw = ToolResult(name=name, inputs=dict(kwargs), values={"output": raw}, summary=str(out.content), formula="")
+    return ToolCall(name=name, arguments=kwargs, result=raw), json.dumps(raw.to_dict(), ensure_ascii=False)
 
 
 def _fallback(answer: Answer, why: str) -> Answer:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 
-from assistant.answer import Answer
+from assistant.answer import Answer, AnswerKind, Citation, ToolCall
 
 _EMPHASIS = re.compile(r"\*\*([^*\n]+)\*\*|(?<![\w*])\*([^*\s][^*\n]*?)\*(?![\w*])")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]()#!|~>])")
@@ -51,8 +51,8 @@ def html_inline(text: str) -> str:
     return _emphasis(text, esc, "<b>{}</b>", "<i>{}</i>")
 
 
-KIND_LABELS = {"not_covered": "Not covered by my sources.", "refusal": "Outside what I do.",
-               "clarify": "I need more to answer.", "error": "Can't process that."}
+KIND_LABELS = {AnswerKind.NOT_COVERED: "Not covered by my sources.", AnswerKind.REFUSAL: "Outside what I do.",
+               AnswerKind.CLARIFY: "I need more to answer.", AnswerKind.ERROR: "Can't process that."}
 
 
 def answer_markdown(answer: Answer) -> str:
@@ -74,49 +74,48 @@ def answer_markdown(answer: Answer) -> str:
     for t in answer.tool_calls:  # what the engine's text does not already say
         if t.error and t.error not in (answer.text or ""):
             out += f"\n\n**{md_text(t.name)}:** {md_text(t.error)}"
-        elif t.result and t.result.get("summary") and t.result["summary"] not in (answer.text or ""):
-            out += f"\n\n**{md_text(t.name)}:** {md_inline(t.result['summary'])}"
+        elif t.result and t.result.summary and t.result.summary not in (answer.text or ""):
+            out += f"\n\n**{md_text(t.name)}:** {md_inline(t.result.summary)}"
     if answer.notes:
         out += "\n\n" + "\n".join(f"> **Note:** {md_text(n)}" for n in answer.notes)
     return out
 
 
-def _dates(c) -> str:
-    bits = [f"effective {c.get('effective')}" if c.get("effective") else "",
-            f"reviewed {c.get('reviewed')}" if c.get("reviewed") else ""]
+def _dates(c: Citation) -> str:
+    bits = [f"effective {c.effective}" if c.effective else "", f"reviewed {c.reviewed}" if c.reviewed else ""]
     return " · ".join(b for b in bits if b)
 
 
-def citations_html(citations: list[dict]) -> str:
+def citations_html(citations: list[Citation]) -> str:
     parts = []
     for c in citations:
         dates = _dates(c)
         parts.append(
-            f"<details class='cart-cite' data-marker='{esc(c['marker'])}'>"
-            f"<summary><span class='cart-marker'>[{esc(c['marker'])}]</span> <b>{esc(c['title'])}</b>"
-            f" — {esc(c['section'] or 'document')}"
+            f"<details class='cart-cite' data-marker='{esc(c.marker)}'>"
+            f"<summary><span class='cart-marker'>[{esc(c.marker)}]</span> <b>{esc(c.title)}</b>"
+            f" — {esc(c.section or 'document')}"
             + (f" <span class='cart-meta'>({esc(dates)})</span>" if dates else "")
             + "</summary>"
-            f"<blockquote class='cart-quote'>{esc(c['quote'])}</blockquote>"
-            f"<div class='cart-meta'>{esc(c['doc_id'])} · characters {esc(c['span'][0])}–{esc(c['span'][1])}</div>"
+            f"<blockquote class='cart-quote'>{esc(c.quote)}</blockquote>"
+            f"<div class='cart-meta'>{esc(c.doc_id)} · characters {esc(c.span[0])}–{esc(c.span[1])}</div>"
             "</details>")
     return "".join(parts)
 
 
-def tool_html(call: dict) -> str:
+def tool_html(call: ToolCall) -> str:
     """One calculator call: the result line, the formula with numbers, assumptions, warnings."""
-    name = esc(call.get("name", ""))
-    if call.get("error"):
-        return f"<div class='cart-tool cart-error'><b>{name}</b>: {esc(call['error'])}</div>"
-    r = call.get("result") or {}
-    out = [f"<div class='cart-tool'><div><b>{name}</b>: {html_inline(r.get('summary', ''))}</div>"]
-    if r.get("formula"):
-        out.append(f"<pre class='cart-formula'>{esc(r['formula'])}</pre>")
-    for label, key in (("Assumption", "assumptions"), ("Warning", "warnings")):
-        for item in r.get(key) or []:
-            cls = "cart-warning" if key == "warnings" else "cart-meta"
+    name = esc(call.name)
+    if call.error or call.result is None:
+        return f"<div class='cart-tool cart-error'><b>{name}</b>: {esc(call.error or '')}</div>"
+    r = call.result
+    out = [f"<div class='cart-tool'><div><b>{name}</b>: {html_inline(r.summary)}</div>"]
+    if r.formula:
+        out.append(f"<pre class='cart-formula'>{esc(r.formula)}</pre>")
+    for label, items in (("Assumption", r.assumptions), ("Warning", r.warnings)):
+        for item in items:
+            cls = "cart-warning" if label == "Warning" else "cart-meta"
             out.append(f"<div class='{cls}'>{label}: {esc(item)}</div>")
-    cites = r.get("citations") or []
+    cites = r.citations
     if cites:
         out.append("<div class='cart-meta'>Reference: " + "; ".join(
             esc(c.get("label") or c.get("ref") or "") + (f" — “{esc(c['quote'])}”" if c.get("quote") else "")
@@ -125,21 +124,21 @@ def tool_html(call: dict) -> str:
     return "".join(out)
 
 
-def answer_details_html(answer: dict | None) -> str:
+def answer_details_html(answer: Answer | None) -> str:
     """The evidence panel for one answer: citations that open to the quote, tools, notes."""
-    if not answer:
+    if answer is None:
         return ("<div class='cart-empty'>Ask a question: the passages each answer relies on appear "
                 "here, with the document, section, dates and exact quote.</div>")
     parts = []
-    if answer.get("not_covered"):
+    if answer.not_covered:
         parts.append("<div class='cart-notcovered'>Not covered: my sources have no passage that "
                      "answers this, so no figure is given.</div>")
-    if answer.get("tool_calls"):
-        parts.append("<h4>Calculations</h4>" + "".join(tool_html(t) for t in answer["tool_calls"]))
-    if answer.get("notes"):
-        parts.append("<h4>Notes</h4>" + "".join(f"<div class='cart-note'>{esc(n)}</div>" for n in answer["notes"]))
-    if answer.get("citations"):
-        parts.append("<h4>Sources</h4>" + citations_html(answer["citations"]))
+    if answer.tool_calls:
+        parts.append("<h4>Calculations</h4>" + "".join(tool_html(t) for t in answer.tool_calls))
+    if answer.notes:
+        parts.append("<h4>Notes</h4>" + "".join(f"<div class='cart-note'>{esc(n)}</div>" for n in answer.notes))
+    if answer.citations:
+        parts.append("<h4>Sources</h4>" + citations_html(answer.citations))
     return "<div class='cart-evidence'>" + "".join(parts) + "</div>" if parts else ""
 
 

@@ -25,38 +25,40 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import re
 import secrets
 import sys
 import threading
 
+from assistant import config
+
 LOGGER_NAME = "cart.requests"
-MODES = ("hash", "redact", "full")
+MODES = config.spec("CART_LOG_QUESTIONS").choices  # ("hash", "redact", "full")
 _REDACT_MAX, _FULL_MAX = 200, 500
 
 logger = logging.getLogger(LOGGER_NAME)
 _configured = False
 _config_lock = threading.Lock()
-_salt = os.environ.get("CART_LOG_SALT") or secrets.token_hex(16)
+_random_salt = secrets.token_hex(16)  # used when CART_LOG_SALT is unset: hashes match within one run
 
 
 def mode() -> str:
-    value = (os.environ.get("CART_LOG_QUESTIONS") or "hash").strip().lower()
-    if value not in MODES:
-        raise SystemExit(f"Configuration error: CART_LOG_QUESTIONS={value!r} must be one of {', '.join(MODES)}")
-    return value
+    """CART_LOG_QUESTIONS (one of MODES); a bad value is a config.ConfigError."""
+    return config.load().log_questions
+
+
+def _salt() -> str:
+    return config.load().log_salt or _random_salt
 
 
 def configure() -> logging.Logger:
-    """Attach the default handler once (stderr, or CART_LOG_FILE); checks CART_LOG_QUESTIONS."""
+    """Attach the default handler once (stderr, or CART_LOG_FILE); checks the settings."""
     global _configured
-    mode()
+    path = config.load().log_file
     with _config_lock:
         if _configured or logger.handlers:
             _configured = True
             return logger
-        path = os.environ.get("CART_LOG_FILE")
         handler = logging.FileHandler(path, encoding="utf-8") if path else logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
@@ -98,7 +100,7 @@ def redact(text: str) -> str:
 
 
 def question_hash(text: str) -> str:
-    return hashlib.sha256((_salt + "\x00" + text).encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return hashlib.sha256((_salt() + "\x00" + text).encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def question_field(text: str, how: str | None = None) -> str:
@@ -133,7 +135,7 @@ def _token(value: object) -> str:
 def line(*, event: str, interface: str, latency_ms: float, question: str = "", kind: str = "-",
          tools: list[str] | None = None, citations: int = 0, conversation_id: object = None,
          status: int | None = None, rating: int | None = None, how: str | None = None) -> str:
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     parts = [now, f"event={_token(event)}", f"interface={_token(interface)}"]
     if status is not None:
         parts.append(f"status={int(status)}")

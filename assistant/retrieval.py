@@ -13,6 +13,7 @@ import itertools
 import re
 from dataclasses import asdict, dataclass, field
 from functools import cached_property, lru_cache
+from typing import Protocol
 
 from llama_index.core.llms import MockLLM
 from llama_index.core.retrievers import BaseRetriever, QueryFusionRetriever
@@ -63,6 +64,15 @@ class QueryEntities:
     payers: tuple[str, ...]
     codes: tuple[str, ...]
     comparison: bool
+
+
+class Retriever(Protocol):
+    """What the engine needs of a retriever (the hybrid one, or an eval's baseline)."""
+
+    cfg: Config
+
+    def search(self, question: str, top_k: int | None = None,
+               entities: QueryEntities | None = None) -> list[Passage]: ...
 
 
 def query_entities(question: str) -> QueryEntities:
@@ -134,7 +144,7 @@ class CodeAwareBM25(BaseRetriever):
         return [NodeWithScore(node=self._by_id[h.node.node_id], score=h.score)
                 for h in hits if h.score and h.score > 0]
 
-    def scoped(self, doc_ids: frozenset[str]) -> "ScopedBM25":
+    def scoped(self, doc_ids: frozenset[str]) -> ScopedBM25:
         return ScopedBM25(self, doc_ids)
 
 
@@ -157,7 +167,7 @@ class ScopedBM25(BaseRetriever):
             return []
         idx, scores = inner.bm25.retrieve([query], k=k, weight_mask=self._mask, show_progress=False)
         out = []
-        for i, score in zip(idx[0], scores[0]):
+        for i, score in zip(idx[0], scores[0], strict=True):
             if score > 0:
                 node_id = inner.corpus[int(i)]["node_id"] if isinstance(inner.corpus[int(i)], dict) else None
                 node = self._parent._by_id.get(node_id) if node_id else None
@@ -214,7 +224,7 @@ class HybridRetriever:
                 "run `python -m index build` to rebuild it."
             ) from None
         self.nodes = [TextNode(id_=i, text=d, metadata=m)
-                      for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
+                      for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
 
     @cached_property
     def dense(self) -> BaseRetriever:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
+from assistant.core.quantities import NUMBER, number_float
+from assistant.core.quarters import find_quarter
+from assistant.core.question import Figures, Question
 from index.codes import codes_in
 from index.entities import payers_in, products_in_question
 from index.normalize import normalize
@@ -32,13 +35,17 @@ INDICATIONS = {
 INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
     "ndc": re.compile(r"\bNDC\b|\blabeler\b|\b\d{4,5}-\d{3,4}-\d{1,2}\b|\b\d{10,11}\b", re.I),
     "tocilizumab": re.compile(r"\btocilizumab\b|\btoci\b|\bactemra\b|\bJ3262\b|\bCRS (?:dose|treatment)\b", re.I),
-    "lymphodepletion": re.compile(r"lymphodeplet|\bLD\b|fludarabine|cyclophosphamide|\bflu/?cy\b|\bcy/?flu\b|\bcy\b|\bJ9185\b|\bJ907[0-6]\b", re.I),
-    "cell_dose": re.compile(r"\bcell dose\b|\bcells?\b.*\bdose\b|\bdose\b.*\bcells?\b|x ?10\^?[68]|\btarget dose\b|how many cells|\bCAR[+-]? ?T cells\b.*\b(?:kg|weigh)", re.I),
+    "lymphodepletion": re.compile(r"lymphodeplet|\bLD\b|fludarabine|cyclophosphamide|\bflu/?cy\b|\bcy/?flu\b|\bcy\b|"
+                                  r"\bJ9185\b|\bJ907[0-6]\b", re.I),
+    "cell_dose": re.compile(r"\bcell dose\b|\bcells?\b.*\bdose\b|\bdose\b.*\bcells?\b|x ?10\^?[68]|\btarget dose\b|"
+                            r"how many cells|\bCAR[+-]? ?T cells\b.*\b(?:kg|weigh)", re.I),
     "bsa": re.compile(r"\bBSA\b|body surface|\bm(?:2|\^2|²)\b", re.I),
     "units": re.compile(r"\bunits?\b|\bhow many\b.*\bbill\b|\bJW\b|\bJZ\b|\bwaste|\bdiscard", re.I),
-    "payment": re.compile(r"payment limit|\blimit\b|\bASP\b|allowed amount|reimburse|\bpaid\b|\bpays?\b|\bprice\b|cost|coinsurance|co-insurance|\bcopay|sequestration|Medicare share|how much", re.I),
+    "payment": re.compile(r"payment limit|\blimit\b|\bASP\b|allowed amount|reimburse|\bpaid\b|\bpays?\b|\bprice\b|cost|"
+                          r"coinsurance|co-insurance|\bcopay|sequestration|Medicare share|how much", re.I),
     "code": re.compile(r"\b(?:HCPCS|CPT|ICD-?10(?:-CM|-PCS)?|PCS|DRG|APC|POS|place of service|revenue code|modifier|Q-?code|J-?code|code)s?\b", re.I),
-    "policy": re.compile(r"prior auth|\bPA\b|criteria|cover(?:ed|age)?\b|medically necessary|approval duration|eligib|require[sd]?|policy|REMS|FACT|limitation", re.I),
+    "policy": re.compile(r"prior auth|\bPA\b|criteria|cover(?:ed|age)?\b|medically necessary|approval duration|eligib|"
+                         r"require[sd]?|policy|REMS|FACT|limitation", re.I),
 }
 
 OFF_TOPIC = re.compile(
@@ -57,7 +64,7 @@ INJECTION = re.compile(
 
 # --- figures with units ----------------------------------------------------------------------
 
-_NUM = r"(?<![\d.,])(\d+(?:[.,]\d+)?)"  # starts at a number's first digit: linear on long digit runs
+_NUM = NUMBER
 _WEIGHT = re.compile(_NUM + r"\s*(kg|kgs|kilograms?|lbs?|pounds?)\b", re.I)
 _HEIGHT_CM = re.compile(_NUM + r"\s*(cm|centimet(?:er|re)s?)\b", re.I)
 _HEIGHT_M = re.compile(r"\b(\d\.\d{1,2})\s*(m|met(?:er|re)s?)\b(?!\s*(?:2|\^2|²))", re.I)
@@ -74,94 +81,50 @@ _ISO_DATE = re.compile(r"\b(20\d{2})-(\d{2})-(\d{2})\b")
 _US_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(20\d{2})\b")
 _MONTHS = "january february march april may june july august september october november december".split()
 _TEXT_DATE = re.compile(r"\b(" + "|".join(m[:3] for m in _MONTHS) + r")[a-z]*\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(20\d{2})\b", re.I)
-_QUARTER = re.compile(r"\b(?:Q([1-4])\s*(20\d{2})|(20\d{2})\s*Q([1-4])|(first|second|third|fourth|1st|2nd|3rd|4th) (?:quarter|qtr) (?:of )?(20\d{2}))\b", re.I)
-_MONTH_RANGE = re.compile(r"\b(jan|apr|jul|oct)[a-z]*\.?\s*(?:-|–|to|through)\s*(?:mar|jun|sep|dec)[a-z]*\.?\s*(20\d{2})\b", re.I)
 
 
-@dataclass(frozen=True)
-class Figures:
-    """Patient and claim figures read from a question (canonical units)."""
-
-    weight_kg: float | None = None
-    weight_text: str | None = None  # as typed, e.g. "154 lb"
-    height_cm: float | None = None
-    height_text: str | None = None
-    bsa_m2: float | None = None
-    mg_per_m2: float | None = None
-    mg_per_kg: float | None = None
-    dose_mg: float | None = None
-    units: int | None = None
-    vials: tuple[tuple[int, float], ...] = ()
-    date: dt.date | None = None
-    quarter: str | None = None
-
-    # Patient figures carry over to follow-ups; a dose, vial list, unit count or quarter
-    # belongs to the question that stated it.
-    def merged_over(self, older: "Figures") -> "Figures":
-        """These figures, with missing patient figures taken from an earlier turn."""
-        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        if self.weight_kg is None:
-            values["weight_kg"], values["weight_text"] = older.weight_kg, older.weight_text
-        if self.height_cm is None:
-            values["height_cm"], values["height_text"] = older.height_cm, older.height_text
-        if self.bsa_m2 is None and self.height_cm is None and self.weight_kg is None:
-            values["bsa_m2"] = older.bsa_m2
-        if self.date is None:
-            values["date"] = older.date
-        if self.quarter is None:
-            values["quarter"] = older.quarter
-        return Figures(**values)
+_num = number_float  # one reading of typed numbers ("1,000 mg" is a thousand, "1,85 m²" is 1.85)
 
 
-def _num(text: str) -> float:
-    return float(text.replace(",", "."))
+def _weight(text: str) -> dict:
+    if m := _WEIGHT.search(text):
+        value, unit = _num(m.group(1)), ("kg" if m.group(2).lower().startswith("k") else "lb")
+        return {"weight_kg": value if unit == "kg" else value * 0.45359237, "weight_text": m.group(0),
+                "weight_value": value, "weight_unit": unit}
+    return {}
+
+
+def _height(text: str) -> dict:
+    """cm and inches keep their typed value; feet+inches and metres are kept in cm."""
+    if m := _HEIGHT_CM.search(text):
+        return {"height_cm": _num(m.group(1)), "height_text": m.group(0), "height_value": _num(m.group(1)),
+                "height_unit": "cm"}
+    if m := _HEIGHT_FT_IN.search(text):
+        inches = int(m.group(1)) * 12 + int(m.group(2) or 0)
+        return {"height_cm": inches * 2.54, "height_text": m.group(0).strip()}
+    if m := _HEIGHT_IN.search(text):
+        return {"height_cm": _num(m.group(1)) * 2.54, "height_text": m.group(0), "height_value": _num(m.group(1)),
+                "height_unit": "in"}
+    if m := _HEIGHT_M.search(text):
+        return {"height_cm": _num(m.group(1)) * 100, "height_text": m.group(0)}
+    return {}
+
+
+def _first(rx: re.Pattern[str], text: str) -> float | None:
+    m = rx.search(text)
+    return _num(m.group(1)) if m else None
 
 
 def read_figures(text: str) -> Figures:
-    f: dict = {}
-    if m := _WEIGHT.search(text):
-        value, unit = _num(m.group(1)), m.group(2).lower()
-        f["weight_kg"] = value if unit.startswith("k") else value * 0.45359237
-        f["weight_text"] = m.group(0)
-    if m := _HEIGHT_CM.search(text):
-        f["height_cm"], f["height_text"] = _num(m.group(1)), m.group(0)
-    elif m := _HEIGHT_FT_IN.search(text):
-        inches = int(m.group(1)) * 12 + int(m.group(2) or 0)
-        f["height_cm"], f["height_text"] = inches * 2.54, m.group(0).strip()
-    elif m := _HEIGHT_IN.search(text):
-        f["height_cm"], f["height_text"] = _num(m.group(1)) * 2.54, m.group(0)
-    elif m := _HEIGHT_M.search(text):
-        f["height_cm"], f["height_text"] = _num(m.group(1)) * 100, m.group(0)
-    if m := _PER_AREA.search(text):
-        f["mg_per_m2"] = _num(m.group(1))
-    if m := _PER_KG.search(text):
-        f["mg_per_kg"] = _num(m.group(1))
+    f: dict = {**_weight(text), **_height(text), "mg_per_m2": _first(_PER_AREA, text), "mg_per_kg": _first(_PER_KG, text)}
     stripped = _PER_AREA.sub(" ", text)
-    if m := _BSA.search(stripped):
-        f["bsa_m2"] = _num(m.group(1))
-    elif m := _BSA_WORD.search(stripped):
-        f["bsa_m2"] = _num(m.group(1))
-    vials = tuple((int(a), float(b)) for a, b in _VIALS.findall(text))
-    if vials:
-        f["vials"] = vials
-    no_vials = _VIALS.sub(" ", _PER_KG.sub(" ", stripped))
-    if m := _MG.search(no_vials):
-        f["dose_mg"] = _num(m.group(1))
+    f["bsa_m2"] = _first(_BSA, stripped) or _first(_BSA_WORD, stripped)
+    f["vials"] = tuple((int(a), float(b)) for a, b in _VIALS.findall(text)) or None
+    f["dose_mg"] = _first(_MG, _VIALS.sub(" ", _PER_KG.sub(" ", stripped)))
     if m := _UNITS.search(text):
         f["units"] = int(m.group(1))
     f["date"] = read_date(text)
-    if m := _QUARTER.search(text):
-        if m.group(1):
-            f["quarter"] = f"{m.group(2)}Q{m.group(1)}"
-        elif m.group(3):
-            f["quarter"] = f"{m.group(3)}Q{m.group(4)}"
-        else:
-            word = m.group(5).lower()
-            n = (["first", "second", "third", "fourth"].index(word) if word[0].isalpha()
-                 else int(word[0]) - 1) + 1
-            f["quarter"] = f"{m.group(6)}Q{n}"
-    elif m := _MONTH_RANGE.search(text):
-        f["quarter"] = f"{m.group(2)}Q{['jan', 'apr', 'jul', 'oct'].index(m.group(1)[:3].lower()) + 1}"
+    f["quarter"] = find_quarter(text)
     return Figures(**{k: v for k, v in f.items() if v is not None})
 
 
@@ -180,26 +143,6 @@ def read_date(text: str) -> dt.date | None:
 
 
 # --- the question as a whole -----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Question:
-    text: str
-    products: tuple[str, ...] = ()
-    payers: tuple[str, ...] = ()
-    codes: tuple[str, ...] = ()
-    indication: str | None = None
-    intents: tuple[str, ...] = ()
-    figures: Figures = field(default_factory=Figures)
-    off_topic: bool = False
-    treatment_decision: bool = False
-    injection: bool = False
-    comparison: bool = False
-    inherited: tuple[str, ...] = ()  # what came from earlier turns, for transparency
-
-    @property
-    def product(self) -> str | None:
-        return self.products[0] if len(self.products) == 1 else None
-
 
 _COMPARE = re.compile(r"\b(?:vs\.?|versus|compare[ds]?|comparison|differ(?:ence|ent)?|between)\b", re.I)
 _FOLLOW_UP = re.compile(r"^\s*(?:and|what about|how about|what if|same|also|for|in|if|now)\b|\b(?:its|it|that|this|she|he|they|them)\b", re.I)
@@ -234,12 +177,12 @@ def drop_instructions(text: str) -> tuple[str, bool]:
     flagged = [bool(INJECTION.search(p)) for p in parts]
     if not any(flagged):
         return text.strip(), False
-    clean = [p for p, f in zip(parts, flagged) if not f]
+    clean = [p for p, f in zip(parts, flagged, strict=True) if not f]
     if clean and any(len(re.findall(r"[A-Za-z]{3,}", p)) >= 2 for p in clean):
         kept = [_unclaimed(p) if _CLAIM_VERBS.search(p) else p for p in clean]
     else:
         kept = []
-        for p, f in zip(parts, flagged):
+        for p, f in zip(parts, flagged, strict=True):
             rest = INJECTION.sub(" ", p) if f else p
             rest = re.sub(r"(?i)\b(?:with no rules|without (?:any )?rules|no restrictions)\b", " ", rest)
             rest = _unclaimed(rest)

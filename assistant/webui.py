@@ -22,60 +22,72 @@ EXAMPLES = [
 ]
 
 
-def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Conversations):
-    import gradio as gr
+class ChatHandlers:
+    """What the chat's events do; one instance per app, state lives in the page's gr.State."""
 
-    from assistant.webui_calculators import calculators_tab
-    from assistant.webui_sources import sources_html
+    def __init__(self, engine: Engine, feedback: FeedbackStore, conversations: Conversations):
+        self.engine, self.feedback, self.conversations = engine, feedback, conversations
 
-    def turn(message: str, history: list, conv_id: str | None, answers: list, started: float):
+    def turn(self, message: str, history: list, conv_id: str | None, answers: list, started: float):
+        import gradio as gr
+
         message = message if isinstance(message, str) else ""
-        conv = conversations.get(conv_id)
-        answer = engine.ask(message, conv)
-        data = answer.to_dict()
+        conv = self.conversations.get(conv_id)
+        answer = self.engine.ask(message, conv)
         requestlog.log_ask("gradio", message, answer, conv.id, (time.perf_counter() - started) * 1000)
         shown = message if len(message) <= 2000 else message[:2000] + " …"
         history = list(history or []) + [
             {"role": "user", "content": render.md_text(shown)},
             {"role": "assistant", "content": render.answer_markdown(answer)},
         ]
-        answers = list(answers or []) + [{"question": message[:4000], "answer": data}]
-        return ("", history, conv.id, answers, render.answer_details_html(data),
+        # the page keeps the serialized answer: feedback stores what the user saw
+        answers = list(answers or []) + [{"question": message[:4000], "answer": answer.to_dict()}]
+        return ("", history, conv.id, answers, render.answer_details_html(answer),
                 gr.update(value="", interactive=True), "")
 
-    async def ask(message: str, history: list, conv_id: str | None, answers: list):
+    async def ask(self, message: str, history: list, conv_id: str | None, answers: list):
         # On the engine pool shared with the JSON API (CART_ENGINE_THREADS), awaited: a waiting
         # chat holds no Gradio worker thread, and Gradio's queue does not limit the chat's Ask.
-        return await run_engine(turn, message, history, conv_id, answers, time.perf_counter())
+        return await run_engine(self.turn, message, history, conv_id, answers, time.perf_counter())
 
+    @staticmethod
     def new_conversation():
         return [], None, [], render.answer_details_html(None), "", ""
 
-    def rate(rating: int, comment: str, conv_id: str | None, answers: list) -> str:
+    def _save(self, rating: int, item: dict, conv_id: str | None, comment: str = "") -> int:
+        started = time.perf_counter()
+        fid = self.feedback.add(rating=rating, question=item["question"], answer=item["answer"],
+                                comment=comment, conversation_id=conv_id)
+        requestlog.log_feedback("gradio", rating, item["question"], item["answer"], conv_id,
+                                (time.perf_counter() - started) * 1000)
+        return fid
+
+    def rate(self, rating: int, comment: str, conv_id: str | None, answers: list) -> str:
         if not answers:
             return "Ask a question first; feedback is about an answer."
-        started = time.perf_counter()
-        last = answers[-1]
-        fid = feedback.add(rating=rating, question=last["question"], answer=last["answer"],
-                           comment=comment or "", conversation_id=conv_id)
-        requestlog.log_feedback("gradio", rating, last["question"], last["answer"], conv_id,
-                                (time.perf_counter() - started) * 1000)
+        fid = self._save(rating, answers[-1], conv_id, comment or "")
         return f"Thank you — feedback #{fid} saved ({'helpful' if rating > 0 else 'not helpful'})."
 
-    def like(conv_id: str | None, answers: list, data: gr.LikeData) -> str:
+    def like(self, conv_id: str | None, answers: list, data) -> str:
         # The chat's own thumbs: message index → the answer it belongs to (user, assistant pairs).
         idx = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
         pair = (idx or 0) // 2
         if not answers or pair >= len(answers):
             return ""
-        item = answers[pair]
         liked = data.liked if isinstance(data.liked, bool) else str(data.liked).lower() == "like"
-        started = time.perf_counter()
-        fid = feedback.add(rating=1 if liked else -1, question=item["question"], answer=item["answer"],
-                           conversation_id=conv_id)
-        requestlog.log_feedback("gradio", 1 if liked else -1, item["question"], item["answer"], conv_id,
-                                (time.perf_counter() - started) * 1000)
-        return f"Thank you — feedback #{fid} saved."
+        return f"Thank you — feedback #{self._save(1 if liked else -1, answers[pair], conv_id)} saved."
+
+
+def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Conversations):
+    import gradio as gr
+
+    from assistant.webui_calculators import calculators_tab
+    from assistant.webui_sources import sources_html
+
+    h = ChatHandlers(engine, feedback, conversations)
+
+    def like(conv_id: str | None, answers: list, data: gr.LikeData) -> str:
+        return h.like(conv_id, answers, data)
 
     with gr.Blocks(title="CAR-T billing assistant", analytics_enabled=False) as demo:
         gr.Markdown("## CAR-T billing assistant\nCoding, billing and coverage answers for Abecma, "
@@ -110,14 +122,14 @@ def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Convers
                                 down = gr.Button("Not helpful", size="sm", elem_id="cart-down")
                             fb_status = gr.Markdown("", elem_id="cart-feedback-status")
                 outputs = [box, chat, conv_id, answers, details, comment, fb_status]
-                send.click(ask, [box, chat, conv_id, answers], outputs, concurrency_limit=None)
-                box.submit(ask, [box, chat, conv_id, answers], outputs, concurrency_limit=None)
-                new.click(new_conversation, None, [chat, conv_id, answers, details, comment, fb_status])
+                send.click(h.ask, [box, chat, conv_id, answers], outputs, concurrency_limit=None)
+                box.submit(h.ask, [box, chat, conv_id, answers], outputs, concurrency_limit=None)
+                new.click(h.new_conversation, None, [chat, conv_id, answers, details, comment, fb_status])
                 # the chat's own "Clear" button: start over too, or a thumb on a new message would be
                 # matched to an answer of the cleared conversation
-                chat.clear(new_conversation, None, [chat, conv_id, answers, details, comment, fb_status])
-                up.click(lambda c, i, a: rate(1, c, i, a), [comment, conv_id, answers], fb_status)
-                down.click(lambda c, i, a: rate(-1, c, i, a), [comment, conv_id, answers], fb_status)
+                chat.clear(h.new_conversation, None, [chat, conv_id, answers, details, comment, fb_status])
+                up.click(lambda c, i, a: h.rate(1, c, i, a), [comment, conv_id, answers], fb_status)
+                down.click(lambda c, i, a: h.rate(-1, c, i, a), [comment, conv_id, answers], fb_status)
                 chat.like(like, [conv_id, answers], fb_status)
             with gr.Tab("Calculators", id="calculators"):
                 calculators_tab()

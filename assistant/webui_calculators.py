@@ -1,4 +1,5 @@
-"""The Calculators tab: one form per calculator, calling the same registry the engine and an LLM use.
+"""The Calculators tab: one form per calculator component, generated from the registry (the
+same components the engine and an LLM call), so a new calculator gets its form with no edit here.
 
 A CalcError is shown as a message under the field it names (or under the form), never a traceback.
 """
@@ -8,55 +9,64 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from assistant import render
+from assistant.answer import ToolCall
+from assistant.core.reference import load_reference
+from assistant.tools.component import Calculator, Parameter
 
-PRODUCTS = ["Abecma", "Carvykti", "Tecartus"]
-INDICATIONS = [("multiple myeloma (MM)", "mm"), ("mantle cell lymphoma (MCL)", "mcl"),
-               ("acute lymphoblastic leukemia (ALL)", "all")]
 
-
-@dataclass
+@dataclass(frozen=True)
 class Field:
     name: str        # the calculator's parameter
     label: str
     kind: str = "text"  # text | number | choice | list
-    choices: list | None = None
+    choices: tuple | None = None
     value: object = None
     info: str | None = None
 
 
-FORMS: list[tuple[str, str, str, list[Field]]] = [
-    ("bsa", "Body surface area", "Mosteller by default; DuBois on request.", [
-        Field("height", "Height", "number", value=170), Field("height_unit", "Height unit", "choice", ["cm", "in"], "cm"),
-        Field("weight", "Weight", "number", value=70), Field("weight_unit", "Weight unit", "choice", ["kg", "lb"], "kg"),
-        Field("method", "Method", "choice", ["mosteller", "dubois"], "mosteller")]),
-    ("dose_units", "Dose → billing units", "Administered amount to units of a HCPCS code, rounded up; "
-     "vial sizes (optional) give the discarded amount for a JW line.", [
-        Field("code", "HCPCS code", "text", value="J9185"), Field("amount_mg", "Administered per day (mg)", "number", value=55.5),
-        Field("days", "Dates of service", "number", value=1),
-        Field("vial_sizes", "Vial sizes in mg (optional, comma-separated)", "list", info="e.g. 50 or 80, 200, 400")]),
-    ("lymphodepletion_plan", "Lymphodepletion plan", "Daily mg, HCPCS code and units per date of service, "
-     "from the product's regimen; give a BSA or height and weight.", [
-        Field("product", "Product", "choice", PRODUCTS, "Carvykti"),
-        Field("indication", "Indication", "choice", INDICATIONS, "mm"),
-        Field("bsa_m2", "BSA (m²)", "number", value=1.85),
-        Field("height", "or height (cm)", "number"), Field("weight", "and weight (kg)", "number"),
-        Field("infusion_date", "Infusion date (optional, YYYY-MM-DD)", "text")]),
-    ("cell_dose", "CAR-T cell dose", "Target CAR-positive T-cell range with the label's cap; the claim "
-     "carries 1 unit of the Q-code.", [
-        Field("product", "Product", "choice", PRODUCTS, "Carvykti"),
-        Field("indication", "Indication", "choice", INDICATIONS, "mm"),
-        Field("weight", "Weight", "number", value=120), Field("weight_unit", "Weight unit", "choice", ["kg", "lb"], "kg")]),
-    ("tocilizumab_dose", "Tocilizumab for CRS", "8 mg/kg (12 mg/kg under 30 kg), at most 800 mg per dose; J3262 units.", [
-        Field("weight", "Weight", "number", value=70), Field("weight_unit", "Weight unit", "choice", ["kg", "lb"], "kg"),
-        Field("vial_sizes", "Vial sizes in mg (optional, comma-separated)", "list", info="e.g. 80, 200, 400")]),
-    ("payment", "Medicare Part B payment", "Allowed amount, beneficiary coinsurance and Medicare's share "
-     "(with and without 2% sequestration) from the payment-limit file of a quarter.", [
-        Field("code", "HCPCS code", "text", value="Q2055"), Field("units", "Units", "number", value=1),
-        Field("quarter", "Quarter (optional, e.g. 2026Q1; newest if empty)", "text")]),
-    ("ndc", "NDC", "10-digit NDC (with hyphens) to the 11-digit 5-4-2 claim format, and the product and "
-     "HCPCS code it belongs to; or a 5-digit labeler.", [
-        Field("ndc", "NDC or labeler", "text", value="71287-119-01")]),
-]
+@dataclass(frozen=True)
+class Form:
+    name: str
+    title: str
+    help: str
+    fields: tuple[Field, ...]
+
+
+def _choices(spec) -> tuple | None:
+    """A parameter's choices: a literal list, or a reference list filled from the data."""
+    if spec is None or isinstance(spec, tuple):
+        return spec
+    ref = load_reference()
+    if spec == "products":
+        return tuple(p.brand for p in ref.products if p.id in ref.dosing_products())
+    if spec == "indications":
+        names: dict[str, str] = {}
+        for pid in ref.dosing_products():
+            for key, rule in ref.indications(pid).items():
+                names.setdefault(key, f"{rule.get('short_name') or rule.get('name') or key} ({key.upper()})")
+        return tuple((label, key) for key, label in names.items())
+    raise ValueError(f"unknown choice list {spec!r}")
+
+
+def _field(p: Parameter) -> Field:
+    choices = _choices(p.choices)
+    if choices:
+        value = p.example if p.example is not None else p.default
+        return Field(p.name, p.label, "choice", choices, value)
+    if p.kind == "list":
+        return Field(p.name, p.label, "list", info=f"e.g. {p.example}" if p.example else None)
+    return Field(p.name, p.label, p.kind, value=p.example)
+
+
+def form_for(calc: Calculator) -> Form:
+    return Form(calc.name, calc.title, calc.description, tuple(_field(p) for p in calc.parameters if p.form))
+
+
+def forms() -> list[Form]:
+    """A form per registered calculator, in the router's order."""
+    from assistant.tools.registry import calculators
+
+    return [form_for(c) for c in calculators()]
 
 
 def _clean(field: Field, value):
@@ -67,17 +77,15 @@ def _clean(field: Field, value):
         return None  # an optional number left empty: Gradio's Number shows and sends it as 0
     if field.kind == "list":
         return [v.strip() for v in str(value).replace(";", ",").split(",") if v.strip()]
-    if field.kind == "number" and isinstance(value, float) and value.is_integer() and field.name in ("days", "units"):
-        return int(value)
     return value
 
 
-def run_form(name: str, fields: list[Field], values: list) -> tuple[str, list[str]]:
+def run_form(name: str, fields: tuple[Field, ...], values: list) -> tuple[str, list[str]]:
     """Run one calculator from form values: (result HTML, one error message per field)."""
     from assistant.tools.errors import CalcError
     from assistant.tools.registry import run_tool
 
-    args = {f.name: v for f, v in ((f, _clean(f, v)) for f, v in zip(fields, values)) if v is not None}
+    args = {f.name: v for f, v in ((f, _clean(f, v)) for f, v in zip(fields, values, strict=False)) if v is not None}
     errors = [""] * len(fields)
     try:
         result = run_tool(name, **args)
@@ -87,7 +95,7 @@ def run_form(name: str, fields: list[Field], values: list) -> tuple[str, list[st
             errors[names.index(exc.field)] = f"<span class='cart-field-error'>{render.esc(exc.message)}</span>"
             return "", errors
         return f"<div class='cart-tool cart-error'>{render.esc(exc.message)}</div>", errors
-    return render.tool_html({"name": name, "result": result.to_dict()}), errors
+    return render.tool_html(ToolCall(name=name, arguments=args, result=result)), errors
 
 
 def calculators_tab() -> None:
@@ -95,26 +103,26 @@ def calculators_tab() -> None:
 
     gr.Markdown("The same calculators the chat uses. Each result shows its formula, the reference rows "
                 "it used and any warning (cap applied, retired code, sources that disagree).")
-    for name, title, help_text, fields in FORMS:
-        with gr.Accordion(title, open=name == "lymphodepletion_plan", elem_id=f"calc-{name}"):
-            gr.Markdown(help_text)
+    for form in forms():
+        with gr.Accordion(form.title, open=form.name == "lymphodepletion_plan", elem_id=f"calc-{form.name}"):
+            gr.Markdown(form.help)
             inputs, errs = [], []
             with gr.Row():
-                for f in fields:
+                for f in form.fields:
                     with gr.Column(min_width=140):
+                        elem = f"calc-{form.name}-{f.name}"
                         if f.kind == "choice":
-                            comp = gr.Dropdown(f.choices, value=f.value, label=f.label, elem_id=f"calc-{name}-{f.name}")
+                            comp = gr.Dropdown(list(f.choices or ()), value=f.value, label=f.label, elem_id=elem)
                         elif f.kind == "number":
-                            comp = gr.Number(value=f.value, label=f.label, elem_id=f"calc-{name}-{f.name}")
+                            comp = gr.Number(value=f.value, label=f.label, elem_id=elem)
                         else:
-                            comp = gr.Textbox(value=f.value, label=f.label, info=f.info, max_lines=1,
-                                              elem_id=f"calc-{name}-{f.name}")
+                            comp = gr.Textbox(value=f.value, label=f.label, info=f.info, max_lines=1, elem_id=elem)
                         inputs.append(comp)
-                        errs.append(gr.HTML("", elem_id=f"calc-{name}-{f.name}-error"))
-            go = gr.Button("Calculate", variant="primary", size="sm", elem_id=f"calc-{name}-go")
-            out = gr.HTML("", elem_id=f"calc-{name}-result")
+                        errs.append(gr.HTML("", elem_id=f"{elem}-error"))
+            go = gr.Button("Calculate", variant="primary", size="sm", elem_id=f"calc-{form.name}-go")
+            out = gr.HTML("", elem_id=f"calc-{form.name}-result")
 
-            def handler(*values, _name=name, _fields=fields):
+            def handler(*values, _name=form.name, _fields=form.fields):
                 html_out, field_errors = run_form(_name, _fields, list(values))
                 return [html_out, *field_errors]
 

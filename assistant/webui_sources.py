@@ -6,7 +6,7 @@ from assistant.render import esc
 
 
 def sources_html(engine) -> str:
-    from assistant.tools.reference import load_reference
+    from assistant.core.reference import load_reference
     from index.corpus import load_corpus
 
     cfg = engine.cfg

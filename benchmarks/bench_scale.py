@@ -78,6 +78,101 @@ def _note(out: dict, key: str, value) -> None:
           else f"  [{time.strftime('%H:%M:%S')}] {key} = {value}", file=sys.stderr, flush=True)
 
 
+def _generate(src: Path, scale: int, seed: int, out: dict) -> tuple[str, str] | None:
+    """Write the scale's sources; returns a question about the first synthetic payer (and its id) to check retrieval with."""
+    from benchmarks.synth_corpus import write_corpus
+
+    t0 = time.perf_counter()
+    info = write_corpus(src, DOCS_PER_SCALE[scale], seed)
+    _note(out, "generate_s", time.perf_counter() - t0)
+    if not (info["payers"] and DOCS_PER_SCALE[scale]):
+        return None
+    import yaml
+
+    rows = yaml.safe_load((src / "reference" / "payers.yaml").read_text())["payers"]
+    first = next(r for r in rows if r["id"] == info["payers"][0])
+    return (f"Does {first['name']} require prior authorization?", first["id"])
+
+
+def _measure_chunking(cfg, out: dict) -> None:
+    """Time loading and chunking the corpus on its own (the build does it too)."""
+    from index.build import corpus_nodes
+    from index.corpus import load_corpus
+
+    t0 = time.perf_counter()
+    corpus = load_corpus(cfg.sources_dir)
+    nodes = corpus_nodes(corpus.documents)
+    _note(out, "chunk_s", time.perf_counter() - t0)
+    del nodes
+
+
+def _measure_builds(cfg, src: Path, out: dict) -> None:
+    """Time a full build, an unchanged rebuild and an incremental rebuild after one document gains a paragraph."""
+    from index.build import build
+
+    t0 = time.perf_counter()
+    full = build(cfg, quiet=True)
+    _note(out, "build_s", time.perf_counter() - t0)
+    out.update(documents=full.documents, chunks=full.chunks, embedded=full.embedded,
+               build_status=full.status, build_rate=full.chunks / out["build_s"])
+    t0 = time.perf_counter()
+    noop = build(cfg, quiet=True)
+    _note(out, "noop_s", time.perf_counter() - t0)
+    out["noop_status"] = noop.status
+
+    # Incremental: one document gains a paragraph at its end (its last chunks change).
+    target = sorted((src / "documents").glob("synth-*.md")) or sorted((src / "documents").glob("*.md"))
+    path = target[len(target) // 2]
+    path.write_text(path.read_text(encoding="utf-8")
+                    + "\nAddendum: Effective 06.01.26, Q2055 and Q2056 claims require the NDC in "
+                      "the 11-digit format.\n", encoding="utf-8")
+    t0 = time.perf_counter()
+    inc = build(cfg, quiet=True)
+    _note(out, "incr_s", time.perf_counter() - t0)
+    out.update(incr_embedded=inc.embedded, incr_reused=inc.reused, incr_status=inc.status)
+
+
+def _measure_load(cfg, out: dict):
+    """Time opening the retriever: the Chroma read, the BM25 build and the first query; returns the retriever."""
+    from assistant.retrieval import HybridRetriever
+
+    t0 = time.perf_counter()
+    retriever = HybridRetriever(cfg)
+    _note(out, "load_read_s", time.perf_counter() - t0)
+    t1 = time.perf_counter()
+    retriever.lexical  # noqa: B018  (BM25 index)
+    _note(out, "load_bm25_s", time.perf_counter() - t1)
+    t1 = time.perf_counter()
+    retriever.search("warm up Q2055")
+    _note(out, "first_query_s", time.perf_counter() - t1)
+    _note(out, "load_s", time.perf_counter() - t0)
+    return retriever
+
+
+def _measure_queries(retriever, questions: list[str], repeat: int, out: dict) -> None:
+    """Hybrid search latency over `repeat` passes of the questions: count, p50, p95 and max in ms."""
+    lat = []
+    for _ in range(repeat):
+        for q in questions:
+            t0 = time.perf_counter()
+            retriever.search(q)
+            lat.append((time.perf_counter() - t0) * 1000)
+    out.update(queries=len(lat), p50_ms=statistics.median(lat), p95_ms=_pct(lat, 0.95), max_ms=max(lat))
+
+
+def _hits(retriever, checks: list[tuple[str, str]]) -> str:
+    """How many sanity questions find their document (or, for a synthetic payer id, that payer) in the top 5."""
+    hits = 0
+    for q, want in checks:
+        got = retriever.search(q, top_k=5)
+        if want.startswith("synth-"):
+            ok = any(p.payer == want for p in got)
+        else:
+            ok = any(p.doc_id == want for p in got)
+        hits += ok
+    return f"{hits}/{len(checks)}"
+
+
 def run_one(scale: int, embedder: str, repeat: int, seed: int, keep: bool) -> dict:
     """One scale, in this process (the parent runs each scale in a child)."""
     tmp = Path(tempfile.mkdtemp(prefix=f"cart-scale{scale}-"))
@@ -86,82 +181,17 @@ def run_one(scale: int, embedder: str, repeat: int, seed: int, keep: bool) -> di
                        "CART_EMBEDDER": embedder})
     out: dict = {"scale": scale, "embedder": embedder, "docs_synthetic": DOCS_PER_SCALE[scale]}
     try:
-        from benchmarks.synth_corpus import write_corpus
-
-        t0 = time.perf_counter()
-        info = write_corpus(src, DOCS_PER_SCALE[scale], seed)
-        _note(out, "generate_s", time.perf_counter() - t0)
-        payer_q = None
-        if info["payers"] and DOCS_PER_SCALE[scale]:
-            import yaml
-
-            rows = yaml.safe_load((src / "reference" / "payers.yaml").read_text())["payers"]
-            first = next(r for r in rows if r["id"] == info["payers"][0])
-            payer_q = (f"Does {first['name']} require prior authorization?", first["id"])
+        payer_q = _generate(src, scale, seed, out)
 
         from assistant import config
-        from index.build import build, corpus_nodes
-        from index.corpus import load_corpus
 
         cfg = config.load()
-        t0 = time.perf_counter()
-        corpus = load_corpus(cfg.sources_dir)
-        nodes = corpus_nodes(corpus.documents)
-        _note(out, "chunk_s", time.perf_counter() - t0)
-        del nodes
-
-        t0 = time.perf_counter()
-        full = build(cfg, quiet=True)
-        _note(out, "build_s", time.perf_counter() - t0)
-        out.update(documents=full.documents, chunks=full.chunks, embedded=full.embedded,
-                   build_status=full.status, build_rate=full.chunks / out["build_s"])
-        t0 = time.perf_counter()
-        noop = build(cfg, quiet=True)
-        _note(out, "noop_s", time.perf_counter() - t0)
-        out["noop_status"] = noop.status
-
-        # Incremental: one document gains a paragraph at its end (its last chunks change).
-        target = sorted((src / "documents").glob("synth-*.md")) or sorted((src / "documents").glob("*.md"))
-        path = target[len(target) // 2]
-        path.write_text(path.read_text(encoding="utf-8")
-                        + "\nAddendum: Effective 06.01.26, Q2055 and Q2056 claims require the NDC in "
-                          "the 11-digit format.\n", encoding="utf-8")
-        t0 = time.perf_counter()
-        inc = build(cfg, quiet=True)
-        _note(out, "incr_s", time.perf_counter() - t0)
-        out.update(incr_embedded=inc.embedded, incr_reused=inc.reused, incr_status=inc.status)
-
-        from assistant.retrieval import HybridRetriever
-
-        t0 = time.perf_counter()
-        retriever = HybridRetriever(cfg)
-        _note(out, "load_read_s", time.perf_counter() - t0)
-        t1 = time.perf_counter()
-        retriever.lexical  # noqa: B018  (BM25 index)
-        _note(out, "load_bm25_s", time.perf_counter() - t1)
-        t1 = time.perf_counter()
-        retriever.search("warm up Q2055")
-        _note(out, "first_query_s", time.perf_counter() - t1)
-        _note(out, "load_s", time.perf_counter() - t0)
-
+        _measure_chunking(cfg, out)
+        _measure_builds(cfg, src, out)
+        retriever = _measure_load(cfg, out)
         questions = QUESTIONS + ([payer_q[0]] if payer_q else ["Does Centene cover Abecma?"])
-        lat = []
-        for _ in range(repeat):
-            for q in questions:
-                t0 = time.perf_counter()
-                retriever.search(q)
-                lat.append((time.perf_counter() - t0) * 1000)
-        out.update(queries=len(lat), p50_ms=statistics.median(lat), p95_ms=_pct(lat, 0.95), max_ms=max(lat))
-        checks = CHECKS + ([payer_q] if payer_q else [])
-        hits = 0
-        for q, want in checks:
-            got = retriever.search(q, top_k=5)
-            if want.startswith("synth-"):
-                ok = any(p.payer == want for p in got)
-            else:
-                ok = any(p.doc_id == want for p in got)
-            hits += ok
-        out["hit5"] = f"{hits}/{len(checks)}"
+        _measure_queries(retriever, questions, repeat, out)
+        out["hit5"] = _hits(retriever, CHECKS + ([payer_q] if payer_q else []))
         out["rss_mb"] = _rss_mb()
         out["disk_mb"] = _disk_mb(data)
     finally:
@@ -246,7 +276,7 @@ def main() -> None:
         keys = ["build_s", "noop_s", "incr_s", "load_read_s", "load_bm25_s", "p50_ms", "p95_ms", "rss_mb", "disk_mb"]
         import math
 
-        for a, b in zip(rows, rows[1:]):
+        for a, b in zip(rows, rows[1:], strict=False):  # consecutive scales: rows[1:] is one shorter
             span = math.log10(b["chunks"] / a["chunks"])
             parts = []
             for k in keys:

@@ -142,7 +142,7 @@ class GradioConversation:
     def ask(self, question: str) -> tuple[str, str]:
         job = self.client.submit(question, self.history, api_name="/ask")
         out = job.result(timeout=self.timeout)
-        box, history, details = out[0], out[1], out[2]
+        history, details = out[1], out[2]  # out[0] is not needed: the reply is read from the history
         self.history = history
         last = history[-1] if history else {}
         content = last.get("content", "") if isinstance(last, dict) else ""
@@ -252,7 +252,7 @@ def run_level(url: str, interface: str, n: int, turns: int, max_seconds: float, 
     started = time.perf_counter()
     deadline = time.monotonic() + max_seconds
     with ThreadPoolExecutor(max_workers=n) as pool:
-        for (make, product, code), conv in zip(plan, convs):
+        for (make, product, code), conv in zip(plan, convs, strict=True):  # convs is pool.map over plan
             if not isinstance(conv, Exception):
                 pool.submit(run_conversation, make, product, code, turns, deadline, result, lock, conv)
     wall = time.perf_counter() - started

@@ -63,7 +63,8 @@ SUPPORT_J = [
     ("J9041", "Injection, bortezomib, 0.1 mg"),
 ]
 CPT = [
-    ("38225", "Chimeric antigen receptor T-cell (CAR-T) therapy; harvesting of blood-derived T lymphocytes for development of genetically modified autologous CAR-T cells, per day"),
+    ("38225", "Chimeric antigen receptor T-cell (CAR-T) therapy; harvesting of blood-derived T lymphocytes for development of "
+              "genetically modified autologous CAR-T cells, per day"),
     ("38226", "CAR-T therapy; preparation of blood-derived T lymphocytes for transportation (eg, cryopreservation, storage)"),
     ("38227", "CAR-T therapy; receipt and preparation of CAR-T cells for administration"),
     ("38228", "CAR-T therapy; CAR-T cell administration, autologous"),
@@ -75,8 +76,10 @@ CRS_ICD = [("D89.831", "Cytokine release syndrome, grade 1"), ("D89.832", "Cytok
            ("D89.833", "Cytokine release syndrome, grade 3"), ("D89.834", "Cytokine release syndrome, grade 4"),
            ("D89.835", "Cytokine release syndrome, grade 5"), ("G92.00", "Immune effector cell-associated neurotoxicity syndrome, grade unspecified"),
            ("Z51.11", "Encounter for antineoplastic chemotherapy"), ("Z94.84", "Stem cells transplant status")]
-PCS = [("XW033C7", "Introduction of autologous engineered chimeric antigen receptor T-cell immunotherapy into peripheral vein, percutaneous approach, new technology group 7"),
-       ("XW043C7", "Introduction of autologous engineered chimeric antigen receptor T-cell immunotherapy into central vein, percutaneous approach, new technology group 7"),
+PCS = [("XW033C7", "Introduction of autologous engineered chimeric antigen receptor T-cell immunotherapy into peripheral vein, "
+                   "percutaneous approach, new technology group 7"),
+       ("XW043C7", "Introduction of autologous engineered chimeric antigen receptor T-cell immunotherapy into central vein, "
+                   "percutaneous approach, new technology group 7"),
        ("XW033H7", "Introduction of axicabtagene ciloleucel immunotherapy into peripheral vein, percutaneous approach, new technology group 7"),
        ("XW033A7", "Introduction of ciltacabtagene autoleucel into peripheral vein, percutaneous approach, new technology group 7")]
 REVENUE = [("0891", "Special processing of drugs/biologicals - cell/gene therapy acquisition"),
@@ -136,7 +139,6 @@ def make_document(i: int, seed: int, payers: list[dict]) -> tuple[str, str]:
     payer = payers[i % len(payers)]
     pid = rng.choice(sorted(PRODUCTS))
     brand, generic, hcpcs, disease, icds, dose = PRODUCTS[pid]
-    stem = payer["aliases"][0].capitalize()
     policy_no = f"{rng.choice(['CP', 'MP', 'PHARM', 'UM', 'RX'])}.{rng.choice(['PHAR', 'MED', 'ONC'])}.{rng.randint(100, 999)}"
     y, m, d = _date(rng, 2019, 2025)
     ry, rm, _ = _date(rng, max(y, 2024), 2026)
@@ -161,12 +163,15 @@ def make_document(i: int, seed: int, payers: list[dict]) -> tuple[str, str]:
                       f"Reference Number: {policy_no}", "", f"Effective Date: {m:02d}.{d:02d}.{y % 100:02d}", "",
                       f"Last Review Date: {rm:02d}.{ry % 100:02d}", "",
                       f"Line of Business: {', '.join(lobs)}", "",
-                      f"Applies to: {payer['name']} members in {state}, Fax {rng.randint(200, 989)}-{rng.randint(200, 989)}-{rng.randint(1000, 9999)}", "",
+                      f"Applies to: {payer['name']} members in {state}, "
+                      f"Fax {rng.randint(200, 989)}-{rng.randint(200, 989)}-{rng.randint(1000, 9999)}", "",
                       "Description", "",
-                      f"{generic.capitalize()} ({brand}) is a {'bispecific antibody' if hcpcs.startswith('J') else 'chimeric antigen receptor (CAR) T-cell immunotherapy'} "
+                      f"{generic.capitalize()} ({brand}) is a "
+                      f"{'bispecific antibody' if hcpcs.startswith('J') else 'chimeric antigen receptor (CAR) T-cell immunotherapy'} "
                       f"billed under HCPCS {hcpcs}. {' '.join(_sentence(rng, rng.randint(8, 16)) for _ in range(rng.randint(3, 6)))}", "",
                       "FDA Approved Indication(s)", "",
-                      f"{brand} is indicated for the treatment of adult patients with {disease} after {rng.choice(['one', 'two', 'three', 'four'])} or more prior lines of therapy.", "",
+                      f"{brand} is indicated for the treatment of adult patients with {disease} after "
+                      f"{rng.choice(['one', 'two', 'three', 'four'])} or more prior lines of therapy.", "",
                       "Policy/Criteria", "",
                       f"It is the policy of {payer['name']} that {brand} is **medically necessary** when the following criteria are met:", "",
                       f"I. Initial Approval Criteria**A. {disease.capitalize()}** (must meet all):", ""]
@@ -176,21 +181,25 @@ def make_document(i: int, seed: int, payers: list[dict]) -> tuple[str, str]:
             f"Member has received \\geq {rng.randint(1, 4)} prior lines of therapy;",
             f"ECOG performance status of {rng.choice(['0 or 1', '0 to 2', '2 or less'])};",
             f"Treatment at a FACT-accredited center enrolled in the {brand.upper()} REMS (if applicable);",
-            f"Lymphodepleting chemotherapy with fludarabine (J9185) and cyclophosphamide (J9070) is planned {rng.randint(2, 5)} to {rng.randint(6, 14)} days before infusion;",
+            f"Lymphodepleting chemotherapy with fludarabine (J9185) and cyclophosphamide (J9070) is planned "
+            f"{rng.randint(2, 5)} to {rng.randint(6, 14)} days before infusion;",
             f"Dose does not exceed {dose}."]
     for _ in range(rng.randint(2, 6)):
         crit.append(_sentence(rng, rng.randint(10, 24))[:-1] + ";")
     rng.shuffle(crit)
     out += [f"{n}. {c}" for n, c in enumerate(crit, 1)] + [""]
-    out += [f"Approval duration: {rng.choice([1, 2, 3, 6])} months ({rng.choice(['1 dose only', 'one infusion', 'single treatment course'])})", "",
+    out += [f"Approval duration: {rng.choice([1, 2, 3, 6])} months "
+            f"({rng.choice(['1 dose only', 'one infusion', 'single treatment course'])})", "",
             "II. Continued Therapy", "",
             f"- 1. Continued therapy will not be authorized as {brand} is indicated to be dosed one time only.", "",
             "III. Diagnoses/Indications for which coverage is NOT authorized:", ""]
     for letter in "ABCD"[:rng.randint(2, 4)]:
         out.append(f"- {letter}. {_sentence(rng, rng.randint(14, 30))}")
     out += ["", "IV. Appendices/General Information", "", "Appendix A: Abbreviation Key", ""]
-    for abbr, full in rng.sample([("CRS", "cytokine release syndrome"), ("ICANS", "immune effector cell-associated neurotoxicity syndrome"),
-                                  ("FACT", "Foundation for the Accreditation of Cellular Therapy"), ("REMS", "Risk Evaluation and Mitigation Strategy"),
+    for abbr, full in rng.sample([("CRS", "cytokine release syndrome"),
+                                  ("ICANS", "immune effector cell-associated neurotoxicity syndrome"),
+                                  ("FACT", "Foundation for the Accreditation of Cellular Therapy"),
+                                  ("REMS", "Risk Evaluation and Mitigation Strategy"),
                                   ("ASP", "average sales price"), ("MS-DRG", "Medicare Severity Diagnosis Related Group"),
                                   ("NDC", "National Drug Code"), ("ECOG", "Eastern Cooperative Oncology Group")], 5):
         out += [f"{abbr}: {full}", ""]
@@ -198,34 +207,40 @@ def make_document(i: int, seed: int, payers: list[dict]) -> tuple[str, str]:
             f"{disease.capitalize()}\tSingle IV infusion; target dose: {dose}\t{dose.split(',')[-1].strip()}", ""]
     # Coding implications: tab tables and one run-together (flattened web) table.
     out += ["Coding Implications", "", " ".join(_sentence(rng, rng.randint(12, 22)) for _ in range(3)), "",
-            "HCPCS Codes\tDescription", f"{hcpcs}\t{generic.capitalize()}, per therapeutic dose, including leukapheresis and dose preparation procedures"]
+            "HCPCS Codes\tDescription",
+            f"{hcpcs}\t{generic.capitalize()}, per therapeutic dose, including leukapheresis and dose preparation procedures"]
     for code, desc in rng.sample(SUPPORT_J, rng.randint(4, 8)):
         out.append(f"{code}\t{desc}")
     out += ["", "CPT Codes\tDescription"]
     out += [f"{c}\t{dsc}" for c, dsc in rng.sample(CPT, rng.randint(4, 7))]
     out += ["", "ICD-10-CM Codes\tDescription"]
-    out += [f"{c}\t{disease.capitalize()}, {rng.choice(['not having achieved remission', 'in remission', 'in relapse', 'unspecified site', 'lymph nodes of multiple sites'])}" for c in icds]
+    icd_states = ['not having achieved remission', 'in remission', 'in relapse', 'unspecified site', 'lymph nodes of multiple sites']
+    out += [f"{c}\t{disease.capitalize()}, {rng.choice(icd_states)}" for c in icds]
     out += [f"{c}\t{dsc}" for c, dsc in rng.sample(CRS_ICD, rng.randint(3, 6))]
     out += ["", "ICD-10-PCS Codes\tDescription"] + [f"{c}\t{dsc}" for c, dsc in rng.sample(PCS, 2)]
     out += ["", "Revenue Codes\tDescription"] + [f"{c}\t{dsc}" for c, dsc in REVENUE]
     out += ["", "CodeDescriptionWhen to use"]
-    out += [f"{hcpcs}{generic.split()[0].capitalize()} per dose{rng.choice(['Bill 1 unit on the infusion date', 'One unit per infusion; never the invoice count'])}",
+    out += [f"{hcpcs}{generic.split()[0].capitalize()} per dose"
+            f"{rng.choice(['Bill 1 unit on the infusion date', 'One unit per infusion; never the invoice count'])}",
             f"{rng.choice(['38225', '38226'])}Blood-derived T lymphocyte harvesting, per dayReport each apheresis day",
-            f"D89.831 - D89.835Cytokine release syndrome, grade 1-5Secondary diagnosis when CRS occurs",
+            "D89.831 - D89.835Cytokine release syndrome, grade 1-5Secondary diagnosis when CRS occurs",
             f"MS-DRG 018CAR-T ImmunotherapyInpatient admission with {rng.choice(PCS)[0]}", ""]
     labeler = LABELERS[pid]
     out += ["National Drug Codes", "", "NDC\tPackage\tBilling units"]
     for _ in range(rng.randint(2, 5)):
-        out.append(f"{_ndc(rng, labeler)}\t{rng.choice(['1 infusion bag', '1-4 infusion bags', 'carton of 1 vial', '2 bags per carton'])}\t{rng.choice(['1 unit', '1 dose', 'per mg'])}")
+        out.append(f"{_ndc(rng, labeler)}\t{rng.choice(['1 infusion bag', '1-4 infusion bags', 'carton of 1 vial', '2 bags per carton'])}"
+                   f"\t{rng.choice(['1 unit', '1 dose', 'per mg'])}")
     out += ["", "Frequently asked questions", ""]
     faqs = [(f"How many units of {hcpcs} are billed for one {brand} infusion?",
              f"Bill {hcpcs} with 1 unit per therapeutic dose, regardless of the number of infusion bags. {_sentence(rng, 14)}"),
             (f"Does {payer['name']} require prior authorization for {brand}?",
-             f"Yes. {payer['name']} requires prior authorization; submit the request {rng.randint(5, 30)} business days before apheresis. {_sentence(rng, 12)}"),
+             f"Yes. {payer['name']} requires prior authorization; submit the request {rng.randint(5, 30)} business days before apheresis. "
+             f"{_sentence(rng, 12)}"),
             ("Which codes report cytokine release syndrome?",
              f"Report D89.831-D89.835 by grade as a secondary diagnosis; tocilizumab is billed with J3262 per 1 mg. {_sentence(rng, 10)}"),
             ("Is the apheresis day billed separately?",
-             f"{rng.choice(['No', 'Yes'])}. CPT 38225 {rng.choice(['is bundled into', 'is reported separately from'])} {hcpcs} for {payer['name']} members. {_sentence(rng, 12)}"),
+             f"{rng.choice(['No', 'Yes'])}. CPT 38225 {rng.choice(['is bundled into', 'is reported separately from'])} {hcpcs} "
+             f"for {payer['name']} members. {_sentence(rng, 12)}"),
             (f"What NDC is reported with {hcpcs}?",
              f"Report the carton NDC {_ndc(rng, labeler)} in the 11-digit format with the N4 qualifier. {_sentence(rng, 10)}")]
     for q, a in rng.sample(faqs, rng.randint(3, 5)):
@@ -233,7 +248,9 @@ def make_document(i: int, seed: int, payers: list[dict]) -> tuple[str, str]:
     out += ["Reviews, Revisions, and Approvals\tDate\tP&T Approval Date"]
     for _ in range(rng.randint(4, 10)):
         ya, ma, da = _date(rng, y, 2026)
-        out.append(f"{rng.choice(['Annual review', '2Q annual review', 'Template changes applied', 'Updated HCPCS codes', 'References reviewed and updated'])}: "
+        change = rng.choice(['Annual review', '2Q annual review', 'Template changes applied', 'Updated HCPCS codes',
+                             'References reviewed and updated'])
+        out.append(f"{change}: "
                    f"{_sentence(rng, rng.randint(8, 18))}\t{ma:02d}.{da:02d}.{ya % 100:02d}\t{ma:02d}.{ya % 100:02d}")
     out += ["", "Important Reminder", ""]
     for _ in range(rng.randint(4, 9)):

@@ -2,7 +2,19 @@
 
 import sys
 
-from evals.run import main
+from assistant import config
+
+
+def main() -> int:
+    try:
+        config.load()
+    except config.ConfigError as exc:  # one line per bad value, exit status 2, no traceback
+        print(exc, file=sys.stderr)
+        return 2
+    from evals.run import main as run
+
+    return run()
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -233,7 +233,7 @@ def _print_case(row: dict) -> None:
 
 
 def markdown_report(results: dict, command: str) -> str:
-    lines = [f"# Golden set results", "", f"Produced by `{command}` on {results['date']} "
+    lines = ["# Golden set results", "", f"Produced by `{command}` on {results['date']} "
              f"(engine today = {TODAY.isoformat()}).", ""]
     metrics = ["fact_accuracy", "behaviour", "hit@1", "hit@5", "mrr", "citation_precision",
                "calculator_exactness", "latency_p50_ms", "latency_p95_ms"]
@@ -271,7 +271,8 @@ def write_summary(results: dict, path: Path) -> None:
     path.write_text(json.dumps(compact, indent=1, default=str), encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line: which cases, which systems, where results go."""
     parser = argparse.ArgumentParser(prog="python -m evals run")
     parser.add_argument("command", choices=["run"])
     parser.add_argument("--split", default="all", choices=["all", "dev", "heldout"])
@@ -282,7 +283,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--golden", type=Path, default=GOLDEN)
     parser.add_argument("--no-report", action="store_true", help="do not rewrite evals/REPORT.md")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def _filter_cases(cases: list[Case], args: argparse.Namespace) -> list[Case]:
+    """The cases the --split, --kind and --case filters keep."""
+    if args.split != "all":
+        cases = [c for c in cases if c.split == args.split]
+    if args.kind:
+        cases = [c for c in cases if c.kind == args.kind]
+    if args.case:
+        cases = [c for c in cases if c.id == args.case]
+    return cases
+
+
+def _score_system(name: str, engine, cases: list[Case], texts: dict[str, str], verbose: bool) -> dict:
+    """One system's rows and summaries (all, per split present, per kind), with the answer objects dropped for JSON."""
+    engine.ask("warm up: Q2055 payment limit", today=TODAY)  # model load is cold start, not answer latency
+    rows = run_system(name, engine, cases, texts, verbose)
+    by_split = {"all": summarize(rows)}
+    for split in ("dev", "heldout"):
+        part = [r for r in rows if r["split"] == split]
+        if part:
+            by_split[split] = summarize(part)
+    kinds = {k: summarize([r for r in rows if r["kind"] == k]) for k in sorted({r["kind"] for r in rows})}
+    for r in rows:
+        r.pop("_answer", None)
+    return {"summary": by_split, "by_kind": kinds, "rows": rows}
+
+
+def _print_summary(name: str, s: dict) -> None:
+    """One line of headline metrics for a system, as the run goes."""
+    print(f"{name}: {s['cases']} cases  fact accuracy {s['fact_accuracy']}  hit@1 {s['hit@1']}  "
+          f"hit@5 {s['hit@5']}  MRR {s['mrr']}  citation precision {s['citation_precision']}  "
+          f"behaviour {s['behaviour']}  p50 {s.get('latency_p50_ms')} ms  p95 {s.get('latency_p95_ms')} ms")
+
+
+def _write_results(results: dict, args: argparse.Namespace, argv: list[str] | None) -> None:
+    """latest.json always; REPORT.md and summary.json only for a whole-set run (no --kind/--case) without --no-report."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+    command = "python -m evals " + " ".join(argv if argv is not None else sys.argv[1:])
+    if not args.no_report and not (args.kind or args.case):
+        REPORT.write_text(markdown_report(results, command), encoding="utf-8")
+        write_summary(results, args.out / "summary.json")
+        print(f"Wrote {REPORT.relative_to(config.PROJECT_ROOT)}, {args.out / 'summary.json'} and latest.json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
 
     from assistant.engine import Engine
     from assistant.retrieval import HybridRetriever
@@ -290,13 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     from index.store import IndexMissingError
 
     cfg = config.load()
-    cases = load_cases(args.golden)
-    if args.split != "all":
-        cases = [c for c in cases if c.split == args.split]
-    if args.kind:
-        cases = [c for c in cases if c.kind == args.kind]
-    if args.case:
-        cases = [c for c in cases if c.id == args.case]
+    cases = _filter_cases(load_cases(args.golden), args)
     if not cases:
         print("No case matches the filters.", file=sys.stderr)
         return 2
@@ -315,26 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Unknown system {name!r}; choose from {', '.join(builders)}", file=sys.stderr)
             return 2
         engine = Engine(builders[name](), cfg)
-        engine.ask("warm up: Q2055 payment limit", today=TODAY)  # model load is cold start, not answer latency
-        rows = run_system(name, engine, cases, texts, args.verbose)
-        by_split = {"all": summarize(rows)}
-        for split in ("dev", "heldout"):
-            part = [r for r in rows if r["split"] == split]
-            if part:
-                by_split[split] = summarize(part)
-        kinds = {k: summarize([r for r in rows if r["kind"] == k]) for k in sorted({r["kind"] for r in rows})}
-        for r in rows:
-            r.pop("_answer", None)
-        results["systems"][name] = {"summary": by_split, "by_kind": kinds, "rows": rows}
-        s = by_split["all"]
-        print(f"{name}: {s['cases']} cases  fact accuracy {s['fact_accuracy']}  hit@1 {s['hit@1']}  "
-              f"hit@5 {s['hit@5']}  MRR {s['mrr']}  citation precision {s['citation_precision']}  "
-              f"behaviour {s['behaviour']}  p50 {s.get('latency_p50_ms')} ms  p95 {s.get('latency_p95_ms')} ms")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latest.json").write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
-    command = "python -m evals " + " ".join(argv if argv is not None else sys.argv[1:])
-    if not args.no_report and not (args.kind or args.case):
-        REPORT.write_text(markdown_report(results, command), encoding="utf-8")
-        write_summary(results, args.out / "summary.json")
-        print(f"Wrote {REPORT.relative_to(config.PROJECT_ROOT)}, {args.out / 'summary.json'} and latest.json")
+        results["systems"][name] = _score_system(name, engine, cases, texts, args.verbose)
+        _print_summary(name, results["systems"][name]["summary"]["all"])
+    _write_results(results, args, argv)
     return 0

@@ -80,6 +80,11 @@ def _import_cms(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        config.load()
+    except config.ConfigError as exc:  # one line per bad value, exit status 2, no traceback
+        print(exc, file=sys.stderr)
+        return 2
     if argv[:1] == ["import-cms"]:
         return _import_cms(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m index", description=__doc__,
@@ -93,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(func=_status)
     sub.add_parser("import-cms", help="import a CMS payment limit file or NDC-HCPCS crosswalk")
     args = parser.parse_args(argv)
-    config.load()
     return args.func(args)
 
 

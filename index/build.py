@@ -113,60 +113,19 @@ def _build_locked(cfg: Config, started: float, quiet: bool, force: bool) -> Buil
     report = BuildReport(status="built", documents=len(corpus.documents), chunks=len(nodes),
                          skipped=corpus.errors)
     if live and live.corpus_hash == chash and not force:
-        report.status = "up-to-date"
-        report.build_id = live.build_id
-        report.message = (f"Index is up to date: {len(corpus.documents)} documents, {len(nodes)} chunks; "
-                          "nothing re-embedded.")
-        report.seconds = time.perf_counter() - started
-        return report
+        return _up_to_date(report, live, started)
 
-    # Vectors of unchanged chunks come from the live build.
-    reuse: dict[str, list[float]] = {}
-    if live and live.model_sha256 == embedder_id():
-        try:
-            old = store.open_collection(store.client_for(cfg, live.build_id), live.collection)
-            live_ids = set(live.chunk_ids)  # once: a set per node made this quadratic
-            wanted = [n.id_ for n in nodes if n.id_ in live_ids]
-            for i in range(0, len(wanted), 500):
-                got = old.get(ids=wanted[i:i + 500], include=["embeddings"])
-                reuse.update(zip(got["ids"], (list(map(float, e)) for e in got["embeddings"])))
-        except Exception as exc:  # a damaged live build: embed everything
-            _say(f"Could not reuse vectors from the live build ({exc.__class__.__name__}); re-embedding all.", quiet)
-            reuse = {}
-
-    build_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f") + "-" + chash[:8]
+    reuse = _reusable_vectors(cfg, live, nodes, quiet)
+    build_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f") + "-" + chash[:8]
     name = store.collection_name(cfg, build_id)
-    from llama_index.vector_stores.chroma import ChromaVectorStore
-
-    collection = store.open_collection(store.client_for(cfg, build_id), name, create=True)
-    vector_store = ChromaVectorStore(chroma_collection=collection)
+    collection, vector_store = _new_collection(cfg, build_id, name)
     todo = [n for n in nodes if n.id_ not in reuse]
     _say(f"Building index {build_id}: {len(nodes)} chunks from {len(corpus.documents)} documents; "
          f"{len(reuse)} vectors reused, {len(todo)} to embed.", quiet)
-    embedder = get_embedder() if todo else None
-    for n in nodes:
-        if n.id_ in reuse:
-            n.embedding = reuse[n.id_]
-    for i in range(0, len(todo), BATCH):
-        batch = todo[i:i + BATCH]
-        vectors = embedder.get_text_embedding_batch([embed_text(n) for n in batch])
-        for n, v in zip(batch, vectors):
-            n.embedding = v
-        _say(f"  embedded {min(i + BATCH, len(todo))}/{len(todo)}", quiet)
-    for i in range(0, len(nodes), 256):
-        vector_store.add(nodes[i:i + 256])
-    if collection.count() != len(nodes):
-        raise RuntimeError(f"build {build_id} holds {collection.count()} chunks, expected {len(nodes)}")
+    _attach_vectors(nodes, reuse, todo, quiet)
+    _store_nodes(collection, vector_store, nodes, build_id)
 
-    per_doc = Counter(n.metadata["source_id"] for n in nodes)  # one pass, not one per document
-    docs_meta = {doc.id: {**doc.metadata(), "hash": doc.content_hash, "chunks": per_doc[doc.id]}
-                 for doc in corpus.documents}
-    manifest = store.Manifest(
-        build_id=build_id, collection=name,
-        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        corpus_hash=chash, model_sha256=embedder_id(), documents=docs_meta,
-        chunk_ids=[n.id_ for n in nodes],
-    )
+    manifest = _manifest(build_id, name, chash, corpus.documents, nodes)
     store.write_manifest(cfg, manifest)  # the swap: from here on readers see the new build
     store.remove_stale_builds(cfg, keep={build_id} | ({live.build_id} if live else set()))
     report.build_id = build_id
@@ -176,3 +135,74 @@ def _build_locked(cfg: Config, started: float, quiet: bool, force: bool) -> Buil
     report.message = (f"Built index {build_id}: {report.documents} documents, {report.chunks} chunks; "
                       f"embedded {report.embedded}, reused {report.reused} in {report.seconds:.1f} s.")
     return report
+
+
+def _up_to_date(report: BuildReport, live: store.Manifest, started: float) -> BuildReport:
+    """The live build already holds this corpus: report it and write nothing."""
+    report.status = "up-to-date"
+    report.build_id = live.build_id
+    report.message = (f"Index is up to date: {report.documents} documents, {report.chunks} chunks; "
+                      "nothing re-embedded.")
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _reusable_vectors(cfg: Config, live: store.Manifest | None, nodes: list[TextNode], quiet: bool) -> dict[str, list[float]]:
+    """Vectors of unchanged chunks, copied from the live build (same model) so they are not re-embedded."""
+    reuse: dict[str, list[float]] = {}
+    if live and live.model_sha256 == embedder_id():
+        try:
+            old = store.open_collection(store.client_for(cfg, live.build_id), live.collection)
+            live_ids = set(live.chunk_ids)  # once: a set per node made this quadratic
+            wanted = [n.id_ for n in nodes if n.id_ in live_ids]
+            for i in range(0, len(wanted), 500):
+                got = old.get(ids=wanted[i:i + 500], include=["embeddings"])
+                # Chroma returns one embedding per returned id, in the same order.
+                reuse.update(zip(got["ids"], (list(map(float, e)) for e in got["embeddings"]), strict=True))
+        except Exception as exc:  # a damaged live build: embed everything
+            _say(f"Could not reuse vectors from the live build ({exc.__class__.__name__}); re-embedding all.", quiet)
+            reuse = {}
+    return reuse
+
+
+def _new_collection(cfg: Config, build_id: str, name: str):
+    """The new build's empty Chroma collection, set aside from the live one, and its llama-index vector store."""
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    collection = store.open_collection(store.client_for(cfg, build_id), name, create=True)
+    return collection, ChromaVectorStore(chroma_collection=collection)
+
+
+def _attach_vectors(nodes: list[TextNode], reuse: dict[str, list[float]], todo: list[TextNode], quiet: bool) -> None:
+    """Give every node its vector: reused where the live build had it, else embedded in batches (todo)."""
+    embedder = get_embedder() if todo else None
+    for n in nodes:
+        if n.id_ in reuse:
+            n.embedding = reuse[n.id_]
+    for i in range(0, len(todo), BATCH):
+        batch = todo[i:i + BATCH]
+        vectors = embedder.get_text_embedding_batch([embed_text(n) for n in batch])
+        for n, v in zip(batch, vectors, strict=True):  # the embedder returns one vector per text
+            n.embedding = v
+        _say(f"  embedded {min(i + BATCH, len(todo))}/{len(todo)}", quiet)
+
+
+def _store_nodes(collection, vector_store, nodes: list[TextNode], build_id: str) -> None:
+    """Write the nodes into the new collection and check that all of them arrived before it can go live."""
+    for i in range(0, len(nodes), 256):
+        vector_store.add(nodes[i:i + 256])
+    if collection.count() != len(nodes):
+        raise RuntimeError(f"build {build_id} holds {collection.count()} chunks, expected {len(nodes)}")
+
+
+def _manifest(build_id: str, name: str, chash: str, documents: list[SourceDocument], nodes: list[TextNode]) -> store.Manifest:
+    """The pointer record for the new build: its collection, hashes, per-document metadata and chunk ids."""
+    per_doc = Counter(n.metadata["source_id"] for n in nodes)  # one pass, not one per document
+    docs_meta = {doc.id: {**doc.metadata(), "hash": doc.content_hash, "chunks": per_doc[doc.id]}
+                 for doc in documents}
+    return store.Manifest(
+        build_id=build_id, collection=name,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        corpus_hash=chash, model_sha256=embedder_id(), documents=docs_meta,
+        chunk_ids=[n.id_ for n in nodes],
+    )

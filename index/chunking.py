@@ -160,20 +160,29 @@ def _split_long(text: str, start: int, limit: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in spans if b > a]
 
 
-def chunk_document(doc: SourceDocument) -> list[Chunk]:
-    text = doc.text
-    blocks = blocks_of(text)
-    badge_style = sum(
-        1 for b in blocks if len(b.lines) == 1 and is_heading(text[b.start:b.end])
-        and _BADGE.search(text[b.start:b.end].strip())
-    ) >= 3
-    sections = _Sections(badge_style, doc.title)
-    chunks: list[Chunk] = []
-    pending: list[tuple[int, int]] = []  # packed paragraph lines awaiting emission
-    pending_section = ""
+class _Chunker:
+    """One document's chunking state: the heading path, the chunks so far and the paragraph lines being packed."""
 
-    def emit(kind: str, start: int, end: int, header: str = "", section: str | None = None) -> None:
-        # trim surrounding whitespace so the quote starts and ends on text
+    def __init__(self, doc: SourceDocument):
+        self.doc = doc
+        self.text = doc.text
+        self.blocks = blocks_of(self.text)
+        self.sections = _Sections(self._badge_style(), doc.title)
+        self.chunks: list[Chunk] = []
+        self.pending: list[tuple[int, int]] = []  # packed paragraph lines awaiting emission
+        self.pending_section = ""
+
+    def _badge_style(self) -> bool:
+        """Web pages mark top sections with badges ("Verified May 2026"); three such headings mean this style."""
+        text = self.text
+        return sum(
+            1 for b in self.blocks if len(b.lines) == 1 and is_heading(text[b.start:b.end])
+            and _BADGE.search(text[b.start:b.end].strip())
+        ) >= 3
+
+    def emit(self, kind: str, start: int, end: int, header: str = "", section: str | None = None) -> None:
+        """Add a chunk for [start, end), trimmed so the quote starts and ends on text (nothing if it is blank)."""
+        text = self.text
         while start < end and text[start].isspace():
             start += 1
         while end > start and text[end - 1].isspace():
@@ -182,83 +191,102 @@ def chunk_document(doc: SourceDocument) -> list[Chunk]:
             return
         body = text[start:end]
         scope = f"{header}\n{body}"
-        chunks.append(Chunk(
-            doc_id=doc.id, section=section if section is not None else sections.path,
+        self.chunks.append(Chunk(
+            doc_id=self.doc.id, section=section if section is not None else self.sections.path,
             chunk_type=kind, start=start, end=end, text=body, header=header,
             products=products_in(scope), codes=codes_in(scope),
         ))
 
-    def flush() -> None:
-        nonlocal pending
-        if pending:
-            emit("section", pending[0][0], pending[-1][1], section=pending_section)
-            pending = []
+    def flush(self) -> None:
+        """Emit the packed paragraph lines as one section chunk, under the section they were packed in."""
+        if self.pending:
+            self.emit("section", self.pending[0][0], self.pending[-1][1], section=self.pending_section)
+            self.pending = []
 
-    def add_paragraph_lines(lines: list[tuple[int, int]]) -> None:
-        nonlocal pending, pending_section
-        if pending and pending_section != sections.path:
-            flush()
-        pending_section = sections.path
+    def add_paragraph_lines(self, lines: list[tuple[int, int]]) -> None:
+        """Pack paragraph lines up to MAX_CHARS, breaking early before a short label line and splitting over-long lines."""
+        if self.pending and self.pending_section != self.sections.path:
+            self.flush()
+        self.pending_section = self.sections.path
         for a, b in lines:
             if b - a > MAX_CHARS:
-                flush()
-                pending_section = sections.path
-                for s, e in _split_long(text[a:b], a, MAX_CHARS):
-                    emit("section", s, e)
+                self.flush()
+                self.pending_section = self.sections.path
+                for s, e in _split_long(self.text[a:b], a, MAX_CHARS):
+                    self.emit("section", s, e)
                 continue
-            size = (pending[-1][1] - pending[0][0]) if pending else 0
+            size = (self.pending[-1][1] - self.pending[0][0]) if self.pending else 0
             short_label = (b - a) <= 30
-            if pending and (size + (b - a) > MAX_CHARS or (size > SOFT_BREAK_CHARS and short_label)):
-                flush()
-                pending_section = sections.path
-            pending.append((a, b))
+            if self.pending and (size + (b - a) > MAX_CHARS or (size > SOFT_BREAK_CHARS and short_label)):
+                self.flush()
+                self.pending_section = self.sections.path
+            self.pending.append((a, b))
 
-    i = 0
-    while i < len(blocks):
-        block = blocks[i]
-        first = text[block.lines[0][0]:block.lines[0][1]]
-        if len(block.lines) == 1 and is_heading(first):
-            flush()
-            sections.see(first.strip())
+    def examples(self, i: int) -> int:
+        """Worked examples from the "# "-led blocks starting at block i; returns the index of the next block."""
+        self.flush()
+        text, blocks = self.text, self.blocks
+        # A worked example runs over consecutive "# "-led blocks; a new one starts at a
+        # patient line ("# Adult, 70 kg, ...").
+        lines = list(blocks[i].lines)
+        i += 1
+        while i < len(blocks) and text[blocks[i].start:blocks[i].end].startswith("# "):
+            lines += blocks[i].lines
             i += 1
-            continue
+        starts = [n for n, (a, b) in enumerate(lines)
+                  if n == 0 or _EXAMPLE_START.match(text[a:b])]
+        for k, n in enumerate(starts):
+            last = (starts[k + 1] - 1) if k + 1 < len(starts) else len(lines) - 1
+            self.emit("example", lines[n][0], lines[last][1])
+        return i
+
+    def table_rows(self, block: Block) -> None:
+        """One chunk per table row, each carrying the header line."""
+        self.flush()
+        text = self.text
+        header = text[block.lines[0][0]:block.lines[0][1]].strip()
+        rows = list(block.lines[1:])
+        n = 0
+        while n < len(rows):
+            a, b = rows[n]
+            # short label lines ("UnitedHealthcare") belong to the row that follows
+            while (b - a) < 45 and not any(c.isdigit() for c in text[a:b]) and n + 1 < len(rows):
+                n += 1
+                b = rows[n][1]
+            self.emit("table_row", a, b, header=header)
+            n += 1
+
+    def step(self, i: int) -> int:
+        """Chunk the block at index i by its shape (heading, FAQ, example, table, paragraphs); returns the next index."""
+        blocks = self.blocks
+        block = blocks[i]
+        first = self.text[block.lines[0][0]:block.lines[0][1]]
+        if len(block.lines) == 1 and is_heading(first):
+            self.flush()
+            self.sections.see(first.strip())
+            return i + 1
         if (len(block.lines) == 1 and first.strip().endswith("?") and i + 1 < len(blocks)
                 and len(first) <= 200):
-            flush()
-            emit("faq", block.start, blocks[i + 1].end)
-            i += 2
-            continue
+            self.flush()
+            self.emit("faq", block.start, blocks[i + 1].end)
+            return i + 2
         if first.startswith("# "):
-            flush()
-            # A worked example runs over consecutive "# "-led blocks; a new one starts at a
-            # patient line ("# Adult, 70 kg, ...").
-            lines = list(block.lines)
-            i += 1
-            while i < len(blocks) and text[blocks[i].start:blocks[i].end].startswith("# "):
-                lines += blocks[i].lines
-                i += 1
-            starts = [n for n, (a, b) in enumerate(lines)
-                      if n == 0 or _EXAMPLE_START.match(text[a:b])]
-            for k, n in enumerate(starts):
-                last = (starts[k + 1] - 1) if k + 1 < len(starts) else len(lines) - 1
-                emit("example", lines[n][0], lines[last][1])
-            continue
+            return self.examples(i)
         if len(block.lines) >= 2 and is_table_header(first):
-            flush()
-            header = first.strip()
-            rows = list(block.lines[1:])
-            n = 0
-            while n < len(rows):
-                a, b = rows[n]
-                # short label lines ("UnitedHealthcare") belong to the row that follows
-                while (b - a) < 45 and not any(c.isdigit() for c in text[a:b]) and n + 1 < len(rows):
-                    n += 1
-                    b = rows[n][1]
-                emit("table_row", a, b, header=header)
-                n += 1
-            i += 1
-            continue
-        add_paragraph_lines(list(block.lines))
-        i += 1
-    flush()
-    return chunks
+            self.table_rows(block)
+            return i + 1
+        self.add_paragraph_lines(list(block.lines))
+        return i + 1
+
+    def run(self) -> list[Chunk]:
+        """All the document's chunks, in document order."""
+        i = 0
+        while i < len(self.blocks):
+            i = self.step(i)
+        self.flush()
+        return self.chunks
+
+
+def chunk_document(doc: SourceDocument) -> list[Chunk]:
+    """The document's chunks (sections, FAQ question + answer, table rows, worked examples), in document order."""
+    return _Chunker(doc).run()

@@ -24,13 +24,16 @@ import csv
 import hashlib
 import io
 import json
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+
+from assistant.core.files import write_atomic
+from assistant.core.ndc import ndc11_or_none
+from assistant.core.quarters import Quarter, QuarterError
+from assistant.core.reference import load_reference
 
 # Used only when the reference data does not (yet) list the codes the project cares about.
 FALLBACK_CODES = (
@@ -43,9 +46,7 @@ CROSSWALK_COLUMNS = [
     "hcpcs_dosage", "pkg_size", "pkg_qty", "billunits", "billunitspkg",
 ]
 
-_HCPCS_RE = re.compile(r"^(?:[A-Z]\d{4}|\d{4}[A-Z0-9])$")
 _NUMBER_RE = re.compile(r"^\d+(?:\.\d+)?$")
-_QUARTER_RE = re.compile(r"^(\d{4})\s*Q([1-4])$", re.IGNORECASE)
 _EFFECTIVE_RE = re.compile(r"effective\s+(.+?)\s+(?:through|thru|to|-)\s+(.+)", re.IGNORECASE)
 _DATE_FORMATS = ("%B %d, %Y", "%B %d %Y", "%b %d, %Y", "%b %d %Y", "%m/%d/%Y", "%m/%d/%y",
                  "%Y-%m-%d", "%d %B %Y", "%d %b %Y", "%B %Y")
@@ -162,18 +163,12 @@ def _parse_date(text: str) -> date | None:
     return None
 
 
-def _quarter_of(day: date) -> str:
-    return f"{day.year}Q{(day.month - 1) // 3 + 1}"
-
-
 def _quarter_bounds(quarter: str) -> Period:
-    match = _QUARTER_RE.match(quarter.strip())
-    if not match:
-        raise CmsImportError(f"--quarter {quarter!r} is not like 2026Q1")
-    year, q = int(match.group(1)), int(match.group(2))
-    start = date(year, 3 * q - 2, 1)
-    end = date(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1)
-    return Period(f"{year}Q{q}", start, date.fromordinal(end.toordinal() - 1))
+    try:
+        q = Quarter.parse(quarter)
+    except QuarterError:
+        raise CmsImportError(f"--quarter {quarter!r} is not like 2026Q1") from None
+    return Period(str(q), q.start, q.end)
 
 
 def detect_period(preamble: list[list[str]]) -> Period | None:
@@ -185,7 +180,7 @@ def detect_period(preamble: list[list[str]]) -> Period | None:
                 continue
             start, end = _parse_date(match.group(1)), _parse_date(match.group(2))
             if start and end and start <= end:
-                return Period(_quarter_of(start), start, end)
+                return Period(str(Quarter.of(start)), start, end)
     return None
 
 
@@ -208,39 +203,9 @@ def resolve_period(parsed: ParsedFile, override: str | None) -> Period:
 
 # --------------------------------------------------------------------------- code set
 
-def _codes_in(node: object, found: set[str]) -> None:
-    """hcpcs.yaml may be a list or a mapping of rows: collect `code` fields and code-like keys."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("code", "hcpcs") and isinstance(value, str) and _HCPCS_RE.match(value.strip()):
-                found.add(value.strip())
-            elif isinstance(key, str) and _HCPCS_RE.match(key) and isinstance(value, dict):
-                found.add(key)
-            if isinstance(value, (dict, list)):
-                _codes_in(value, found)
-    elif isinstance(node, list):
-        for item in node:
-            _codes_in(item, found)
-
-
 def reference_codes(reference_dir: Path) -> set[str]:
     """The codes the project's reference data knows about: what a default import keeps."""
-    import yaml
-
-    codes: set[str] = set()
-    hcpcs_file, products_file = reference_dir / "hcpcs.yaml", reference_dir / "products.yaml"
-    if hcpcs_file.is_file():
-        _codes_in(yaml.safe_load(hcpcs_file.read_text(encoding="utf-8")), codes)
-    if not codes:
-        codes.update(FALLBACK_CODES)
-    if products_file.is_file():
-        products = yaml.safe_load(products_file.read_text(encoding="utf-8")) or {}
-        for product in products.get("products", []) if isinstance(products, dict) else []:
-            value = product.get("hcpcs") if isinstance(product, dict) else None
-            for code in value if isinstance(value, list) else [value]:
-                if isinstance(code, str) and code.strip():
-                    codes.add(code.strip().upper())
-    return codes
+    return load_reference(reference_dir).codes_used() or set(FALLBACK_CODES)
 
 
 # --------------------------------------------------------------------------- output
@@ -327,19 +292,6 @@ def payment_limit_yaml(parsed: ParsedFile, period: Period, codes: set[str] | Non
     return "\n".join(lines) + "\n", read, imported_rows
 
 
-def ndc11(raw: str) -> str | None:
-    """NDC in the 11-digit 5-4-2 claim form; None when the value cannot be read as one."""
-    text = re.sub(r"\s", "", raw)
-    if re.fullmatch(r"\d{11}", text):
-        return f"{text[:5]}-{text[5:9]}-{text[9:]}"
-    parts = text.split("-")
-    if len(parts) == 3 and all(p.isdigit() for p in parts):
-        widths = tuple(len(p) for p in parts)
-        if widths in ((5, 4, 2), (4, 4, 2), (5, 3, 2), (5, 4, 1)):  # 10-digit forms get a zero
-            return f"{parts[0].zfill(5)}-{parts[1].zfill(4)}-{parts[2].zfill(2)}"
-    return None
-
-
 def crosswalk_csv(parsed: ParsedFile, period: Period, codes: set[str] | None) -> tuple[str, int, int]:
     """Render the quarter's crosswalk CSV; returns (text, data rows read, rows imported)."""
     out = io.StringIO()
@@ -355,7 +307,7 @@ def crosswalk_csv(parsed: ParsedFile, period: Period, codes: set[str] | None) ->
         if codes is not None and code not in codes:
             continue
         raw_ndc = _cell(row, cols, "ndc2")
-        ndc = ndc11(raw_ndc)
+        ndc = ndc11_or_none(raw_ndc)
         if ndc is None:
             odd_ndc += 1
         writer.writerow([
@@ -383,21 +335,6 @@ def crosswalk_meta(parsed: ParsedFile, period: Period, imported: str, count: int
         f"  imported: {_q(imported)}",
         f"row_count: {count}",
     ]) + "\n"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Readers see the old quarter file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- command
@@ -466,45 +403,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _destination_and_codes(args: argparse.Namespace) -> tuple[Path, set[str] | None]:
+    """The reference directory to write and the codes to keep (None: all), checked before any file is read."""
+    if args.reference_dir is not None:
+        reference_dir = args.reference_dir.expanduser().resolve()
+    else:
+        from assistant import config
+
+        reference_dir = config.load().reference_dir
+    if args.quarter:
+        _quarter_bounds(args.quarter)  # a typo is reported before any file is read
+    codes: set[str] | None
+    if args.all:
+        codes = None
+    elif args.codes:
+        codes = _parse_codes(args.codes)
+    else:
+        codes = reference_codes(reference_dir)
+    return reference_dir, codes
+
+
+def _import_one(path: Path, reference_dir: Path, codes: set[str] | None, args: argparse.Namespace) -> int:
+    """Import one file and print its summary; 2 with one line on stderr if it fails, so the other files still run."""
+    try:
+        for line in import_file(path, reference_dir, codes, args.quarter, args.dry_run):
+            print(line)
+    except CmsImportError as exc:
+        print(f"import-cms: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"import-cms: error: {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # never a traceback for a bad file
+        print(f"import-cms: error: {path.name}: could not import ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `python -m index import-cms`; 0 ok, 2 bad input (one line on stderr)."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    status = 0
     try:
-        if args.reference_dir is not None:
-            reference_dir = args.reference_dir.expanduser().resolve()
-        else:
-            from assistant import config
-
-            reference_dir = config.load().reference_dir
-        if args.quarter:
-            _quarter_bounds(args.quarter)  # a typo is reported before any file is read
-        codes: set[str] | None
-        if args.all:
-            codes = None
-        elif args.codes:
-            codes = _parse_codes(args.codes)
-        else:
-            codes = reference_codes(reference_dir)
+        reference_dir, codes = _destination_and_codes(args)
     except CmsImportError as exc:
         print(f"import-cms: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # e.g. an unreadable hcpcs.yaml: still one line, no traceback
         print(f"import-cms: error: cannot read the reference data: {exc}", file=sys.stderr)
         return 2
-    for path in args.files:
-        try:
-            for line in import_file(path, reference_dir, codes, args.quarter, args.dry_run):
-                print(line)
-        except CmsImportError as exc:
-            print(f"import-cms: error: {exc}", file=sys.stderr)
-            status = 2
-        except OSError as exc:
-            print(f"import-cms: error: {path}: {exc.strerror or exc}", file=sys.stderr)
-            status = 2
-        except Exception as exc:  # never a traceback for a bad file
-            print(f"import-cms: error: {path.name}: could not import ({type(exc).__name__}: {exc})",
-                  file=sys.stderr)
-            status = 2
+    status = 0
+    for path in args.files:  # every file is tried; any failure makes the exit status 2
+        status = max(status, _import_one(path, reference_dir, codes, args))
     return status
-

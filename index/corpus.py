@@ -12,16 +12,26 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
+from assistant.core.quarters import Quarter, QuarterError
 from index.entities import known_payer_ids, known_product_ids
 
 KINDS = ("billing-guide", "payer-policy", "reference")
 REQUIRED = ("id", "title", "publisher", "kind", "products")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,80}$")
-_QUARTER_RE = re.compile(r"^(19|20)\d{2}Q[1-4]$")
+
+
+def _is_quarter(text: str) -> bool:
+    """A price quarter written the way files write it ('2026Q2')."""
+    try:
+        return str(Quarter.parse(text)) == text
+    except QuarterError:
+        return False
+
 _PARTIAL_DATE_RE = re.compile(r"^(19|20)\d{2}-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?$")
 DOCUMENT_SUFFIXES = (".md", ".txt")
 
@@ -177,7 +187,7 @@ def parse_document(path: Path) -> SourceDocument:
     if payer is not None and payer not in known_payer_ids():
         raise DocumentError(path, f"unknown payer {payer!r}; add it to sources/reference/payers.yaml first")
     quarter = meta.get("price_quarter") or None
-    if quarter is not None and not _QUARTER_RE.match(str(quarter)):
+    if quarter is not None and not _is_quarter(str(quarter)):
         raise DocumentError(path, f"price_quarter must look like 2026Q2, got {quarter!r}")
     if not body.strip():
         raise DocumentError(path, "the document has metadata but no text")
@@ -220,3 +230,44 @@ def load_corpus(sources_dir: Path) -> LoadReport:
         seen[doc.id] = path
         documents.append(doc)
     return LoadReport(documents=documents, errors=errors)
+
+
+@dataclass(frozen=True)
+class CorpusView:
+    """What the engine asks of the corpus as a whole, computed once per version of the files."""
+
+    documents: dict[str, SourceDocument]
+    products: frozenset[str]          # products some document is about
+    vocabulary: frozenset[str]        # every word of the documents and the reference data
+
+
+def _files_signature(*folders: Path) -> tuple:
+    out = []
+    for folder in folders:
+        for p in sorted(folder.rglob("*")) if folder.is_dir() else []:
+            if p.is_file():
+                try:
+                    st = p.stat()
+                except OSError:
+                    continue
+                out.append((str(p), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+@lru_cache(maxsize=4)
+def _corpus_view(sources_dir: str, reference_dir: str, _signature: tuple) -> CorpusView:
+    docs = load_corpus(Path(sources_dir)).documents
+    words: set[str] = set()
+    for d in docs:
+        words |= set(re.findall(r"[a-z]{3,}", d.text.lower()))
+    for path in Path(reference_dir).glob("*.yaml"):
+        words |= set(re.findall(r"[a-z]{3,}", path.read_text(encoding="utf-8").lower()))
+    return CorpusView(documents={d.id: d for d in docs}, products=frozenset(p for d in docs for p in d.products),
+                      vocabulary=frozenset(words))
+
+
+def cached_corpus(sources_dir: Path, reference_dir: Path) -> CorpusView:
+    """The corpus, loaded once and again only when a document or reference file changes
+    (one loader for the engine's guards, its not-covered check and the conflict notes)."""
+    documents = Path(sources_dir) / "documents"
+    return _corpus_view(str(sources_dir), str(reference_dir), _files_signature(documents, Path(reference_dir)))

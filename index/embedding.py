@@ -8,12 +8,11 @@ instead of silently changing every answer.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
 
-from assistant import config  # noqa: F401  (sets the offline environment before HF imports)
+from assistant import config  # also sets the offline environment before HF imports
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -56,15 +55,12 @@ def verify_model(path: Path) -> str:
 # benchmarks/bench_scale.py can measure the store, BM25, fusion and incremental builds at
 # 100k chunks without 100 minutes of embedding. Never set it for a real index: hash vectors
 # carry no meaning. Unset (or "model") is the real, verified model.
-EMBEDDER_ENV = "CART_EMBEDDER"
 HASH_EMBEDDER_ID = "hash-embedder-v1"
 
 
 def embedder_kind() -> str:
-    kind = (os.environ.get(EMBEDDER_ENV) or "model").strip().lower()
-    if kind not in ("model", "hash"):
-        raise ValueError(f"{EMBEDDER_ENV} must be 'model' or 'hash' (benchmarks only), got {kind!r}")
-    return kind
+    """"model" or "hash" (CART_EMBEDDER); any other value is a config.ConfigError."""
+    return config.load().embedder
 
 
 def embedder_id() -> str:
@@ -90,7 +86,8 @@ def _hash_vector(text: str, dim: int = EMBED_DIM) -> list[float]:
     """Deterministic bag-of-hashed-tokens vector (unigrams and bigrams), L2-normalized."""
     vec = [0.0] * dim
     toks = re.findall(r"[a-z0-9][a-z0-9.\-]*", text.lower())
-    for gram in toks + [a + " " + b for a, b in zip(toks, toks[1:])]:
+    # consecutive pairs: toks[1:] is one shorter by construction, so the last token pairs with nothing
+    for gram in toks + [a + " " + b for a, b in zip(toks, toks[1:], strict=False)]:
         h = int.from_bytes(hashlib.blake2b(gram.encode(), digest_size=8).digest(), "little")
         vec[h % dim] += 1.0 if (h >> 32) & 1 else -1.0
     norm = sum(x * x for x in vec) ** 0.5 or 1.0

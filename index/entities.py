@@ -10,70 +10,20 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
-import yaml
+from assistant.core.reference import Payer, Product, load_reference
 
-from assistant import config
-
-
-@dataclass(frozen=True)
-class Product:
-    id: str
-    brand: str
-    generic: str
-    hcpcs: str
-    target: str
-    car_t: bool
-    names: tuple[str, ...]  # every lowercase name that means this product
-
-
-@dataclass(frozen=True)
-class Payer:
-    id: str
-    name: str
-    names: tuple[str, ...]
-
-
-def _read_yaml(path: Path) -> dict:
-    with path.open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh) or {}
-
-
-@lru_cache(maxsize=4)
-def _products(reference_dir: Path) -> tuple[Product, ...]:
-    rows = _read_yaml(reference_dir / "products.yaml").get("products", [])
-    out = []
-    for row in rows:
-        names = {row["brand"], row["generic"], row["hcpcs"], *row.get("short_names", []),
-                 *row.get("aliases", [])}
-        out.append(Product(
-            id=row["id"], brand=row["brand"], generic=row["generic"], hcpcs=row["hcpcs"],
-            target=row.get("target", ""), car_t=bool(row.get("car_t", True)),
-            names=tuple(sorted({n.lower() for n in names}, key=len, reverse=True)),
-        ))
-    return tuple(out)
-
-
-@lru_cache(maxsize=4)
-def _payers(reference_dir: Path) -> tuple[Payer, ...]:
-    rows = _read_yaml(reference_dir / "payers.yaml").get("payers", [])
-    return tuple(
-        Payer(id=r["id"], name=r["name"],
-              names=tuple(sorted({r["name"].lower(), *(a.lower() for a in r.get("aliases", []))},
-                                 key=len, reverse=True)))
-        for r in rows
-    )
+__all__ = ["Payer", "Product", "products", "payers", "product", "known_product_ids", "known_payer_ids",
+           "products_in", "payers_in", "products_in_question"]
 
 
 def products() -> tuple[Product, ...]:
-    return _products(config.reference_dir())
+    return load_reference().products
 
 
 def payers() -> tuple[Payer, ...]:
-    return _payers(config.reference_dir())
+    return load_reference().payers
 
 
 def known_product_ids() -> set[str]:
@@ -85,7 +35,7 @@ def known_payer_ids() -> set[str]:
 
 
 def product(product_id: str) -> Product | None:
-    return next((p for p in products() if p.id == product_id), None)
+    return load_reference().product_by_id(product_id)
 
 
 @lru_cache(maxsize=1024)  # one per product/payer: a small cache thrashed on every question

@@ -12,14 +12,13 @@ attached: collections are created with `embedding_function=None` and always give
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from assistant import config as config_mod
 from assistant.config import Config
+from assistant.core.files import write_atomic
 
 
 class IndexMissingError(RuntimeError):
@@ -76,7 +75,7 @@ class Manifest:
         return json.dumps(self.__dict__, indent=1, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Manifest":
+    def from_json(cls, text: str) -> Manifest:
         return cls(**json.loads(text))
 
 
@@ -151,19 +150,7 @@ def write_manifest(cfg: Config, manifest: Manifest) -> None:
     if cfg.server_mode:
         _pointer_collection(cfg).modify(metadata={"manifest": manifest.to_json()})
         return
-    root = index_root(cfg)
-    root.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".CURRENT.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(manifest.to_json())
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, _pointer_file(cfg))
-    dir_fd = os.open(root, os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(_pointer_file(cfg), manifest.to_json(), sync_dir=True)
 
 
 def remove_stale_builds(cfg: Config, keep: set[str]) -> list[str]:

@@ -66,7 +66,7 @@ class AppServer:
         self._log.seek(0, 2)
         return text
 
-    def start(self, timeout: float = START_TIMEOUT_S) -> "AppServer":
+    def start(self, timeout: float = START_TIMEOUT_S) -> AppServer:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.proc = subprocess.Popen([sys.executable, str(PROJECT / "app.py")], cwd=PROJECT, env=self.env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
@@ -88,7 +88,7 @@ class AppServer:
     def stop(self) -> None:
         stop_process(self.proc, 15)
 
-    def restart(self) -> "AppServer":
+    def restart(self) -> AppServer:
         self.stop()
         return self.start()
 

@@ -130,6 +130,7 @@ def test_cors_open_to_the_configured_origin(server):
     assert status == 200 and headers.get("access-control-allow-origin") == ALLOWED_ORIGIN
 
 
+@pytest.mark.slow
 def test_cors_closed_without_configuration(index_env, tmp_path):
     srv = AppServer(app_env(index_env, tmp_path / "data"))
     try:

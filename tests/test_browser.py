@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from app_server import AppServer, StaticServer, app_env, free_port, request
+from app_server import AppServer, StaticServer, app_env, request
 from tests.conftest import PROJECT, _is_loopback
+
+pytestmark = pytest.mark.slow
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 from decimal import Decimal
@@ -11,13 +12,14 @@ import pytest
 import yaml
 
 from assistant import config
-from assistant.tools import CalcError, ToolResult, TOOLS, function_tools, run_tool
+from assistant.core.reference import load_reference
+from assistant.tools import TOOLS, CalcError, ToolResult, function_tools, run_tool
+from assistant.tools._dosing import resolve_product
 from assistant.tools.bsa import bsa
 from assistant.tools.cell_dose import cell_dose
 from assistant.tools.lymphodepletion import lymphodepletion_plan
 from assistant.tools.ndc import ndc, normalize_ndc
 from assistant.tools.payment import payment
-from assistant.tools.reference import list_quarters, load_reference, resolve_product
 from assistant.tools.tocilizumab import tocilizumab_dose
 from assistant.tools.units import dose_units
 
@@ -55,7 +57,7 @@ def test_guide_limit_cites_are_exact():
     assert data["quarter"] == "2026Q2" and data["source"]["kind"] == "guide"
     assert {k: v["payment_limit"] for k, v in data["rows"].items()} == {
         "Q2053": "489290.601", "Q2055": "559781.081", "Q2056": "588494.808"}
-    for code, row in data["rows"].items():
+    for row in data["rows"].values():
         m = re.match(r'doc:(\S+) §(.+?) "(.+)"$', row["cite"])
         assert m, row["cite"]
         assert m.group(3) in (DOCS / f"{m.group(1)}.md").read_text(encoding="utf-8")
@@ -79,13 +81,13 @@ def test_every_hcpcs_row_is_cited_and_units_match_reference():
 
 def test_resolve_product_by_any_name():
     for name in ("cilta-cel", "Carvykti", "ciltacabtagene autoleucel", "Q2056", "carvikti"):
-        assert resolve_product(name)["id"] == "carvykti"
+        assert resolve_product(name, load_reference()).id == "carvykti"
     with pytest.raises(CalcError, match="Known products"):
-        resolve_product("notaproduct")
+        resolve_product("notaproduct", load_reference())
 
 
 def test_quarters_listed_from_all_files():
-    qs = list_quarters()
+    qs = load_reference().quarters()
     assert "2026Q2" in qs and qs == sorted(qs)
 
 
@@ -387,9 +389,12 @@ def test_function_tools_schemas_and_call():
     schema = tools["bsa"].metadata.get_parameters_dict()
     assert schema["required"] == ["height", "weight"] and schema["properties"]["height"]["type"] == "number"
     assert tools["dose_units"].metadata.get_parameters_dict()["properties"]["vial_sizes"]["anyOf"][0]["type"] == "array"
+    assert all(p.get("description") for t in tools.values()
+               for p in t.metadata.get_parameters_dict()["properties"].values())  # every parameter described
     out = tools["cell_dose"].call(product="Carvykti", weight=120)
-    assert isinstance(out.raw_output, dict) and out.raw_output["values"]["max_cells"] == "100000000"
+    assert isinstance(out.raw_output, ToolResult) and not out.is_error
+    assert json.loads(out.content)["values"]["max_cells"] == "100000000"
     err = tools["bsa"].call(height=-1, weight=70)
-    assert isinstance(err.raw_output, str) and err.raw_output.startswith("Error:")
-    import json
+    assert err.is_error and isinstance(err.raw_output, CalcError) and err.content.startswith("Error:")
+    assert "greater than zero" in err.content
     json.dumps(run_tool("lymphodepletion_plan", product="Abecma", bsa_m2=1.85).to_dict())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from assistant.tools import CalcError, ToolResult, run_tool
 from assistant.tools.cell_dose import cell_dose
@@ -51,7 +52,7 @@ def test_tocilizumab_cap_holds(w):
 def test_ndc_round_trip_keeps_digit_order(parts):
     out, _ = normalize_ndc("-".join(parts))
     assert re.fullmatch(r"\d{5}-\d{4}-\d{2}", out)
-    for given_part, out_part in zip(parts, out.split("-")):
+    for given_part, out_part in zip(parts, out.split("-"), strict=True):  # both 3 parts: the fullmatch above
         assert out_part.lstrip("0") == given_part.lstrip("0") and out_part.endswith(given_part)
     assert out.replace("-", "").replace("0", "") == "".join(parts).replace("0", "")
 

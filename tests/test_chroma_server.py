@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from assistant import config
 from app_server import free_port, stop_process
+from assistant import config
 from conftest import PROJECT, subprocess_env
 
 CHROMA = Path(sys.executable).parent / "chroma"
 DOCS = ("carvykti-billing-guide.md", "carepartners-ct-abecma-policy.md")
 
-pytestmark = pytest.mark.skipif(not CHROMA.exists(), reason="chromadb's `chroma` CLI is not installed")
+pytestmark = [pytest.mark.skipif(not CHROMA.exists(), reason="chromadb's `chroma` CLI is not installed"), pytest.mark.slow]
 
 
 class ChromaServer:

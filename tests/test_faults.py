@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from assistant import config
 from app_server import free_port
+from assistant import config
 from conftest import PROJECT, subprocess_env
 from index import build as build_mod
-from index.store import IndexMissingError, read_manifest
+from index.store import read_manifest
+
+pytestmark = pytest.mark.slow
 
 SMALL_DOC = "carepartners-ct-abecma-policy.md"  # 20 chunks: cheap to re-embed from scratch
 
@@ -101,7 +103,7 @@ def test_build_killed_at_several_points_keeps_serving_then_completes(index_env, 
     }
     for name, trigger in points.items():
         seen = _kill_build(env, trigger)
-        assert not any(l.startswith("Built index") for l in seen), (name, seen)
+        assert not any(line.startswith("Built index") for line in seen), (name, seen)
         manifest = read_manifest(cfg)
         if manifest.build_id != live.build_id:  # only a complete build may have moved the pointer
             assert "centene-copy" in manifest.documents, name

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from app_server import AppServer, app_env
 from assistant.engine import MAX_QUESTION_CHARS
 
+pytestmark = pytest.mark.slow
+
 MAX_BODY = 64 * 1024
 PER_REQUEST_S = 10.0
 OK_STATUSES = {200, 400, 404, 405, 413, 415, 422}

@@ -13,6 +13,8 @@ from assistant import config
 from assistant.answer import Answer
 from assistant.engine import MAX_QUESTION_CHARS, Conversation, Engine
 
+pytestmark = pytest.mark.slow
+
 KINDS = {"answer", "tool", "clarify", "not_covered", "refusal", "error"}
 PER_CALL_S = 5.0
 

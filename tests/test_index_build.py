@@ -55,6 +55,7 @@ def test_changing_one_document_reembeds_only_its_changed_chunks(index_env, tmp_p
     assert builds == sorted([before.build_id, after.build_id])
 
 
+@pytest.mark.slow
 def test_killed_build_leaves_previous_index_serving(index_env, tmp_path, monkeypatch, sources_copy):
     data = _copy_index(index_env, tmp_path)
     cfg = _env(monkeypatch, data, sources_copy)
@@ -74,7 +75,7 @@ def test_killed_build_leaves_previous_index_serving(index_env, tmp_path, monkeyp
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    assert any("embedded 64/" in l for l in seen), "".join(seen)
+    assert any("embedded 64/" in line for line in seen), "".join(seen)
     assert proc.returncode == -signal.SIGKILL
 
     # The pointer did not move and the old build answers.
@@ -117,6 +118,7 @@ def test_no_usable_documents_fails_clearly_and_keeps_the_index(index_env, tmp_pa
     assert read_manifest(cfg).build_id == live
 
 
+@pytest.mark.slow
 def test_damaged_pointer_gives_a_clear_message(index_env, tmp_path, monkeypatch):
     data = _copy_index(index_env, tmp_path)
     cfg = _env(monkeypatch, data, PROJECT / "sources")

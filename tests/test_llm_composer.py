@@ -5,6 +5,7 @@ from llama_index.core.tools import FunctionTool
 
 from assistant.engine import Engine
 from assistant.llm import LLMComposer, LLMSettings
+from assistant.tools import function_tools
 from llm_stub import ScriptedLLM, quote_first_passage, user_prompt
 
 QUESTION = "What is the Q2056 payment limit?"
@@ -74,6 +75,35 @@ def test_tool_call_round_trip(retriever, stub):
     llm_calls = [t for t in a.tool_calls if t.name == "body_mass"]  # after the router's own calls
     assert a.composer == "llm" and len(llm_calls) == 1
     assert llm_calls[0].arguments == {"weight_kg": 70, "height_m": 1.75}
+
+
+def test_calculator_tools_on_the_wire_valid_and_invalid_arguments(retriever, stub):
+    """The registry's own FunctionTools: every parameter described in the schema the endpoint
+    receives; a valid call's result and an invalid call's error both reach the LLM, and the
+    answer records the invalid one as a failed call."""
+    stub.script = [lambda b: {"tool_call": ("bsa", {"height": 170, "weight": 70})},
+                   lambda b: {"content": "BSA 1.82 m² [1]."}]
+    a = _engine(retriever, stub, tools=function_tools()).ask(QUESTION)
+    first, second = stub.requests
+    schemas = {t["function"]["name"]: t["function"]["parameters"] for t in first["tools"]}
+    assert set(schemas) == {"bsa", "dose_units", "lymphodepletion_plan", "cell_dose", "tocilizumab_dose",
+                            "payment", "ndc"}
+    assert all(p.get("description") for s in schemas.values() for p in s["properties"].values())
+    assert schemas["bsa"]["properties"]["height"]["description"] == "Height (cm unless height_unit='in')"
+    reply = next(m for m in second["messages"] if m["role"] == "tool")
+    assert '"bsa_m2": "1.82"' in reply["content"] and not reply["content"].startswith("Error")
+    made = [t for t in a.tool_calls if t.name == "bsa"]
+    assert a.composer == "llm" and len(made) == 1 and made[0].result is not None and made[0].error is None
+
+    stub.requests.clear()
+    stub.script = [lambda b: {"tool_call": ("bsa", {"height": -5, "weight": "seventy"})},
+                   lambda b: {"content": "I could not compute the BSA [1]."}]
+    a = _engine(retriever, stub, tools=function_tools()).ask(QUESTION)
+    reply = next(m for m in stub.requests[1]["messages"] if m["role"] == "tool")
+    assert reply["content"].startswith("Error:") and "must be a number" in reply["content"]
+    failed = [t for t in a.tool_calls if t.name == "bsa"]
+    assert len(failed) == 1 and failed[0].result is None and "must be a number" in failed[0].error
+    assert a.to_dict()["tool_calls"][-1]["error"] == failed[0].error
 
 
 def test_llm_is_off_without_configuration(retriever, monkeypatch):

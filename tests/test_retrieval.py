@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from conftest import PROJECT, subprocess_env
 from assistant.retrieval import query_entities
+from conftest import PROJECT, subprocess_env
 
 
 @pytest.mark.parametrize("code", ["Q2055", "Q2056", "Q2053", "38206", "0540T", "J9185", "D89.833",
@@ -68,6 +68,7 @@ def test_empty_question_returns_nothing(retriever):
     assert retriever.search("   ") == []
 
 
+@pytest.mark.slow
 def test_search_cli_json(index_env):
     env = subprocess_env(**index_env)
     out = subprocess.run([sys.executable, "-m", "assistant", "search", "Q2055 payment limit", "--json", "-k", "3"],

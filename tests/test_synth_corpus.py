@@ -19,6 +19,7 @@ def _digest(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_same_seed_same_files_and_larger_corpus_contains_smaller(tmp_path):
     a = _digest(Path(write_corpus(tmp_path / "a", 12, seed=7) and tmp_path / "a"))
     b = _digest(Path(write_corpus(tmp_path / "b", 12, seed=7) and tmp_path / "b"))
@@ -32,6 +33,7 @@ def test_same_seed_same_files_and_larger_corpus_contains_smaller(tmp_path):
     assert all(d[k] == a[k] for k in shared)
 
 
+@pytest.mark.slow
 def test_documents_pass_corpus_validation(tmp_path, monkeypatch):
     from assistant import config
     from index.chunking import chunk_document
@@ -56,6 +58,7 @@ def test_documents_pass_corpus_validation(tmp_path, monkeypatch):
     assert any(code.startswith("Q205") for code in codes) and any("-" in code and code[0].isdigit() for code in codes)
 
 
+@pytest.mark.slow
 def test_small_synthetic_corpus_builds_and_answers_a_code_question(tmp_path, monkeypatch):
     from assistant import config
     from assistant.retrieval import HybridRetriever
@@ -92,7 +95,9 @@ def test_hash_embedder_is_opt_in(monkeypatch):
     assert v == emb.get_query_embedding("Q2055 payment limit")
     assert embedding.embedder_id() != embedding.MODEL_SHA256
     monkeypatch.setenv("CART_EMBEDDER", "bogus")
-    with pytest.raises(ValueError):
+    from assistant.config import ConfigError
+
+    with pytest.raises(ConfigError, match="CART_EMBEDDER='bogus' is not one of model, hash"):
         embedding.get_embedder()
 
 

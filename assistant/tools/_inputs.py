@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 import re
 from datetime import date
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 
+from assistant.core.quantities import parse_number
 from assistant.tools.errors import CalcError
 
 CENT = Decimal("0.01")
@@ -34,15 +35,11 @@ def to_decimal(value: Any, field: str, label: str | None = None) -> Decimal:
             raise CalcError(f"The {label} must be a finite number, not {value}.", field=field)
         result = Decimal(str(value))
     elif isinstance(value, str):
-        text = value.strip()
-        if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", text):
-            text = text.replace(",", "")
-        if not _NUMERIC.match(text):
-            raise CalcError(f"The {label} must be a number (got '{value}'); give units in the unit field.", field=field)
         try:
-            result = Decimal(text.strip())
-        except InvalidOperation as exc:
-            raise CalcError(f"The {label} must be a number (got '{value}').", field=field) from exc
+            result = parse_number(value)  # the question reader's rule: "1,000" is a thousand, "1,5" is 1.5
+        except ValueError:
+            raise CalcError(f"The {label} must be a number (got '{value}'); give units in the unit field.",
+                            field=field) from None
     else:
         raise CalcError(f"Please give the {label} as a number.", field=field)
     if not result.is_finite():

@@ -6,11 +6,14 @@ are usually computed from the BSA rounded to 0.01 m2 and the clerk must see whic
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, localcontext
-from typing import Any
+from typing import Annotated, Any
 
 from assistant.tools._inputs import fmt, height_cm, round2, to_text, weight_kg
+from assistant.tools.component import Calculator, HeightUnit, Number, Plan, Text, WeightUnit, ask, call, param
 from assistant.tools.errors import CalcError
+from assistant.tools.planning import Planning
 from assistant.tools.result import ToolResult, cite
 
 _REF_CITE = cite("REFERENCE.md#formulas", "Body surface area formulas (Mosteller; DuBois)",
@@ -42,8 +45,11 @@ def compute_bsa(height: Any, weight: Any, height_unit: str = "cm", weight_unit: 
     raise CalcError(f"Unknown BSA method '{method}'; use mosteller (default) or dubois.", field="method")
 
 
-def bsa(height: Any, weight: Any, height_unit: str = "cm", weight_unit: str = "kg",
-        method: str = "mosteller") -> ToolResult:
+def bsa(height: Annotated[Number, param("Height (cm unless height_unit='in')", label="Height", example=170)],
+        weight: Annotated[Number, param("Weight (kg unless weight_unit='lb')", label="Weight", example=70)],
+        height_unit: HeightUnit = "cm", weight_unit: WeightUnit = "kg",
+        method: Annotated[Text, param("mosteller (default) or dubois", label="Method",
+                                      choices=["mosteller", "dubois"])] = "mosteller") -> ToolResult:
     """Body surface area in m2 from height and weight."""
     value, h, w, m = compute_bsa(height, weight, height_unit, weight_unit, method)
     shown = round2(value)
@@ -68,3 +74,28 @@ def bsa(height: Any, weight: Any, height_unit: str = "cm", weight_unit: str = "k
         warnings=[],
         citations=[_REF_CITE],
     )
+
+
+# --- the component ------------------------------------------------------------------------
+EXPLICIT_BSA = re.compile(r"\bBSA\b|body surface", re.I)
+DUBOIS = re.compile(r"du ?bois", re.I)
+
+
+def _plan(p: Planning) -> Plan | None:
+    """'BSA 170 cm 70 kg': needs both figures; a BSA the question already gives is not recomputed."""
+    f = p.q.figures
+    if not EXPLICIT_BSA.search(p.text) or f.bsa_m2:
+        return None
+    if not (f.height_cm and f.weight_kg):
+        return ask(["height", "weight"], "For BSA I need both height (cm or in) and weight (kg or lb).")
+    args = p.height_args() | p.weight_args()
+    if DUBOIS.search(p.text):
+        args["method"] = "dubois"
+    return call("bsa", args)
+
+
+CALCULATOR = Calculator(
+    name="bsa", title="Body surface area", priority=60, compute=bsa, plan=_plan,
+    description="Body surface area (m²) from height and weight: Mosteller by default, DuBois on request.",
+    supports=None,  # a formula needs no passage; the corpus's example patients would mislead
+)

@@ -6,12 +6,15 @@ identity label against it; where the sources disagree on the range, both are sho
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
-from typing import Any
+from typing import Annotated
 
+from assistant.core.reference import Reference, get_reference
 from assistant.tools._dosing import product_rules
 from assistant.tools._inputs import fmt, weight_kg
-from assistant.tools.reference import Reference, get_reference
+from assistant.tools.component import Calculator, IndicationParam, Number, Plan, Text, WeightUnit, ask, call, param
+from assistant.tools.planning import Planning, backed_by
 from assistant.tools.result import ToolResult, cite
 from assistant.tools.units import code_citation
 
@@ -23,21 +26,25 @@ def cells_text(cells: Decimal | int) -> str:
     return f"{fmt((Decimal(cells) / MILLION).quantize(Decimal('0.01')).normalize())} × 10^6"
 
 
-def cell_dose(product: Any, indication: Any = None, weight: Any = None, weight_unit: str = "kg",
-              reference: Reference | None = None) -> ToolResult:
+def cell_dose(product: Annotated[Text, param("Product name or HCPCS", label="Product", example="Carvykti",
+                                             choices="products")],
+              indication: IndicationParam = None,
+              weight: Annotated[Number, param("Weight (kg unless weight_unit='lb'); not needed for Abecma",
+                                              label="Weight", example=120)] = None,
+              weight_unit: WeightUnit = "kg", reference: Reference | None = None) -> ToolResult:
     """Target CAR-positive T-cell dose range (cells) and the Q-code billing (always 1 unit)."""
     ref = get_reference(reference)
     prod, ind, rules = product_rules(product, indication, ref)
     rule = rules.get("cell_dose") or {}
     label = rule.get("label") or {}
-    code = prod.get("hcpcs")
-    citations = [cite(f"dosing.yaml#{prod['id']}.{ind}.cell_dose.label", "FDA label dose", str(label.get("cite", "")))]
+    code = prod.hcpcs
+    citations = [cite(f"dosing.yaml#{prod.id}.{ind}.cell_dose.label", "FDA label dose", str(label.get("cite", "")))]
     code_row = ref.code(code) if code else None
     if code_row:
         citations.append(code_citation(code, code_row))
     warnings: list[str] = []
     assumptions: list[str] = []
-    values: dict = {"product": prod["id"], "indication": ind, "hcpcs": code, "units": 1, "basis": rule.get("basis")}
+    values: dict = {"product": prod.id, "indication": ind, "hcpcs": code, "units": 1, "basis": rule.get("basis")}
     billing = f"Bill {code} × 1 unit (one therapeutic dose, whatever the cell count)."
 
     if rule.get("basis") == "flat":
@@ -53,8 +60,8 @@ def cell_dose(product: Any, indication: Any = None, weight: Any = None, weight_u
                                 f"{cells_text(hi)}. {src.get('note', '')}".strip())
         values["ranges"] = ranges
         if weight not in (None, ""):
-            assumptions.append(f"{prod['brand']} is a flat dose, not weight-based: the weight given is not used.")
-        summary = f"**{prod['brand']}: {cells_text(lo)} to {cells_text(hi)} CAR-positive T cells (flat dose, label)** — {billing}"
+            assumptions.append(f"{prod.brand} is a flat dose, not weight-based: the weight given is not used.")
+        summary = f"**{prod.brand}: {cells_text(lo)} to {cells_text(hi)} CAR-positive T cells (flat dose, label)** — {billing}"
         formula = f"Flat range per label: {fmt(lo)} to {fmt(hi)} cells (not per kg)"
     else:
         w = weight_kg(weight, weight_unit)
@@ -71,16 +78,54 @@ def cell_dose(product: Any, indication: Any = None, weight: Any = None, weight_u
                    + (cells_text(raw_hi) if per_lo == per_hi else f"{cells_text(raw_lo)} to {cells_text(raw_hi)}")
                    + f"; cap {cells_text(cap)}" + (" → capped" if capped else " (under the cap)"))
         target = cells_text(hi) if lo == hi else f"{cells_text(lo)} to {cells_text(hi)}"
-        summary = f"**{prod['brand']} ({ind.upper()}): {target} CAR-positive T cells" + (f" (capped at {cells_text(cap)})" if capped else "") + f"** — {billing}"
+        capped_text = f" (capped at {cells_text(cap)})" if capped else ""
+        summary = f"**{prod.brand} ({ind.upper()}): {target} CAR-positive T cells{capped_text}** — {billing}"
         if w != Decimal(str(weight)):
             assumptions.append(f"Weight converted at 1 lb = 0.45359237 kg: {fmt(w.quantize(Decimal('0.01')))} kg.")
         for src in rule.get("sources") or []:
             citations.append(cite(f"doc:{src['doc']}", src.get("section", ""), src["quote"]))
             if (Decimal(src["min_per_kg"]), Decimal(src["max_per_kg"]), Decimal(src["cap_cells"])) != (per_lo, per_hi, cap):
                 warnings.append(f"⚠ {src['doc']} gives a different dose rule: \"{src['quote']}\".")
-    assumptions.append("The actual cell count is on the product's chain-of-identity label / certificate of analysis; the claim carries 1 unit regardless.")
+    assumptions.append("The actual cell count is on the product's chain-of-identity label / certificate of analysis; "
+                       "the claim carries 1 unit regardless.")
     return ToolResult(name="cell_dose",
                       inputs={"product": str(product), "indication": indication,
                               "weight": None if weight is None else str(weight), "weight_unit": weight_unit},
                       values=values, summary=summary, formula=formula,
                       assumptions=assumptions, warnings=warnings, citations=citations)
+
+
+# --- the component ------------------------------------------------------------------------
+_DOSE_WORD = re.compile(r"\bdos(?:e|ing)\b", re.I)
+_TOPIC = re.compile(r"x ?10|cells|dose", re.I)
+
+
+def _plan(p: Planning) -> Plan | None:
+    """Per-kg products need the weight, Tecartus the indication; without a patient the rule is
+    quoted from the sources."""
+    product = p.dosing_product()
+    other_topic = {"lymphodepletion", "tocilizumab", "units"} & set(p.q.intents)
+    if not product or not (p.has("cell_dose") or (_DOSE_WORD.search(p.text) and not other_topic)):
+        return None
+    inds = p.indications(product)
+    indication = p.q.indication if p.q.indication in inds else None
+    if indication is None and len(inds) > 1:
+        if not p.about_patient:
+            return Plan()
+        return ask(["indication"], f"Which indication ({' or '.join(i.upper() for i in inds)})? The cell dose differs.")
+    rule = p.ref.indications(product).get(indication or (inds[0] if inds else ""), {})
+    weight = p.weight_args()
+    if (rule.get("cell_dose") or {}).get("basis") == "per_kg" and not weight:
+        if not p.about_patient:
+            return Plan()  # the per-kg rule itself, quoted from the sources
+        return ask(["weight"], "The cell dose is per kg of body weight: what does the patient weigh (kg or lb)?")
+    return call("cell_dose", {"product": product, **({"indication": indication} if indication else {}), **weight})
+
+
+CALCULATOR = Calculator(
+    name="cell_dose", title="CAR-T cell dose", priority=40, compute=cell_dose, plan=_plan,
+    description="Target CAR-T cell dose range (cells) for a product, indication and weight, caps applied; the "
+                "claim carries 1 unit of the Q-code.",
+    supports=backed_by(_TOPIC, product=True),
+    supersedes=frozenset({"abecma-dose"}),  # the result shows the guide's range beside the label's
+)

@@ -7,24 +7,26 @@ label (Tecartus ALL) are shown next to the result with their quotes, never silen
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Annotated
 
+from assistant.core.reference import Reference, get_reference
 from assistant.tools._dosing import product_rules
 from assistant.tools._inputs import ceil_units, fmt, positive, round2, to_date
 from assistant.tools.bsa import compute_bsa
+from assistant.tools.component import Calculator, IndicationParam, IsoDate, Number, Plan, Text, ask, call, param
 from assistant.tools.errors import CalcError
-from assistant.tools.reference import Reference, get_reference
+from assistant.tools.planning import Planning, backed_by
 from assistant.tools.result import ToolResult, cite
 from assistant.tools.units import code_citation, unit_size
 
 
 def _drug_lines(drugs: list[dict], bsa_m2: Decimal, ref: Reference, infusion) -> list[dict]:
-    codes = ref.dosing.get("drug_codes") or {}
     out = []
     for d in drugs:
-        code = codes.get(d["drug"])
+        code = ref.drug_code(d["drug"])
         row = ref.code(code) if code else None
         if row is None:
             raise CalcError(f"No current HCPCS code for {d['drug']} in the reference data.", field="product")
@@ -42,93 +44,167 @@ def _drug_lines(drugs: list[dict], bsa_m2: Decimal, ref: Reference, infusion) ->
     return out
 
 
-def lymphodepletion_plan(product: Any, indication: Any = None, bsa_m2: Any = None, height: Any = None,
-                         weight: Any = None, height_unit: str = "cm", weight_unit: str = "kg",
-                         infusion_date: Any = None, reference: Reference | None = None) -> ToolResult:
+def lymphodepletion_plan(
+        product: Annotated[Text, param("Product name or HCPCS, e.g. Abecma, Carvykti, Tecartus", label="Product",
+                                       example="Carvykti", choices="products")],
+        indication: IndicationParam = None,
+        bsa_m2: Annotated[Number, param("Body surface area in m² (or give height and weight)", label="BSA (m²)",
+                                        example=1.85)] = None,
+        height: Annotated[Number, param("Height (cm unless height_unit='in')", label="or height (cm)")] = None,
+        weight: Annotated[Number, param("Weight (kg unless weight_unit='lb')", label="and weight (kg)")] = None,
+        height_unit: Annotated[Text, param("cm or in", form=False)] = "cm",
+        weight_unit: Annotated[Text, param("kg or lb", form=False)] = "kg",
+        infusion_date: Annotated[IsoDate, param("CAR-T infusion date (day 0), ISO format YYYY-MM-DD",
+                                                label="Infusion date (optional, YYYY-MM-DD)")] = None,
+        reference: Reference | None = None) -> ToolResult:
     """Fludarabine/cyclophosphamide doses, HCPCS units and dates for a CAR-T product's regimen."""
     ref = get_reference(reference)
     prod, ind, rules = product_rules(product, indication, ref)
     infusion = to_date(infusion_date, "infusion_date")
-    assumptions: list[str] = []
+    bsa, bsa_source, assumptions = _patient_bsa(bsa_m2, height, weight, height_unit, weight_unit)
+    lymph = rules.get("lymphodepletion") or {}
+    label = lymph.get("label") or {}
+    lines = _drug_lines(label.get("drugs") or [], bsa, ref, infusion)
+    citations = [cite(f"dosing.yaml#{prod.id}.{ind}.lymphodepletion.label", "FDA label regimen", str(label.get("cite", "")))]
+    for code in dict.fromkeys(line["hcpcs"] for line in lines):
+        citations.append(code_citation(code, ref.code(code)))
+    values: dict = {"product": prod.id, "indication": ind, "bsa_m2": bsa, "drugs": lines,
+                    "infusion_date": infusion.isoformat() if infusion else None}
+    alternatives, warnings = _source_regimens(lymph, bsa, ref, infusion, citations)
+    if alternatives:
+        values["source_regimens"] = alternatives
+    warnings += _worked_examples(lymph, lines, bsa, ref, citations)
+    assumptions.append(bsa_source + ".")
+    assumptions.append("Cyclophosphamide billed as J9075 (NOS, 5 mg); use the manufacturer-specific code (J9071-J9074, "
+                       "J9076) when that product is given — same 5 mg unit.")
+    assumptions.append("Units rounded up per date of service; the daily dose is given on each listed day.")
+    if infusion is None:
+        assumptions.append("Days are relative to the CAR-T infusion (day 0); give infusion_date for calendar dates.")
+    return ToolResult(name="lymphodepletion_plan",
+                      inputs={"product": str(product), "indication": indication, "bsa_m2": _shown(bsa_m2),
+                              "height": _shown(height), "weight": _shown(weight),
+                              "height_unit": height_unit, "weight_unit": weight_unit, "infusion_date": infusion_date},
+                      values=values, summary=_summary(prod.brand, ind, bsa, lines, infusion is not None),
+                      formula=_formula(lines, bsa), assumptions=assumptions, warnings=warnings, citations=citations)
+
+
+def _shown(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _patient_bsa(bsa_m2, height, weight, height_unit, weight_unit) -> tuple[Decimal, str, list[str]]:
+    """(BSA used, where it came from, assumptions): given, or Mosteller rounded to 0.01 m²."""
     if bsa_m2 not in (None, ""):
         bsa = positive(bsa_m2, "bsa_m2", "body surface area (m²)")
         if bsa < Decimal("0.2") or bsa > Decimal("3.5"):
             raise CalcError(f"A BSA of {bsa_m2} m² is outside the plausible range (0.2-3.5 m²); please check it.", field="bsa_m2")
-        bsa_source = f"BSA {fmt(bsa)} m² (given)"
-    elif height not in (None, "") and weight not in (None, ""):
-        exact, h, w, _ = compute_bsa(height, weight, height_unit, weight_unit)
-        bsa = round2(exact)
-        bsa_source = f"BSA {fmt(bsa)} m² (Mosteller from {fmt(h)} cm, {fmt(w.quantize(Decimal('0.01')))} kg)"
-        assumptions.append(f"BSA by Mosteller, rounded to 0.01 m²: sqrt({fmt(h)} × {fmt(w)} / 3600) = {fmt(exact.quantize(Decimal('1e-4')))} → {fmt(bsa)} m².")
-    else:
+        return bsa, f"BSA {fmt(bsa)} m² (given)", []
+    if height in (None, "") or weight in (None, ""):
         raise CalcError("Give the BSA in m², or the height and weight to compute it.", field="bsa_m2")
+    exact, h, w, _ = compute_bsa(height, weight, height_unit, weight_unit)
+    bsa = round2(exact)
+    return bsa, f"BSA {fmt(bsa)} m² (Mosteller from {fmt(h)} cm, {fmt(w.quantize(Decimal('0.01')))} kg)", [
+        f"BSA by Mosteller, rounded to 0.01 m²: sqrt({fmt(h)} × {fmt(w)} / 3600) = "
+        f"{fmt(exact.quantize(Decimal('1e-4')))} → {fmt(bsa)} m²."]
 
-    lymph = rules.get("lymphodepletion") or {}
-    label = lymph.get("label") or {}
-    lines = _drug_lines(label.get("drugs") or [], bsa, ref, infusion)
-    citations = [cite(f"dosing.yaml#{prod['id']}.{ind}.lymphodepletion.label", "FDA label regimen", str(label.get("cite", "")))]
-    seen = set()
-    for line in lines:
-        if line["hcpcs"] not in seen:
-            seen.add(line["hcpcs"])
-            citations.append(code_citation(line["hcpcs"], ref.code(line["hcpcs"])))
-    warnings: list[str] = []
-    values: dict = {"product": prod["id"], "indication": ind, "bsa_m2": bsa, "drugs": lines,
-                    "infusion_date": infusion.isoformat() if infusion else None}
 
-    # Sources: same regimen (cited) or a different one (both shown).
-    alternatives = []
+def _source_regimens(lymph: dict, bsa: Decimal, ref: Reference, infusion, citations: list[dict]) -> tuple[list[dict], list[str]]:
+    """The sources' regimens: the same as the label's (cited) or a different one (both shown)."""
+    label_drugs = (lymph.get("label") or {}).get("drugs") or []
+    alternatives, warnings = [], []
     for src in lymph.get("sources") or []:
         citations.append(cite(f"doc:{src['doc']}", src.get("section", ""), src["quote"]))
         src_drugs = [{k: v for k, v in d.items() if k != "hcpcs"} for d in src.get("drugs") or []]
-        differs = _regimen_key(src_drugs) != _regimen_key(label.get("drugs") or [])
-        if differs:
-            alt = _drug_lines(src_drugs, bsa, ref, infusion)
-            alternatives.append({"doc": src["doc"], "drugs": alt})
-            text = "; ".join(f"{a['drug']} {fmt(a['mg_per_m2'])} mg/m² on days {', '.join(str(x) for x in a['days'])} "
-                             f"({fmt(a['daily_mg'])} mg/day, {a['units_per_day']} units {a['hcpcs']}/day, {a['units_total']} total)"
-                             for a in alt)
-            warnings.append(f"⚠ {src['doc']} gives a different regimen: \"{src['quote']}\" → at {fmt(bsa)} m²: {text}. "
-                            f"{lymph.get('conflict_note', '')} This plan follows the label; confirm the regimen actually ordered.")
-    if alternatives:
-        values["source_regimens"] = alternatives
+        if _regimen_key(src_drugs) == _regimen_key(label_drugs):
+            continue
+        alt = _drug_lines(src_drugs, bsa, ref, infusion)
+        alternatives.append({"doc": src["doc"], "drugs": alt})
+        text = "; ".join(f"{a['drug']} {fmt(a['mg_per_m2'])} mg/m² on days {', '.join(str(x) for x in a['days'])} "
+                         f"({fmt(a['daily_mg'])} mg/day, {a['units_per_day']} units {a['hcpcs']}/day, {a['units_total']} total)"
+                         for a in alt)
+        warnings.append(f"⚠ {src['doc']} gives a different regimen: \"{src['quote']}\" → at {fmt(bsa)} m²: {text}. "
+                        f"{lymph.get('conflict_note', '')} This plan follows the label; confirm the regimen actually ordered.")
+    return alternatives, warnings
 
-    # Worked examples in the sources: retired codes / different arithmetic.
+
+def _worked_examples(lymph: dict, lines: list[dict], bsa: Decimal, ref: Reference, citations: list[dict]) -> list[str]:
+    """The sources' worked examples: retired codes and different arithmetic, next to ours."""
+    warnings = []
     for ex in lymph.get("worked_examples") or []:
         for ln in ex.get("lines") or []:
-            ours = next((l for l in lines if l["drug"] == ln["drug"]), None)
-            row = ref.code(ln["hcpcs"]) or {}
+            ours = next((line for line in lines if line["drug"] == ln["drug"]), None)
+            row = ref.code(ln["hcpcs"])
             parts = [f"{ex['doc']}'s worked example ({ex.get('bsa_m2')} m²) bills {ln['drug']} as "
                      f"{ln['hcpcs']} {ln['units_total']} units total: \"{ln['quote']}\"."]
-            if row.get("status") == "retired":
-                parts.append(f"{ln['hcpcs']} is retired: {row.get('note', '')}")
+            if row is not None and row.status == "retired":
+                parts.append(f"{ln['hcpcs']} is retired: {row.note}")
             if ours is not None:
                 at = "" if Decimal(str(ex.get("bsa_m2"))) == bsa else f" at this patient's {fmt(bsa)} m²"
                 parts.append(f"Under the current code{at}: {ours['hcpcs']} {ours['units_per_day']} unit(s)/day × "
                              f"{ours['n_days']} = {ours['units_total']} units.")
             warnings.append(" ".join(parts))
             citations.append(cite(f"doc:{ex['doc']}", ex.get("section", "worked example"), ln["quote"]))
+    return warnings
 
-    formula = "; ".join(
-        f"{l['drug']}: {fmt(l['mg_per_m2'])} mg/m² × {fmt(bsa)} m² = {fmt(l['daily_mg'])} mg/day → "
-        f"{fmt(l['daily_mg'])} ÷ {fmt(l['unit_size_mg'])} = {l['units_per_day']} unit(s) {l['hcpcs']}/day × {l['n_days']} "
-        f"= {l['units_total']} units" for l in lines)
-    summary = f"**{prod['brand']} ({ind.upper()}) lymphodepletion at {fmt(bsa)} m²:** " + "; ".join(
-        f"{l['drug']} {fmt(l['daily_mg'])} mg/day on day(s) {', '.join(str(x) for x in l['days'])}"
-        + (f" ({', '.join(l['dates'])})" if infusion else "")
-        + f" → {l['hcpcs']} {l['units_per_day']} unit(s)/day, {l['units_total']} total" for l in lines)
-    assumptions.append(bsa_source + ".")
-    assumptions.append("Cyclophosphamide billed as J9075 (NOS, 5 mg); use the manufacturer-specific code (J9071-J9074, J9076) when that product is given — same 5 mg unit.")
-    assumptions.append("Units rounded up per date of service; the daily dose is given on each listed day.")
-    if infusion is None:
-        assumptions.append("Days are relative to the CAR-T infusion (day 0); give infusion_date for calendar dates.")
-    return ToolResult(name="lymphodepletion_plan",
-                      inputs={"product": str(product), "indication": indication, "bsa_m2": None if bsa_m2 is None else str(bsa_m2),
-                              "height": None if height is None else str(height), "weight": None if weight is None else str(weight),
-                              "height_unit": height_unit, "weight_unit": weight_unit, "infusion_date": infusion_date},
-                      values=values, summary=summary, formula=formula, assumptions=assumptions,
-                      warnings=warnings, citations=citations)
+
+def _formula(lines: list[dict], bsa: Decimal) -> str:
+    return "; ".join(
+        f"{d['drug']}: {fmt(d['mg_per_m2'])} mg/m² × {fmt(bsa)} m² = {fmt(d['daily_mg'])} mg/day → "
+        f"{fmt(d['daily_mg'])} ÷ {fmt(d['unit_size_mg'])} = {d['units_per_day']} unit(s) {d['hcpcs']}/day × {d['n_days']} "
+        f"= {d['units_total']} units" for d in lines)
+
+
+def _summary(brand: str, ind: str, bsa: Decimal, lines: list[dict], dated: bool) -> str:
+    return f"**{brand} ({ind.upper()}) lymphodepletion at {fmt(bsa)} m²:** " + "; ".join(
+        f"{d['drug']} {fmt(d['daily_mg'])} mg/day on day(s) {', '.join(str(x) for x in d['days'])}"
+        + (f" ({', '.join(d['dates'])})" if dated else "")
+        + f" → {d['hcpcs']} {d['units_per_day']} unit(s)/day, {d['units_total']} total" for d in lines)
 
 
 def _regimen_key(drugs: list[dict]) -> tuple:
     return tuple(sorted((d["drug"], str(Decimal(str(d["mg_per_m2"]))), tuple(int(x) for x in d["days"])) for d in drugs))
+
+
+# --- the component ------------------------------------------------------------------------
+_TOPIC = re.compile(r"fludarabine|cyclophosphamide|lymphodeplet|J9185|J907\d", re.I)
+
+
+def _size_args(p: Planning) -> dict | None:
+    f = p.q.figures
+    if f.bsa_m2:
+        return {"bsa_m2": f.bsa_m2}
+    if f.height_cm and f.weight_kg:
+        return p.height_args() | p.weight_args()
+    return None
+
+
+def _plan(p: Planning) -> Plan | None:
+    """A product's flu/cy plan needs the BSA (or height and weight) and, where regimens differ,
+    the indication; 'cy/flu doses for carvykti' without a patient is the regimen, quoted."""
+    f = p.q.figures
+    product = p.dosing_product()
+    if not (p.has("lymphodepletion") and product and p.wants_number) or (f.dose_mg and p.drug_code()):
+        return None
+    inds = p.indications(product)
+    size = _size_args(p)
+    if size is None and not p.about_patient and not p.says_units:
+        return Plan()
+    if p.q.indication not in inds and len(inds) > 1:
+        return ask(["indication"], f"Which indication is this for ({' or '.join(i.upper() for i in inds)})? "
+                                   "The regimens differ.")
+    if size is None:
+        return ask(["bsa"], "To work out the lymphodepletion doses and units I need the patient's "
+                            "BSA (m²) or height and weight.")
+    args: dict = {"product": product, **({"indication": p.q.indication} if p.q.indication in inds else {}), **size}
+    if f.date:
+        args["infusion_date"] = f.date.isoformat()
+    return call("lymphodepletion_plan", args)
+
+
+CALCULATOR = Calculator(
+    name="lymphodepletion_plan", title="Lymphodepletion plan", priority=30, compute=lymphodepletion_plan, plan=_plan,
+    description="Fludarabine/cyclophosphamide lymphodepletion for a CAR-T product and indication: mg per day, "
+                "HCPCS units per date of service and total, calendar dates.",
+    supports=backed_by(_TOPIC, product=True),
+    supersedes=frozenset({"tecartus-all-cy"}),  # the result shows the guide's regimen beside the label's
+)

@@ -9,127 +9,171 @@ guide's NDC is not the crosswalk's.
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
+from assistant.core.ndc import NdcError, digits
+from assistant.core.ndc import normalize_ndc as _normalize
+from assistant.core.reference import Reference, get_reference
 from assistant.tools._inputs import to_text
+from assistant.tools.component import Calculator, Plan, Text, param
 from assistant.tools.errors import CalcError
-from assistant.tools.reference import Reference, get_reference
+from assistant.tools.planning import Planning, backed_by
 from assistant.tools.result import ToolResult, cite
-
-_PAD = {(4, 4, 2): 0, (5, 3, 2): 1, (5, 4, 1): 2, (5, 4, 2): None}
 
 
 def normalize_ndc(text: Any) -> tuple[str, str]:
-    """(11-digit 5-4-2 with hyphens, the input's layout) or CalcError."""
+    """(11-digit 5-4-2 with hyphens, the input's layout) or CalcError (one normalizer: core.ndc)."""
     raw = to_text(text, "ndc", "NDC")
-    s = re.sub(r"^\s*N4\s*", "", raw, flags=re.I).strip().replace(" ", "-")
-    if re.fullmatch(r"\d+(-\d+){2}", s):
-        parts = s.split("-")
-        layout = tuple(len(p) for p in parts)
-        if layout not in _PAD:
-            raise CalcError(f"'{raw}' is not a valid NDC layout ({'-'.join(map(str, layout))}); NDCs are 4-4-2, 5-3-2, "
-                            f"5-4-1 (10 digits) or 5-4-2 (11 digits).", field="ndc")
-        i = _PAD[layout]
-        if i is not None:
-            parts[i] = "0" + parts[i]
-        return "-".join(parts), "-".join(map(str, layout))
-    if re.fullmatch(r"\d+", s):
-        if len(s) == 11:
-            return f"{s[:5]}-{s[5:9]}-{s[9:]}", "11 digits"
-        if len(s) == 10:
-            raise CalcError(f"'{raw}' has 10 digits without hyphens, which is ambiguous (4-4-2, 5-3-2 or 5-4-1 give "
-                            f"different 11-digit NDCs). Please type it with hyphens as printed on the package, or give "
-                            f"the 11-digit NDC.", field="ndc")
-    raise CalcError(f"'{raw}' is not an NDC. Give 10 digits with hyphens (e.g. 71287-119-01) or 11 digits.", field="ndc")
+    try:
+        return _normalize(raw)
+    except NdcError as exc:
+        raise CalcError(str(exc), field="ndc") from None
 
 
-def _digits(text: str) -> str:
-    return re.sub(r"\D", "", str(text))
+_digits = digits
 
 
-def ndc(ndc: Any, reference: Reference | None = None) -> ToolResult:
+def ndc(ndc: Annotated[Text, param("NDC (hyphenated 10-digit, or 11-digit) or 5-digit labeler", label="NDC or labeler",
+                                   example="71287-119-01")],
+        reference: Reference | None = None) -> ToolResult:
     """Normalise an NDC and find its product and HCPCS code; a 5-digit labeler lists candidates."""
     ref = get_reference(reference)
     raw = to_text(ndc, "ndc", "NDC")
-    labeler_only = bool(re.fullmatch(r"\d{5}", raw.strip()))
-    if labeler_only:
-        ndc11, layout, labeler, product_code = None, "labeler", raw.strip(), None
+    if re.fullmatch(r"\d{5}", raw.strip()):
+        asked = _Asked(raw=raw, ndc11=None, layout="labeler", labeler=raw.strip(), product_code=None)
     else:
         ndc11, layout = normalize_ndc(raw)
-        labeler, product_code = ndc11[:5], ndc11[6:10]
-    matches: list[dict] = []
-    citations: list[dict] = []
-    warnings: list[str] = []
-
-    # (a) CMS crosswalk, if imported
-    for row in ref.crosswalk:
-        d = _digits(row.get("ndc11", ""))
-        hit = d[:5] == labeler if labeler_only else d == _digits(ndc11)
-        if hit:
-            prod = ref.product(row.get("hcpcs", ""))
-            matches.append({"match": "labeler" if labeler_only else "exact", "source": "cms-crosswalk",
-                            "ndc11": row.get("ndc11"), "hcpcs": row.get("hcpcs"), "product": prod["id"] if prod else None,
-                            "drug_name": row.get("drug_name"), "labeler_name": row.get("labeler_name"),
-                            "billunits_per_pkg": row.get("billunitspkg"), "quarter": row.get("quarter")})
-            citations.append(cite(f"crosswalk/{row.get('_file')}#{row.get('ndc11')}",
-                                  f"CMS NDC-HCPCS crosswalk {row.get('quarter', '')}: {row.get('ndc11')} → {row.get('hcpcs')}",
-                                  f"{row.get('drug_name', '')}, {row.get('labeler_name', '')}"))
-    # (b) reference NDCs (REFERENCE.md crosswalk facts)
-    reference_rows = (ref.ndc.get("reference") or {})
-    for row in reference_rows.get("rows") or []:
-        ndcs = [_digits(x) for x in row.get("ndc11") or []]
-        hit = (row.get("labeler") == labeler) if labeler_only else _digits(ndc11) in ndcs
-        if hit and not any(m["source"] == "cms-crosswalk" and m["hcpcs"] == row["hcpcs"] for m in matches):
-            matches.append({"match": "labeler" if labeler_only else "exact", "source": "reference",
-                            "ndc11": None if labeler_only else ndc11, "hcpcs": row["hcpcs"], "product": row["product"],
-                            "labeler_name": row.get("labeler_name"), "known_ndcs": row.get("ndc11")})
-            citations.append(cite(f"products.yaml#ndc.{row['product']}", f"{row['product']} NDCs {', '.join(row.get('ndc11') or []) or '(labeler)'}",
-                                  str(reference_rows.get("cite", ""))))
-    # (c) NDCs and labelers as the source documents give them
-    for src in (ref.ndc.get("sources") or []):
-        pattern = src.get("pattern")
-        src_lab = src.get("labeler")
-        hit = False
-        if labeler_only:
-            hit = src_lab == labeler
-        elif pattern:
-            p_lab, p_prod = pattern.split("-")[0], pattern.split("-")[1]
-            hit = p_lab.zfill(5) == labeler and p_prod.zfill(4) == product_code
-        if hit:
-            matches.append({"match": "labeler" if labeler_only else "source-pattern", "source": f"doc:{src['doc']}",
-                            "pattern": pattern, "hcpcs": src["hcpcs"], "product": src["product"]})
-            citations.append(cite(f"doc:{src['doc']}", src.get("section", ""), src["quote"]))
-            known = next((r for r in reference_rows.get("rows") or [] if r["product"] == src["product"]), None)
-            if known:
-                if pattern and known.get("ndc11") and not any(_digits(x).startswith(_digits(pattern.split("-")[0]).zfill(5) + pattern.split("-")[1].zfill(4)) for x in known["ndc11"]):
-                    warnings.append(f"⚠ {src['doc']} gives {src['product']}'s NDC as {pattern}; the CMS crosswalk lists "
-                                    f"{', '.join(known['ndc11'])}. Use the NDC printed on the product's label.")
-                if src_lab and known.get("labeler") and src_lab != known["labeler"]:
-                    warnings.append(f"⚠ {src['doc']} gives {src['product']}'s labeler as {src_lab}; the CMS crosswalk has "
-                                    f"{known['labeler']} ({known.get('labeler_name', '')}).")
-
-    products = sorted({m["product"] for m in matches if m.get("product")})
-    if labeler_only and len(products) > 1:
-        warnings.append(f"Labeler {labeler} carries more than one product ({', '.join(products)}): give the full NDC to pick one.")
-    if labeler_only:
-        head = f"Labeler {labeler}: " + (", ".join(f"{_brand(m['product'])} ({m['hcpcs']}, {m['source']})" for m in _uniq(matches)) or "no CAR-T product known")
-        summary = f"**{head}**"
-        formula = "Labeler-only look-up (first 5 digits of the NDC)"
-    else:
-        found = _uniq(matches)
-        head = f"NDC {raw} → **{ndc11}** (11-digit 5-4-2)"
-        summary = head + (": " + "; ".join(f"{_brand(m['product'])} {m['hcpcs']} ({m['match']} match, {m['source']})" for m in found)
-                          if found else ": not found in the crosswalk or the sources")
-        formula = _pad_formula(raw, layout, ndc11)
+        asked = _Asked(raw=raw, ndc11=ndc11, layout=layout, labeler=ndc11[:5], product_code=ndc11[6:10])
+    found = _Found()
+    _crosswalk_matches(asked, ref, found)
+    _reference_matches(asked, ref, found)
+    _source_matches(asked, ref, found)
+    products = sorted({m["product"] for m in found.matches if m.get("product")})
+    if asked.labeler_only and len(products) > 1:
+        found.warnings.append(f"Labeler {asked.labeler} carries more than one product ({', '.join(products)}): "
+                              "give the full NDC to pick one.")
     assumptions = []
     if not ref.crosswalk:
-        assumptions.append("The CMS NDC-HCPCS crosswalk is not imported: matched against the NDCs recorded in the reference data and the documents only.")
-    citations.append(cite("REFERENCE.md#formulas", "NDC 10 → 11 digits (5-4-2, N4 qualifier)",
-                          "4-4-2 gets a leading zero on the labeler; 5-3-2 a leading zero on the product; 5-4-1 a leading zero on the package."))
+        assumptions.append("The CMS NDC-HCPCS crosswalk is not imported: matched against the NDCs recorded in the "
+                           "reference data and the documents only.")
+    found.citations.append(cite("REFERENCE.md#formulas", "NDC 10 → 11 digits (5-4-2, N4 qualifier)",
+                                "4-4-2 gets a leading zero on the labeler; 5-3-2 a leading zero on the product; "
+                                "5-4-1 a leading zero on the package."))
+    summary, formula = _summary(asked, found.matches)
     return ToolResult(name="ndc", inputs={"ndc": raw},
-                      values={"ndc11": ndc11, "layout": layout, "labeler": labeler, "claim_format": f"N4{_digits(ndc11)}" if ndc11 else None,
-                              "matches": matches, "products": products},
-                      summary=summary, formula=formula, assumptions=assumptions, warnings=warnings, citations=citations)
+                      values={"ndc11": asked.ndc11, "layout": asked.layout, "labeler": asked.labeler,
+                              "claim_format": f"N4{_digits(asked.ndc11)}" if asked.ndc11 else None,
+                              "matches": found.matches, "products": products},
+                      summary=summary, formula=formula, assumptions=assumptions, warnings=found.warnings,
+                      citations=found.citations)
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What was asked: a full NDC (normalized) or a labeler only."""
+
+    raw: str
+    ndc11: str | None
+    layout: str
+    labeler: str
+    product_code: str | None
+
+    @property
+    def labeler_only(self) -> bool:
+        return self.ndc11 is None
+
+    @property
+    def match_kind(self) -> str:
+        return "labeler" if self.labeler_only else "exact"
+
+
+@dataclass
+class _Found:
+    matches: list[dict] = field(default_factory=list)
+    citations: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _crosswalk_matches(asked: _Asked, ref: Reference, found: _Found) -> None:
+    """(a) The CMS crosswalk, if imported."""
+    for row in ref.crosswalk:
+        d = _digits(row.ndc11)
+        if not (d[:5] == asked.labeler if asked.labeler_only else d == _digits(asked.ndc11)):
+            continue
+        prod = ref.product(row.hcpcs)
+        found.matches.append({"match": asked.match_kind, "source": "cms-crosswalk", "ndc11": row.ndc11, "hcpcs": row.hcpcs,
+                              "product": prod.id if prod else None, "drug_name": row.drug_name,
+                              "labeler_name": row.labeler_name, "billunits_per_pkg": row.billunitspkg,
+                              "quarter": row.quarter})
+        found.citations.append(cite(f"crosswalk/{row.file}#{row.ndc11}",
+                                    f"CMS NDC-HCPCS crosswalk {row.quarter}: {row.ndc11} → {row.hcpcs}",
+                                    f"{row.drug_name}, {row.labeler_name}"))
+
+
+def _reference_matches(asked: _Asked, ref: Reference, found: _Found) -> None:
+    """(b) The crosswalk NDCs recorded in the reference data."""
+    reference_rows = ref.ndc.get("reference") or {}
+    for row in reference_rows.get("rows") or []:
+        ndcs = [_digits(x) for x in row.get("ndc11") or []]
+        hit = (row.get("labeler") == asked.labeler) if asked.labeler_only else _digits(asked.ndc11) in ndcs
+        if not hit or any(m["source"] == "cms-crosswalk" and m["hcpcs"] == row["hcpcs"] for m in found.matches):
+            continue
+        found.matches.append({"match": asked.match_kind, "source": "reference", "ndc11": asked.ndc11,
+                              "hcpcs": row["hcpcs"], "product": row["product"], "labeler_name": row.get("labeler_name"),
+                              "known_ndcs": row.get("ndc11")})
+        found.citations.append(cite(f"products.yaml#ndc.{row['product']}",
+                                    f"{row['product']} NDCs {', '.join(row.get('ndc11') or []) or '(labeler)'}",
+                                    str(reference_rows.get("cite", ""))))
+
+
+def _source_matches(asked: _Asked, ref: Reference, found: _Found) -> None:
+    """(c) NDCs and labelers as the source documents give them, with where they differ."""
+    known_rows = (ref.ndc.get("reference") or {}).get("rows") or []
+    for src in ref.ndc.get("sources") or []:
+        pattern, src_lab = src.get("pattern"), src.get("labeler")
+        if asked.labeler_only:
+            hit = src_lab == asked.labeler
+        else:
+            hit = bool(pattern) and _pattern_prefix(pattern) == asked.labeler + asked.product_code
+        if not hit:
+            continue
+        found.matches.append({"match": "labeler" if asked.labeler_only else "source-pattern", "source": f"doc:{src['doc']}",
+                              "pattern": pattern, "hcpcs": src["hcpcs"], "product": src["product"]})
+        found.citations.append(cite(f"doc:{src['doc']}", src.get("section", ""), src["quote"]))
+        known = next((r for r in known_rows if r["product"] == src["product"]), None)
+        if known:
+            found.warnings += _source_differs(src, known)
+
+
+def _pattern_prefix(pattern: str) -> str:
+    """'71287-129-XX' -> '712870129': labeler and product digits as the 11-digit form pads them."""
+    labeler, product = pattern.split("-")[0], pattern.split("-")[1]
+    return _digits(labeler).zfill(5) + product.zfill(4)
+
+
+def _source_differs(src: dict, known: dict) -> list[str]:
+    out = []
+    pattern, src_lab = src.get("pattern"), src.get("labeler")
+    if pattern and known.get("ndc11") and not any(_digits(x).startswith(_pattern_prefix(pattern)) for x in known["ndc11"]):
+        out.append(f"⚠ {src['doc']} gives {src['product']}'s NDC as {pattern}; the CMS crosswalk lists "
+                   f"{', '.join(known['ndc11'])}. Use the NDC printed on the product's label.")
+    if src_lab and known.get("labeler") and src_lab != known["labeler"]:
+        out.append(f"⚠ {src['doc']} gives {src['product']}'s labeler as {src_lab}; the CMS crosswalk has "
+                   f"{known['labeler']} ({known.get('labeler_name', '')}).")
+    return out
+
+
+def _summary(asked: _Asked, matches: list[dict]) -> tuple[str, str]:
+    found = _uniq(matches)
+    if asked.labeler_only:
+        listed = ", ".join(f"{_brand(m['product'])} ({m['hcpcs']}, {m['source']})" for m in found)
+        return f"**Labeler {asked.labeler}: {listed or 'no CAR-T product known'}**", \
+            "Labeler-only look-up (first 5 digits of the NDC)"
+    head = f"NDC {asked.raw} → **{asked.ndc11}** (11-digit 5-4-2)"
+    listed = "; ".join(f"{_brand(m['product'])} {m['hcpcs']} ({m['match']} match, {m['source']})" for m in found)
+    return head + (f": {listed}" if found else ": not found in the crosswalk or the sources"), \
+        _pad_formula(asked.raw, asked.layout, asked.ndc11)
 
 
 def _uniq(matches: list[dict]) -> list[dict]:
@@ -152,7 +196,33 @@ def _pad_formula(raw: str, layout: str, ndc11: str) -> str:
 
 def _brand(product_id: str | None) -> str:
     """Brand name for a product id (the summary is read by people, not programs)."""
-    from assistant.tools.reference import load_reference
+    from assistant.core.reference import load_reference
 
     prod = load_reference().product(product_id or "")
-    return prod.get("brand", product_id) if prod else str(product_id)
+    return prod.brand if prod else str(product_id)
+
+
+# --- the component ------------------------------------------------------------------------
+NDC_TOKEN = re.compile(r"(?<![\d-])(\d{4,5}-\d{3,4}-\d{1,2}|\d{10,11})(?![\d-])")
+LABELER = re.compile(r"\blabeler(?: code)?\s*(?:#|no\.?|number)?\s*(\d{5})\b|\b(\d{5})\s+labeler\b", re.I)
+_NDC_WORDS = re.compile(r"\bNDC\b|labeler", re.I)
+_TOPIC = re.compile(r"NDC|labeler|\d{4,5}-\d{3,4}", re.I)
+
+
+def _plan(p: Planning) -> Plan | None:
+    """An NDC or labeler typed in the question; or 'carvykti ndc': the product's labelers."""
+    ndcs = [m.group(1) for m in NDC_TOKEN.finditer(p.text)][:3]
+    labelers = [a or b for a, b in LABELER.findall(p.text)][:2]
+    if not (ndcs or labelers) and p.has("ndc") and p.q.products and _NDC_WORDS.search(p.text):
+        labelers = p.labelers(p.q.products)[:3]  # the result lists the crosswalk NDCs
+    if not (ndcs or labelers):
+        return None
+    return Plan(calls=[("ndc", {"ndc": n}) for n in ndcs + labelers])
+
+
+CALCULATOR = Calculator(
+    name="ndc", title="NDC", priority=10, compute=ndc, plan=_plan,
+    description="Normalise an NDC to 11 digits (5-4-2) and find its product and HCPCS; a 5-digit labeler "
+                "lists the candidate products.",
+    supports=backed_by(_TOPIC),
+)

@@ -8,14 +8,17 @@ through MS-DRG 018, not by this limit, and the result says so.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Annotated
 
+from assistant.core.quarters import Quarter, QuarterError
+from assistant.core.reference import LimitSource, Reference, get_reference
 from assistant.tools._inputs import cents, fmt, money, to_int, to_text
-from assistant.tools.errors import UnknownCodeError, UnknownQuarterError
-from assistant.tools.reference import (LimitSource, Reference, get_reference, normalize_quarter,
-                                       quarter_key, quarter_of)
+from assistant.tools.component import Calculator, IsoDate, Plan, Text, Whole, param
+from assistant.tools.errors import CalcError, UnknownCodeError, UnknownQuarterError
+from assistant.tools.planning import Planning, backed_by
 from assistant.tools.result import ToolResult, cite
 
 DEFAULT_COINSURANCE = Decimal("20")
@@ -23,116 +26,182 @@ SEQUESTRATION = Decimal("0.02")
 
 
 def _source_cite(src: LimitSource, code: str) -> dict:
-    row = src.rows[code]
     label = f"{code} payment limit {src.quarter} ({src.kind}: {src.title})"
-    return cite(f"payment_limits/{src.path}#{code}", label, str(row.get("cite", "")))
+    return cite(f"payment_limits/{src.path}#{code}", label, src.rows[code].cite)
 
 
-def payment(code: Any, units: Any = 1, quarter: Any = None, today: Any = None,
+def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS code", example="Q2055")],
+            units: Annotated[Whole, param("Billing units", label="Units", example=1)] = 1,
+            quarter: Annotated[Text, param("Quarter like 2026Q1 (default: newest available)",
+                                           label="Quarter (optional, e.g. 2026Q1; newest if empty)")] = None,
+            today: Annotated[IsoDate, param("Today's date (YYYY-MM-DD) for the stale-quarter check; default: the "
+                                            "system date", form=False)] = None,
             reference: Reference | None = None) -> ToolResult:
     """Allowed amount, beneficiary coinsurance and Medicare's share for `units` of `code`."""
     ref = get_reference(reference)
     code = to_text(code, "code", "HCPCS code").upper()
     n = to_int(units, "units", "number of units", 1, 100_000)
-    if today is None:
-        today = date.today()
-    elif isinstance(today, str):
-        today = date.fromisoformat(today)
+    today = date.fromisoformat(today) if isinstance(today, str) else (today or date.today())
+    q, assumptions = _pick_quarter(ref, code, quarter)
+    sources = [s for s in ref.limit_sources(q) if code in s.rows]
+    primary = sources[0]
+    limit = primary.rows[code].payment_limit
+    pct, from_source, coins_notes, warnings = _coinsurance(ref, code, primary)
+    assumptions += coins_notes
+    money_ = _split(limit, n, pct)
+    current = Quarter.of(today)
+    warnings += _quarter_warnings(q, today)
+    alternatives, differ = _alternatives(sources, code, limit)
+    warnings += differ
+    if code.startswith("Q") and n != 1:
+        warnings.append(f"{code} is billed as 1 unit per therapeutic dose; {n} units given.")
+    assumptions += _standing_assumptions(code)
+    values = {
+        "code": code, "quarter": q, "units": n, "payment_limit": limit, "coinsurance_pct": pct,
+        "coinsurance_from_source": from_source, **money_,
+        "source": {"kind": primary.kind, "title": primary.title, "file": primary.file, "yaml": primary.path,
+                   "effective": primary.effective, "through": primary.through},
+        "alternatives": alternatives, "current_quarter": str(current),
+        "stale": Quarter.parse(q) < current,
+    }
+    citations = [_source_cite(s, code) for s in sources]
+    citations.append(cite("REFERENCE.md#payment-rules", "Payment rules (42 CFR 414.904; coinsurance; sequestration; MS-DRG 018)",
+                          "The 2% sequestration reduces Medicare's share, not the coinsurance."))
+    return ToolResult(name="payment",
+                      inputs={"code": code, "units": n, "quarter": quarter, "today": today.isoformat()},
+                      values=values, summary=_summary(code, q, limit, n, pct, money_), formula=_formula(limit, n, pct, money_),
+                      assumptions=assumptions, warnings=warnings, citations=citations)
+
+
+def _pick_quarter(ref: Reference, code: str, quarter: str | None) -> tuple[str, list[str]]:
+    """The quarter to price: the one asked for, else the newest with a limit for the code."""
     available = ref.quarters()
     with_code = [q for q in available if any(code in s.rows for s in ref.limit_sources(q))]
     if not available:
         raise UnknownQuarterError("No payment-limit files are loaded (sources/reference/payment_limits/).", field="quarter")
     if not with_code:
         raise UnknownCodeError(f"No payment limit for '{code}' in the loaded quarters ({', '.join(available)}).", field="code")
-    warnings: list[str] = []
-    assumptions: list[str] = []
     if quarter in (None, ""):
         q = with_code[-1]
-        assumptions.append(f"Quarter not given: using the newest quarter with a limit for {code} ({q}).")
-    else:
-        q = normalize_quarter(str(quarter))
-        if q not in available:
-            raise UnknownQuarterError(f"No payment limits loaded for {q}. Available quarters: {', '.join(available)}.", field="quarter")
-        if q not in with_code:
-            raise UnknownCodeError(f"{q} has no payment limit for {code}. Quarters with {code}: {', '.join(with_code)}.", field="code")
-    sources = [s for s in ref.limit_sources(q) if code in s.rows]
-    primary, others = sources[0], sources[1:]
-    row = primary.rows[code]
-    limit = Decimal(str(row["payment_limit"]))
-    pct_raw = row.get("coinsurance_pct")
-    pct = Decimal(str(pct_raw)) if pct_raw not in (None, "") else DEFAULT_COINSURANCE
-    if pct_raw in (None, ""):
-        assumptions.append(f"The {primary.kind} source gives no coinsurance percentage for {code}: using the standard 20%.")
-        lower = _latest_cms_coinsurance(ref, code)
-        if lower is not None and lower[1] < Decimal("20"):
-            warnings.append(f"⚠ Coinsurance may be lower than 20%: the newest CMS file loaded ({lower[0]}) gives "
-                            f"{code} a coinsurance of {lower[1]}% (inflation-adjusted). Import this quarter's CMS "
-                            "payment limit file for the exact figure.")
+        return q, [f"Quarter not given: using the newest quarter with a limit for {code} ({q})."]
+    try:
+        q = str(Quarter.parse(quarter))
+    except QuarterError as exc:
+        raise CalcError(str(exc), field="quarter") from None  # malformed: the user fixes it
+    if q not in available:
+        raise UnknownQuarterError(f"No payment limits loaded for {q}. Available quarters: {', '.join(available)}.", field="quarter")
+    if q not in with_code:
+        raise UnknownCodeError(f"{q} has no payment limit for {code}. Quarters with {code}: {', '.join(with_code)}.", field="code")
+    return q, []
+
+
+def _coinsurance(ref: Reference, code: str, primary: LimitSource) -> tuple[Decimal, bool, list[str], list[str]]:
+    """(percentage, whether the file gives it, assumptions, warnings): the file's figure, else
+    the 20% default, flagged when a CMS file shows a lower (inflation-adjusted) one."""
+    given = primary.rows[code].coinsurance_pct
+    if given is not None:
+        return given, True, [], []
+    assumptions = [f"The {primary.kind} source gives no coinsurance percentage for {code}: using the standard 20%."]
+    warnings = []
+    lower = _latest_cms_coinsurance(ref, code)
+    if lower is not None and lower[1] < Decimal("20"):
+        warnings.append(f"⚠ Coinsurance may be lower than 20%: the newest CMS file loaded ({lower[0]}) gives "
+                        f"{code} a coinsurance of {lower[1]}% (inflation-adjusted). Import this quarter's CMS "
+                        "payment limit file for the exact figure.")
+    return DEFAULT_COINSURANCE, False, assumptions, warnings
+
+
+def _split(limit: Decimal, n: int, pct: Decimal) -> dict[str, Decimal]:
+    """Allowed, coinsurance, Medicare's share and sequestration, exact and in cents. The cent
+    figures add up on the page: Medicare's share = rounded allowed − rounded coinsurance."""
     allowed = limit * n
     coins = allowed * pct / 100
     medicare = allowed - coins
     seq = medicare * SEQUESTRATION
-    medicare_seq = medicare - seq
-    # Display figures add up on the page: Medicare's share = rounded allowed − rounded coinsurance.
     allowed_c, coins_c = cents(allowed), cents(coins)
     medicare_c = allowed_c - coins_c
     seq_c = cents(medicare_c * SEQUESTRATION)
-    medicare_seq_c = medicare_c - seq_c
+    return {"allowed_exact": allowed, "allowed": allowed_c, "coinsurance_exact": coins, "coinsurance": coins_c,
+            "medicare_exact": medicare, "medicare": medicare_c, "sequestration_exact": seq, "sequestration": seq_c,
+            "medicare_after_sequestration_exact": medicare - seq, "medicare_after_sequestration": medicare_c - seq_c}
 
-    current = quarter_of(today)
-    if quarter_key(q) < quarter_key(current):
-        warnings.append(f"⚠ {q} limit shown; today ({today.isoformat()}) is in {current}. Payment limits change every "
-                        f"quarter — this figure may be out of date.")
-    elif quarter_key(q) > quarter_key(current):
-        warnings.append(f"{q} is not yet in effect (today is in {current}).")
-    alternatives = []
-    for other in others:
-        orow = other.rows[code]
-        olimit = Decimal(str(orow["payment_limit"]))
+
+def _quarter_warnings(q: str, today: date) -> list[str]:
+    current = Quarter.of(today)
+    if Quarter.parse(q) < current:
+        return [f"⚠ {q} limit shown; today ({today.isoformat()}) is in {current}. Payment limits change every "
+                f"quarter — this figure may be out of date."]
+    if Quarter.parse(q) > current:
+        return [f"{q} is not yet in effect (today is in {current})."]
+    return []
+
+
+def _alternatives(sources: list[LimitSource], code: str, limit: Decimal) -> tuple[list[dict], list[str]]:
+    """The other files' limits for the same quarter (a guide's figure beside the CMS file's)."""
+    primary, alternatives, warnings = sources[0], [], []
+    for other in sources[1:]:
+        olimit = other.rows[code].payment_limit
         alternatives.append({"source": other.kind, "title": other.title, "file": other.path, "payment_limit": olimit})
         if olimit != limit:
-            warnings.append(f"{other.title} gives a different {q} limit for {code}: {money(olimit)} ({fmt(olimit)}) vs "
-                            f"{money(limit)} from {primary.title}.")
-    if code.startswith("Q") and n != 1:
-        warnings.append(f"{code} is billed as 1 unit per therapeutic dose; {n} units given.")
-    assumptions.append("Part B deductible not applied (assumed already met).")
-    assumptions.append("The 2% sequestration reduces Medicare's share only, not the coinsurance.")
+            warnings.append(f"{other.title} gives a different {primary.quarter} limit for {code}: {money(olimit)} "
+                            f"({fmt(olimit)}) vs {money(limit)} from {primary.title}.")
+    return alternatives, warnings
+
+
+def _standing_assumptions(code: str) -> list[str]:
+    out = ["Part B deductible not applied (assumed already met).",
+           "The 2% sequestration reduces Medicare's share only, not the coinsurance."]
     if code.startswith("Q2"):
-        assumptions.append("Outpatient/separately paid line only: inpatient CAR-T admissions are paid through MS-DRG 018, not this payment limit.")
-    values = {
-        "code": code, "quarter": q, "units": n, "payment_limit": limit, "coinsurance_pct": pct,
-        "coinsurance_from_source": pct_raw not in (None, ""),
-        "allowed_exact": allowed, "allowed": cents(allowed),
-        "coinsurance_exact": coins, "coinsurance": cents(coins),
-        "medicare_exact": medicare, "medicare": medicare_c,
-        "sequestration_exact": seq, "sequestration": seq_c,
-        "medicare_after_sequestration_exact": medicare_seq, "medicare_after_sequestration": medicare_seq_c,
-        "source": {"kind": primary.kind, "title": primary.title, "file": primary.file, "yaml": primary.path,
-                   "effective": primary.effective, "through": primary.through},
-        "alternatives": alternatives, "current_quarter": current,
-        "stale": quarter_key(q) < quarter_key(current),
-    }
-    formula = (f"Allowed = {fmt(limit)} × {n} = {fmt(allowed)} ≈ {money(allowed)}; coinsurance = {fmt(pct)}% × "
-               f"{fmt(allowed)} = {fmt(coins)} ≈ {money(coins)}; Medicare = {money(allowed_c)} − {money(coins_c)} = "
-               f"{money(medicare_c)}; sequestration 2% × {money(medicare_c)} = {money(seq_c)}; after sequestration: "
-               f"{money(medicare_c)} − {money(seq_c)} = {money(medicare_seq_c)}")
-    summary = (f"**{code} payment limit ({q}): ${fmt(limit)} per unit.** × {n}: allowed {money(allowed_c)}; "
-               f"patient coinsurance {money(coins_c)} ({fmt(pct)}%); Medicare pays {money(medicare_c)} "
-               f"({money(medicare_seq_c)} after 2% sequestration)")
-    citations = [_source_cite(s, code) for s in sources]
-    citations.append(cite("REFERENCE.md#payment-rules", "Payment rules (42 CFR 414.904; coinsurance; sequestration; MS-DRG 018)",
-                          "The 2% sequestration reduces Medicare's share, not the coinsurance."))
-    return ToolResult(name="payment",
-                      inputs={"code": code, "units": n, "quarter": quarter, "today": today.isoformat()},
-                      values=values, summary=summary, formula=formula,
-                      assumptions=assumptions, warnings=warnings, citations=citations)
+        out.append("Outpatient/separately paid line only: inpatient CAR-T admissions are paid through MS-DRG 018, "
+                   "not this payment limit.")
+    return out
+
+
+def _formula(limit: Decimal, n: int, pct: Decimal, m: dict[str, Decimal]) -> str:
+    return (f"Allowed = {fmt(limit)} × {n} = {fmt(m['allowed_exact'])} ≈ {money(m['allowed_exact'])}; coinsurance = "
+            f"{fmt(pct)}% × {fmt(m['allowed_exact'])} = {fmt(m['coinsurance_exact'])} ≈ {money(m['coinsurance_exact'])}; "
+            f"Medicare = {money(m['allowed'])} − {money(m['coinsurance'])} = {money(m['medicare'])}; sequestration 2% × "
+            f"{money(m['medicare'])} = {money(m['sequestration'])}; after sequestration: {money(m['medicare'])} − "
+            f"{money(m['sequestration'])} = {money(m['medicare_after_sequestration'])}")
+
+
+def _summary(code: str, q: str, limit: Decimal, n: int, pct: Decimal, m: dict[str, Decimal]) -> str:
+    return (f"**{code} payment limit ({q}): ${fmt(limit)} per unit.** × {n}: allowed {money(m['allowed'])}; "
+            f"patient coinsurance {money(m['coinsurance'])} ({fmt(pct)}%); Medicare pays {money(m['medicare'])} "
+            f"({money(m['medicare_after_sequestration'])} after 2% sequestration)")
 
 
 def _latest_cms_coinsurance(ref, code: str) -> tuple[str, Decimal] | None:
     """The newest CMS quarter's coinsurance percentage for `code`, if any is loaded."""
     for quarter in reversed(ref.quarters()):
         for src in ref.limit_sources(quarter):
-            row = src.rows.get(code) or {}
-            if src.kind == "cms-file" and row.get("coinsurance_pct"):
-                return quarter, Decimal(str(row["coinsurance_pct"]))
+            row = src.rows.get(code)
+            if src.kind == "cms-file" and row is not None and row.coinsurance_pct is not None:
+                return quarter, row.coinsurance_pct
     return None
+
+
+# --- the component ------------------------------------------------------------------------
+PAYMENT_NUMBER = re.compile(r"payment limit|\blimit\b|\bASP\b|allowed|reimburs|coinsurance|co-insurance|"
+                            r"sequestration|medicare (?:share|pays?)|how much|\bprice\b|\brate\b|\bcosts?\b|"
+                            r"patient (?:pays?|owes|responsibility)|\bpay(?:s|ment)?\b.*\bunits?\b", re.I)
+INPATIENT = re.compile(r"\binpatient\b|\bDRG\b|\bbundl|\bseparately\b", re.I)
+_TOPIC = re.compile(r"payment limit|ASP|\$", re.I)
+
+
+def _plan(p: Planning) -> Plan | None:
+    """A number-asking payment question about a code (or a product's Q-code); inpatient CAR-T
+    is paid within MS-DRG 018, so it is answered from the sources."""
+    if not (p.has("payment") and PAYMENT_NUMBER.search(p.text)) or INPATIENT.search(p.text):
+        return None
+    extra = {"quarter": p.q.figures.quarter} if p.q.figures.quarter else {}
+    return Plan(calls=[("payment", {"code": code, "units": p.q.figures.units or 1, "today": p.today.isoformat(), **extra})
+                       for code in p.product_codes()[:3]])
+
+
+CALCULATOR = Calculator(
+    name="payment", title="Medicare Part B payment", priority=70, compute=payment, plan=_plan,
+    description="Medicare Part B payment for a HCPCS line: payment limit × units, coinsurance, Medicare's share "
+                "with and without 2% sequestration, for a quarter (default newest).",
+    supports=backed_by(_TOPIC, code=True),
+)

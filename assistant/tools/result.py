@@ -12,16 +12,16 @@ from decimal import Decimal
 from typing import Any
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Decimals and dates to strings, recursively; floats to their repr (should not occur)."""
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, (date,)):
         return value.isoformat()
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, float):
         return repr(value)
     return value
@@ -41,13 +41,13 @@ class ToolResult:
     def to_dict(self) -> dict:
         return {
             "name": self.name,
-            "inputs": _jsonable(self.inputs),
-            "values": _jsonable(self.values),
+            "inputs": jsonable(self.inputs),
+            "values": jsonable(self.values),
             "summary": self.summary,
             "formula": self.formula,
             "assumptions": list(self.assumptions),
             "warnings": list(self.warnings),
-            "citations": _jsonable(self.citations),
+            "citations": jsonable(self.citations),
         }
 
 

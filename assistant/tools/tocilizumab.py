@@ -4,23 +4,29 @@ the dosing limits, and optionally the vials opened and the discarded amount for 
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
-from typing import Any
+from typing import Annotated
 
+from assistant.core.reference import Code, Reference, get_reference
 from assistant.tools._inputs import ceil_units, fmt, plain, to_decimal_list, weight_kg
-from assistant.tools.reference import Reference, get_reference
+from assistant.tools.component import VIAL_LABEL, Calculator, Number, Numbers, Plan, WeightUnit, ask, call, param
+from assistant.tools.planning import Planning, backed_by
 from assistant.tools.result import ToolResult, cite
 from assistant.tools.units import code_citation, unit_size, waste_lines
 
 
-def tocilizumab_dose(weight: Any, weight_unit: str = "kg", vial_sizes: list | None = None,
+def tocilizumab_dose(weight: Annotated[Number, param("Weight (kg unless weight_unit='lb')", label="Weight", example=70)],
+                     weight_unit: WeightUnit = "kg",
+                     vial_sizes: Annotated[Numbers, param("Vial sizes in mg, e.g. [80, 200, 400]", label=VIAL_LABEL,
+                                                          example="80, 200, 400")] = None,
                      reference: Reference | None = None) -> ToolResult:
     """mg per CRS dose (8 mg/kg ≥30 kg, 12 mg/kg <30 kg, max 800 mg) and J3262 units."""
     ref = get_reference(reference)
     rule = ref.dosing.get("tocilizumab") or {}
     label = rule.get("label") or {}
     code = rule.get("hcpcs", "J3262")
-    row = ref.code(code) or {"unit": {"value": "1", "unit": "mg"}}
+    row = ref.code(code) or Code(code=code, system="HCPCS", unit_value=Decimal(1), unit_kind="mg")
     size, _ = unit_size(row)
     w = weight_kg(weight, weight_unit)
     threshold = Decimal(str(label.get("weight_threshold_kg", "30")))
@@ -56,7 +62,36 @@ def tocilizumab_dose(weight: Any, weight_unit: str = "kg", vial_sizes: list | No
         name="tocilizumab_dose",
         inputs={"weight": str(weight), "weight_unit": weight_unit, "vial_sizes": [plain(s) for s in sizes] or None},
         values=values,
-        summary=f"**Tocilizumab {fmt(dose)} mg per dose → {code} {units} units per dose**" + (" (capped at 800 mg)" if capped else "") + f"; {limits}",
+        summary=f"**Tocilizumab {fmt(dose)} mg per dose → {code} {units} units per dose**"
+                + (" (capped at 800 mg)" if capped else "") + f"; {limits}",
         formula=f"{fmt(per_kg)} mg/kg × {wshow} kg = {fmt(raw)} mg" + (f" → cap {fmt(cap)} mg" if capped else f" (under the {fmt(cap)} mg cap)")
                 + f"; {fmt(dose)} mg ÷ {fmt(size)} mg per unit = {units} units",
         assumptions=assumptions, warnings=warnings, citations=citations)
+
+
+# --- the component ------------------------------------------------------------------------
+_HOW_MANY_DOSES = re.compile(r"how many doses|max(?:imum)? (?:number of )?doses", re.I)
+_TOPIC = re.compile(r"tocilizumab|actemra|J3262", re.I)
+
+
+def _plan(p: Planning) -> Plan | None:
+    """A tocilizumab dose needs the weight; 'how many doses' is the rule, from the sources."""
+    f = p.q.figures
+    if not (p.has("tocilizumab") and p.wants_number and f.dose_mg is None) or _HOW_MANY_DOSES.search(p.text):
+        return None
+    args = p.weight_args()
+    if not args:
+        if not p.about_patient and not p.says_units:
+            return Plan()  # the rule itself: answered from the sources
+        return ask(["weight"], "To work out the tocilizumab dose and J3262 units I need the patient's weight (kg or lb).")
+    if f.vials:
+        args["vial_sizes"] = p.vial_sizes()
+    return call("tocilizumab_dose", args)
+
+
+CALCULATOR = Calculator(
+    name="tocilizumab_dose", title="Tocilizumab for CRS", priority=20, compute=tocilizumab_dose, plan=_plan,
+    description="Tocilizumab (J3262) dose for CRS by weight (max 800 mg), units, dosing limits, and discarded "
+                "amount when vial sizes are given.",
+    supports=backed_by(_TOPIC),
+)

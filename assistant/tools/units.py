@@ -7,18 +7,21 @@ computes with its old unit size, loudly, next to the replacement code's units.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
+from assistant.core.reference import Code, Reference, get_reference
 from assistant.tools._inputs import ceil_units, fmt, plain, positive, to_decimal_list, to_int, to_text
+from assistant.tools.component import VIAL_LABEL, Calculator, Number, Numbers, Plan, Text, Whole, ask, call, param
 from assistant.tools.errors import CalcError, UnknownCodeError
-from assistant.tools.reference import Reference, get_reference
+from assistant.tools.planning import Planning, backed_by
 from assistant.tools.result import ToolResult, cite
 
 MAX_VIAL_COMBOS = 200_000
 
 
-def code_row(code: Any, ref: Reference) -> tuple[str, dict]:
+def code_row(code: Any, ref: Reference) -> tuple[str, Code]:
     text = to_text(code, "code", "HCPCS code").upper()
     row = ref.code(text)
     if row is None:
@@ -29,16 +32,15 @@ def code_row(code: Any, ref: Reference) -> tuple[str, dict]:
     return text, row
 
 
-def unit_size(row: dict) -> tuple[Decimal, str]:
-    unit = row.get("unit") or {}
-    return Decimal(str(unit.get("value", "1"))), str(unit.get("unit", "mg"))
+def unit_size(row: Code) -> tuple[Decimal, str]:
+    return row.unit_value, row.unit_kind
 
 
-def code_citation(code: str, row: dict) -> dict:
+def code_citation(code: str, row: Code) -> dict:
     size, kind = unit_size(row)
-    label = f"{code} ({row.get('descriptor', '')}): 1 unit = {fmt(size)} {kind}" if kind != "dose" else \
-        f"{code} ({row.get('descriptor', '')}): 1 unit = one therapeutic dose"
-    return cite(f"hcpcs.yaml#{code}", label, str(row.get("cite", "")))
+    label = f"{code} ({row.descriptor}): 1 unit = {fmt(size)} {kind}" if kind != "dose" else \
+        f"{code} ({row.descriptor}): 1 unit = one therapeutic dose"
+    return cite(f"hcpcs.yaml#{code}", label, row.cite)
 
 
 def best_vials(amount: Decimal, sizes: list[Decimal]) -> tuple[dict[Decimal, int], Decimal]:
@@ -103,12 +105,18 @@ def waste_lines(code: str, administered: Decimal, admin_units: int, size: Decima
             "discarded": discarded, "jw_units": jw_units, "modifier": modifier}, notes
 
 
-def units_for(code: str, row: dict, amount: Decimal) -> int:
+def units_for(code: str, row: Code, amount: Decimal) -> int:
     size, kind = unit_size(row)
     return 1 if kind == "dose" else ceil_units(amount, size)
 
 
-def dose_units(code: str, amount_mg: Any = None, days: Any = 1, vial_sizes: list | None = None,
+def dose_units(code: Annotated[Text, param("HCPCS code, e.g. J9185", label="HCPCS code", example="J9185")],
+               amount_mg: Annotated[Number, param("Amount given per date of service, in mg (not needed for Q-codes)",
+                                                  label="Administered per day (mg)", example=55.5)] = None,
+               days: Annotated[Whole, param("Number of dates of service with that amount", label="Dates of service",
+                                            example=1)] = 1,
+               vial_sizes: Annotated[Numbers, param("Single-dose vial sizes in mg, e.g. [50]", label=VIAL_LABEL,
+                                                    example="50 or 80, 200, 400")] = None,
                reference: Reference | None = None) -> ToolResult:
     """Billing units for `amount_mg` given on each of `days` dates of service."""
     ref = get_reference(reference)
@@ -146,10 +154,10 @@ def dose_units(code: str, amount_mg: Any = None, days: Any = 1, vial_sizes: list
                f"{per_day} unit(s) per date of service" + (f" × {n_days} dates = {total} units" if n_days > 1 else ""))
     summary = f"**{code}: {per_day} unit(s) per date of service**" + (f", {total} units over {n_days} dates" if n_days > 1 else "")
 
-    if row.get("status") == "retired":
-        repl = str(row.get("replacement_default") or (row.get("replaced_by") or [""])[0])
+    if row.status == "retired":
+        repl = row.replacement
         repl_row = ref.code(repl) if repl else None
-        warnings.insert(0, f"⚠ {code} is RETIRED ({row.get('note', '')}). Do not bill it for current dates of service; "
+        warnings.insert(0, f"⚠ {code} is RETIRED ({row.note}). Do not bill it for current dates of service; "
                            f"the units above use its old {fmt(size)} mg unit for comparison only.")
         if repl_row:
             rsize, _ = unit_size(repl_row)
@@ -159,11 +167,11 @@ def dose_units(code: str, amount_mg: Any = None, days: Any = 1, vial_sizes: list
                 values["replacement"]["waste_per_day"], _ = waste_lines(repl, amount, rper, rsize, "mg", sizes)
             warnings.insert(1, f"Use {repl} instead: {fmt(amount)} mg ÷ {fmt(rsize)} mg = {rper} unit(s) per date of service"
                                + (f", {rper * n_days} total" if n_days > 1 else "")
-                               + f" (or the manufacturer-specific code: {', '.join(c for c in row.get('replaced_by', []) if c != repl)}).")
+                               + f" (or the manufacturer-specific code: {', '.join(c for c in row.replaced_by if c != repl)}).")
             summary = (f"**{code} is retired — bill {repl}: {rper} unit(s) per date of service**"
                        + (f" ({rper * n_days} total)" if n_days > 1 else "") + f"; old {code} basis: {per_day}")
             citations.append(code_citation(repl, repl_row))
-    for q in row.get("corpus_quotes") or []:
+    for q in row.corpus_quotes:
         if q.get("differs"):
             citations.append(cite(f"doc:{q['doc']}", f"{q.get('section', '')} — differs: {q['differs']}", q["quote"]))
     if sizes:
@@ -181,3 +189,52 @@ def dose_units(code: str, amount_mg: Any = None, days: Any = 1, vial_sizes: list
         values=values, summary=summary, formula=formula,
         assumptions=assumptions, warnings=warnings, citations=citations,
     )
+
+
+# --- the component ------------------------------------------------------------------------
+_TOPIC = re.compile(r"units?", re.I)
+
+
+def _amount(p: Planning) -> tuple[float | None, list[str]]:
+    """The administered mg: typed, or mg/m² × BSA, or mg/kg × weight (the step is shown)."""
+    f = p.q.figures
+    if f.dose_mg is not None:
+        return f.dose_mg, []
+    if f.mg_per_m2 and f.bsa_m2:
+        exact = Decimal(str(f.mg_per_m2)) * Decimal(str(f.bsa_m2))
+        return float(exact), [f"{f.mg_per_m2:g} mg/m² × {f.bsa_m2:g} m² = {exact.normalize():f} mg"]
+    if f.mg_per_kg and f.weight_kg:
+        kg = round(f.weight_kg, 3)
+        exact = Decimal(str(f.mg_per_kg)) * Decimal(str(kg))
+        return float(exact), [f"{f.mg_per_kg:g} mg/kg × {kg:g} kg = {exact.normalize():f} mg"]
+    return None, []
+
+
+def _plan(p: Planning) -> Plan | None:
+    """Units of a drug code for an administered amount ('Q2055 payment for 2 units' is payment's)."""
+    code = p.drug_code()
+    if not code or (code.startswith("Q") and p.has("payment")):
+        return None
+    if not ((p.has("units") or p.has("lymphodepletion")) and p.wants_number):
+        return None
+    amount, derived = _amount(p)
+    if amount is None and code.startswith("Q"):
+        return call("dose_units", {"code": code})  # one therapeutic dose: always 1 unit
+    if amount is None:
+        if not p.about_patient:
+            return Plan()
+        return ask(["amount"], f"How many mg were administered? I convert the amount to {code} units.")
+    args: dict = {"code": code, "amount_mg": amount}
+    if days := p.days():
+        args["days"] = days
+    if p.q.figures.vials:
+        args["vial_sizes"] = p.vial_sizes()
+    return call("dose_units", args, derived)
+
+
+CALCULATOR = Calculator(
+    name="dose_units", title="Dose → billing units", priority=50, compute=dose_units, plan=_plan,
+    description="HCPCS billing units for an administered drug amount (rounded up per date of service), with "
+                "JW/JZ waste when vial sizes are given. Q-codes are always 1 unit.",
+    supports=backed_by(_TOPIC, code=True),
+)

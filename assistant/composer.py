@@ -1,0 +1,238 @@
+"""The default composer (no LLM): a cited answer from retrieved passages and calculator results.
+
+It leads with the direct answer (a tool result or the best quoted sentence), follows with
+supporting quotes, each with a citation marker, then notes (sources that disagree, prices from
+an earlier quarter, codes since retired). It never writes a number that is neither in a cited
+quote nor a tool result; `answer.untraceable_numbers` checks. The LLM composer
+(`assistant.llm.LLMComposer`) has the same call shape: `compose(turn) -> Answer`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from assistant import config
+from assistant.answer import Answer, AnswerKind, Citation, ToolCall
+from assistant.conflicts import conflict_notes, retired_code_notes
+from assistant.core.quarters import Quarter
+from assistant.core.question import Question
+from assistant.core.reference import Product, Reference, load_reference
+from assistant.extract import Sentence, best_sentences, split_sentences
+from assistant.guards import SCOPE
+from assistant.retrieval import Passage
+from assistant.tools.registry import get as get_calculator
+from index.corpus import cached_corpus
+
+
+@dataclass
+class Turn:
+    """Everything a composer gets: the resolved question, the passages found, the calculator
+    calls made (with the arithmetic done to form their arguments), notes so far, the context
+    the turn understood and the date it answers for."""
+
+    question: Question
+    passages: list[Passage]
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    derived: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    context: dict = field(default_factory=dict)
+    today: dt.date = field(default_factory=dt.date.today)
+
+
+class Composer(Protocol):
+    name: str
+
+    def compose(self, turn: Turn) -> Answer: ...
+
+
+class DefaultComposer:
+    name = "default"
+
+    def compose(self, turn: Turn) -> Answer:
+        q, passages = turn.question, turn.passages
+        # a payer's criteria are a list of short conditions: quote more of them
+        criteria = bool(q.payers) and "policy" in q.intents and not turn.tool_calls
+        sentences = best_sentences(q.text, passages, k=8 if turn.tool_calls else 5 if criteria else 3,
+                                   per_passage=2 if criteria else 1, prefer_codes="code" in q.intents)
+        if turn.tool_calls:
+            return compose_with_tools(turn, sentences)
+        return compose_from_passages(turn, sentences)
+
+
+def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
+    """A quoted answer: the direct code answer or the best sentence first, then support."""
+    q, notes = turn.question, turn.notes
+    ref = load_reference()
+    uncovered = uncovered_products(q)
+    # A product no document is about: only what reference data also covers (its code, a
+    # CMS price, an NDC) may be answered; its dosing or coverage rules may not.
+    if uncovered and len(uncovered) == len(q.products) and not {"code", "payment", "ndc"} & set(q.intents):
+        names = ", ".join(p.brand for p in (ref.product_by_id(u) for u in uncovered) if p)
+        return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=turn.context,
+                      text=f"My sources do not cover {names} for this question, so I can't give "
+                           f"you a figure or rule for it. {SCOPE}")
+    lead = direct_code_answer(q, turn.passages, ref)
+    if not sentences and lead is None:
+        return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=turn.context,
+                      text="I found nothing in my sources that answers this. " + SCOPE)
+    if lead is not None:
+        sentences = [lead[0]] + [s for s in sentences if s.text != lead[0].text][:2]
+    citations = [cite_sentence(s, i) for i, s in enumerate(sentences, 1)]
+    lines = [f"{one_line(s.text)} [{c.marker}]" for s, c in zip(sentences, citations, strict=True)]
+    if lead is not None:
+        lines[0] = f"{lead[1]} [1]"
+    body = lines[0] + ("\n\n" + "\n".join(f"- {line}" for line in lines[1:]) if len(lines) > 1 else "")
+    notes = notes + stale_price_notes(citations, sentences, turn.today)
+    notes += conflict_notes(q, citations) + retired_code_notes([c.quote for c in citations])
+    return Answer(question=q.text, kind=AnswerKind.ANSWER, text=body, citations=citations, notes=dedupe(notes),
+                  context=turn.context)
+
+
+def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
+    """Lead with the calculators' results and formulas, then the passages that state the rule."""
+    q, calls = turn.question, turn.tool_calls
+    lines = [c.result.summary for c in calls if c.result]
+    lines += [f"*Input:* {step}" for step in turn.derived]
+    for c in calls:
+        if c.result and c.result.formula:
+            lines.append(f"*How:* {c.result.formula}")
+        elif c.error:
+            lines.append(f"*{c.name}:* {c.error}")
+    ref = load_reference()
+    sentences = [s for s in sentences if backs_a_result(s, calls, ref)][:2]
+    citations = [cite_sentence(s, i) for i, s in enumerate(sentences, 1)]
+    body = "\n\n".join(lines)
+    if citations:
+        body += "\n\nFrom the sources:\n" + "\n".join(f"- {one_line(c.quote)} [{c.marker}]" for c in citations)
+    warned = [w for c in calls if c.result for w in c.result.warnings]
+    # a calculator whose result shows both sides of a known conflict supersedes its note
+    exclude: set[str] = set()
+    for c in calls:
+        calc = get_calculator(c.name)
+        if c.result and calc is not None:
+            exclude |= calc.supersedes
+    notes = turn.notes + warned + conflict_notes(q, citations, exclude=exclude)
+    notes += retired_code_notes([c.quote for c in citations])
+    return Answer(question=q.text, kind=AnswerKind.TOOL, text=body, citations=citations, tool_calls=calls,
+                  notes=dedupe(notes), context=turn.context)
+
+
+def backs_a_result(sentence: Sentence, calls: Sequence[ToolCall], ref: Reference) -> bool:
+    """Whether a supporting sentence backs what a calculator computed: same product (or code)
+    and the same topic. A Yescarta payment must not be "supported" by a Tecartus price."""
+    for c in calls:
+        calc = get_calculator(c.name)
+        if calc is not None and calc.supports is not None and \
+                calc.supports(sentence.text, sentence.passage.products, c.arguments, ref):
+            return True
+    return False
+
+
+def tool_failure(turn: Turn, missing_data: bool) -> Answer:
+    """Every calculator call failed: say why in the calculator's words."""
+    q, calls = turn.question, turn.tool_calls
+    messages = " ".join(c.error or "" for c in calls)
+    if missing_data:
+        return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, tool_calls=calls, notes=turn.notes,
+                      context=turn.context, text="My reference data does not cover this: " + messages)
+    return Answer(question=q.text, kind=AnswerKind.CLARIFY, needs=[c.name for c in calls], tool_calls=calls,
+                  notes=turn.notes, context=turn.context, text="I can't calculate that as asked: " + messages)
+
+
+# --- code answers ---------------------------------------------------------------------------
+
+_CODE_WORDS = ("hcpcs", "q-code", "q code", "j-code", "drug code", "what code", "which code", "code for",
+               "billed under", "billing code")
+
+
+def direct_code_answer(q: Question, passages: list[Passage], ref: Reference):
+    """'What is the code for X?': the product's HCPCS code, backed by a passage that states it."""
+    if "code" not in q.intents or not q.products:
+        return None
+    if q.comparison or len(q.products) > 1:
+        return comparison_code_answer(q, passages, ref)
+    if not any(w in q.text.lower() for w in _CODE_WORDS):
+        return None
+    prod = ref.product_by_id(q.product or "")
+    found = code_sentence(prod, passages) if prod else None
+    if found is None:
+        return None
+    sentence, text = found
+    return sentence, f"**{prod.hcpcs}** is the HCPCS code for {prod.brand} ({prod.generic}): \"{one_line(text)}\""
+
+
+def comparison_code_answer(q: Question, passages: list[Passage], ref: Reference):
+    """'Abecma vs Carvykti HCPCS': each product's code from reference data, backed by the first
+    passage sentence that states it (the lead cites the first product's sentence)."""
+    if not re.search(r"hcpcs|q-?code|j-?code|drug code|billing code|\bcodes?\b", q.text, re.I):
+        return None
+    parts, first = [], None
+    for prod in (ref.product_by_id(pid) for pid in q.products):
+        if not prod or not prod.hcpcs:
+            continue
+        parts.append(f"**{prod.hcpcs}** {prod.brand}")
+        if first is None:
+            first = code_sentence(prod, passages, named_only=False)
+    if len(parts) < 2 or first is None:
+        return None
+    return first[0], "HCPCS codes: " + "; ".join(parts) + f" (product reference data). \"{one_line(first[1])}\""
+
+
+def code_sentence(prod: Product, passages: list[Passage], named_only: bool = True):
+    """The sentence that best states `prod`'s HCPCS code: a plain statement naming the product
+    ("Carvykti is billed under HCPCS Q2056") before a table cell that names it, before (unless
+    `named_only`) any sentence that only has the code. Returns (Sentence, text) or None."""
+    best = None
+    for p in passages:
+        for a, b in split_sentences(p):
+            text = p.quote[a - p.span[0]:b - p.span[0]]
+            if prod.hcpcs not in text or len(text) >= 420:
+                continue
+            named = prod.brand in text or prod.generic.lower() in text.lower()
+            rank = 0 if named and "billed under" in text else 1 if named else 2
+            if (named or not named_only) and (best is None or rank < best[0]):
+                best = (rank, Sentence(p, a, b, text, 99.0), text)
+    return best[1:] if best else None
+
+
+# --- small pieces -----------------------------------------------------------------------------
+
+def cite_sentence(s: Sentence, marker: int) -> Citation:
+    """A quoted sentence as the answer's citation number `marker`."""
+    return Citation(marker=marker, doc_id=s.passage.doc_id, title=s.passage.title, section=s.passage.section,
+                    quote=s.text, span=(s.start, s.end), kind=s.passage.kind,
+                    effective=s.passage.effective, reviewed=s.passage.reviewed)
+
+
+def stale_price_notes(citations: list[Citation], sentences: list[Sentence], today: dt.date) -> list[str]:
+    """A quoted price from a quarter before today's is flagged with its quarter."""
+    notes = []
+    now = Quarter.of(today)
+    for c, s in zip(citations, sentences, strict=True):
+        pq = s.passage.price_quarter
+        if pq and "$" in c.quote and Quarter.parse(pq) < now:
+            quoted = Quarter.parse(pq)
+            notes.append(f"The price quoted in [{c.marker}] is the Q{quoted.q} {quoted.year} Medicare payment "
+                         f"limit; today is in Q{now.q} {now.year}, so it may be out of date.")
+    return notes
+
+
+def uncovered_products(q: Question) -> list[str]:
+    """Products the question names that no source document is about."""
+    cfg = config.load()
+    covered = cached_corpus(cfg.sources_dir, cfg.reference_dir).products
+    return [p for p in q.products if p not in covered]
+
+
+def one_line(text: str) -> str:
+    """A quote on one line, without the source's leading list/heading marks (the citation keeps
+    the exact quote)."""
+    return " ".join(text.split()).lstrip("-*#• ").strip()
+
+
+def dedupe(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))

@@ -1,0 +1,72 @@
+"""The understood question: what it is about, what it asks for and the figures it gives.
+
+Only the types live here (the bottom layer), so the calculators' plan functions can read a
+question without depending on how it was read; `assistant.understand` does the reading.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Patient and claim figures read from a question (canonical units, and the value and unit
+    as typed, so a calculator can show the conversion)."""
+
+    weight_kg: float | None = None
+    weight_text: str | None = None   # as typed, e.g. "154 lb"
+    weight_value: float | None = None
+    weight_unit: str | None = None   # kg | lb
+    height_cm: float | None = None
+    height_text: str | None = None
+    height_value: float | None = None
+    height_unit: str | None = None   # cm | in (feet+inches and metres are kept in cm)
+    bsa_m2: float | None = None
+    mg_per_m2: float | None = None
+    mg_per_kg: float | None = None
+    dose_mg: float | None = None
+    units: int | None = None
+    vials: tuple[tuple[int, float], ...] = ()
+    date: dt.date | None = None
+    quarter: str | None = None
+
+    # Patient figures carry over to follow-ups; a dose, vial list, unit count or quarter
+    # belongs to the question that stated it.
+    def merged_over(self, older: Figures) -> Figures:
+        """These figures, with missing patient figures taken from an earlier turn."""
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        if self.weight_kg is None:
+            for key in ("weight_kg", "weight_text", "weight_value", "weight_unit"):
+                values[key] = getattr(older, key)
+        if self.height_cm is None:
+            for key in ("height_cm", "height_text", "height_value", "height_unit"):
+                values[key] = getattr(older, key)
+        if self.bsa_m2 is None and self.height_cm is None and self.weight_kg is None:
+            values["bsa_m2"] = older.bsa_m2
+        if self.date is None:
+            values["date"] = older.date
+        if self.quarter is None:
+            values["quarter"] = older.quarter
+        return Figures(**values)
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    products: tuple[str, ...] = ()
+    payers: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+    indication: str | None = None
+    intents: tuple[str, ...] = ()
+    figures: Figures = field(default_factory=Figures)
+    off_topic: bool = False
+    treatment_decision: bool = False
+    injection: bool = False
+    comparison: bool = False
+    inherited: tuple[str, ...] = ()  # what came from earlier turns, for transparency
+
+    @property
+    def product(self) -> str | None:
+        return self.products[0] if len(self.products) == 1 else None

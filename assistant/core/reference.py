@@ -1,0 +1,347 @@
+"""The typed reference layer: one loader and one cache over `sources/reference/`.
+
+Products and payers (the names people type), HCPCS and CPT codes with their history, dosing
+rules, payment limits by quarter (CMS files and the guides' quoted figures), the CMS NDC-HCPCS
+crosswalk and the known source conflicts. The index (which products a passage names), the
+question reader, the calculators, the engine's notes and the CMS importer all ask this module;
+none of them reads the YAML/CSV files itself.
+
+The cache key is every file's path and modification time, so edited or newly imported data is
+picked up on the next look-up without a restart, and a look-up costs one `stat` per file.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from assistant import config
+from assistant.core.quarters import Quarter, QuarterError
+
+
+def _norm(text: Any) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(text).lower()) if text is not None else ""
+
+
+def _tuple(value: Any) -> tuple:
+    if value in (None, ""):
+        return ()
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
+
+@dataclass(frozen=True)
+class Product:
+    id: str
+    brand: str
+    generic: str
+    hcpcs: str
+    target: str = ""
+    car_t: bool = True
+    short_names: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    manufacturer: str = ""
+    cite: str = ""
+
+    @cached_property
+    def names(self) -> tuple[str, ...]:
+        """Every lowercase name that means this product, longest first (for matching)."""
+        every = {self.brand, self.generic, self.hcpcs, *self.short_names, *self.aliases}
+        return tuple(sorted({n.lower() for n in every if n}, key=len, reverse=True))
+
+    def is_named(self, text: str) -> bool:
+        """`text` is one of this product's names or its HCPCS code (case and punctuation ignored)."""
+        key = _norm(text)
+        return bool(key) and any(_norm(n) == key for n in (self.id, *self.names))
+
+
+@dataclass(frozen=True)
+class Payer:
+    id: str
+    name: str
+    aliases: tuple[str, ...] = ()
+
+    @cached_property
+    def names(self) -> tuple[str, ...]:
+        return tuple(sorted({self.name.lower(), *(a.lower() for a in self.aliases)}, key=len, reverse=True))
+
+
+@dataclass(frozen=True)
+class Code:
+    """A HCPCS (J/Q) or CPT code with its billing unit, status and history."""
+
+    code: str
+    system: str                          # "HCPCS" or "CPT"
+    descriptor: str = ""
+    status: str = "active"               # active | retired | unverified
+    unit_value: Decimal = Decimal(1)     # billing unit size (HCPCS)
+    unit_kind: str = "mg"                # mg | dose
+    drug: str = ""                       # generic drug name (J-codes)
+    product: str = ""                    # product id (Q-codes)
+    names: tuple[str, ...] = ()          # drug names people type for the code billed today
+    added: str = ""
+    retired: str = ""
+    last_seen: str = ""
+    replaced_by: tuple[str, ...] = ()
+    replacement_default: str = ""
+    replaces: str = ""
+    note: str = ""
+    cite: str = ""
+    corpus_quotes: tuple[Mapping[str, Any], ...] = ()
+    history: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def per_dose(self) -> bool:
+        """Q-codes bill one therapeutic dose: always 1 unit."""
+        return self.unit_kind == "dose"
+
+    @property
+    def replacement(self) -> str:
+        """The code to bill instead of a retired one."""
+        return self.replacement_default or (self.replaced_by[0] if self.replaced_by else "")
+
+
+@dataclass(frozen=True)
+class LimitRow:
+    payment_limit: Decimal
+    coinsurance_pct: Decimal | None
+    description: str = ""
+    dosage: str = ""
+    cite: str = ""
+
+
+@dataclass(frozen=True)
+class LimitSource:
+    """One file's payment limits for one quarter (a CMS file or the guides' quoted figures)."""
+
+    quarter: str
+    effective: str
+    through: str
+    kind: str            # cms-file | guide
+    title: str
+    file: str | None
+    path: str            # the YAML file it was read from (relative name)
+    rows: Mapping[str, LimitRow]
+
+
+@dataclass(frozen=True)
+class CrosswalkRow:
+    """One row of the CMS NDC-HCPCS crosswalk as imported (`python -m index import-cms`)."""
+
+    quarter: str
+    hcpcs: str
+    ndc11: str
+    short_description: str = ""
+    labeler_name: str = ""
+    drug_name: str = ""
+    hcpcs_dosage: str = ""
+    billunits: str = ""
+    billunitspkg: str = ""
+    file: str = ""
+
+
+@dataclass(frozen=True)
+class Reference:
+    ref_dir: Path
+    products: tuple[Product, ...]
+    payers: tuple[Payer, ...]
+    hcpcs: Mapping[str, Code]
+    cpt: Mapping[str, Code]
+    modifiers: Mapping[str, Mapping[str, Any]]
+    dosing: Mapping[str, Any]        # dosing.yaml as written: rules with their label/source quotes
+    ndc: Mapping[str, Any]           # products.yaml `ndc:` (crosswalk facts and the sources' patterns)
+    conflicts: tuple[Mapping[str, Any], ...] = ()
+    limits: Mapping[str, tuple[LimitSource, ...]] = field(default_factory=dict)  # quarter -> sources
+    crosswalk: tuple[CrosswalkRow, ...] = ()
+
+    # --- products and payers ---------------------------------------------------------------
+    def product(self, name: str) -> Product | None:
+        """Product by id, brand, generic, short name, alias or HCPCS code (case-insensitive)."""
+        return next((p for p in self.products if p.is_named(name)), None) if name else None
+
+    def product_by_id(self, product_id: str) -> Product | None:
+        return next((p for p in self.products if p.id == product_id), None)
+
+    def payer(self, payer_id: str) -> Payer | None:
+        return next((p for p in self.payers if p.id == payer_id), None)
+
+    # --- codes -----------------------------------------------------------------------------
+    def code(self, code: str) -> Code | None:
+        """A HCPCS (J/Q) code's row, or None."""
+        return self.hcpcs.get(str(code).strip().upper())
+
+    def drug_code(self, drug: str) -> str | None:
+        """The current HCPCS code billed for a lymphodepletion drug (dosing.yaml `drug_codes`)."""
+        return (self.dosing.get("drug_codes") or {}).get(drug)
+
+    def code_for_name(self) -> dict[str, str]:
+        """Drug names people type ("flu", "cytoxan", "actemra") -> the HCPCS code billed for it."""
+        return {name: c.code for c in self.hcpcs.values() for name in c.names}
+
+    def codes_used(self) -> set[str]:
+        """Every HCPCS code the reference data knows: what a default CMS import keeps."""
+        return set(self.hcpcs) | {p.hcpcs for p in self.products if p.hcpcs}
+
+    # --- dosing ----------------------------------------------------------------------------
+    def dosing_products(self) -> Mapping[str, Any]:
+        return self.dosing.get("products") or {}
+
+    def indications(self, product_id: str) -> Mapping[str, Any]:
+        """A product's dosing rules by indication key (mm, mcl, all)."""
+        return (self.dosing_products().get(product_id) or {}).get("indications") or {}
+
+    # --- payment limits --------------------------------------------------------------------
+    def quarters(self) -> list[str]:
+        """Payment-limit quarters on hand, oldest first."""
+        return sorted(self.limits, key=Quarter.parse)
+
+    def limit_sources(self, quarter: str) -> tuple[LimitSource, ...]:
+        return self.limits.get(quarter, ())
+
+
+# --- reading the files ---------------------------------------------------------------------
+
+def _read_yaml(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    with path.open(encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    return data if isinstance(data, dict) else {}
+
+
+def _product(row: Mapping[str, Any]) -> Product:
+    return Product(id=str(row["id"]), brand=str(row.get("brand") or row["id"]), generic=str(row.get("generic") or ""),
+                   hcpcs=str(row.get("hcpcs") or ""), target=str(row.get("target") or ""),
+                   car_t=bool(row.get("car_t", True)), short_names=_tuple(row.get("short_names")),
+                   aliases=_tuple(row.get("aliases")), manufacturer=str(row.get("manufacturer") or ""),
+                   cite=str(row.get("cite") or ""))
+
+
+def _code(code: str, system: str, row: Mapping[str, Any]) -> Code:
+    unit = row.get("unit") or {}
+    return Code(
+        code=code, system=system, descriptor=str(row.get("descriptor") or ""),
+        status=str(row.get("status") or "active"),
+        unit_value=Decimal(str(unit.get("value", "1"))), unit_kind=str(unit.get("unit", "mg")),
+        drug=str(row.get("drug") or ""), product=str(row.get("product") or ""),
+        names=tuple(str(n).lower() for n in _tuple(row.get("names"))),
+        added=str(row.get("added") or ""), retired=str(row.get("retired") or ""),
+        last_seen=str(row.get("last_seen") or ""), replaced_by=_tuple(row.get("replaced_by")),
+        replacement_default=str(row.get("replacement_default") or ""), replaces=str(row.get("replaces") or ""),
+        note=str(row.get("note") or ""), cite=str(row.get("cite") or ""),
+        corpus_quotes=tuple(row.get("corpus_quotes") or ()), history=tuple(row.get("history") or ()))
+
+
+def _limit_row(row: Mapping[str, Any]) -> LimitRow:
+    pct = row.get("coinsurance_pct")
+    return LimitRow(payment_limit=Decimal(str(row["payment_limit"])),
+                    coinsurance_pct=Decimal(str(pct)) if pct not in (None, "") else None,
+                    description=str(row.get("description") or ""), dosage=str(row.get("dosage") or ""),
+                    cite=str(row.get("cite") or ""))
+
+
+def _read_limits(ref_dir: Path) -> dict[str, tuple[LimitSource, ...]]:
+    out: dict[str, list[LimitSource]] = {}
+    for path in sorted((ref_dir / "payment_limits").glob("*.yaml")):
+        data = _read_yaml(path)
+        try:
+            quarter = str(Quarter.parse(data.get("quarter", "")))
+        except QuarterError:
+            continue  # not a payment-limit file in our format
+        source = data.get("source") or {}
+        rows = {str(k).strip().upper(): _limit_row(v) for k, v in (data.get("rows") or {}).items()
+                if isinstance(v, dict) and v.get("payment_limit") not in (None, "")}
+        out.setdefault(quarter, []).append(LimitSource(
+            quarter=quarter, effective=str(data.get("effective") or ""), through=str(data.get("through") or ""),
+            kind=str(source.get("kind") or "guide"), title=str(source.get("title") or path.stem),
+            file=source.get("file"), path=path.name, rows=rows))
+    # CMS files first: they are the primary source
+    return {q: tuple(sorted(s, key=lambda x: (x.kind != "cms-file", x.path))) for q, s in out.items()}
+
+
+def _read_crosswalk(ref_dir: Path) -> tuple[CrosswalkRow, ...]:
+    rows: list[CrosswalkRow] = []
+    folder = ref_dir / "crosswalk"
+    if not folder.is_dir():
+        return ()
+    for path in sorted(folder.glob("*.csv")):
+        try:
+            with path.open(encoding="utf-8", newline="") as fh:
+                for row in csv.DictReader(fh):
+                    clean = {str(k).strip().lower(): (v or "").strip() for k, v in row.items() if k}
+                    if clean.get("ndc11") or clean.get("hcpcs"):
+                        rows.append(CrosswalkRow(
+                            quarter=clean.get("quarter", ""), hcpcs=clean.get("hcpcs", "").upper(),
+                            ndc11=clean.get("ndc11", ""), short_description=clean.get("short_description", ""),
+                            labeler_name=clean.get("labeler_name", ""), drug_name=clean.get("drug_name", ""),
+                            hcpcs_dosage=clean.get("hcpcs_dosage", ""), billunits=clean.get("billunits", ""),
+                            billunitspkg=clean.get("billunitspkg", ""), file=path.name))
+        except (OSError, UnicodeDecodeError, csv.Error):
+            continue  # a broken crosswalk must not break the calculators; the NDC tool says so
+    return tuple(rows)
+
+
+def _signature(ref_dir: Path) -> tuple:
+    """(path, mtime, size) of every data file: the top folder and its sub-folders (one level)."""
+    files: list[tuple[str, int, int]] = []
+
+    def scan(folder: str, depth: int) -> None:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for e in entries:
+            try:
+                if e.is_dir() and depth == 0:
+                    scan(e.path, 1)
+                elif e.name.endswith((".yaml", ".yml", ".csv")) and e.is_file():
+                    st = e.stat()
+                    files.append((e.path, st.st_mtime_ns, st.st_size))
+            except OSError:
+                continue
+    scan(str(ref_dir), 0)
+    return tuple(sorted(files))
+
+
+@lru_cache(maxsize=8)
+def _load(ref_dir: str, _signature: tuple) -> Reference:
+    path = Path(ref_dir)
+    products = _read_yaml(path / "products.yaml")
+    hcpcs = _read_yaml(path / "hcpcs.yaml")
+    payers = _read_yaml(path / "payers.yaml")
+    return Reference(
+        ref_dir=path,
+        products=tuple(_product(r) for r in products.get("products") or []),
+        payers=tuple(Payer(id=str(r["id"]), name=str(r["name"]), aliases=_tuple(r.get("aliases")))
+                     for r in payers.get("payers") or []),
+        hcpcs={str(k).upper(): _code(str(k).upper(), "HCPCS", v) for k, v in (hcpcs.get("codes") or {}).items()},
+        cpt={str(k): _code(str(k), "CPT", v) for k, v in (hcpcs.get("cpt") or {}).items()},
+        modifiers=dict(hcpcs.get("modifiers") or {}),
+        dosing=_read_yaml(path / "dosing.yaml"),
+        ndc=dict(products.get("ndc") or {}),
+        conflicts=tuple(_read_yaml(path / "conflicts.yaml").get("conflicts") or ()),
+        limits=_read_limits(path),
+        crosswalk=_read_crosswalk(path),
+    )
+
+
+def load_reference(ref_dir: str | Path | None = None) -> Reference:
+    """The reference data in `ref_dir` (default: the configured reference directory)."""
+    path = Path(ref_dir) if ref_dir is not None else config.reference_dir()
+    path = path.expanduser().resolve()
+    return _load(str(path), _signature(path))
+
+
+def get_reference(reference: Reference | str | Path | None) -> Reference:
+    """Accept a loaded Reference, a directory, or None (configured default)."""
+    if isinstance(reference, Reference):
+        return reference
+    return load_reference(reference)

@@ -1,0 +1,107 @@
+"""What a turn checks before it answers: unreadable or oversized input, instructions smuggled into
+a question, off-topic or clinical questions, noise, and names the sources never mention.
+
+Each check returns the answer to give instead (refusal, clarify, not covered, error) or None.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from assistant import config
+from assistant.answer import Answer, AnswerKind
+from assistant.core.question import Question
+from index.corpus import cached_corpus
+
+MAX_QUESTION_CHARS = 4000
+_INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
+
+SCOPE = ("I answer billing, coding and coverage questions about CAR-T cell therapies from my "
+         "sources (billing guides for Abecma, Carvykti and Tecartus; Centene and CarePartners of "
+         "Connecticut policies for Abecma), and I calculate billing units, BSA, cell doses, "
+         "tocilizumab doses, Medicare payments and NDC conversions.")
+INJECTION_NOTE = ("Instructions inside a question do not change how I work; I only answer from my sources "
+                  "and calculators.")
+
+# Payers and drugs people ask about; any the sources never mention is "not covered" (fuzzy
+# spelling tolerance would otherwise take "humana" for "human").
+KNOWN_NAMES = re.compile(r"\b(?:humana|anthem|kaiser|aetna|cigna|unitedhealthcare|uhc|bcbs|highmark|molina|"
+                         r"wellcare|elevance|oscar|centene|carepartners|tricare|aucatzyl|blenrep|talvey|"
+                         r"lynozyfic|darzalex|xpovio)\b", re.I)
+# Code sets people ask for that no source document gives.
+ABSENT_PHRASES = re.compile(r"\b(revenue code|condition code|value code|occurrence code|fee schedule|"
+                            r"medical policy number)s?\b", re.I)
+_STOP = {"the", "and", "for", "with", "are", "this", "that", "what", "how", "from", "not"}
+
+
+def clean_text(text: object) -> str:
+    """Full-width letters, ligatures and invisible characters typed or pasted by users, folded."""
+    text = text if isinstance(text, str) else ""
+    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+
+
+def check_input(text: str) -> Answer | None:
+    """An empty or oversized message."""
+    stripped = text.strip()
+    if not stripped:
+        return Answer(question=text, kind=AnswerKind.CLARIFY, text="Please type a question, for example "
+                      "*What is the HCPCS code for Carvykti?* or *J9185 units for 55.5 mg*.")
+    if len(stripped) > MAX_QUESTION_CHARS:
+        return Answer(question=text[:200], kind=AnswerKind.ERROR,
+                      text=f"That message is {len(stripped):,} characters long; the limit is "
+                           f"{MAX_QUESTION_CHARS:,}. Please ask one question at a time.")
+    return None
+
+
+def check_question(q: Question, text: str, notes: list[str]) -> Answer | None:
+    """Off-topic, clinical-decision or noise questions (before the conversation keeps them)."""
+    if q.off_topic or (q.injection and not q.text):
+        return Answer(question=text, kind=AnswerKind.REFUSAL, notes=notes, text=f"Sorry, that is outside what I do. {SCOPE}")
+    if q.treatment_decision:
+        return Answer(question=text, kind=AnswerKind.REFUSAL, notes=notes,
+                      text="I can't advise on treatment choices; that is a clinical decision for "
+                           "the care team. I can tell you how a product is coded, billed and "
+                           "covered, and calculate units and payments.")
+    if is_noise(q):
+        return Answer(question=text, kind=AnswerKind.CLARIFY, notes=notes, needs=["question"],
+                      text="I could not find a billing question in that. Please ask about a code, "
+                           "a payment limit, a dose or units, or a payer's criteria, e.g. *What is "
+                           "the HCPCS code for Carvykti?*")
+    return None
+
+
+def check_names(q: Question, notes: list[str], context: dict) -> Answer | None:
+    """A payer, drug or code set the sources never mention: not covered."""
+    missing = unknown_terms(q)
+    if not missing:
+        return None
+    return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=context,
+                  text=f"My sources do not mention {', '.join(missing)}, so I can't answer this from them. {SCOPE}")
+
+
+def unknown_terms(q: Question) -> list[str]:
+    """Names in the question the sources never mention: a payer or drug from a list of the
+    usual suspects, or a code set no document gives. (A generic "word not in the corpus" rule
+    was tried and rejected: it refused "convert", "sequestration" and "weighs".)"""
+    found = [m.group(1).lower() for m in ABSENT_PHRASES.finditer(q.text)]
+    words = vocabulary()
+    found += [m.group(0) for m in KNOWN_NAMES.finditer(q.text) if m.group(0).lower() not in words]
+    if found and (q.products or q.payers or q.codes or q.intents):
+        return list(dict.fromkeys(found))
+    return []
+
+
+def is_noise(q: Question) -> bool:
+    """Nothing in the question the assistant could work with: no product, code, payer, intent,
+    figure, and no word that occurs in the sources ("???", "asdfghjkl qwerty")."""
+    if q.products or q.codes or q.payers or q.intents or q.indication or q.figures.weight_kg or q.figures.dose_mg:
+        return False
+    words = vocabulary()
+    return not any(t in words and t not in _STOP for t in re.findall(r"[a-z]{3,}", q.text.lower()))
+
+
+def vocabulary() -> frozenset[str]:
+    """Every word of the corpus and its reference data (lower case)."""
+    cfg = config.load()
+    return cached_corpus(cfg.sources_dir, cfg.reference_dir).vocabulary

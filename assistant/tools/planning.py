@@ -1,0 +1,161 @@
+"""What calculators' plan functions read from an understood question, in one place.
+
+Deterministic on purpose: "units of J9185 for 55.5 mg" must reach the units calculator every
+time. A plan only reads figures the user typed (with their units) or that the conversation
+carried over; it never fills a missing weight or BSA with a guess: it asks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from typing import Any
+
+from assistant.core.question import Question
+from assistant.core.reference import Reference, load_reference
+
+# What the user wants a number for (vs. "what is the LD regimen for X", which quotes a source).
+QUANTITY = re.compile(r"\bhow (?:many|much)\b|\bunits?\b|\bcalc|\bwork out\b|\bfigure out\b|\bcompute\b|"
+                      r"\bmg\b|\bdose\b|\bdosing\b|\brange\b|\bplan\b|\bschedule\b|\bdates?\b|\bcells?\b", re.I)
+# A question about a particular patient (ask back for a missing figure) vs. about the rule
+# (answer from the sources: "carvykti target dose cells per kg").
+PATIENT = re.compile(r"\b(?:my|our|this|the) (?:pt|patient|guy|lady|man|woman)\b|\bpt\b|\bfor (?:him|her)\b|"
+                     r"\b(?:she|he) (?:weighs|is)\b|\bcalc(?:ulate)?\b|\bwork out\b|\bfigure out\b|\bcompute\b", re.I)
+UNITS_WORD = re.compile(r"\bunits?\b", re.I)
+DAYS = re.compile(r"\b(?:x|×|for|over)\s*(\d{1,2})\s*(?:days?|dates? of service|DOS)\b|"
+                  r"\b(\d{1,2})\s*(?:days?|dates? of service)\b", re.I)
+
+
+@lru_cache(maxsize=8)
+def _names_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + r")\b", re.I)
+
+
+@dataclass(frozen=True)
+class Planning:
+    """An understood question as the calculators' plan functions read it."""
+
+    q: Question
+    today: dt.date
+
+    @property
+    def text(self) -> str:
+        return self.q.text
+
+    @cached_property
+    def ref(self) -> Reference:
+        return load_reference()
+
+    @cached_property
+    def wants_number(self) -> bool:
+        f = self.q.figures
+        return bool(QUANTITY.search(self.text)) or bool(f.bsa_m2 or f.weight_kg or f.height_cm or f.dose_mg)
+
+    @cached_property
+    def about_patient(self) -> bool:
+        f = self.q.figures
+        return bool(PATIENT.search(self.text)) or bool(f.weight_kg or f.bsa_m2 or f.height_cm)
+
+    @property
+    def says_units(self) -> bool:
+        return bool(UNITS_WORD.search(self.text))
+
+    def has(self, intent: str) -> bool:
+        return intent in self.q.intents
+
+    # --- figures as calculator arguments ---------------------------------------------------
+    def weight_args(self) -> dict:
+        """The weight as typed (154 lb stays 154 lb: the calculator shows the conversion)."""
+        f = self.q.figures
+        if f.weight_kg is None:
+            return {}
+        if f.weight_value is not None:
+            return {"weight": f.weight_value, "weight_unit": f.weight_unit}
+        return {"weight": round(f.weight_kg, 3), "weight_unit": "kg"}
+
+    def height_args(self) -> dict:
+        f = self.q.figures
+        if f.height_cm is None:
+            return {}
+        if f.height_value is not None and f.height_unit == "in":
+            return {"height": f.height_value, "height_unit": "in"}
+        return {"height": round(f.height_cm, 2), "height_unit": "cm"}
+
+    def vial_sizes(self) -> list[float]:
+        return [size for _, size in self.q.figures.vials]
+
+    def days(self) -> int | None:
+        if m := DAYS.search(self.text):
+            return int(m.group(1) or m.group(2))
+        return None
+
+    # --- entities ----------------------------------------------------------------------------
+    def drug_code(self) -> str | None:
+        """The J/Q code the question is about: a code it names, else the code billed today for a
+        drug name it uses ("flu", "cytoxan": reference `names`)."""
+        by_name = self.ref.code_for_name()
+        drug = _names_pattern(tuple(by_name)).search(self.text) if by_name else None
+        for code in self.q.codes:
+            if self.ref.code(code.upper()) is not None and (not code.upper().startswith("Q") or not drug):
+                return code.upper()
+        return by_name[drug.group(1).lower()] if drug else None
+
+    def dosing_product(self) -> str | None:
+        """The single product the question is about, if the reference has dosing rules for it."""
+        product = self.q.product
+        return product if product and product in self.ref.dosing_products() else None
+
+    def indications(self, product: str) -> list[str]:
+        return list(self.ref.indications(product))
+
+    def labelers(self, product_ids: Sequence[str]) -> list[str]:
+        """Labeler codes of products, from the CMS crosswalk rows of their HCPCS codes."""
+        out: list[str] = []
+        for pid in product_ids:
+            prod = self.ref.product_by_id(pid)
+            for row in self.ref.crosswalk:
+                if prod and row.hcpcs == prod.hcpcs and row.ndc11 and row.ndc11[:5] not in out:
+                    out.append(row.ndc11[:5])
+        return out
+
+    def product_codes(self) -> list[str]:
+        """HCPCS codes the question names, else those of the products it names."""
+        codes = [c.upper() for c in self.q.codes if self.ref.code(c.upper()) is not None]
+        if codes:
+            return codes
+        found = (self.ref.product_by_id(pid) for pid in self.q.products)
+        return [p.hcpcs for p in found if p and p.hcpcs]
+
+
+# --- which passages back a result -----------------------------------------------------------
+
+def names_product(passage_products: Sequence[str], args: Mapping[str, Any], ref: Reference) -> bool:
+    """The passage is about the calculator's product argument."""
+    prod = ref.product(str(args.get("product", "")))
+    return bool(prod and prod.id in passage_products)
+
+
+def names_code(text: str, passage_products: Sequence[str], args: Mapping[str, Any], ref: Reference) -> bool:
+    """The sentence names the calculator's code or its drug, or the passage is about its product."""
+    code = str(args.get("code", "")).upper()
+    row = ref.code(code)
+    drug = (row.drug if row and row.drug else "~").lower()
+    prod = ref.product(code) if code.startswith("Q") else None
+    return code in text or drug in text.lower() or bool(prod and prod.id in passage_products)
+
+
+def backed_by(topic: re.Pattern[str], *, product: bool = False, code: bool = False):
+    """A component's `supports`: the sentence is on its topic and, when asked, about the
+    calculator's product or code argument."""
+
+    def supports(text: str, passage_products: Sequence[str], args: Mapping[str, Any], ref: Reference) -> bool:
+        if not topic.search(text):
+            return False
+        if product and not names_product(passage_products, args, ref):
+            return False
+        return not code or names_code(text, passage_products, args, ref)
+
+    return supports
