@@ -1,7 +1,7 @@
 """Command line for the assistant.
 
-    python -m assistant ask "question" [--json]             one cited answer
-    python -m assistant chat [--json]                       a conversation (follow-ups keep context)
+    python -m assistant ask "question" [--dos DATE] [--json]  one cited answer
+    python -m assistant chat [--dos DATE] [--json]            a conversation (follow-ups keep context)
     python -m assistant search "question" [--json] [-k N]   ranked passages with citations
 """
 
@@ -83,7 +83,7 @@ def _ask(args: argparse.Namespace) -> int:
     engine = _engine()
     if engine is None:
         return 1
-    answer = engine.ask(" ".join(args.question))
+    answer = engine.ask(" ".join(args.question), dos=args.dos)
     print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1) if args.json else render_answer(answer))
     return 0
 
@@ -107,7 +107,7 @@ def _chat(args: argparse.Namespace) -> int:
         if line.strip().lower() == "new":
             conv = Conversation()
             continue
-        answer = engine.ask(line, conv)
+        answer = engine.ask(line, conv, dos=args.dos)
         if args.json:
             print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
         else:
@@ -127,9 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("ask", help="one cited answer")
     a.add_argument("question", nargs="+")
     a.add_argument("--json", action="store_true", help="the structured answer object")
+    a.add_argument("--dos", help="date of service (2026-02-03, 2/3/2026, Q1 2026...); a date in the question wins")
     a.set_defaults(func=_ask)
     c = sub.add_parser("chat", help="interactive conversation (stdin); --json prints one object per line")
     c.add_argument("--json", action="store_true")
+    c.add_argument("--dos", help="date of service for every question of the conversation (a date typed in a question wins)")
     c.set_defaults(func=_chat)
     args = parser.parse_args(argv)
     try:

@@ -8,6 +8,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
+from assistant.core.dates import ServiceDate
 from assistant.core.quantities import parse_number
 from assistant.tools.result import ToolResult
 
@@ -66,6 +67,7 @@ class Answer:
     context: dict = field(default_factory=dict)  # what the turn understood (product, figures...)
     composer: str = "default"
     latency_ms: float = 0.0
+    service_date: ServiceDate | None = None    # the date the answer is for, and where it came from
 
     def __post_init__(self) -> None:
         self.kind = AnswerKind(self.kind)
@@ -87,7 +89,15 @@ class Answer:
             "notes": list(self.notes), "not_covered": self.not_covered, "refused": self.refused,
             "needs": list(self.needs), "kind": str(self.kind), "context": dict(self.context),
             "composer": self.composer, "latency_ms": self.latency_ms,
+            "date_of_service": _service_date_dict(self.service_date),
         }
+
+
+def _service_date_dict(d: ServiceDate | None) -> dict | None:
+    if d is None:
+        return None
+    return {"date": d.day.isoformat(), "start": d.start.isoformat(), "end": d.end.isoformat(),
+            "precision": d.precision, "label": d.label(), "source": d.source, "event": d.event, "text": d.text}
 
 
 # --- number provenance ---------------------------------------------------------------------

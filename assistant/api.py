@@ -1,6 +1,6 @@
 """JSON HTTP API for intranet pages that render their own widget.
 
-    POST /api/ask   {"question": "...", "conversation_id": "optional"}
+    POST /api/ask   {"question": "...", "conversation_id": "optional", "dos": "optional date of service"}
       -> 200 {"conversation_id": "...", "answer": {...the structured Answer...}}
       -> 400/413/422 {"error": "a message a person can act on"}
     POST /api/feedback {"conversation_id": "...", "rating": 1 | -1, "comment": "...",
@@ -15,6 +15,7 @@ configured (CART_ALLOWED_ORIGINS, comma-separated): same-origin pages always wor
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import time
@@ -24,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from fastapi import Request  # module level: FastAPI resolves the string annotation here
 
 from assistant import config, requestlog
+from assistant.core.dates import parse_service_date
 from assistant.engine import MAX_QUESTION_CHARS, Conversation, Engine
 
 MAX_BODY_BYTES = 64 * 1024
@@ -147,15 +149,22 @@ async def read_json(request: Request) -> dict:
     return _parse_object(await _read_body(request))
 
 
-def _ask_fields(body: dict) -> tuple[str, str | None]:
-    question, conv_id = body.get("question"), body.get("conversation_id")
+def _ask_fields(body: dict) -> tuple[str, str | None, str | None]:
+    question, conv_id, dos = body.get("question"), body.get("conversation_id"), body.get("dos")
     if not isinstance(question, str):
         raise BadRequest(422, '"question" must be a string.')
     if conv_id is not None and not isinstance(conv_id, str):
         raise BadRequest(422, '"conversation_id" must be a string (or left out to start a conversation).')
+    if dos is not None and (not isinstance(dos, str) or len(dos) > 40):
+        raise BadRequest(422, '"dos" must be a date of service as text, e.g. "2026-02-03" (or left out).')
+    if isinstance(dos, str) and dos.strip():
+        try:
+            parse_service_date(dos, dt.date.today())
+        except ValueError as exc:
+            raise BadRequest(422, f'"dos": {exc}') from None
     if len(question) > MAX_QUESTION_CHARS:
         raise BadRequest(413, f"The question is {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}.")
-    return question, conv_id
+    return question, conv_id, dos
 
 
 def _feedback_fields(body: dict) -> dict:
@@ -203,7 +212,7 @@ def create_api(engine: Engine, conversations: Conversations | None = None, feedb
         body: dict = {}
         try:
             body = await read_json(request)
-            question, conv_id = _ask_fields(body)
+            question, conv_id, dos = _ask_fields(body)
         except BadRequest as bad:
             question, conv_id = body.get("question"), body.get("conversation_id")
             requestlog.log_ask("api", question if isinstance(question, str) else "", None,
@@ -212,7 +221,7 @@ def create_api(engine: Engine, conversations: Conversations | None = None, feedb
             return bad.response()
         conv = conversations.get(conv_id)
         # the engine is CPU-bound: run it off the event loop, on a bounded pool (CART_ENGINE_THREADS)
-        answer = await run_engine(engine.ask, question, conv)
+        answer = await run_engine(lambda: engine.ask(question, conv, dos=dos))
         requestlog.log_ask("api", question, answer, conv.id, (time.perf_counter() - started) * 1000, status=200)
         return {"conversation_id": conv.id, "answer": answer.to_dict()}
 

@@ -86,8 +86,8 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
     if lead is not None:
         lines[0] = f"{lead[1]} [1]"
     body = lines[0] + ("\n\n" + "\n".join(f"- {line}" for line in lines[1:]) if len(lines) > 1 else "")
-    notes = notes + stale_price_notes(citations, sentences, turn.today)
-    notes += conflict_notes(q, citations) + retired_code_notes([c.quote for c in citations])
+    notes = notes + stale_price_notes(citations, sentences, turn.today) + policy_version_notes(citations, q)
+    notes += conflict_notes(q, citations) + retired_code_notes([c.quote for c in citations], turn_day(turn))
     return Answer(question=q.text, kind=AnswerKind.ANSWER, text=body, citations=citations, notes=dedupe(notes),
                   context=turn.context)
 
@@ -116,7 +116,7 @@ def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
         if c.result and calc is not None:
             exclude |= calc.supersedes
     notes = turn.notes + warned + conflict_notes(q, citations, exclude=exclude)
-    notes += retired_code_notes([c.quote for c in citations])
+    notes += retired_code_notes([c.quote for c in citations], turn_day(turn))
     return Answer(question=q.text, kind=AnswerKind.TOOL, text=body, citations=citations, tool_calls=calls,
                   notes=dedupe(notes), context=turn.context)
 
@@ -126,10 +126,18 @@ def backs_a_result(sentence: Sentence, calls: Sequence[ToolCall], ref: Reference
     and the same topic. A Yescarta payment must not be "supported" by a Tecartus price."""
     for c in calls:
         calc = get_calculator(c.name)
-        if calc is not None and calc.supports is not None and \
-                calc.supports(sentence.text, sentence.passage.products, c.arguments, ref):
-            return True
+        if calc is None or calc.supports is None or not calc.supports(sentence.text, sentence.passage.products, c.arguments, ref):
+            continue
+        if _price_of_another_quarter(sentence, c):
+            continue  # a Q2 2026 price does not back a Q1 2026 limit
+        return True
     return False
+
+
+def _price_of_another_quarter(sentence: Sentence, call: ToolCall) -> bool:
+    quarter = (call.result.values.get("quarter") if call.result else None) or ""
+    pq = sentence.passage.price_quarter
+    return bool(quarter and pq and "$" in sentence.text and pq != quarter)
 
 
 def tool_failure(turn: Turn, missing_data: bool) -> Answer:
@@ -221,11 +229,46 @@ def stale_price_notes(citations: list[Citation], sentences: list[Sentence], toda
     return notes
 
 
+def policy_version_notes(citations: list[Citation], q: Question) -> list[str]:
+    """A payer policy quoted for a date of service before the version on hand took effect (or
+    was last revised) says so: the version in force then is not in the sources."""
+    d = q.service_date
+    if d is None or d.source == "today":
+        return []
+    notes, seen = [], set()
+    for c in citations:
+        if c.kind != "payer-policy" or c.doc_id in seen:
+            continue
+        seen.add(c.doc_id)
+        effective, reviewed = _day(c.effective), _day(c.reviewed)
+        if effective and d.end < effective:
+            notes.append(f"{c.title}: the version on hand takes effect {c.effective}; the date of service ({d.label()}) "
+                         "is before it, so an earlier version (not in my sources) applied then.")
+        elif reviewed and d.end < reviewed and (effective is None or reviewed > effective):
+            notes.append(f"{c.title}: the version on hand was last reviewed {c.reviewed}; for a date of service of "
+                         f"{d.label()} the version in force then may differ (see its revision history).")
+    return notes
+
+
+def _day(text: str) -> dt.date | None:
+    """A document date ('2025-09-01' or '2026-05': its first day)."""
+    try:
+        return dt.date.fromisoformat(text if len(text) == 10 else f"{text}-01")
+    except (TypeError, ValueError):
+        return None
+
+
 def uncovered_products(q: Question) -> list[str]:
     """Products the question names that no source document is about."""
     cfg = config.load()
     covered = cached_corpus(cfg.sources_dir, cfg.reference_dir).products
     return [p for p in q.products if p not in covered]
+
+
+def turn_day(turn: Turn) -> dt.date:
+    """The date of service the turn answers for."""
+    d = turn.question.service_date
+    return d.day if d is not None else turn.today
 
 
 def one_line(text: str) -> str:

@@ -364,6 +364,12 @@ def load() -> Config:
     return cfg
 
 
+def reference_dir_key() -> tuple:
+    """What the reference folder depends on, as raw values: a cheap key for callers that cache
+    per folder and ask a hundred times a turn (the typed reference layer)."""
+    return os.environ.get("CART_REFERENCE_DIR"), os.environ.get("CART_SOURCES_DIR")
+
+
 def reference_dir() -> Path:
     """Just the reference folder (asked for on every entity look-up)."""
     return load().reference_dir

@@ -6,6 +6,7 @@ document with the document's date; this module only decides which notes an answe
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from assistant import config
@@ -52,8 +53,10 @@ def conflict_notes(q: Question, citations: list[Citation], exclude: set[str] = f
     return notes
 
 
-def retired_code_notes(texts: list[str]) -> list[str]:
-    """A note per retired code quoted in the answer, naming what replaced it.
+def retired_code_notes(texts: list[str], day: dt.date) -> list[str]:
+    """A note per code quoted in the answer that changed: replaced before the date of service
+    (bill the replacement), or still in force on it (and when it was replaced). About the date of
+    service, not today: J9070 on a 2023 claim is right, on a 2025 claim it is not.
 
     Codes are looked for literally (the sources glue them to the next word: "0540TCAR-T")."""
     ref = load_reference()
@@ -63,16 +66,32 @@ def retired_code_notes(texts: list[str]) -> list[str]:
         return re.search(rf"(?<![0-9A-Z]){re.escape(code)}", text) is not None
 
     notes = []
-    retired_cpt = {c: row for c, row in ref.cpt.items() if row.status == "retired"}
-    if any(present(c) for c in retired_cpt):
-        pairs = ", ".join(f"{c} → {row.replacement}" for c, row in sorted(retired_cpt.items()))
-        notes.append("Retired codes: the Category III CAR-T codes were deleted on January 1, 2025 and "
-                     f"replaced by Category I codes ({pairs}). The source still uses the old codes; "
-                     "bill the current ones.")
+    changed_cpt = {c: row for c, row in ref.cpt.items() if row.valid_to and present(c)}
+    if changed_cpt:
+        notes.append(_cpt_note(changed_cpt, day))
     if present("0541T") and "0541T" in ref.cpt:
         notes.append("0541T: " + ref.cpt["0541T"].note)
     for code, row in sorted(ref.hcpcs.items()):
-        if row.status == "retired" and present(code):
-            notes.append(f"Retired code: {code} ({row.descriptor}) — {row.note} "
-                         f"Replacements: {', '.join(row.replaced_by)}.")
+        if row.valid_to and present(code):
+            notes.append(_hcpcs_note(code, row, day))
     return notes
+
+
+def _cpt_note(changed: dict, day: dt.date) -> str:
+    pairs = ", ".join(f"{c} → {row.replacement}" for c, row in sorted(changed.items()))
+    end = min(row.valid_to for row in changed.values())
+    start = end + dt.timedelta(days=1)
+    if day > end:
+        return (f"Retired codes: the Category III CAR-T codes were deleted on {start:%B} {start.day}, {start.year} and "
+                f"replaced by Category I codes ({pairs}). The source still uses the old codes; for a date of service of "
+                f"{day.isoformat()} bill the new ones.")
+    return (f"For a date of service of {day.isoformat()} the Category III CAR-T codes the source uses are still in force "
+            f"(through {end.isoformat()}); from {start:%B} {start.day}, {start.year} they are replaced ({pairs}).")
+
+
+def _hcpcs_note(code: str, row, day: dt.date) -> str:
+    if day > row.valid_to:
+        return (f"Retired code: {code} ({row.descriptor}) was in force through {row.valid_to.isoformat()}, so not for "
+                f"a date of service of {day.isoformat()} — {row.note} Replacements: {', '.join(row.replaced_by)}.")
+    return (f"{code} is the code in force on {day.isoformat()} (through {row.valid_to.isoformat()}); from "
+            f"{(row.valid_to + dt.timedelta(days=1)).isoformat()} it is {row.replacement} or a manufacturer-specific code.")

@@ -12,12 +12,13 @@ import datetime as dt
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from assistant import config as config_mod
 from assistant import routing
 from assistant.answer import Answer, AnswerKind, ToolCall
 from assistant.composer import Composer, DefaultComposer, Turn, tool_failure
+from assistant.core.dates import ServiceDate, parse_service_date, today_date
 from assistant.core.question import Question
 from assistant.core.reference import load_reference
 from assistant.extract import expand_query
@@ -75,21 +76,37 @@ class Engine:
     # --- public ------------------------------------------------------------------------
 
     def ask(self, text: str, conversation: Conversation | None = None,
-            today: dt.date | None = None) -> Answer:
-        """Answer one question in its conversation; never raises for bad input."""
+            today: dt.date | None = None, dos: str | None = None) -> Answer:
+        """Answer one question in its conversation; never raises for bad input. `dos` is a
+        date of service typed in a field (API, CLI --dos, the page's date box); a date in the
+        question itself is more specific and wins."""
         started = time.perf_counter()
         conversation = conversation or Conversation()
+        today = today or dt.date.today()
         with conversation.lock:
-            answer = self._turn(clean_text(text), conversation, today or dt.date.today())
+            try:
+                field_date = parse_service_date(dos, today) if dos not in (None, "") else None
+            except ValueError as exc:
+                answer = Answer(question=clean_text(text)[:200], kind=AnswerKind.CLARIFY, needs=["dos"], text=str(exc))
+            else:
+                answer = self._turn(clean_text(text), conversation, today, field_date)
         answer.latency_ms = round((time.perf_counter() - started) * 1000, 1)
         return answer
 
     # --- the turn ----------------------------------------------------------------------
 
-    def _turn(self, text: str, conv: Conversation, today: dt.date) -> Answer:
+    def _turn(self, text: str, conv: Conversation, today: dt.date, field_date: ServiceDate | None) -> Answer:
         if (early := check_input(text)) is not None:
             return early
-        q = resolve(read_question(text.strip()), conv.last)
+        q = resolve(read_question(text.strip(), today), conv.last)
+        q = replace(q, service_date=choose_service_date(q.service_date, field_date, today))
+        answer = self._answer(q, text, conv, today)
+        if answer.kind in (AnswerKind.ANSWER, AnswerKind.TOOL, AnswerKind.NOT_COVERED):
+            answer.service_date = q.service_date
+            answer.notes = [service_date_line(q.service_date), *answer.notes]
+        return answer
+
+    def _answer(self, q: Question, text: str, conv: Conversation, today: dt.date) -> Answer:
         notes = [INJECTION_NOTE] if q.injection else []
         if (early := check_question(q, text, notes)) is not None:
             return early
@@ -144,6 +161,26 @@ class Engine:
                             else store_mod.unreachable_message(self.cfg, exc)) from None
         self._store_failed = False
         return passages
+
+
+def choose_service_date(from_question: ServiceDate | None, from_field: ServiceDate | None,
+                        today: dt.date) -> ServiceDate:
+    """The date of service a turn answers for: typed in the question, else the field, else
+    carried over from the conversation, else today (and the answer says so)."""
+    if from_question is not None and from_question.source == "question":
+        return from_question
+    return from_field or from_question or today_date(today)
+
+
+def service_date_line(d: ServiceDate) -> str:
+    """The one short line that says which date the answer is for, and where it came from."""
+    if d.source == "today":
+        return f"As of today, {d.label()} (no date of service given)."
+    what = {"discharge": "Discharge date", "infusion": "Infusion date", "admission": "Admission date"}.get(
+        d.event, "Date of service")
+    where = {"question": "from the question", "field": "from the date field",
+             "conversation": "from earlier in the conversation"}.get(d.source, d.source)
+    return f"{what}: {d.label()} ({where})."
 
 
 def search_query(q: Question) -> tuple[str, QueryEntities]:

@@ -12,6 +12,7 @@ import datetime as dt
 import re
 from dataclasses import replace
 
+from assistant.core.dates import find_service_date
 from assistant.core.quantities import NUMBER, number_float
 from assistant.core.quarters import find_quarter
 from assistant.core.question import Figures, Question
@@ -41,8 +42,9 @@ INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
                             r"how many cells|\bCAR[+-]? ?T cells\b.*\b(?:kg|weigh)", re.I),
     "bsa": re.compile(r"\bBSA\b|body surface|\bm(?:2|\^2|²)\b", re.I),
     "units": re.compile(r"\bunits?\b|\bhow many\b.*\bbill\b|\bJW\b|\bJZ\b|\bwaste|\bdiscard", re.I),
-    "payment": re.compile(r"payment limit|\blimit\b|\bASP\b|allowed amount|reimburse|\bpaid\b|\bpays?\b|\bprice\b|cost|"
-                          r"coinsurance|co-insurance|\bcopay|sequestration|Medicare share|how much", re.I),
+    "payment": re.compile(r"payment limit|\bpayment\b|\blimit\b|\bASP\b|\ballow(?:ed|able|s)?\b|\bpric(?:e|ed|ing)\b|reimburse|"
+                          r"\bpaid\b|\bpays?\b|\bpaying\b|\bprice\b|"
+                          r"cost|coinsurance|co-insurance|\bcoins\b|\bcopay|sequestration|\bseq\b|Medicare share|how much", re.I),
     "code": re.compile(r"\b(?:HCPCS|CPT|ICD-?10(?:-CM|-PCS)?|PCS|DRG|APC|POS|place of service|revenue code|modifier|Q-?code|J-?code|code)s?\b", re.I),
     "policy": re.compile(r"prior auth|\bPA\b|criteria|cover(?:ed|age)?\b|medically necessary|approval duration|eligib|"
                          r"require[sd]?|policy|REMS|FACT|limitation", re.I),
@@ -191,9 +193,10 @@ def drop_instructions(text: str) -> tuple[str, bool]:
     return " ".join(" ".join(kept).split()).strip(), True
 
 
-def read_question(text: str) -> Question:
+def read_question(text: str, today: dt.date | None = None) -> Question:
     """Read a question; sentences that try to instruct the assistant are dropped first, so
-    they cannot steer retrieval, tools or the answer."""
+    they cannot steer retrieval, tools or the answer. `today` anchors relative dates ("last
+    quarter")."""
     text, injected = drop_instructions(text)
     norm = normalize(text)
     intents = tuple(name for name, rx in INTENT_PATTERNS.items() if rx.search(norm))
@@ -210,7 +213,11 @@ def read_question(text: str) -> Question:
         treatment_decision=bool(TREATMENT_DECISION.search(text)),
         injection=injected,
         comparison=bool(_COMPARE.search(text)),
+        service_date=find_service_date(text, today or dt.date.today()),
     )
+
+
+_FIGURE_INTENTS = {"bsa"}  # intents a changed patient figure brings, not a new question
 
 
 def resolve(question: Question, previous: Question | None) -> Question:
@@ -232,9 +239,13 @@ def resolve(question: Question, previous: Question | None) -> Question:
     if not question.payers and previous.payers and is_follow_up and same_topic:
         changes["payers"] = previous.payers
         inherited.append("payer")
-    if not question.intents and previous.intents and is_follow_up:
-        changes["intents"] = previous.intents
+    # "what if BSA is 2.0": a follow-up that only changes a figure keeps the question it follows
+    if set(question.intents) <= _FIGURE_INTENTS and previous.intents and is_follow_up:
+        changes["intents"] = tuple(dict.fromkeys(previous.intents + question.intents))
         inherited.append("question")
+    if question.service_date is None and previous.service_date is not None and previous.service_date.source != "today":
+        changes["service_date"] = previous.service_date.with_source("conversation")
+        inherited.append("date of service")
     changes["figures"] = question.figures.merged_over(previous.figures)
     if changes["figures"] != question.figures:
         inherited.append("patient figures")

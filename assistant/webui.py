@@ -19,6 +19,8 @@ EXAMPLES = [
     "cilta-cel dose for a 120 kg patient",
     "fludarabine 30 mg/m2 at BSA 1.85: how many J9185 units?",
     "Which ICD-10-PCS code drives MS-DRG 018?",
+    "is 0540T ok for a 12/30/24 DOS or do i need 38228",
+    "what's medicare paying on a Q2053 line DOS 8/14/25 after coins and seq",
 ]
 
 
@@ -28,12 +30,14 @@ class ChatHandlers:
     def __init__(self, engine: Engine, feedback: FeedbackStore, conversations: Conversations):
         self.engine, self.feedback, self.conversations = engine, feedback, conversations
 
-    def turn(self, message: str, history: list, conv_id: str | None, answers: list, started: float):
+    def turn(self, message: str, history: list, conv_id: str | None, answers: list, started: float,
+             dos: str | None = None):
         import gradio as gr
 
         message = message if isinstance(message, str) else ""
+        dos = dos.strip() if isinstance(dos, str) and dos.strip() else None
         conv = self.conversations.get(conv_id)
-        answer = self.engine.ask(message, conv)
+        answer = self.engine.ask(message, conv, dos=dos)
         requestlog.log_ask("gradio", message, answer, conv.id, (time.perf_counter() - started) * 1000)
         shown = message if len(message) <= 2000 else message[:2000] + " …"
         history = list(history or []) + [
@@ -45,10 +49,10 @@ class ChatHandlers:
         return ("", history, conv.id, answers, render.answer_details_html(answer),
                 gr.update(value="", interactive=True), "")
 
-    async def ask(self, message: str, history: list, conv_id: str | None, answers: list):
+    async def ask(self, message: str, history: list, conv_id: str | None, answers: list, dos: str | None = None):
         # On the engine pool shared with the JSON API (CART_ENGINE_THREADS), awaited: a waiting
         # chat holds no Gradio worker thread, and Gradio's queue does not limit the chat's Ask.
-        return await run_engine(self.turn, message, history, conv_id, answers, time.perf_counter())
+        return await run_engine(self.turn, message, history, conv_id, answers, time.perf_counter(), dos)
 
     @staticmethod
     def new_conversation():
@@ -108,6 +112,9 @@ def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Convers
                         with gr.Row():
                             box = gr.Textbox(label="Your question", scale=5, max_lines=6,
                                              placeholder="e.g. Q2055 payment limit", elem_id="cart-question")
+                            dos = gr.Textbox(label="Date of service (optional)", scale=1, max_lines=1,
+                                             placeholder="e.g. 2/3/2026", elem_id="cart-dos",
+                                             info="A date in the question wins; empty: today")
                             send = gr.Button("Ask", variant="primary", scale=1, elem_id="cart-ask")
                         with gr.Row():
                             new = gr.Button("New conversation", size="sm", elem_id="cart-new")
@@ -122,8 +129,8 @@ def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Convers
                                 down = gr.Button("Not helpful", size="sm", elem_id="cart-down")
                             fb_status = gr.Markdown("", elem_id="cart-feedback-status")
                 outputs = [box, chat, conv_id, answers, details, comment, fb_status]
-                send.click(h.ask, [box, chat, conv_id, answers], outputs, concurrency_limit=None)
-                box.submit(h.ask, [box, chat, conv_id, answers], outputs, concurrency_limit=None)
+                send.click(h.ask, [box, chat, conv_id, answers, dos], outputs, concurrency_limit=None)
+                box.submit(h.ask, [box, chat, conv_id, answers, dos], outputs, concurrency_limit=None)
                 new.click(h.new_conversation, None, [chat, conv_id, answers, details, comment, fb_status])
                 # the chat's own "Clear" button: start over too, or a thumb on a new message would be
                 # matched to an answer of the cleared conversation

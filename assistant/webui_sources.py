@@ -30,7 +30,21 @@ def sources_html(engine) -> str:
 <table class='cart-table'><thead><tr><th>Document</th><th>Kind</th><th>Payer</th><th>Products</th>
 <th>Effective</th><th>Reviewed</th><th>Prices quoted for</th></tr></thead><tbody>{rows}</tbody></table>
 <h4>Payment-limit reference data</h4>
+<p>{esc(_quarters_line(ref))}</p>
 <table class='cart-table'><thead><tr><th>Quarter</th><th>Source</th><th>Title</th><th>Effective</th>
 <th>Codes</th></tr></thead><tbody>{q_rows}</tbody></table>
 <h4>Index</h4><p>{built}</p>
 </div>"""
+
+
+def _quarters_line(ref) -> str:
+    """Which quarters a claim can be priced for: a date of service is priced with its quarter's file."""
+    cms = ref.cms_quarters()
+    if not cms:
+        return "No CMS payment limit file is imported."
+    guides = [q for q in ref.quarters() if q not in cms]
+    text = (f"CMS payment limit files on hand: {cms[0]} to {cms[-1]} ({len(cms)} quarters). A date of service is "
+            f"priced with the file of its quarter; a later date has no CMS limit on hand.")
+    if guides:
+        text += f" The billing guides' quoted figures cover {', '.join(guides)}."
+    return text

@@ -1,4 +1,5 @@
-"""Validate evals/golden.yaml: schema, unique ids, exact evidence quotes, compilable regexes.
+"""Validate the golden files (evals/golden.yaml, evals/golden_dos.yaml): schema, ids unique across
+both files, exact evidence quotes, compilable regexes.
 
     python evals/check_golden.py [--stats]
 """
@@ -14,10 +15,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "evals" / "golden.yaml"
+GOLDEN_DOS = ROOT / "evals" / "golden_dos.yaml"
+GOLDEN_FILES = [GOLDEN, GOLDEN_DOS]  # validated together: one id space across the files
 DOCS = ROOT / "sources" / "documents"
 
 KINDS = {"code", "payment", "dosing", "calc", "policy", "comparison", "conflict", "followup",
-         "not_covered", "off_topic", "adversarial", "malformed"}
+         "not_covered", "off_topic", "adversarial", "malformed", "dos"}
 SPLITS = {"dev", "heldout"}
 EXPECTS = {"answer", "not_covered", "refusal", "clarify", "error"}
 TOOLS = {None, "bsa", "dose_units", "lymphodepletion_plan", "cell_dose", "tocilizumab_dose",
@@ -144,14 +147,22 @@ def print_stats(rows: list[dict]) -> None:
 
 def main(argv: list[str]) -> int:
     docs = {p.stem: body(p.read_text(encoding="utf-8")) for p in DOCS.glob("*.md")}
-    rows = yaml.safe_load(GOLDEN.read_text(encoding="utf-8")) or []
-    seen: set[str] = set()
-    errors = [msg for i, row in enumerate(rows) for msg in row_problems(i, row, docs, seen)]
+    seen: set[str] = set()  # shared by the files, so an id repeated in another file is a duplicate
+    rows: list[dict] = []
+    errors: list[str] = []
+    for path in GOLDEN_FILES:
+        file_rows = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        if not isinstance(file_rows, list):
+            errors.append(f"{path.name}: must be a list of cases")
+            continue
+        errors += [f"{path.name}: {msg}" for i, row in enumerate(file_rows)
+                   for msg in row_problems(i, row, docs, seen)]
+        rows += file_rows
     if errors:
         print("\n".join(errors))
         print(f"{len(errors)} problem(s) in {len(rows)} cases")
         return 1
-    print(f"OK: {len(rows)} cases")
+    print(f"OK: {len(rows)} cases ({', '.join(p.name for p in GOLDEN_FILES)})")
     # The stats are printed with or without --stats (the flag is accepted but always on).
     print_stats(rows)
     return 0

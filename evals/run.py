@@ -28,6 +28,8 @@ import yaml
 from assistant import config
 
 GOLDEN = Path(__file__).resolve().parent / "golden.yaml"
+GOLDEN_DOS = Path(__file__).resolve().parent / "golden_dos.yaml"
+GOLDEN_FILES = [GOLDEN, GOLDEN_DOS]  # the default set: every golden file (check_golden.py validates them together)
 RESULTS = Path(__file__).resolve().parent / "results"
 REPORT = Path(__file__).resolve().parent / "REPORT.md"
 TODAY = dt.date(2026, 11, 24)  # the golden set's "today": answers about staleness depend on it
@@ -51,8 +53,11 @@ class Case:
     note: str = ""
 
 
-def load_cases(path: Path = GOLDEN) -> list[Case]:
-    rows = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+def load_cases(path: Path | None = None) -> list[Case]:
+    """The cases of one golden file, or (by default) of all of GOLDEN_FILES in order."""
+    rows = []
+    for file in ([path] if path is not None else GOLDEN_FILES):
+        rows += yaml.safe_load(file.read_text(encoding="utf-8")) or []
     cases = []
     for row in rows:
         q = row.get("question", "")
@@ -281,7 +286,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--systems", default="hybrid,bm25,dense-default")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--golden", type=Path, default=GOLDEN)
+    parser.add_argument("--golden", type=Path, default=None, help="one golden file (default: all of GOLDEN_FILES)")
     parser.add_argument("--no-report", action="store_true", help="do not rewrite evals/REPORT.md")
     return parser.parse_args(argv)
 
@@ -351,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     texts = {d.id: d.text for d in load_corpus(cfg.sources_dir).documents}
     builders = {"hybrid": lambda: hybrid, "bm25": lambda: LexicalOnly(hybrid),
                 "dense-default": lambda: DenseDefault(cfg)}
-    results = {"date": dt.datetime.now().isoformat(timespec="seconds"), "golden": str(args.golden.name),
+    golden = ", ".join(p.name for p in ([args.golden] if args.golden else GOLDEN_FILES))
+    results = {"date": dt.datetime.now().isoformat(timespec="seconds"), "golden": golden,
                "filters": {"split": args.split, "kind": args.kind, "case": args.case}, "systems": {}}
     for name in [s.strip() for s in args.systems.split(",") if s.strip()]:
         if name not in builders:

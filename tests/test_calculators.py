@@ -133,16 +133,42 @@ def test_fludarabine_units():
     assert any(c["quote"] == "Bill: J9185 167 units (1 mg = 1 unit) across 3 dates of service" for c in r.citations)
 
 
+def test_lymphodepletion_before_april_2024_bills_cyclophosphamide_as_j9070():
+    r = lymphodepletion_plan("Abecma", bsa_m2=1.85, infusion_date="2024-03-05")
+    flu, cy = r.values["drugs"]
+    assert (cy["hcpcs"], cy["unit_size_mg"], cy["units_per_day"], cy["units_total"]) == ("J9070", D("100"), 6, 18)
+    assert cy["dates"][0] == "2024-02-29" and flu["hcpcs"] == "J9185"
+    assert any("J9070 (100 mg per unit), the code in force on 2024-02-29" in a for a in r.assumptions)
+    assert "J9070 is not valid" not in " ".join(r.warnings)
+    after = lymphodepletion_plan("Abecma", bsa_m2=1.85, infusion_date="2024-04-10")
+    assert after.values["drugs"][1]["hcpcs"] == "J9075"
+
+
 def test_cyclophosphamide_units_j9075():
     r = dose_units("J9075", "555")
     assert r.values["units_per_day"] == 111
 
 
 def test_retired_j9070_warns_and_shows_replacement():
-    r = dose_units("J9070", 555, days=3)
-    assert r.values["units_per_day"] == 6
+    r = dose_units("J9070", 555, days=3, dos="2025-02-03")
+    assert r.values["units_per_day"] == 6 and not r.values["in_force"]
     assert r.values["replacement"]["code"] == "J9075" and r.values["replacement"]["units_per_day"] == 111
-    assert "RETIRED" in r.warnings[0] and "J9075" in r.summary
+    assert "not valid for a date of service of 2025-02-03" in r.warnings[0] and "bill J9075" in r.summary
+    assert "333 total" in r.summary  # 111 units on each of 3 dates
+
+
+def test_j9070_is_right_for_a_date_of_service_before_april_2024():
+    r = dose_units("J9070", 555, dos="2023-11-10")
+    assert r.values["in_force"] and r.values["units_per_day"] == 6 and "replacement" not in r.values
+    assert r.summary == "**J9070: 6 unit(s) per date of service**" and not r.warnings
+    assert "from 2024-04-01 it is J9075" in r.assumptions[0]
+
+
+def test_j9075_before_it_existed_points_to_j9070():
+    r = dose_units("J9075", 555, dos="2024-03-31")
+    assert r.values["replacement"] == {"code": "J9070", "unit_size_mg": Decimal("100"), "units_per_day": 6, "units_total": 6}
+    assert "did not exist on 2024-03-31" in r.warnings[0]
+    assert dose_units("J9075", 555, dos="2024-04-01").values["in_force"]
 
 
 def test_q_code_is_one_unit():
@@ -182,7 +208,7 @@ def test_abecma_lymphodepletion_at_185():
         ("cyclophosphamide", D("555.00"), "J9075", 111, 333)
     assert flu["dates"] == ["2026-05-15", "2026-05-16", "2026-05-17"]
     text = " ".join(r.warnings)
-    assert "167 units" in text and "1 mg = 1 unit" in text and "J9070" in text and "retired" in text
+    assert "167 units" in text and "1 mg = 1 unit" in text and "J9070 is not valid on 2026-05-20" in text
     quotes = [c["quote"] for c in r.citations]
     assert "Bill: J9185 167 units (1 mg = 1 unit) across 3 dates of service" in quotes
 
@@ -385,7 +411,7 @@ def test_run_tool_and_errors():
 def test_function_tools_schemas_and_call():
     tools = {t.metadata.name: t for t in function_tools()}
     assert set(tools) == set(TOOLS) == {"bsa", "dose_units", "lymphodepletion_plan", "cell_dose",
-                                        "tocilizumab_dose", "payment", "ndc"}
+                                        "tocilizumab_dose", "payment", "ndc", "code_on_date", "rule_on_date"}
     schema = tools["bsa"].metadata.get_parameters_dict()
     assert schema["required"] == ["height", "weight"] and schema["properties"]["height"]["type"] == "number"
     assert tools["dose_units"].metadata.get_parameters_dict()["properties"]["vial_sizes"]["anyOf"][0]["type"] == "array"

@@ -13,10 +13,11 @@ from index.corpus import load_corpus
 
 pytestmark = pytest.mark.slow
 
-# measured 2026-11-26 on the hybrid system (evals/REPORT.md): fact accuracy 0.852 (dev 0.863,
-# held-out 0.837), hit@5 0.570, behaviour 0.991, citation precision 0.976, calculators 0.948
-THRESHOLDS = {"fact_accuracy": 0.835, "hit@5": 0.55, "behaviour": 0.97, "citation_precision": 0.95,
-              "calculator_exactness": 0.85}
+# measured 2026-12-01 on the hybrid system over golden.yaml + golden_dos.yaml (298 cases, evals/REPORT.md):
+# fact accuracy 0.889 (dev 0.898, held-out 0.876; the 223 original cases unchanged at 0.852, the 75
+# date-of-service cases 1.000), hit@5 0.559, behaviour 0.993, citation precision 0.981, calculators 0.970
+THRESHOLDS = {"fact_accuracy": 0.875, "hit@5": 0.55, "behaviour": 0.98, "citation_precision": 0.97,
+              "calculator_exactness": 0.95}
 
 
 def test_golden_set_meets_the_measured_level(retriever):

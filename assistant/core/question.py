@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from assistant.core.dates import ServiceDate
+
 
 @dataclass(frozen=True)
 class Figures:
@@ -66,6 +68,7 @@ class Question:
     injection: bool = False
     comparison: bool = False
     inherited: tuple[str, ...] = ()  # what came from earlier turns, for transparency
+    service_date: ServiceDate | None = None  # the date of service the turn answers for
 
     @property
     def product(self) -> str | None:

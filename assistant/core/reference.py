@@ -13,10 +13,12 @@ picked up on the next look-up without a restart, and a look-up costs one `stat` 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import os
 import re
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -97,6 +99,37 @@ class Code:
     cite: str = ""
     corpus_quotes: tuple[Mapping[str, Any], ...] = ()
     history: tuple[Mapping[str, Any], ...] = ()
+    valid_from: dt.date | None = None    # first day in force (None: before the oldest record on hand)
+    valid_to: dt.date | None = None      # last day in force (None: still in force)
+    validity_cite: str = ""              # where the dates come from (the CMS files, the code set)
+    dosages: tuple[tuple[str, str], ...] = ()  # (quarter, the CMS file's dosage text), oldest first
+    route: str = ""                      # ICD-10-PCS: peripheral | central
+
+    def in_force(self, day: dt.date) -> bool:
+        """Whether the code could be billed for a date of service (or discharge) of `day`."""
+        return (self.valid_from is None or day >= self.valid_from) and (self.valid_to is None or day <= self.valid_to)
+
+    def descriptor_on(self, day: dt.date) -> str:
+        """The descriptor in force on `day`: the CMS file's dosage text of that quarter (or the
+        nearest quarter on hand), else the reference descriptor."""
+        if not self.dosages:
+            return self.descriptor
+        wanted = str(Quarter.of(day))
+        earlier = [text for q, text in self.dosages if Quarter.parse(q) <= Quarter.parse(wanted)]
+        dosage = earlier[-1] if earlier else self.dosages[0][1]
+        if re.fullmatch(r"[\d.]+\s*MG", dosage.strip(), re.I):  # a unit size, not a descriptor
+            return f"{self.descriptor}, {dosage.strip().lower()} per unit"
+        return dosage
+
+    def validity(self) -> str:
+        """'valid through 2024-03-31', 'valid from 2024-04-01', 'valid 2024-04-01 to ...' or ''."""
+        if self.valid_from and self.valid_to:
+            return f"valid {self.valid_from.isoformat()} to {self.valid_to.isoformat()}"
+        if self.valid_to:
+            return f"valid through {self.valid_to.isoformat()}"
+        if self.valid_from:
+            return f"valid from {self.valid_from.isoformat()}"
+        return ""
 
     @property
     def per_dose(self) -> bool:
@@ -158,7 +191,10 @@ class Reference:
     modifiers: Mapping[str, Mapping[str, Any]]
     dosing: Mapping[str, Any]        # dosing.yaml as written: rules with their label/source quotes
     ndc: Mapping[str, Any]           # products.yaml `ndc:` (crosswalk facts and the sources' patterns)
+    pcs: Mapping[str, Code] = field(default_factory=dict)      # ICD-10-PCS (the CAR-T infusion codes)
+    icd10cm: Mapping[str, Code] = field(default_factory=dict)  # ICD-10-CM codes the guides get wrong
     conflicts: tuple[Mapping[str, Any], ...] = ()
+    rules: tuple[Mapping[str, Any], ...] = ()   # rules that changed on a date (rules.yaml)
     limits: Mapping[str, tuple[LimitSource, ...]] = field(default_factory=dict)  # quarter -> sources
     crosswalk: tuple[CrosswalkRow, ...] = ()
 
@@ -177,6 +213,28 @@ class Reference:
     def code(self, code: str) -> Code | None:
         """A HCPCS (J/Q) code's row, or None."""
         return self.hcpcs.get(str(code).strip().upper())
+
+    def any_code(self, code: str) -> Code | None:
+        """A code of any system the reference knows (HCPCS, CPT, ICD-10-PCS, ICD-10-CM)."""
+        key = str(code).strip().upper()
+        for table in (self.hcpcs, self.cpt, self.pcs, self.icd10cm):
+            if key in table:
+                return table[key]
+        return None
+
+    def drug_code_on(self, drug: str, day: dt.date) -> Code | None:
+        """The code billed for a drug on a date of service: the default code (the one with the
+        names people type) if in force, else another code of that drug in force that day
+        (cyclophosphamide before April 2024: J9070)."""
+        codes = [c for c in self.hcpcs.values() if c.drug == drug and c.in_force(day)]
+        codes.sort(key=lambda c: (not c.names, c.code != self.drug_code(drug), c.code))
+        return codes[0] if codes else None
+
+    def successors(self, code: Code) -> list[Code]:
+        """The codes that replaced `code` (replaced_by, or a later code that `replaces` it)."""
+        out = [self.any_code(c) for c in code.replaced_by]
+        out += [c for table in (self.hcpcs, self.cpt, self.pcs) for c in table.values() if c.replaces == code.code]
+        return list(dict.fromkeys(c for c in out if c is not None))
 
     def drug_code(self, drug: str) -> str | None:
         """The current HCPCS code billed for a lymphodepletion drug (dosing.yaml `drug_codes`)."""
@@ -205,6 +263,10 @@ class Reference:
 
     def limit_sources(self, quarter: str) -> tuple[LimitSource, ...]:
         return self.limits.get(quarter, ())
+
+    def cms_quarters(self) -> list[str]:
+        """Quarters with an imported CMS payment limit file, oldest first."""
+        return [q for q in self.quarters() if any(s.kind == "cms-file" for s in self.limits[q])]
 
 
 # --- reading the files ---------------------------------------------------------------------
@@ -237,7 +299,33 @@ def _code(code: str, system: str, row: Mapping[str, Any]) -> Code:
         last_seen=str(row.get("last_seen") or ""), replaced_by=_tuple(row.get("replaced_by")),
         replacement_default=str(row.get("replacement_default") or ""), replaces=str(row.get("replaces") or ""),
         note=str(row.get("note") or ""), cite=str(row.get("cite") or ""),
-        corpus_quotes=tuple(row.get("corpus_quotes") or ()), history=tuple(row.get("history") or ()))
+        corpus_quotes=tuple(row.get("corpus_quotes") or ()), history=tuple(row.get("history") or ()),
+        valid_from=iso_date(row.get("valid_from")), valid_to=iso_date(row.get("valid_to")),
+        validity_cite=str(row.get("validity_cite") or ""), route=str(row.get("route") or ""))
+
+
+def iso_date(value: Any) -> dt.date | None:
+    """A date as the reference files write it (YAML dates or ISO text); None when empty."""
+    if value in (None, ""):
+        return None
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+def _with_cms_history(code: Code, limits: Mapping[str, tuple[LimitSource, ...]]) -> Code:
+    """A HCPCS code's validity and descriptor history, read from the CMS files on hand: in force
+    from the first quarter whose file lists it (unknown when that is the oldest file), through the
+    last quarter that lists it (still in force when the newest file lists it)."""
+    cms = sorted((q for q, srcs in limits.items() if any(s.kind == "cms-file" for s in srcs)), key=Quarter.parse)
+    seen = [(q, src.rows[code.code]) for q in cms for src in limits[q] if src.kind == "cms-file" and code.code in src.rows]
+    if not seen:
+        return code
+    first, last = Quarter.parse(seen[0][0]), Quarter.parse(seen[-1][0])
+    valid_from = code.valid_from or (first.start if seen[0][0] != cms[0] else None)
+    valid_to = code.valid_to or (last.end if seen[-1][0] != cms[-1] else None)
+    dosages = tuple((q, row.dosage) for q, row in seen if row.dosage)
+    return replace(code, valid_from=valid_from, valid_to=valid_to, dosages=dosages,
+                   validity_cite=f"CMS Medicare Part B payment limit files {cms[0]}-{cms[-1]}: {code.code} listed "
+                                 f"{seen[0][0]} to {seen[-1][0]}")
 
 
 def _limit_row(row: Mapping[str, Any]) -> LimitRow:
@@ -317,25 +405,51 @@ def _load(ref_dir: str, _signature: tuple) -> Reference:
     products = _read_yaml(path / "products.yaml")
     hcpcs = _read_yaml(path / "hcpcs.yaml")
     payers = _read_yaml(path / "payers.yaml")
+    limits = _read_limits(path)
     return Reference(
         ref_dir=path,
         products=tuple(_product(r) for r in products.get("products") or []),
         payers=tuple(Payer(id=str(r["id"]), name=str(r["name"]), aliases=_tuple(r.get("aliases")))
                      for r in payers.get("payers") or []),
-        hcpcs={str(k).upper(): _code(str(k).upper(), "HCPCS", v) for k, v in (hcpcs.get("codes") or {}).items()},
+        hcpcs={str(k).upper(): _with_cms_history(_code(str(k).upper(), "HCPCS", v), limits)
+               for k, v in (hcpcs.get("codes") or {}).items()},
         cpt={str(k): _code(str(k), "CPT", v) for k, v in (hcpcs.get("cpt") or {}).items()},
+        pcs={str(k).upper(): _code(str(k).upper(), "ICD-10-PCS", v) for k, v in (hcpcs.get("icd10pcs") or {}).items()},
+        icd10cm={str(k).upper(): _code(str(k).upper(), "ICD-10-CM", v) for k, v in (hcpcs.get("icd10cm") or {}).items()},
         modifiers=dict(hcpcs.get("modifiers") or {}),
         dosing=_read_yaml(path / "dosing.yaml"),
         ndc=dict(products.get("ndc") or {}),
         conflicts=tuple(_read_yaml(path / "conflicts.yaml").get("conflicts") or ()),
-        limits=_read_limits(path),
+        rules=tuple(_read_yaml(path / "rules.yaml").get("rules") or ()),
+        limits=limits,
         crosswalk=_read_crosswalk(path),
     )
 
 
+_RECHECK_S = 1.0  # the configured data is re-checked for edits at most once a second
+_default: tuple[float, tuple, Reference] | None = None
+
+
 def load_reference(ref_dir: str | Path | None = None) -> Reference:
-    """The reference data in `ref_dir` (default: the configured reference directory)."""
-    path = Path(ref_dir) if ref_dir is not None else config.reference_dir()
+    """The reference data in `ref_dir` (default: the configured reference directory).
+
+    An explicit directory is checked for changed files on every call. The configured one is
+    asked for a hundred times a turn (every product-name match), so its files are re-checked at
+    most once a second: an edit or a newly imported quarter is in use within a second."""
+    global _default
+    if ref_dir is None:
+        key = config.reference_dir_key()
+        now = time.monotonic()
+        cached = _default
+        if cached is not None and cached[1] == key and now - cached[0] < _RECHECK_S:
+            return cached[2]
+        ref = _checked(config.reference_dir())
+        _default = (now, key, ref)
+        return ref
+    return _checked(Path(ref_dir))
+
+
+def _checked(path: Path) -> Reference:
     path = path.expanduser().resolve()
     return _load(str(path), _signature(path))
 

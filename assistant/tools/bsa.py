@@ -16,7 +16,8 @@ from assistant.tools.errors import CalcError
 from assistant.tools.planning import Planning
 from assistant.tools.result import ToolResult, cite
 
-_REF_CITE = cite("REFERENCE.md#formulas", "Body surface area formulas (Mosteller; DuBois)",
+_REF_CITE = cite("formulas#bsa", "Body surface area: Mosteller RD, N Engl J Med 1987;317:1098; DuBois D, DuBois EF, "
+                 "Arch Intern Med 1916;17:863",
                  "Mosteller: sqrt(height_cm x weight_kg / 3600). DuBois: 0.007184 x height_cm^0.725 x weight_kg^0.425.")
 
 

@@ -8,7 +8,7 @@ label (Tecartus ALL) are shown next to the result with their quotes, never silen
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Annotated
 
@@ -23,21 +23,24 @@ from assistant.tools.result import ToolResult, cite
 from assistant.tools.units import code_citation, unit_size
 
 
-def _drug_lines(drugs: list[dict], bsa_m2: Decimal, ref: Reference, infusion) -> list[dict]:
+def _drug_lines(drugs: list[dict], bsa_m2: Decimal, ref: Reference, infusion, service: date) -> list[dict]:
+    """Per drug: mg/day, the code in force on its first date of service (J9070 for
+    cyclophosphamide before April 2024), units per day and in total."""
     out = []
     for d in drugs:
-        code = ref.drug_code(d["drug"])
-        row = ref.code(code) if code else None
+        days = [int(x) for x in d["days"]]
+        first = infusion + timedelta(days=min(days)) if infusion is not None else service
+        row = ref.drug_code_on(d["drug"], first)
         if row is None:
-            raise CalcError(f"No current HCPCS code for {d['drug']} in the reference data.", field="product")
+            raise CalcError(f"No HCPCS code for {d['drug']} in force on {first.isoformat()} in the reference data.",
+                            field="product")
         size, _ = unit_size(row)
         mg_m2 = Decimal(str(d["mg_per_m2"]))
         daily = mg_m2 * bsa_m2
         per_day = ceil_units(daily, size)
-        days = [int(x) for x in d["days"]]
-        line = {"drug": d["drug"], "mg_per_m2": mg_m2, "daily_mg": daily, "hcpcs": code, "unit_size_mg": size,
+        line = {"drug": d["drug"], "mg_per_m2": mg_m2, "daily_mg": daily, "hcpcs": row.code, "unit_size_mg": size,
                 "units_per_day": per_day, "days": days, "n_days": len(days),
-                "total_mg": daily * len(days), "units_total": per_day * len(days)}
+                "total_mg": daily * len(days), "units_total": per_day * len(days), "code_date": first.isoformat()}
         if infusion is not None:
             line["dates"] = [(infusion + timedelta(days=x)).isoformat() for x in days]
         out.append(line)
@@ -56,27 +59,29 @@ def lymphodepletion_plan(
         weight_unit: Annotated[Text, param("kg or lb", form=False)] = "kg",
         infusion_date: Annotated[IsoDate, param("CAR-T infusion date (day 0), ISO format YYYY-MM-DD",
                                                 label="Infusion date (optional, YYYY-MM-DD)")] = None,
+        dos: Annotated[IsoDate, param("Date of service for the codes when no infusion date is given (default today)",
+                                      form=False)] = None,
         reference: Reference | None = None) -> ToolResult:
     """Fludarabine/cyclophosphamide doses, HCPCS units and dates for a CAR-T product's regimen."""
     ref = get_reference(reference)
     prod, ind, rules = product_rules(product, indication, ref)
     infusion = to_date(infusion_date, "infusion_date")
+    service = to_date(dos, "dos") or date.today()
     bsa, bsa_source, assumptions = _patient_bsa(bsa_m2, height, weight, height_unit, weight_unit)
     lymph = rules.get("lymphodepletion") or {}
     label = lymph.get("label") or {}
-    lines = _drug_lines(label.get("drugs") or [], bsa, ref, infusion)
+    lines = _drug_lines(label.get("drugs") or [], bsa, ref, infusion, service)
     citations = [cite(f"dosing.yaml#{prod.id}.{ind}.lymphodepletion.label", "FDA label regimen", str(label.get("cite", "")))]
     for code in dict.fromkeys(line["hcpcs"] for line in lines):
         citations.append(code_citation(code, ref.code(code)))
     values: dict = {"product": prod.id, "indication": ind, "bsa_m2": bsa, "drugs": lines,
                     "infusion_date": infusion.isoformat() if infusion else None}
-    alternatives, warnings = _source_regimens(lymph, bsa, ref, infusion, citations)
+    alternatives, warnings = _source_regimens(lymph, bsa, ref, infusion, service, citations)
     if alternatives:
         values["source_regimens"] = alternatives
-    warnings += _worked_examples(lymph, lines, bsa, ref, citations)
+    warnings += _worked_examples(lymph, lines, bsa, ref, citations, infusion or service)
     assumptions.append(bsa_source + ".")
-    assumptions.append("Cyclophosphamide billed as J9075 (NOS, 5 mg); use the manufacturer-specific code (J9071-J9074, "
-                       "J9076) when that product is given — same 5 mg unit.")
+    assumptions += _code_assumptions(ref, lines, infusion is not None)
     assumptions.append("Units rounded up per date of service; the daily dose is given on each listed day.")
     if infusion is None:
         assumptions.append("Days are relative to the CAR-T infusion (day 0); give infusion_date for calendar dates.")
@@ -86,6 +91,23 @@ def lymphodepletion_plan(
                               "height_unit": height_unit, "weight_unit": weight_unit, "infusion_date": infusion_date},
                       values=values, summary=_summary(prod.brand, ind, bsa, lines, infusion is not None),
                       formula=_formula(lines, bsa), assumptions=assumptions, warnings=warnings, citations=citations)
+
+
+def _code_assumptions(ref: Reference, lines: list[dict], dated: bool) -> list[str]:
+    """Which code each drug is billed under, and why (the code in force on its dates of service)."""
+    out = []
+    for line in lines:
+        row = ref.code(line["hcpcs"])
+        when = f"on {line['code_date']}" + (" (its first date of service)" if dated else " (the date of service)")
+        text = f"{line['drug'].capitalize()} billed as {line['hcpcs']} ({fmt(line['unit_size_mg'])} mg per unit), the code in force {when}"
+        if row is not None and row.valid_to:
+            nxt = ref.code(row.replacement) if row.replacement else None
+            text += f"; it was replaced from {(row.valid_to + timedelta(days=1)).isoformat()}" + (f" by {nxt.code}" if nxt else "")
+        out.append(text + ".")
+        if line["drug"] == "cyclophosphamide" and line["hcpcs"] == "J9075":
+            out.append("Use the manufacturer-specific cyclophosphamide code (J9071-J9074, J9076) when that product is "
+                       "given — same 5 mg unit.")
+    return out
 
 
 def _shown(value) -> str | None:
@@ -108,7 +130,8 @@ def _patient_bsa(bsa_m2, height, weight, height_unit, weight_unit) -> tuple[Deci
         f"{fmt(exact.quantize(Decimal('1e-4')))} → {fmt(bsa)} m²."]
 
 
-def _source_regimens(lymph: dict, bsa: Decimal, ref: Reference, infusion, citations: list[dict]) -> tuple[list[dict], list[str]]:
+def _source_regimens(lymph: dict, bsa: Decimal, ref: Reference, infusion, service: date,
+                     citations: list[dict]) -> tuple[list[dict], list[str]]:
     """The sources' regimens: the same as the label's (cited) or a different one (both shown)."""
     label_drugs = (lymph.get("label") or {}).get("drugs") or []
     alternatives, warnings = [], []
@@ -117,7 +140,7 @@ def _source_regimens(lymph: dict, bsa: Decimal, ref: Reference, infusion, citati
         src_drugs = [{k: v for k, v in d.items() if k != "hcpcs"} for d in src.get("drugs") or []]
         if _regimen_key(src_drugs) == _regimen_key(label_drugs):
             continue
-        alt = _drug_lines(src_drugs, bsa, ref, infusion)
+        alt = _drug_lines(src_drugs, bsa, ref, infusion, service)
         alternatives.append({"doc": src["doc"], "drugs": alt})
         text = "; ".join(f"{a['drug']} {fmt(a['mg_per_m2'])} mg/m² on days {', '.join(str(x) for x in a['days'])} "
                          f"({fmt(a['daily_mg'])} mg/day, {a['units_per_day']} units {a['hcpcs']}/day, {a['units_total']} total)"
@@ -127,7 +150,8 @@ def _source_regimens(lymph: dict, bsa: Decimal, ref: Reference, infusion, citati
     return alternatives, warnings
 
 
-def _worked_examples(lymph: dict, lines: list[dict], bsa: Decimal, ref: Reference, citations: list[dict]) -> list[str]:
+def _worked_examples(lymph: dict, lines: list[dict], bsa: Decimal, ref: Reference, citations: list[dict],
+                     day: date) -> list[str]:
     """The sources' worked examples: retired codes and different arithmetic, next to ours."""
     warnings = []
     for ex in lymph.get("worked_examples") or []:
@@ -136,11 +160,11 @@ def _worked_examples(lymph: dict, lines: list[dict], bsa: Decimal, ref: Referenc
             row = ref.code(ln["hcpcs"])
             parts = [f"{ex['doc']}'s worked example ({ex.get('bsa_m2')} m²) bills {ln['drug']} as "
                      f"{ln['hcpcs']} {ln['units_total']} units total: \"{ln['quote']}\"."]
-            if row is not None and row.status == "retired":
-                parts.append(f"{ln['hcpcs']} is retired: {row.note}")
+            if row is not None and not row.in_force(day):
+                parts.append(f"{ln['hcpcs']} is not valid on {day.isoformat()}: {row.note}")
             if ours is not None:
                 at = "" if Decimal(str(ex.get("bsa_m2"))) == bsa else f" at this patient's {fmt(bsa)} m²"
-                parts.append(f"Under the current code{at}: {ours['hcpcs']} {ours['units_per_day']} unit(s)/day × "
+                parts.append(f"Under the code in force{at}: {ours['hcpcs']} {ours['units_per_day']} unit(s)/day × "
                              f"{ours['n_days']} = {ours['units_total']} units.")
             warnings.append(" ".join(parts))
             citations.append(cite(f"doc:{ex['doc']}", ex.get("section", "worked example"), ln["quote"]))
@@ -196,9 +220,18 @@ def _plan(p: Planning) -> Plan | None:
         return ask(["bsa"], "To work out the lymphodepletion doses and units I need the patient's "
                             "BSA (m²) or height and weight.")
     args: dict = {"product": product, **({"indication": p.q.indication} if p.q.indication in inds else {}), **size}
-    if f.date:
-        args["infusion_date"] = f.date.isoformat()
+    infusion = f.date or _infusion_day(p)
+    if infusion:
+        args["infusion_date"] = infusion.isoformat()
+    else:
+        args["dos"] = p.dos.isoformat()
     return call("lymphodepletion_plan", args)
+
+
+def _infusion_day(p: Planning):
+    """'infusion 4/20/2024' read as the date of service of an infusion: day 0 of the plan."""
+    d = p.q.service_date
+    return d.day if d is not None and d.event == "infusion" and d.precision == "day" else None
 
 
 CALCULATOR = Calculator(

@@ -57,7 +57,8 @@ def ndc(ndc: Annotated[Text, param("NDC (hyphenated 10-digit, or 11-digit) or 5-
     if not ref.crosswalk:
         assumptions.append("The CMS NDC-HCPCS crosswalk is not imported: matched against the NDCs recorded in the "
                            "reference data and the documents only.")
-    found.citations.append(cite("REFERENCE.md#formulas", "NDC 10 → 11 digits (5-4-2, N4 qualifier)",
+    found.citations.append(cite("formulas#ndc", "NDC 10 → 11 digits (5-4-2, N4 qualifier): the 11-digit format the CMS "
+                                "NDC-HCPCS crosswalk and claims use",
                                 "4-4-2 gets a leading zero on the labeler; 5-3-2 a leading zero on the product; "
                                 "5-4-1 a leading zero on the package."))
     summary, formula = _summary(asked, found.matches)

@@ -2,21 +2,23 @@
 with and without the 2% sequestration.
 
 The limit is kept exactly as published; money is rounded to cents (half-up) only for display.
-A quarter older than today's is flagged: limits change every quarter. Inpatient CAR-T is paid
-through MS-DRG 018, not by this limit, and the result says so.
+A claim is priced with the file in force on its date of service: the quarter the date falls in.
+Without a date, the newest quarter on hand is used and flagged when it is older than today's.
+Inpatient CAR-T is paid through MS-DRG 018, not by this limit, and the result says so.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Annotated
 
 from assistant.core.quarters import Quarter, QuarterError
 from assistant.core.reference import LimitSource, Reference, get_reference
-from assistant.tools._inputs import cents, fmt, money, to_int, to_text
-from assistant.tools.component import Calculator, IsoDate, Plan, Text, Whole, param
+from assistant.tools._inputs import cents, fmt, money, to_date, to_int, to_text
+from assistant.tools.component import Calculator, IsoDate, Plan, Text, Whole, ask, param
 from assistant.tools.errors import CalcError, UnknownCodeError, UnknownQuarterError
 from assistant.tools.planning import Planning, backed_by
 from assistant.tools.result import ToolResult, cite
@@ -32,58 +34,97 @@ def _source_cite(src: LimitSource, code: str) -> dict:
 
 def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS code", example="Q2055")],
             units: Annotated[Whole, param("Billing units", label="Units", example=1)] = 1,
-            quarter: Annotated[Text, param("Quarter like 2026Q1 (default: newest available)",
-                                           label="Quarter (optional, e.g. 2026Q1; newest if empty)")] = None,
+            quarter: Annotated[Text, param("Quarter like 2026Q1; overrides the date of service",
+                                           label="Quarter (optional, e.g. 2026Q1)")] = None,
+            dos: Annotated[IsoDate, param("Date of service (YYYY-MM-DD): priced with the file of the quarter it falls in",
+                                          label="Date of service (optional, YYYY-MM-DD)")] = None,
             today: Annotated[IsoDate, param("Today's date (YYYY-MM-DD) for the stale-quarter check; default: the "
                                             "system date", form=False)] = None,
             reference: Reference | None = None) -> ToolResult:
-    """Allowed amount, beneficiary coinsurance and Medicare's share for `units` of `code`."""
+    """Allowed amount, beneficiary coinsurance and Medicare's share for `units` of `code`, from the
+    payment limit of the quarter the date of service falls in (or the quarter asked for)."""
     ref = get_reference(reference)
     code = to_text(code, "code", "HCPCS code").upper()
     n = to_int(units, "units", "number of units", 1, 100_000)
     today = date.fromisoformat(today) if isinstance(today, str) else (today or date.today())
-    q, assumptions = _pick_quarter(ref, code, quarter)
+    service = to_date(dos, "dos")
+    pick = _pick_quarter(ref, code, quarter, service)
+    q, assumptions, warnings = pick.quarter, list(pick.assumptions), list(pick.warnings)
     sources = [s for s in ref.limit_sources(q) if code in s.rows]
     primary = sources[0]
     limit = primary.rows[code].payment_limit
-    pct, from_source, coins_notes, warnings = _coinsurance(ref, code, primary)
+    pct, from_source, coins_notes, coins_warnings = _coinsurance(ref, code, primary)
     assumptions += coins_notes
+    warnings += coins_warnings + _source_warnings(ref, q, primary)
     money_ = _split(limit, n, pct)
     current = Quarter.of(today)
-    warnings += _quarter_warnings(q, today)
+    if service is None:
+        warnings += _quarter_warnings(q, today)
     alternatives, differ = _alternatives(sources, code, limit)
     warnings += differ
     if code.startswith("Q") and n != 1:
         warnings.append(f"{code} is billed as 1 unit per therapeutic dose; {n} units given.")
     assumptions += _standing_assumptions(code)
     values = {
-        "code": code, "quarter": q, "units": n, "payment_limit": limit, "coinsurance_pct": pct,
+        "code": code, "quarter": q, "quarter_reason": pick.reason, "asked_quarter": pick.asked,
+        "dos": service.isoformat() if service else None, "units": n, "payment_limit": limit, "coinsurance_pct": pct,
         "coinsurance_from_source": from_source, **money_,
         "source": {"kind": primary.kind, "title": primary.title, "file": primary.file, "yaml": primary.path,
                    "effective": primary.effective, "through": primary.through},
         "alternatives": alternatives, "current_quarter": str(current),
-        "stale": Quarter.parse(q) < current,
+        "stale": service is None and Quarter.parse(q) < current,
     }
     citations = [_source_cite(s, code) for s in sources]
-    citations.append(cite("REFERENCE.md#payment-rules", "Payment rules (42 CFR 414.904; coinsurance; sequestration; MS-DRG 018)",
+    citations.append(cite("rules#payment", "Payment rules: 42 CFR 414.904 (payment limit); the payment limit file's "
+                          "co-insurance percentage, else 20%; 2% sequestration; MS-DRG 018 for inpatient CAR-T",
                           "The 2% sequestration reduces Medicare's share, not the coinsurance."))
     return ToolResult(name="payment",
-                      inputs={"code": code, "units": n, "quarter": quarter, "today": today.isoformat()},
-                      values=values, summary=_summary(code, q, limit, n, pct, money_), formula=_formula(limit, n, pct, money_),
-                      assumptions=assumptions, warnings=warnings, citations=citations)
+                      inputs={"code": code, "units": n, "quarter": quarter, "dos": values["dos"], "today": today.isoformat()},
+                      values=values, summary=_summary(code, pick, primary, limit, n, pct, money_, from_source),
+                      formula=_formula(limit, n, pct, money_), assumptions=assumptions, warnings=warnings,
+                      citations=citations)
 
 
-def _pick_quarter(ref: Reference, code: str, quarter: str | None) -> tuple[str, list[str]]:
-    """The quarter to price: the one asked for, else the newest with a limit for the code."""
+@dataclass(frozen=True)
+class _Pick:
+    quarter: str
+    reason: str                  # why this quarter, in words (shown with the result)
+    asked: str | None = None     # the quarter of the date of service, when it differs from `quarter`
+    assumptions: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def _pick_quarter(ref: Reference, code: str, quarter: str | None, service: date | None) -> _Pick:
+    """The quarter to price: the one asked for; else the one the date of service falls in (the
+    newest on hand, said so, when the date is later than every file); else the newest on hand."""
     available = ref.quarters()
     with_code = [q for q in available if any(code in s.rows for s in ref.limit_sources(q))]
     if not available:
         raise UnknownQuarterError("No payment-limit files are loaded (sources/reference/payment_limits/).", field="quarter")
     if not with_code:
         raise UnknownCodeError(f"No payment limit for '{code}' in the loaded quarters ({', '.join(available)}).", field="code")
-    if quarter in (None, ""):
+    if quarter not in (None, ""):
+        return _asked_quarter(code, quarter, available, with_code)
+    if service is None:
         q = with_code[-1]
-        return q, [f"Quarter not given: using the newest quarter with a limit for {code} ({q})."]
+        return _Pick(q, f"no date of service or quarter given: the newest quarter on hand for {code}",
+                     assumptions=(f"Quarter not given: using the newest quarter with a limit for {code} ({q}).",))
+    asked = str(Quarter.of(service))
+    if asked in with_code:
+        return _Pick(asked, f"the date of service {service.isoformat()} falls in {asked}")
+    if Quarter.parse(asked) < Quarter.parse(with_code[0]):
+        raise UnknownQuarterError(f"No payment limit for {code} is on hand for {asked} (date of service "
+                                  f"{service.isoformat()}): the oldest quarter on hand is {with_code[0]}.", field="dos")
+    if Quarter.parse(asked) > Quarter.parse(with_code[-1]):
+        q = with_code[-1]
+        return _Pick(q, f"the date of service {service.isoformat()} falls in {asked}, later than every file on hand; "
+                        f"{q} is the newest", asked=asked,
+                     warnings=(f"⚠ No payment limit for {asked} (date of service {service.isoformat()}) is on hand: "
+                               f"the figure shown is {q}'s, the newest on hand. The {asked} limit may differ.",))
+    raise UnknownCodeError(f"{asked} has no payment limit for {code}. Quarters with {code}: {', '.join(with_code)}.", field="code")
+
+
+def _asked_quarter(code: str, quarter: str, available: list[str], with_code: list[str]) -> _Pick:
     try:
         q = str(Quarter.parse(quarter))
     except QuarterError as exc:
@@ -92,7 +133,16 @@ def _pick_quarter(ref: Reference, code: str, quarter: str | None) -> tuple[str, 
         raise UnknownQuarterError(f"No payment limits loaded for {q}. Available quarters: {', '.join(available)}.", field="quarter")
     if q not in with_code:
         raise UnknownCodeError(f"{q} has no payment limit for {code}. Quarters with {code}: {', '.join(with_code)}.", field="code")
-    return q, []
+    return _Pick(q, f"{q} was asked for")
+
+
+def _source_warnings(ref: Reference, q: str, primary: LimitSource) -> list[str]:
+    """A figure that is not from a CMS file says so, with the newest CMS file on hand."""
+    if primary.kind == "cms-file":
+        return []
+    newest = ref.cms_quarters()[-1] if ref.cms_quarters() else "none"
+    return [f"⚠ No CMS payment limit file for {q} is on hand (the newest CMS file on hand is {newest}): the figure "
+            f"shown is the one {primary.title} quotes for {q}."]
 
 
 def _coinsurance(ref: Reference, code: str, primary: LimitSource) -> tuple[Decimal, bool, list[str], list[str]]:
@@ -101,7 +151,7 @@ def _coinsurance(ref: Reference, code: str, primary: LimitSource) -> tuple[Decim
     given = primary.rows[code].coinsurance_pct
     if given is not None:
         return given, True, [], []
-    assumptions = [f"The {primary.kind} source gives no coinsurance percentage for {code}: using the standard 20%."]
+    assumptions = [f"The {primary.kind} source gives no coinsurance percentage for {code}: the 20% default is used."]
     warnings = []
     lower = _latest_cms_coinsurance(ref, code)
     if lower is not None and lower[1] < Decimal("20"):
@@ -165,13 +215,20 @@ def _formula(limit: Decimal, n: int, pct: Decimal, m: dict[str, Decimal]) -> str
             f"{money(m['sequestration'])} = {money(m['medicare_after_sequestration'])}")
 
 
-def _summary(code: str, q: str, limit: Decimal, n: int, pct: Decimal, m: dict[str, Decimal]) -> str:
-    return (f"**{code} payment limit ({q}): ${fmt(limit)} per unit.** × {n}: allowed {money(m['allowed'])}; "
-            f"patient coinsurance {money(m['coinsurance'])} ({fmt(pct)}%); Medicare pays {money(m['medicare'])} "
+def _summary(code: str, pick: _Pick, primary: LimitSource, limit: Decimal, n: int, pct: Decimal,
+             m: dict[str, Decimal], from_source: bool) -> str:
+    where = pick.quarter
+    if primary.kind != "cms-file":
+        where += f", the billing guides' figure; no CMS file for {pick.quarter} on hand"
+    if pick.asked:
+        where += f"; no limit for {pick.asked} on hand"
+    pct_text = f"{fmt(pct)}%" if from_source else f"{fmt(pct)}% default: no file on hand gives a percentage for {pick.quarter}"
+    return (f"**{code} payment limit ({where}): ${fmt(limit)} per unit.** × {n}: allowed {money(m['allowed'])}; "
+            f"patient coinsurance {money(m['coinsurance'])} ({pct_text}); Medicare pays {money(m['medicare'])} "
             f"({money(m['medicare_after_sequestration'])} after 2% sequestration)")
 
 
-def _latest_cms_coinsurance(ref, code: str) -> tuple[str, Decimal] | None:
+def _latest_cms_coinsurance(ref: Reference, code: str) -> tuple[str, Decimal] | None:
     """The newest CMS quarter's coinsurance percentage for `code`, if any is loaded."""
     for quarter in reversed(ref.quarters()):
         for src in ref.limit_sources(quarter):
@@ -182,8 +239,9 @@ def _latest_cms_coinsurance(ref, code: str) -> tuple[str, Decimal] | None:
 
 
 # --- the component ------------------------------------------------------------------------
-PAYMENT_NUMBER = re.compile(r"payment limit|\blimit\b|\bASP\b|allowed|reimburs|coinsurance|co-insurance|"
-                            r"sequestration|medicare (?:share|pays?)|how much|\bprice\b|\brate\b|\bcosts?\b|"
+PAYMENT_NUMBER = re.compile(r"payment limit|\bpayment\b|\blimit\b|\bASP\b|\ballow(?:ed|able|s)?\b|\bpric(?:e|ed|ing)\b|reimburs|"
+                            r"coinsurance|co-insurance|\bcoins\b|"
+                            r"sequestration|\bseq\b|medicare (?:share|pays?|paying)|how much|\bprice\b|\brate\b|\bcosts?\b|"
                             r"patient (?:pays?|owes|responsibility)|\bpay(?:s|ment)?\b.*\bunits?\b", re.I)
 INPATIENT = re.compile(r"\binpatient\b|\bDRG\b|\bbundl|\bseparately\b", re.I)
 _TOPIC = re.compile(r"payment limit|ASP|\$", re.I)
@@ -192,9 +250,16 @@ _TOPIC = re.compile(r"payment limit|ASP|\$", re.I)
 def _plan(p: Planning) -> Plan | None:
     """A number-asking payment question about a code (or a product's Q-code); inpatient CAR-T
     is paid within MS-DRG 018, so it is answered from the sources."""
-    if not (p.has("payment") and PAYMENT_NUMBER.search(p.text)) or INPATIENT.search(p.text):
+    asked = PAYMENT_NUMBER.search(p.text) or "question" in p.q.inherited  # "and carvykti?" after a price
+    if not (p.has("payment") and asked) or INPATIENT.search(p.text):
         return None
+    d = p.q.service_date
+    if d is not None and d.source != "today" and d.quarter is None and not p.q.figures.quarter:
+        return ask(["dos"], f"Medicare prices a claim line by the quarter of its date of service, and {d.label()} "
+                            "has four quarters with different payment limits. Which date of service (or quarter)?")
     extra = {"quarter": p.q.figures.quarter} if p.q.figures.quarter else {}
+    if p.given_dos and not extra:
+        extra["dos"] = p.given_dos.isoformat()
     return Plan(calls=[("payment", {"code": code, "units": p.q.figures.units or 1, "today": p.today.isoformat(), **extra})
                        for code in p.product_codes()[:3]])
 

@@ -66,6 +66,18 @@ class Planning:
     def has(self, intent: str) -> bool:
         return intent in self.q.intents
 
+    @property
+    def dos(self) -> dt.date:
+        """The date of service the turn answers for (today when none was given)."""
+        return self.q.service_date.day if self.q.service_date else self.today
+
+    @property
+    def given_dos(self) -> dt.date | None:
+        """A date of service the user gave (question, field or conversation) that falls in one
+        quarter: what a price is looked up by. None for today or a whole year."""
+        d = self.q.service_date
+        return d.day if d is not None and d.source != "today" and d.quarter is not None else None
+
     # --- figures as calculator arguments ---------------------------------------------------
     def weight_args(self) -> dict:
         """The weight as typed (154 lb stays 154 lb: the calculator shows the conversion)."""
@@ -94,14 +106,18 @@ class Planning:
 
     # --- entities ----------------------------------------------------------------------------
     def drug_code(self) -> str | None:
-        """The J/Q code the question is about: a code it names, else the code billed today for a
-        drug name it uses ("flu", "cytoxan": reference `names`)."""
+        """The J/Q code the question is about: a code it names, else the code billed on the date
+        of service for a drug name it uses ("cytoxan" in 2023: J9070; in 2025: J9075)."""
         by_name = self.ref.code_for_name()
         drug = _names_pattern(tuple(by_name)).search(self.text) if by_name else None
         for code in self.q.codes:
             if self.ref.code(code.upper()) is not None and (not code.upper().startswith("Q") or not drug):
                 return code.upper()
-        return by_name[drug.group(1).lower()] if drug else None
+        if not drug:
+            return None
+        today_code = self.ref.code(by_name[drug.group(1).lower()])
+        on_dos = self.ref.drug_code_on(today_code.drug, self.dos) if today_code and today_code.drug else None
+        return on_dos.code if on_dos else today_code.code if today_code else None
 
     def dosing_product(self) -> str | None:
         """The single product the question is about, if the reference has dosing rules for it."""

@@ -8,12 +8,14 @@ computes with its old unit size, loudly, next to the replacement code's units.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
 from assistant.core.reference import Code, Reference, get_reference
-from assistant.tools._inputs import ceil_units, fmt, plain, positive, to_decimal_list, to_int, to_text
-from assistant.tools.component import VIAL_LABEL, Calculator, Number, Numbers, Plan, Text, Whole, ask, call, param
+from assistant.tools._inputs import ceil_units, fmt, plain, positive, to_date, to_decimal_list, to_int, to_text
+from assistant.tools.component import VIAL_LABEL, Calculator, IsoDate, Number, Numbers, Plan, Text, Whole, ask, call, param
 from assistant.tools.errors import CalcError, UnknownCodeError
 from assistant.tools.planning import Planning, backed_by
 from assistant.tools.result import ToolResult, cite
@@ -117,65 +119,30 @@ def dose_units(code: Annotated[Text, param("HCPCS code, e.g. J9185", label="HCPC
                                             example=1)] = 1,
                vial_sizes: Annotated[Numbers, param("Single-dose vial sizes in mg, e.g. [50]", label=VIAL_LABEL,
                                                     example="50 or 80, 200, 400")] = None,
+               dos: Annotated[IsoDate, param("Date of service (YYYY-MM-DD): decides which code is valid (default today)",
+                                             label="Date of service (optional, YYYY-MM-DD)")] = None,
                reference: Reference | None = None) -> ToolResult:
-    """Billing units for `amount_mg` given on each of `days` dates of service."""
+    """Billing units for `amount_mg` given on each of `days` dates of service, with the code in
+    force on the date of service (J9070 before April 2024, J9075 after)."""
     ref = get_reference(reference)
     code, row = code_row(code, ref)
-    size, kind = unit_size(row)
     n_days = to_int(days, "days", "number of dates of service", 1, 31)
     sizes = to_decimal_list(vial_sizes, "vial_sizes", "vial sizes")
-    citations = [code_citation(code, row)]
-    warnings: list[str] = []
-    assumptions: list[str] = []
-
-    if kind == "dose":
-        warnings_q = []
-        if amount_mg not in (None, "", 0):
-            warnings_q.append("Q-codes bill one therapeutic dose: the amount does not change the units.")
-        total = n_days
-        if n_days > 1:
-            warnings_q.append(f"{n_days} dates of service given; a CAR-T product is one dose, normally billed once.")
-        return ToolResult(
-            name="dose_units",
-            inputs={"code": code, "amount_mg": None if amount_mg is None else str(amount_mg), "days": n_days},
-            values={"code": code, "unit_size": "1 dose", "units_per_day": 1, "days": n_days, "units_total": total},
-            summary=f"**{code}: 1 unit** (one therapeutic dose per claim line)",
-            formula=f"{code} is billed per therapeutic dose: 1 unit",
-            assumptions=[], warnings=warnings_q, citations=citations,
-        )
-
+    day = to_date(dos, "dos") or date.today()
+    if row.per_dose:
+        return _per_dose(code, row, amount_mg, n_days)
     amount = positive(amount_mg, "amount_mg", "administered amount (mg)")
-    per_day = ceil_units(amount, size)
-    total = per_day * n_days
-    values: dict = {"code": code, "unit_size_mg": size, "amount_mg_per_day": amount, "days": n_days,
-                    "units_per_day": per_day, "units_total": total,
-                    "billed_mg_per_day": size * per_day}
-    formula = (f"{fmt(amount)} mg ÷ {fmt(size)} mg per unit = {fmt((amount / size).normalize())} → rounded up "
-               f"{per_day} unit(s) per date of service" + (f" × {n_days} dates = {total} units" if n_days > 1 else ""))
-    summary = f"**{code}: {per_day} unit(s) per date of service**" + (f", {total} units over {n_days} dates" if n_days > 1 else "")
-
-    if row.status == "retired":
-        repl = row.replacement
-        repl_row = ref.code(repl) if repl else None
-        warnings.insert(0, f"⚠ {code} is RETIRED ({row.note}). Do not bill it for current dates of service; "
-                           f"the units above use its old {fmt(size)} mg unit for comparison only.")
-        if repl_row:
-            rsize, _ = unit_size(repl_row)
-            rper = ceil_units(amount, rsize)
-            values["replacement"] = {"code": repl, "unit_size_mg": rsize, "units_per_day": rper, "units_total": rper * n_days}
-            if sizes:
-                values["replacement"]["waste_per_day"], _ = waste_lines(repl, amount, rper, rsize, "mg", sizes)
-            warnings.insert(1, f"Use {repl} instead: {fmt(amount)} mg ÷ {fmt(rsize)} mg = {rper} unit(s) per date of service"
-                               + (f", {rper * n_days} total" if n_days > 1 else "")
-                               + f" (or the manufacturer-specific code: {', '.join(c for c in row.replaced_by if c != repl)}).")
-            summary = (f"**{code} is retired — bill {repl}: {rper} unit(s) per date of service**"
-                       + (f" ({rper * n_days} total)" if n_days > 1 else "") + f"; old {code} basis: {per_day}")
-            citations.append(code_citation(repl, repl_row))
+    line = _Line.of(code, row, amount, n_days)
+    values: dict = {"code": code, "unit_size_mg": line.size, "amount_mg_per_day": amount, "days": n_days,
+                    "units_per_day": line.per_day, "units_total": line.total, "billed_mg_per_day": line.size * line.per_day,
+                    "dos": day.isoformat(), "in_force": row.in_force(day)}
+    citations = [code_citation(code, row)]
+    summary, warnings, assumptions = _code_on_date(ref, line, day, sizes, values, citations)
     for q in row.corpus_quotes:
         if q.get("differs"):
             citations.append(cite(f"doc:{q['doc']}", f"{q.get('section', '')} — differs: {q['differs']}", q["quote"]))
     if sizes:
-        lines, notes = waste_lines(code, amount, per_day, size, "mg", sizes)
+        lines, notes = waste_lines(code, amount, line.per_day, line.size, "mg", sizes)
         values["waste_per_day"] = lines
         assumptions.extend(notes)
         assumptions.append("Vials: the combination with the least total content that covers the dose (then fewest vials).")
@@ -185,9 +152,103 @@ def dose_units(code: Annotated[Text, param("HCPCS code, e.g. J9185", label="HCPC
     return ToolResult(
         name="dose_units",
         inputs={"code": code, "amount_mg": str(amount_mg), "days": n_days,
-                "vial_sizes": [plain(s) for s in sizes] or None},
-        values=values, summary=summary, formula=formula,
+                "vial_sizes": [plain(s) for s in sizes] or None, "dos": day.isoformat()},
+        values=values, summary=summary, formula=line.formula(),
         assumptions=assumptions, warnings=warnings, citations=citations,
+    )
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One code's units for the administered amount."""
+
+    code: str
+    size: Decimal
+    amount: Decimal
+    per_day: int
+    days: int
+
+    @classmethod
+    def of(cls, code: str, row: Code, amount: Decimal, days: int) -> _Line:
+        return cls(code, row.unit_value, amount, ceil_units(amount, row.unit_value), days)
+
+    @property
+    def total(self) -> int:
+        return self.per_day * self.days
+
+    def formula(self) -> str:
+        return (f"{fmt(self.amount)} mg ÷ {fmt(self.size)} mg per unit = {fmt((self.amount / self.size).normalize())} → "
+                f"rounded up {self.per_day} unit(s) per date of service"
+                + (f" × {self.days} dates = {self.total} units" if self.days > 1 else ""))
+
+    def summary(self) -> str:
+        return f"**{self.code}: {self.per_day} unit(s) per date of service**" + (
+            f", {self.total} units over {self.days} dates" if self.days > 1 else "")
+
+    def units_text(self) -> str:
+        return f"{self.per_day} unit(s) per date of service" + (f" ({self.total} total)" if self.days > 1 else "")
+
+
+def _code_on_date(ref: Reference, line: _Line, day: date, sizes: list[Decimal], values: dict,
+                  citations: list[dict]) -> tuple[str, list[str], list[str]]:
+    """(summary, warnings, assumptions) for the code as of the date of service: in force (with the
+    change around it named), retired by then (bill the replacement), or not yet created (bill the
+    code in force then)."""
+    row = ref.code(line.code)
+    if row.in_force(day):
+        return line.summary(), [], _change_around(ref, row, day)
+    if row.valid_to and day > row.valid_to:
+        other = ref.code(row.replacement) if row.replacement else None
+        why = (f"⚠ {line.code} is not valid for a date of service of {day.isoformat()}: it was in force through "
+               f"{row.valid_to.isoformat()} ({row.note or row.validity_cite}).")
+        verb = f"{line.code} was retired after {row.valid_to.isoformat()} — bill"
+    else:
+        other = ref.drug_code_on(row.drug, day) if row.drug else None
+        why = (f"⚠ {line.code} did not exist on {day.isoformat()}: it is in force from "
+               f"{row.valid_from.isoformat() if row.valid_from else 'later'} ({row.validity_cite}).")
+        verb = f"{line.code} is not valid before {row.valid_from.isoformat() if row.valid_from else 'then'} — bill"
+    if other is None:
+        return line.summary(), [why], []
+    alt = _Line.of(other.code, other, line.amount, line.days)
+    values["replacement"] = {"code": other.code, "unit_size_mg": alt.size, "units_per_day": alt.per_day, "units_total": alt.total}
+    if sizes:
+        values["replacement"]["waste_per_day"], _ = waste_lines(other.code, line.amount, alt.per_day, alt.size, "mg", sizes)
+    citations.append(code_citation(other.code, other))
+    others = [c for c in row.replaced_by if c != other.code and ref.code(c) and ref.code(c).in_force(day)]
+    use = (f"Use {other.code} for that date: {fmt(line.amount)} mg ÷ {fmt(alt.size)} mg = {alt.units_text()}"
+           + (f" (or the manufacturer-specific code: {', '.join(others)})." if others else "."))
+    summary = (f"**{verb} {other.code} for DOS {day.isoformat()}: {alt.units_text()}**; "
+               f"{line.code} basis ({fmt(line.size)} mg): {line.per_day}")
+    return summary, [why, use], [f"The {line.code} units use its {fmt(line.size)} mg unit, for comparison only."]
+
+
+def _change_around(ref: Reference, row: Code, day: date) -> list[str]:
+    """The code is right for the date; say when it changes (or changed) around it."""
+    out = []
+    if row.valid_to:
+        nxt = ref.code(row.replacement) if row.replacement else None
+        out.append(f"{row.code} is the code in force on {day.isoformat()} (through {row.valid_to.isoformat()})"
+                   + (f"; from {(row.valid_to + timedelta(days=1)).isoformat()} it is {nxt.code} "
+                      f"({fmt(nxt.unit_value)} mg per unit)." if nxt else "."))
+    if row.valid_from:
+        out.append(f"{row.code} is in force from {row.valid_from.isoformat()} ({row.validity_cite}).")
+    return out
+
+
+def _per_dose(code: str, row: Code, amount_mg, n_days: int) -> ToolResult:
+    """Q-codes bill one therapeutic dose: always 1 unit."""
+    warnings = []
+    if amount_mg not in (None, "", 0):
+        warnings.append("Q-codes bill one therapeutic dose: the amount does not change the units.")
+    if n_days > 1:
+        warnings.append(f"{n_days} dates of service given; a CAR-T product is one dose, normally billed once.")
+    return ToolResult(
+        name="dose_units",
+        inputs={"code": code, "amount_mg": None if amount_mg is None else str(amount_mg), "days": n_days},
+        values={"code": code, "unit_size": "1 dose", "units_per_day": 1, "days": n_days, "units_total": n_days},
+        summary=f"**{code}: 1 unit** (one therapeutic dose per claim line)",
+        formula=f"{code} is billed per therapeutic dose: 1 unit",
+        assumptions=[], warnings=warnings, citations=[code_citation(code, row)],
     )
 
 
@@ -224,7 +285,7 @@ def _plan(p: Planning) -> Plan | None:
         if not p.about_patient:
             return Plan()
         return ask(["amount"], f"How many mg were administered? I convert the amount to {code} units.")
-    args: dict = {"code": code, "amount_mg": amount}
+    args: dict = {"code": code, "amount_mg": amount, "dos": p.dos.isoformat()}
     if days := p.days():
         args["days"] = days
     if p.q.figures.vials:

@@ -1,0 +1,211 @@
+"""The code in force on a date of service: CPT 0537T-0540T vs 38225-38228, J9070 vs J9075,
+ICD-10-PCS XW033C3 vs the product-specific group 7 codes, Q2055's descriptor by quarter.
+
+Claims are coded by the date of service (for an inpatient stay, the discharge date), and coders
+work months back: "is 0540T ok for a 12/30/24 DOS" is answered with the code valid on that date
+and the change around it, from the dated reference rows (CMS files, the CPT and ICD-10 code sets,
+the MAC's article), never from today's code alone.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated
+
+from assistant.core.reference import Code, Reference, get_reference
+from assistant.tools._inputs import to_date
+from assistant.tools.component import Calculator, IsoDate, Plan, Text, call, param
+from assistant.tools.errors import CalcError, UnknownCodeError
+from assistant.tools.planning import Planning, backed_by
+from assistant.tools.result import ToolResult, cite
+
+
+def code_on_date(
+        dos: Annotated[IsoDate, param("Date of service, or the discharge date for an inpatient stay (YYYY-MM-DD)",
+                                      label="Date of service / discharge (YYYY-MM-DD)", example="2024-12-30")],
+        code: Annotated[Text, param("The code asked about, e.g. 0540T, J9070, XW033C3 (or give product for ICD-10-PCS)",
+                                    label="Code", example="0540T")] = None,
+        product: Annotated[Text, param("CAR-T product, for the product-specific ICD-10-PCS infusion codes",
+                                       label="Product (for ICD-10-PCS)", choices="products")] = None,
+        route: Annotated[Text, param("peripheral or central vein (ICD-10-PCS infusion codes)", label="Vein",
+                                     choices=["peripheral", "central"])] = None,
+        event: Annotated[Text, param("service or discharge: what the date is of", form=False)] = "service",
+        period: Annotated[Text, param("The date as the question gave it when it is a month, quarter or year "
+                                      "(e.g. 'February 2025'); `dos` is its first day", form=False)] = None,
+        reference: Reference | None = None) -> ToolResult:
+    """The code valid on `dos` among a code and the codes that replaced it (or that it replaced)."""
+    ref = get_reference(reference)
+    day = to_date(dos, "dos")
+    family = _family(ref, code, product, route)
+    valid = [c for c in family if c.in_force(day)]
+    asked = ref.any_code(code) if code else None
+    when = ("a discharge" if event == "discharge" else "a date of service") + (f" in {period}" if period else
+                                                                               f" {'on' if event == 'discharge' else 'of'} {day.isoformat()}")
+    lead = _lead(asked, valid, family, day, when) + _descriptor_change(asked, day)
+    rows = [{"code": c.code, "system": c.system, "descriptor": c.descriptor_on(day),
+             "valid_from": c.valid_from, "valid_to": c.valid_to} for c in family]
+    return ToolResult(
+        name="code_on_date",
+        inputs={"dos": day.isoformat(), "code": code, "product": product, "route": route, "event": event},
+        values={"dos": day.isoformat(), "asked": asked.code if asked else None, "in_force": [c.code for c in valid],
+                "asked_in_force": bool(asked and asked.in_force(day)), "codes": rows},
+        summary=lead,
+        formula="; ".join(f"{c.code}: {c.validity() or 'no end date on record'}" for c in family)
+        + f"; {day.isoformat()} → {', '.join(c.code for c in valid) or 'none of these'}",
+        assumptions=[f"{c.code}: {c.descriptor_on(day)}" for c in valid],
+        warnings=[c.note for c in valid if c.note and c.system == "ICD-10-CM"],
+        citations=[cite(f"codes#{c.code}", f"{c.system} {c.code} ({c.validity() or 'in force'})", c.validity_cite or c.cite)
+                   for c in family])
+
+
+def _family(ref: Reference, code: str | None, product: str | None, route: str | None) -> list[Code]:
+    """The asked code with its predecessors and successors (for ICD-10-PCS: the product's and the
+    group 3 codes), filtered to the product and vein when given."""
+    if code:
+        start = ref.any_code(code)
+        if start is None:
+            raise UnknownCodeError(f"I have no dated record of the code '{code}'.", field="code")
+        found = _chain(ref, start)
+    elif product:
+        prod = ref.product(product)
+        if prod is None:
+            raise CalcError(f"I don't know the product '{product}'.", field="product")
+        found = [c for c in ref.pcs.values() if c.product in ("", prod.id)]
+    else:
+        raise CalcError("Give the code (e.g. 0540T) or, for the ICD-10-PCS infusion code, the product.", field="code")
+    prod_id = ref.product(product).id if product and ref.product(product) else None
+    out = [c for c in found if not (prod_id and c.product and c.product != prod_id)]
+    if route:
+        out = [c for c in out if not c.route or c.route == route.lower()]
+    return sorted(out, key=lambda c: (c.valid_from or date.min, c.code))
+
+
+def _chain(ref: Reference, start: Code) -> list[Code]:
+    """Every code reachable through replaced_by / replaces, both ways."""
+    seen: dict[str, Code] = {start.code: start}
+    todo = [start]
+    while todo:
+        c = todo.pop()
+        near = ref.successors(c) + ([ref.any_code(c.replaces)] if c.replaces else [])
+        near += [x for t in (ref.hcpcs, ref.cpt, ref.pcs) for x in t.values() if c.code in x.replaced_by]
+        for n in near:
+            if n is not None and n.code not in seen and (n.drug == start.drug or n.system != "HCPCS"):
+                seen[n.code] = n
+                todo.append(n)
+    return list(seen.values())
+
+
+def _lead(asked: Code | None, valid: list[Code], family: list[Code], day: date, when: str) -> str:
+    """'**0540T** is the CPT code ... for a date of service of 2024-12-30 (valid through ...);
+    from 2025-01-01 it is **38228**.' The change around the date is named either way."""
+    if not valid:
+        later = sorted((c for c in family if c.valid_from and c.valid_from > day), key=lambda c: c.valid_from)
+        first_later = f"; the first in force after it: {' / '.join(f'**{c.code}**' for c in later if c.valid_from == later[0].valid_from)} " \
+                      f"from {later[0].valid_from.isoformat()}" if later else ""
+        return f"None of {', '.join(c.code for c in family)} is on record as in force for {when}{first_later}."
+    first = asked if asked is not None and asked in valid else _preferred(valid)
+    text = f"**{first.code}** is the {first.system} code ({first.descriptor_on(day)}) for {when}"
+    text += f" ({first.validity()})" if first.validity() else ""
+    others = [c for c in valid if c is not first]
+    if others:
+        text += f"; also in force then: {', '.join(c.code for c in others)}"
+    if asked is not None and asked not in valid:
+        text += f". {asked.code} is not: {asked.validity()}"
+    later = [c for c in family if c.valid_from and c.valid_from > day and c not in valid]
+    if later:
+        start = min(c.valid_from for c in later)
+        text += f"; from {start.isoformat()} it is " + " / ".join(
+            f"**{c.code}**" for c in sorted(later, key=lambda c: (not c.names, c.code)) if c.valid_from == start)
+    elif first.valid_to:
+        text += f"; after {first.valid_to.isoformat()} it is no longer valid"
+    earlier = [c for c in family if c.valid_to and c.valid_to < day and c is not asked]
+    if earlier and first.valid_from:
+        text += f"; before {first.valid_from.isoformat()} it was {' / '.join(c.code for c in earlier)}"
+    return text + "."
+
+
+def _descriptor_change(code: Code | None, day: date) -> str:
+    """' The descriptor reads "...510 MILLION..." from 2024Q3.' for a code whose CMS descriptor changed."""
+    if code is None or len({text for _, text in code.dosages}) < 2:
+        return ""
+    changes, last = [], None
+    for q, text in code.dosages:
+        if text != last and last is not None:
+            changes.append((q, text))
+        last = text
+    now = code.descriptor_on(day)
+    around = [f"from {q} it reads \"{text}\"" for q, text in changes if text != now] or \
+             [f"it reads so from {q}" for q, text in changes if text == now]
+    return f" The CMS descriptor changed: {'; '.join(around)} (CMS payment limit files)." if around else ""
+
+
+def _preferred(valid: list[Code]) -> Code:
+    """Among codes in force the same day, the default one (the code people name the drug by)."""
+    return sorted(valid, key=lambda c: (not c.names, c.code))[0]
+
+
+# --- the component ------------------------------------------------------------------------
+_PCS = re.compile(r"ICD-?10-?PCS|\bPCS\b|procedure code", re.I)
+_ROUTE = re.compile(r"\b(peripheral|central)\b", re.I)
+_TOPIC = re.compile(r"CPT|HCPCS|PCS|code", re.I)
+_STILL = re.compile(r"\bstill\b|\bcurrent(?:ly)?\b|\bnow\b|\btoday\b|\bvalid\b|\bretired\b|\bdeleted\b", re.I)
+_DESCRIPTOR = re.compile(r"descriptor|description|\bdesc\b|\bcells?\b|million|\b460\b|\b510\b", re.I)
+# the CAR-T service a CPT question names -> the CPT code of that service (the code set's own order)
+_SERVICES = [
+    (re.compile(r"harvest|collection|apheresis|leukapheresis", re.I), "0537T"),
+    (re.compile(r"transport|shipping|\bship\b", re.I), "0538T"),
+    (re.compile(r"receipt|thaw|prep(?:aration)? (?:of|for) (?:the )?(?:car-?t )?(?:cells|admin)", re.I), "0539T"),
+    (re.compile(r"\badmin(?:istration|istered)?\b|infusion|infused", re.I), "0540T"),
+]
+
+
+def _plan(p: Planning) -> Plan | None:
+    """A code question answered by the code in force on its date (today when none is given):
+    a code with a history, a CAR-T service's CPT code, a product's ICD-10-PCS infusion code, the
+    Q2055 descriptor of a quarter. An amount to convert is the units calculator's question."""
+    d = p.q.service_date
+    dated = d is not None and d.source != "today"
+    if p.q.figures.dose_mg is not None or (p.has("payment") and not _DESCRIPTOR.search(p.text)):
+        return None
+    args: dict = {"dos": p.dos.isoformat(), "event": "discharge" if d is not None and d.event == "discharge" else "service"}
+    if dated and d.precision != "day":
+        args["period"] = d.label()
+    if m := _ROUTE.search(p.text):
+        args["route"] = m.group(1).lower()
+    if p.q.product:
+        args["product"] = p.q.product
+    code = _asked_code(p, dated)
+    if code:
+        return call("code_on_date", {**args, "code": code})
+    if (_PCS.search(p.text) or ("route" in args and p.has("code"))) and p.q.product:
+        return call("code_on_date", args)
+    return None
+
+
+def _asked_code(p: Planning, dated: bool) -> str | None:
+    """The code to look up: one the question names (with a date, or asking if it is still
+    valid), the CPT code of the service it names, or a product's Q-code when the descriptor is asked."""
+    named = [c for c in p.q.codes if (row := p.ref.any_code(c)) is not None and _has_history(p.ref, row)]
+    if named and (dated or _STILL.search(p.text)):
+        return named[0]
+    if (dated or _STILL.search(p.text)) and re.search(r"\bcpt\b|\bcode\b", p.text, re.I) and not _PCS.search(p.text):
+        return next((code for rx, code in _SERVICES if rx.search(p.text)), None)
+    if dated and _DESCRIPTOR.search(p.text) and p.q.product:
+        prod = p.ref.product_by_id(p.q.product)
+        return prod.hcpcs if prod and p.ref.code(prod.hcpcs) and p.ref.code(prod.hcpcs).dosages else None
+    return None
+
+
+def _has_history(ref: Reference, row: Code) -> bool:
+    distinct = {text for _, text in row.dosages}
+    return bool(row.valid_from or row.valid_to or row.replaced_by or row.replaces or ref.successors(row) or len(distinct) > 1)
+
+
+CALCULATOR = Calculator(
+    name="code_on_date", title="Code in force on a date", priority=45, compute=code_on_date, plan=_plan,
+    description="Which code is valid on a date of service (or discharge): a code and the codes that replaced it, "
+                "or the ICD-10-PCS CAR-T infusion code of a product, with the change around the date.",
+    supports=backed_by(_TOPIC),
+)
+

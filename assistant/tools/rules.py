@@ -1,0 +1,75 @@
+"""The billing rule in force on a date of service: the CAR-T REMS (until the FDA eliminated it on
+June 26, 2025), the JZ modifier (required from July 1, 2023).
+
+A coder working an older claim needs the rule of that date, not today's: a March 2025 infusion
+was under the REMS, a July 2025 one was not. The rules and their dates are reference data
+(`sources/reference/rules.yaml`, each cited); this component only compares dates.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated
+
+from assistant.core.reference import Reference, get_reference, iso_date
+from assistant.tools._inputs import to_date
+from assistant.tools.component import Calculator, IsoDate, Plan, Text, call, param
+from assistant.tools.errors import CalcError
+from assistant.tools.planning import Planning, backed_by
+from assistant.tools.result import ToolResult, cite
+
+
+def rule_on_date(
+        rule: Annotated[Text, param("The rule: rems or jw-jz", label="Rule", example="rems", choices=["rems", "jw-jz"])],
+        dos: Annotated[IsoDate, param("Date of service (YYYY-MM-DD)", label="Date of service (YYYY-MM-DD)",
+                                      example="2025-03-14")],
+        period: Annotated[Text, param("The date as the question gave it when it is a month, quarter or year",
+                                      form=False)] = None,
+        reference: Reference | None = None) -> ToolResult:
+    """Whether a dated rule applied on `dos`, with the date it changed."""
+    ref = get_reference(reference)
+    row = next((r for r in ref.rules if r.get("id") == str(rule).strip().lower()), None)
+    if row is None:
+        raise CalcError(f"There is no dated rule '{rule}'. Known: {', '.join(r['id'] for r in ref.rules)}.", field="rule")
+    day = to_date(dos, "dos")
+    start, end = iso_date(row.get("in_force_from")), iso_date(row.get("in_force_until"))
+    applies = (start is None or day >= start) and (end is None or day <= end)
+    state = row["while_in_force"] if applies else (row.get("after") if end and day > end else row.get("before_in_force"))
+    when = f"in {period}" if period else f"of {day.isoformat()}"
+    summary = f"**For a date of service {when}, {state}**: {row['change']}."
+    bounds = f"in force {start.isoformat() if start else '…'} to {end.isoformat() if end else '…'}"
+    return ToolResult(
+        name="rule_on_date", inputs={"rule": row["id"], "dos": day.isoformat(), "period": period},
+        values={"rule": row["id"], "dos": day.isoformat(), "applies": applies,
+                "in_force_from": start, "in_force_until": end,
+                "changed_on": (end + timedelta(days=1)) if end else start},
+        summary=summary, formula=f"{row['topic']}: {bounds}; {day.isoformat()} → {'applies' if applies else 'does not apply'}",
+        citations=[cite(f"rules#{row['id']}", row["topic"], row.get("cite", ""))])
+
+
+# --- the component ------------------------------------------------------------------------
+_TOPIC = re.compile(r"REMS|JW|JZ|modifier", re.I)
+
+
+def _plan(p: Planning) -> Plan | None:
+    """A question about a dated rule with a date of service the user gave."""
+    d = p.q.service_date
+    if d is None or d.source == "today":
+        return None
+    row = next((r for r in p.ref.rules if re.search(r.get("when", "$^"), p.text, re.I)), None)
+    if row is None:
+        return None
+    args = {"rule": row["id"], "dos": d.day.isoformat()}
+    if d.precision != "day":
+        args["period"] = d.label()
+    return call("rule_on_date", args)
+
+
+CALCULATOR = Calculator(
+    name="rule_on_date", title="Rule in force on a date", priority=15, compute=rule_on_date, plan=_plan,
+    description="Whether a billing rule that changed on a date (the CAR-T REMS, the JZ modifier) applied on a date "
+                "of service, with the date it changed.",
+    supports=backed_by(_TOPIC),
+    supersedes=frozenset({"rems"}),  # the dated answer states which side was in force on the date
+)
