@@ -87,7 +87,7 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
         lines[0] = f"{lead[1]} [1]"
     body = lines[0] + ("\n\n" + "\n".join(f"- {line}" for line in lines[1:]) if len(lines) > 1 else "")
     notes = notes + stale_price_notes(citations, sentences, turn.today) + policy_version_notes(citations, q)
-    notes += conflict_notes(q, citations) + retired_code_notes([c.quote for c in citations], turn_day(turn))
+    notes += conflict_notes(q, citations) + retired_code_notes([c.quote for c in citations], turn.question.service_day(turn.today))
     return Answer(question=q.text, kind=AnswerKind.ANSWER, text=body, citations=citations, notes=dedupe(notes),
                   context=turn.context)
 
@@ -116,7 +116,7 @@ def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
         if c.result and calc is not None:
             exclude |= calc.supersedes
     notes = turn.notes + warned + conflict_notes(q, citations, exclude=exclude)
-    notes += retired_code_notes([c.quote for c in citations], turn_day(turn))
+    notes += retired_code_notes([c.quote for c in citations], turn.question.service_day(turn.today))
     return Answer(question=q.text, kind=AnswerKind.TOOL, text=body, citations=citations, tool_calls=calls,
                   notes=dedupe(notes), context=turn.context)
 
@@ -263,12 +263,6 @@ def uncovered_products(q: Question) -> list[str]:
     cfg = config.load()
     covered = cached_corpus(cfg.sources_dir, cfg.reference_dir).products
     return [p for p in q.products if p not in covered]
-
-
-def turn_day(turn: Turn) -> dt.date:
-    """The date of service the turn answers for."""
-    d = turn.question.service_date
-    return d.day if d is not None else turn.today
 
 
 def one_line(text: str) -> str:

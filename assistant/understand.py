@@ -79,10 +79,6 @@ _PER_KG = re.compile(_NUM + r"\s*mg\s*/\s*kg", re.I)
 _MG = re.compile(_NUM + r"\s*mg\b(?!\s*/\s*(?:m|kg|dl|24))", re.I)
 _UNITS = re.compile(r"\b(\d+)\s*units?\b", re.I)
 _VIALS = re.compile(r"\b(\d+)(?:\s*x\s*|\s+)(\d+(?:\.\d+)?)\s*mg\s*vials?\b", re.I)
-_ISO_DATE = re.compile(r"\b(20\d{2})-(\d{2})-(\d{2})\b")
-_US_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(20\d{2})\b")
-_MONTHS = "january february march april may june july august september october november december".split()
-_TEXT_DATE = re.compile(r"\b(" + "|".join(m[:3] for m in _MONTHS) + r")[a-z]*\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(20\d{2})\b", re.I)
 
 
 _num = number_float  # one reading of typed numbers ("1,000 mg" is a thousand, "1,85 m²" is 1.85)
@@ -130,18 +126,11 @@ def read_figures(text: str) -> Figures:
     return Figures(**{k: v for k, v in f.items() if v is not None})
 
 
-def read_date(text: str) -> dt.date | None:
-    try:
-        if m := _ISO_DATE.search(text):
-            return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-        if m := _US_DATE.search(text):
-            return dt.date(int(m.group(3)), int(m.group(1)), int(m.group(2)))
-        if m := _TEXT_DATE.search(text):
-            month = [x[:3] for x in _MONTHS].index(m.group(1)[:3].lower()) + 1
-            return dt.date(int(m.group(3)), month, int(m.group(2)))
-    except ValueError:
-        return None  # "2026-02-30" is not a date; the engine asks again rather than guess
-    return None
+def read_date(text: str, today: dt.date | None = None) -> dt.date | None:
+    """The exact day a question gives (an infusion date, a date of service), read by the one date
+    reader (`assistant.core.dates`); None for a month, quarter or year, or an impossible date."""
+    found = find_service_date(text, today or dt.date.today())
+    return found.day if found is not None and found.precision == "day" else None
 
 
 # --- the question as a whole -----------------------------------------------------------------

@@ -73,3 +73,7 @@ class Question:
     @property
     def product(self) -> str | None:
         return self.products[0] if len(self.products) == 1 else None
+
+    def service_day(self, today: dt.date) -> dt.date:
+        """The date of service the turn answers for (today when none was given)."""
+        return self.service_date.day if self.service_date is not None else today

@@ -7,7 +7,6 @@ clerk or the LLM fix the input. Floats are converted through `str()` so 1.85 sta
 from __future__ import annotations
 
 import math
-import re
 from datetime import date
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
@@ -18,7 +17,6 @@ from assistant.tools.errors import CalcError
 CENT = Decimal("0.01")
 LB_TO_KG = Decimal("0.45359237")   # exact, by definition
 IN_TO_CM = Decimal("2.54")         # exact, by definition
-_NUMERIC = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 
 
 def to_decimal(value: Any, field: str, label: str | None = None) -> Decimal:

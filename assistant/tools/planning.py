@@ -69,7 +69,7 @@ class Planning:
     @property
     def dos(self) -> dt.date:
         """The date of service the turn answers for (today when none was given)."""
-        return self.q.service_date.day if self.q.service_date else self.today
+        return self.q.service_day(self.today)
 
     @property
     def given_dos(self) -> dt.date | None:
