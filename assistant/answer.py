@@ -103,6 +103,8 @@ def _service_date_dict(d: ServiceDate | None) -> dict | None:
 # --- number provenance ---------------------------------------------------------------------
 
 _NUMBER = re.compile(r"(?<![A-Za-z0-9.])[-+]?\$?\d[\d,]*(?:\.\d+)?%?(?![A-Za-z0-9])")
+# a number glued to its unit ("900mg", "1.85m2", "70kg") is a number too: "900mg" is no code
+_NUMBER_UNIT = re.compile(r"(?<![A-Za-z0-9.])\d[\d,]*(?:\.\d+)?(?=(?:mg|mcg|g|kg|lbs?|cm|in|ml|m2|m²|units?)\b)", re.I)
 _MARKER = re.compile(r"\[(\d+)\]")
 
 
@@ -116,10 +118,11 @@ def _canon(token: str) -> str | None:
 
 
 def numbers_in(text: str) -> set[str]:
-    """Canonical numbers in a text ("$588,494.808" and "588494.808" are the same number)."""
+    """Canonical numbers in a text ("$588,494.808" and "588494.808" are the same number; "900mg"
+    is 900)."""
     text = _MARKER.sub(" ", text)
     out = set()
-    for m in _NUMBER.finditer(text):
+    for m in (*_NUMBER.finditer(text), *_NUMBER_UNIT.finditer(text)):
         c = _canon(m.group(0))
         if c is not None:
             out.add(c)

@@ -26,7 +26,7 @@ EXPECTS = {"answer", "not_covered", "refusal", "clarify", "error"}
 TOOLS = {None, "bsa", "dose_units", "lymphodepletion_plan", "cell_dose", "tocilizumab_dose",
          "payment", "ndc"}
 REQUIRED = ["id", "kind", "split", "question", "expect", "must", "must_not", "docs"]
-ALLOWED = set(REQUIRED) | {"turns", "tool", "evidence", "note"}
+ALLOWED = set(REQUIRED) | {"turns", "tool", "evidence", "note", "lead"}
 ID_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9.]+)*$")
 
 
@@ -81,9 +81,9 @@ def _field_problems(row: dict, kind) -> list[str]:
 
 
 def _pattern_problems(row: dict) -> list[str]:
-    """must/must_not are lists of regexes that compile with the flags the runner uses."""
+    """must/must_not/lead are lists of regexes that compile with the flags the runner uses."""
     problems = []
-    for key in ("must", "must_not"):
+    for key in ("must", "must_not", "lead"):
         pats = row.get(key) or []
         if not isinstance(pats, list):
             problems.append(f"{key} must be a list")

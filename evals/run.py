@@ -51,6 +51,7 @@ class Case:
     tool: str | None = None
     evidence: list[dict] = field(default_factory=list)
     note: str = ""
+    lead: list[str] = field(default_factory=list)  # patterns the first paragraph must contain
 
 
 def load_cases(path: Path | None = None) -> list[Case]:
@@ -67,7 +68,8 @@ def load_cases(path: Path | None = None) -> list[Case]:
                           expect=row.get("expect", "answer"), must=row.get("must") or [],
                           must_not=row.get("must_not") or [], docs=row.get("docs") or [],
                           turns=row.get("turns") or [], tool=row.get("tool"),
-                          evidence=row.get("evidence") or [], note=row.get("note", "")))
+                          evidence=row.get("evidence") or [], note=row.get("note", ""),
+                          lead=row.get("lead") or []))
     return cases
 
 
@@ -145,6 +147,11 @@ def relevant(p, spans) -> bool:
     return any(p.doc_id == d and p.span[0] < e and s < p.span[1] for d, s, e in spans)
 
 
+def first_paragraph(text: str) -> str:
+    """What a coder copies: the answer up to its first blank line."""
+    return (text or "").strip().split("\n\n", 1)[0]
+
+
 def matches(pattern: str, text: str) -> bool:
     return re.search(pattern, text, re.IGNORECASE | re.DOTALL) is not None
 
@@ -163,6 +170,7 @@ def score_case(case: Case, engine, texts: dict[str, str]) -> dict:
     shown = "\n".join([answer.text, *answer.notes])
     missing = [m for m in case.must if not matches(m, shown)]
     forbidden = [m for m in case.must_not if matches(m, shown)]
+    first = first_paragraph(answer.text)
     row = {
         "id": case.id, "kind": case.kind, "split": case.split, "question": case.question[:300],
         "expect": case.expect, "got": answer.kind, "behaviour_ok": answer.kind in BEHAVIOUR[case.expect],
@@ -172,6 +180,11 @@ def score_case(case: Case, engine, texts: dict[str, str]) -> dict:
         "tools": [t.name for t in answer.tool_calls],
         "cited_docs": [c.doc_id for c in answer.citations],
     }
+    if case.lead:
+        row["lead_ok"] = answer.kind in BEHAVIOUR[case.expect] and all(matches(m, first) for m in case.lead)
+    if case.must_not and case.expect == "answer":
+        # a wrong code, unit count, dose or amount where a coder copies from: the first paragraph
+        row["harmful"] = any(matches(m, first) for m in case.must_not)
     if case.tool:
         row["tool_ok"] = case.tool in row["tools"] and row["facts_ok"]
     if answer.citations and case.docs:
@@ -203,7 +216,7 @@ def summarize(rows: list[dict]) -> dict:
     out = {"cases": len(rows)}
     for key, name in [("facts_ok", "fact_accuracy"), ("behaviour_ok", "behaviour"), ("hit@1", "hit@1"),
                       ("hit@5", "hit@5"), ("mrr", "mrr"), ("citation_precision", "citation_precision"),
-                      ("tool_ok", "calculator_exactness")]:
+                      ("tool_ok", "calculator_exactness"), ("lead_ok", "lead_accuracy"), ("harmful", "harmful_rate")]:
         out[name], out[name + "_n"] = _mean(rows, key)
     if lat:
         out["latency_p50_ms"] = round(statistics.median(lat), 1)
@@ -240,8 +253,8 @@ def _print_case(row: dict) -> None:
 def markdown_report(results: dict, command: str) -> str:
     lines = ["# Golden set results", "", f"Produced by `{command}` on {results['date']} "
              f"(engine today = {TODAY.isoformat()}).", ""]
-    metrics = ["fact_accuracy", "behaviour", "hit@1", "hit@5", "mrr", "citation_precision",
-               "calculator_exactness", "latency_p50_ms", "latency_p95_ms"]
+    metrics = ["fact_accuracy", "lead_accuracy", "harmful_rate", "behaviour", "hit@1", "hit@5", "mrr",
+               "citation_precision", "calculator_exactness", "latency_p50_ms", "latency_p95_ms"]
 
     def fmt(v):
         return "–" if v is None else (f"{v:.3f}" if isinstance(v, float) and v <= 1 else f"{v}")

@@ -101,3 +101,12 @@ def test_answer_kind_is_a_closed_set_and_flags_follow_from_it():
     assert data["kind"] == "tool" and data["not_covered"] is False and data["refused"] is False
     with pytest.raises(ValueError):
         Answer(question="q", text="t", kind="maybe")
+
+
+def test_number_provenance_catches_numbers_glued_to_units():
+    from assistant.answer import Citation, untraceable_numbers
+
+    cite = Citation(1, "d", "t", "s", "Cyclophosphamide 300 mg/m2 daily", (0, 1))
+    assert untraceable_numbers("Give 900mg daily [1].", [cite], [], "q") == {"900"}
+    assert untraceable_numbers("Give 300mg/m2 daily [1].", [cite], [], "q") == set()
+    assert untraceable_numbers("XW033C3 and 0540T [1].", [cite], [], "q") == set()  # codes are not amounts
