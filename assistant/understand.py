@@ -77,8 +77,16 @@ _BSA_WORD = re.compile(r"\b(?:BSA|body surface area)\s*(?:of|=|:|is|at)?\s*(\d\.
 _PER_AREA = re.compile(_NUM + r"\s*mg\s*/\s*m(?:2|\^2|²)", re.I)
 _PER_KG = re.compile(_NUM + r"\s*mg\s*/\s*kg", re.I)
 _MG = re.compile(_NUM + r"\s*mg\b(?!\s*/\s*(?:m|kg|dl|24))", re.I)
+# Vials on hand are not the dose: "2 x 50 mg vials", "2x 400mg", "we stock 400 mg and 200 mg vials".
+_VIAL_COUNT = re.compile(r"(?<![\d.,])(\d+)\s*(?:x|×)\s*" + _NUM + r"\s*mg\b(?!\s*/)", re.I)
+_VIAL_SIZES = re.compile(r"(?:" + _NUM + r"\s*mg\s*(?:,|and|&|/|or|\+)\s*)*" + _NUM + r"\s*mg\s*(?:single[- ]dose\s+)?vials?\b", re.I)
+# What was given is the dose; what was opened or wasted feeds the waste (JW) line, never the dose.
+_GIVEN = re.compile(r"\b(?:gave|given|give|administered|infused|dosed|dose(?:\s+(?:of|was|is))?|got)\s*:?\s*" + _NUM
+                    + r"\s*mg\b(?!\s*/)|" + _NUM + r"\s*(?:mg\s+)?(?:given|administered|infused)\b", re.I)
+_OPENED = re.compile(_NUM + r"\s*mg\s*(?:vial\s+)?opened\b|\bopened\s*:?\s*(?:a\s+)?" + _NUM + r"\s*mg\b(?!\s*/)", re.I)
+_NOT_DOSE = re.compile(_NUM + r"\s*mg\s*(?:opened|wasted|discarded|waste|drawn up|on hand|in stock)\b|"
+                       r"\b(?:opened|wasted|discarded|waste(?:d)? of|stock(?:ed)?)\s*:?\s*" + _NUM + r"\s*mg\b", re.I)
 _UNITS = re.compile(r"\b(\d+)\s*units?\b", re.I)
-_VIALS = re.compile(r"\b(\d+)(?:\s*x\s*|\s+)(\d+(?:\.\d+)?)\s*mg\s*vials?\b", re.I)
 
 
 _num = number_float  # one reading of typed numbers ("1,000 mg" is a thousand, "1,85 m²" is 1.85)
@@ -113,12 +121,33 @@ def _first(rx: re.Pattern[str], text: str) -> float | None:
     return _num(m.group(1)) if m else None
 
 
+def _vials(text: str) -> tuple[tuple[int, float], ...]:
+    """(count, size mg) of the vials a question names; a count of 0 means sizes on hand only."""
+    counted = [(int(m.group(1)), _num(m.group(2))) for m in _VIAL_COUNT.finditer(text)]
+    rest = _VIAL_COUNT.sub(" ", text)
+    counted += [(1, _num(m.group(1) or m.group(2))) for m in _OPENED.finditer(rest)]  # "600 mg opened"
+    rest = _OPENED.sub(" ", rest)
+    sizes = [(0, _num(n)) for m in _VIAL_SIZES.finditer(rest) for n in re.findall(_NUM + r"(?=\s*mg)", m.group(0))]
+    return tuple(dict.fromkeys(counted + sizes))
+
+
+def _dose(text: str) -> float | None:
+    """The administered mg: the amount said to be given, else the first mg amount that is not a
+    vial size, an opened or wasted amount, or a per-kg rate."""
+    text = _PER_KG.sub(" ", text)
+    if m := _GIVEN.search(text):
+        return _num(m.group(1) or m.group(2))
+    for rx in (_VIAL_COUNT, _VIAL_SIZES, _NOT_DOSE):
+        text = rx.sub(" ", text)
+    return _first(_MG, text)
+
+
 def read_figures(text: str) -> Figures:
     f: dict = {**_weight(text), **_height(text), "mg_per_m2": _first(_PER_AREA, text), "mg_per_kg": _first(_PER_KG, text)}
     stripped = _PER_AREA.sub(" ", text)
     f["bsa_m2"] = _first(_BSA, stripped) or _first(_BSA_WORD, stripped)
-    f["vials"] = tuple((int(a), float(b)) for a, b in _VIALS.findall(text)) or None
-    f["dose_mg"] = _first(_MG, _VIALS.sub(" ", _PER_KG.sub(" ", stripped)))
+    f["vials"] = _vials(text) or None
+    f["dose_mg"] = _dose(stripped)
     if m := _UNITS.search(text):
         f["units"] = int(m.group(1))
     f["date"] = read_date(text)

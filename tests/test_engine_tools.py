@@ -152,3 +152,11 @@ def test_full_width_and_invisible_characters(engine):
 def test_bad_calculator_input_is_a_clear_message(engine):
     a = ask(engine, "carvykti cell dose 700 kg pt")
     assert a.kind == "clarify" and "700" in a.text and "Traceback" not in a.text
+
+
+def test_opened_vials_give_the_jw_line_in_the_lead(engine):
+    a = ask(engine, "we opened 2x 400mg actemra, gave 680mg, what goes on the JZ/JW lines")
+    first = a.text.split("\n")[0]
+    assert first == ("**J3262: 680 unit(s) per date of service**; **J3262-JW: 120 unit(s)** on its own line "
+                     "(120 mg discarded)")
+    assert tool(a, "dose_units").arguments["vial_sizes"] == [400.0]

@@ -107,6 +107,15 @@ def waste_lines(code: str, administered: Decimal, admin_units: int, size: Decima
             "discarded": discarded, "jw_units": jw_units, "modifier": modifier}, notes
 
 
+def _waste_text(code: str, lines: dict) -> str:
+    """The waste line a coder adds, for the summary: JW with its units, or JZ."""
+    if lines["modifier"] == "JW":
+        return f"; **{code}-JW: {lines['jw_units']} unit(s)** on its own line ({fmt(lines['discarded'])} mg discarded)"
+    if lines["modifier"] == "JZ":
+        return f"; JZ on the {code} line (no waste)"
+    return f"; {fmt(lines['discarded'])} mg discarded fits inside the rounded-up units: a JW line would carry 0 units"
+
+
 def units_for(code: str, row: Code, amount: Decimal) -> int:
     size, kind = unit_size(row)
     return 1 if kind == "dose" else ceil_units(amount, size)
@@ -144,6 +153,7 @@ def dose_units(code: Annotated[Text, param("HCPCS code, e.g. J9185", label="HCPC
     if sizes:
         lines, notes = waste_lines(code, amount, line.per_day, line.size, "mg", sizes)
         values["waste_per_day"] = lines
+        summary += _waste_text(code, lines)
         assumptions.extend(notes)
         assumptions.append("Vials: the combination with the least total content that covers the dose (then fewest vials).")
     else:
