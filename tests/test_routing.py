@@ -147,3 +147,19 @@ def test_a_toy_component_appears_in_router_tools_and_forms_with_no_other_edit(to
 def test_without_the_toy_nothing_claims_its_question():
     assert registry.get("toy_double") is None
     assert calls("double the toy widget 21 please") == []
+
+
+@pytest.mark.parametrize("text, days", [
+    ("fludarabine 55.5 mg daily x3 units J9185", 3),
+    ("cy 555 mg days -5 to -3, total J9075 units?", 3),
+    ("flu 55.5 mg on days -4, -3, -2 how many J9185 units total", 3),
+    ("J9185 units for 55.5 mg for 3 days", 3),
+])
+def test_the_number_of_days_is_read_the_way_coders_write_it(text, days):
+    (name, args), = calls(text)
+    assert name == "dose_units" and args["days"] == days
+
+
+def test_a_payment_question_that_says_per_dose_is_not_a_cell_dose_question():
+    (name, args), = calls("abecma medicare payment per dose DOS 2/3/2026")
+    assert name == "payment" and args["code"] == "Q2055" and args["dos"] == "2026-02-03"

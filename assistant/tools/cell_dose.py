@@ -104,7 +104,8 @@ def _plan(p: Planning) -> Plan | None:
     """Per-kg products need the weight, Tecartus the indication; without a patient the rule is
     quoted from the sources."""
     product = p.dosing_product()
-    other_topic = {"lymphodepletion", "tocilizumab", "units"} & set(p.q.intents)
+    # "payment per dose", "units": the word dose alone does not make a cell-dose question
+    other_topic = {"lymphodepletion", "tocilizumab", "units", "payment"} & set(p.q.intents)
     if not product or not (p.has("cell_dose") or (_DOSE_WORD.search(p.text) and not other_topic)):
         return None
     inds = p.indications(product)

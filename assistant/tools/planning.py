@@ -26,7 +26,11 @@ PATIENT = re.compile(r"\b(?:my|our|this|the) (?:pt|patient|guy|lady|man|woman)\b
                      r"\b(?:she|he) (?:weighs|is)\b|\bcalc(?:ulate)?\b|\bwork out\b|\bfigure out\b|\bcompute\b", re.I)
 UNITS_WORD = re.compile(r"\bunits?\b", re.I)
 DAYS = re.compile(r"\b(?:x|×|for|over)\s*(\d{1,2})\s*(?:days?|dates? of service|DOS)\b|"
-                  r"\b(\d{1,2})\s*(?:days?|dates? of service)\b", re.I)
+                  r"\b(\d{1,2})\s*(?:days?|dates? of service)\b|"
+                  r"\b(?:daily|qd|/day|per day)\s*(?:x|×)\s*(\d{1,2})\b", re.I)
+# "days -5 to -3", "days -4, -3, -2": the count of the listed days
+DAY_RANGE = re.compile(r"\bdays?\s*(-?\d{1,2})\s*(?:to|through|-|–)\s*(-?\d{1,2})\b", re.I)
+DAY_LIST = re.compile(r"\bdays?\s*(-?\d{1,2}(?:\s*(?:,|and)\s*-?\d{1,2})+)\b", re.I)
 
 
 @lru_cache(maxsize=8)
@@ -100,8 +104,13 @@ class Planning:
         return [size for _, size in self.q.figures.vials]
 
     def days(self) -> int | None:
+        """How many dates of service: 'x3 days', 'for 3 days', 'daily x3', 'days -5 to -3'."""
         if m := DAYS.search(self.text):
-            return int(m.group(1) or m.group(2))
+            return int(m.group(1) or m.group(2) or m.group(3))
+        if m := DAY_RANGE.search(self.text):
+            return abs(int(m.group(2)) - int(m.group(1))) + 1
+        if m := DAY_LIST.search(self.text):
+            return len(re.findall(r"-?\d{1,2}", m.group(1)))
         return None
 
     # --- entities ----------------------------------------------------------------------------
