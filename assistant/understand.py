@@ -79,7 +79,8 @@ _PER_KG = re.compile(_NUM + r"\s*mg\s*/\s*kg", re.I)
 _MG = re.compile(_NUM + r"\s*mg\b(?!\s*/\s*(?:m|kg|dl|24))", re.I)
 # Vials on hand are not the dose: "2 x 50 mg vials", "2x 400mg", "we stock 400 mg and 200 mg vials".
 _VIAL_COUNT = re.compile(r"(?<![\d.,])(\d+)\s*(?:x|×)\s*" + _NUM + r"\s*mg\b(?!\s*/)", re.I)
-_VIAL_SIZES = re.compile(r"(?:" + _NUM + r"\s*mg\s*(?:,|and|&|/|or|\+)\s*)*" + _NUM + r"\s*mg\s*(?:single[- ]dose\s+)?vials?\b", re.I)
+_VIAL_SIZES = re.compile(r"(?:" + _NUM + r"\s*(?:mg\s*)?(?:,|and|&|/|or|\+)\s*)*" + _NUM
+                         + r"\s*mg\s*(?:single[- ]dose\s+)?vials?\b", re.I)  # "80 and 200 mg vials"
 # What was given is the dose; what was opened or wasted feeds the waste (JW) line, never the dose.
 _GIVEN = re.compile(r"\b(?:gave|given|give|administered|infused|dosed|dose(?:\s+(?:of|was|is))?|got)\s*:?\s*" + _NUM
                     + r"\s*mg\b(?!\s*/)|" + _NUM + r"\s*(?:mg\s+)?(?:given|administered|infused)\b", re.I)
@@ -127,7 +128,7 @@ def _vials(text: str) -> tuple[tuple[int, float], ...]:
     rest = _VIAL_COUNT.sub(" ", text)
     counted += [(1, _num(m.group(1) or m.group(2))) for m in _OPENED.finditer(rest)]  # "600 mg opened"
     rest = _OPENED.sub(" ", rest)
-    sizes = [(0, _num(n)) for m in _VIAL_SIZES.finditer(rest) for n in re.findall(_NUM + r"(?=\s*mg)", m.group(0))]
+    sizes = [(0, _num(n)) for m in _VIAL_SIZES.finditer(rest) for n in re.findall(_NUM, m.group(0))]
     return tuple(dict.fromkeys(counted + sizes))
 
 

@@ -160,3 +160,9 @@ def test_opened_vials_give_the_jw_line_in_the_lead(engine):
     assert first == ("**J3262: 680 unit(s) per date of service**; **J3262-JW: 120 unit(s)** on its own line "
                      "(120 mg discarded)")
     assert tool(a, "dose_units").arguments["vial_sizes"] == [400.0]
+
+
+def test_tocilizumab_with_vials_on_hand_leads_with_the_jw_line(engine):
+    a = ask(engine, "toci for 52 kg pt, we have 80 and 200 mg vials, units + waste")
+    assert a.text.split("\n")[0].startswith(
+        "**Tocilizumab 416 mg per dose → J3262 416 units per dose**; **J3262-JW: 24 unit(s)** on its own line")

@@ -76,3 +76,7 @@ def test_off_topic_injection_and_treatment_questions_inherit_nothing():
 def test_vial_sizes_and_opened_amounts_are_never_the_dose(text, dose, vials):
     f = read_figures(text)
     assert (f.dose_mg, f.vials) == (dose, vials)
+
+
+def test_vial_sizes_listed_with_one_unit():
+    assert read_figures("toci for 52 kg pt, we have 80 and 200 mg vials").vials == ((0, 80.0), (0, 200.0))

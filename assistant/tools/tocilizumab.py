@@ -13,7 +13,7 @@ from assistant.tools._inputs import ceil_units, fmt, plain, to_decimal_list, wei
 from assistant.tools.component import VIAL_LABEL, Calculator, Number, Numbers, Plan, WeightUnit, ask, call, param
 from assistant.tools.planning import Planning, backed_by
 from assistant.tools.result import ToolResult, cite
-from assistant.tools.units import code_citation, unit_size, waste_lines
+from assistant.tools.units import code_citation, unit_size, waste_lines, waste_text
 
 
 def tocilizumab_dose(weight: Annotated[Number, param("Weight (kg unless weight_unit='lb')", label="Weight", example=70)],
@@ -63,6 +63,7 @@ def tocilizumab_dose(weight: Annotated[Number, param("Weight (kg unless weight_u
         inputs={"weight": str(weight), "weight_unit": weight_unit, "vial_sizes": [plain(s) for s in sizes] or None},
         values=values,
         summary=f"**Tocilizumab {fmt(dose)} mg per dose → {code} {units} units per dose**"
+                + (waste_text(code, values["waste_per_dose"]) if sizes else "")
                 + (" (capped at 800 mg)" if capped else "") + f"; {limits}",
         formula=f"{fmt(per_kg)} mg/kg × {wshow} kg = {fmt(raw)} mg" + (f" → cap {fmt(cap)} mg" if capped else f" (under the {fmt(cap)} mg cap)")
                 + f"; {fmt(dose)} mg ÷ {fmt(size)} mg per unit = {units} units",

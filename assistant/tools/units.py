@@ -107,7 +107,7 @@ def waste_lines(code: str, administered: Decimal, admin_units: int, size: Decima
             "discarded": discarded, "jw_units": jw_units, "modifier": modifier}, notes
 
 
-def _waste_text(code: str, lines: dict) -> str:
+def waste_text(code: str, lines: dict) -> str:
     """The waste line a coder adds, for the summary: JW with its units, or JZ."""
     if lines["modifier"] == "JW":
         return f"; **{code}-JW: {lines['jw_units']} unit(s)** on its own line ({fmt(lines['discarded'])} mg discarded)"
@@ -153,7 +153,7 @@ def dose_units(code: Annotated[Text, param("HCPCS code, e.g. J9185", label="HCPC
     if sizes:
         lines, notes = waste_lines(code, amount, line.per_day, line.size, "mg", sizes)
         values["waste_per_day"] = lines
-        summary += _waste_text(code, lines)
+        summary += waste_text(code, lines)
         assumptions.extend(notes)
         assumptions.append("Vials: the combination with the least total content that covers the dose (then fewest vials).")
     else:
