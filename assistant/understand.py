@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from dataclasses import replace
 
-from assistant.core.dates import find_service_date
+from assistant.core.dates import ServiceDate, find_service_date
 from assistant.core.quantities import NUMBER, number_float
 from assistant.core.quarters import find_quarter
 from assistant.core.question import Figures, Question
@@ -143,7 +143,12 @@ def _dose(text: str) -> float | None:
     return _first(_MG, text)
 
 
-def read_figures(text: str) -> Figures:
+_UNREAD = object()  # read_figures was not given the question's date: it reads it itself
+
+
+def read_figures(text: str, service_date: ServiceDate | None | object = _UNREAD) -> Figures:
+    """The figures a question gives. `service_date` is the date already read from the same text
+    (None: it has none), so the question reader reads it once."""
     f: dict = {**_weight(text), **_height(text), "mg_per_m2": _first(_PER_AREA, text), "mg_per_kg": _first(_PER_KG, text)}
     stripped = _PER_AREA.sub(" ", text)
     f["bsa_m2"] = _first(_BSA, stripped) or _first(_BSA_WORD, stripped)
@@ -151,16 +156,10 @@ def read_figures(text: str) -> Figures:
     f["dose_mg"] = _dose(stripped)
     if m := _UNITS.search(text):
         f["units"] = int(m.group(1))
-    f["date"] = read_date(text)
+    found = find_service_date(text, dt.date.today()) if service_date is _UNREAD else service_date
+    f["date"] = found.day if found is not None and found.precision == "day" else None
     f["quarter"] = find_quarter(text)
     return Figures(**{k: v for k, v in f.items() if v is not None})
-
-
-def read_date(text: str, today: dt.date | None = None) -> dt.date | None:
-    """The exact day a question gives (an infusion date, a date of service), read by the one date
-    reader (`assistant.core.dates`); None for a month, quarter or year, or an impossible date."""
-    found = find_service_date(text, today or dt.date.today())
-    return found.day if found is not None and found.precision == "day" else None
 
 
 # --- the question as a whole -----------------------------------------------------------------
@@ -218,6 +217,7 @@ def read_question(text: str, today: dt.date | None = None) -> Question:
     quarter")."""
     text, injected = drop_instructions(text)
     norm = normalize(text)
+    service_date = find_service_date(text, today or dt.date.today())
     intents = tuple(name for name, rx in INTENT_PATTERNS.items() if rx.search(norm))
     indication = next((name for name, rx in INDICATIONS.items() if rx.search(norm)), None)
     return Question(
@@ -227,12 +227,12 @@ def read_question(text: str, today: dt.date | None = None) -> Question:
         codes=tuple(codes_in(norm)),
         indication=indication,
         intents=intents,
-        figures=read_figures(text),
+        figures=read_figures(text, service_date),
         off_topic=bool(OFF_TOPIC.search(text)) and not intents,
         treatment_decision=bool(TREATMENT_DECISION.search(text)),
         injection=injected,
         comparison=bool(_COMPARE.search(text)),
-        service_date=find_service_date(text, today or dt.date.today()),
+        service_date=service_date,
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from assistant.core.files import files_signature
 from assistant.core.quarters import Quarter, QuarterError
 from index.entities import known_payer_ids, known_product_ids
 
@@ -241,19 +242,6 @@ class CorpusView:
     vocabulary: frozenset[str]        # every word of the documents and the reference data
 
 
-def _files_signature(*folders: Path) -> tuple:
-    out = []
-    for folder in folders:
-        for p in sorted(folder.rglob("*")) if folder.is_dir() else []:
-            if p.is_file():
-                try:
-                    st = p.stat()
-                except OSError:
-                    continue
-                out.append((str(p), st.st_mtime_ns, st.st_size))
-    return tuple(out)
-
-
 @lru_cache(maxsize=4)
 def _corpus_view(sources_dir: str, reference_dir: str, _signature: tuple) -> CorpusView:
     docs = load_corpus(Path(sources_dir)).documents
@@ -270,4 +258,5 @@ def cached_corpus(sources_dir: Path, reference_dir: Path) -> CorpusView:
     """The corpus, loaded once and again only when a document or reference file changes
     (one loader for the engine's guards, its not-covered check and the conflict notes)."""
     documents = Path(sources_dir) / "documents"
-    return _corpus_view(str(sources_dir), str(reference_dir), _files_signature(documents, Path(reference_dir)))
+    signature = files_signature(documents, depth=0) + files_signature(Path(reference_dir), (".yaml", ".yml", ".csv"))
+    return _corpus_view(str(sources_dir), str(reference_dir), signature)

@@ -1,7 +1,6 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one.
-
-Used for everything that is replaced while the product may be reading it: imported CMS quarters,
-the index pointer, exported reference files.
+"""Files the product reads while they may change: atomic writes (a reader sees the old file or
+the new one, never half of one: imported CMS quarters, the index pointer) and the signature of a
+folder's files that caches compare to notice an edit (the reference data, the corpus).
 """
 
 from __future__ import annotations
@@ -40,3 +39,29 @@ def write_atomic(path: Path, data: str | bytes, *, sync_dir: bool = False) -> No
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def files_signature(folder: Path, suffixes: tuple[str, ...] = (), depth: int = 1) -> tuple:
+    """(path, mtime, size) of the files in `folder` and its sub-folders down to `depth` levels,
+    sorted; only names ending in `suffixes` when given. One stat per file, no parsing: cheap
+    enough to call on every look-up."""
+    out: list[tuple[str, int, int]] = []
+
+    def scan(path: str, level: int) -> None:
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            return
+        for e in entries:
+            try:
+                if e.is_dir():
+                    if level < depth:
+                        scan(e.path, level + 1)
+                elif (not suffixes or e.name.endswith(suffixes)) and e.is_file():
+                    st = e.stat()
+                    out.append((e.path, st.st_mtime_ns, st.st_size))
+            except OSError:
+                continue
+
+    scan(str(folder), 0)
+    return tuple(sorted(out))

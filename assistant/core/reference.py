@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
 import re
 import time
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from typing import Any
 import yaml
 
 from assistant import config
+from assistant.core.files import files_signature
 from assistant.core.quarters import Quarter, QuarterError
 
 
@@ -377,28 +377,6 @@ def _read_crosswalk(ref_dir: Path) -> tuple[CrosswalkRow, ...]:
     return tuple(rows)
 
 
-def _signature(ref_dir: Path) -> tuple:
-    """(path, mtime, size) of every data file: the top folder and its sub-folders (one level)."""
-    files: list[tuple[str, int, int]] = []
-
-    def scan(folder: str, depth: int) -> None:
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            return
-        for e in entries:
-            try:
-                if e.is_dir() and depth == 0:
-                    scan(e.path, 1)
-                elif e.name.endswith((".yaml", ".yml", ".csv")) and e.is_file():
-                    st = e.stat()
-                    files.append((e.path, st.st_mtime_ns, st.st_size))
-            except OSError:
-                continue
-    scan(str(ref_dir), 0)
-    return tuple(sorted(files))
-
-
 @lru_cache(maxsize=8)
 def _load(ref_dir: str, _signature: tuple) -> Reference:
     path = Path(ref_dir)
@@ -451,7 +429,7 @@ def load_reference(ref_dir: str | Path | None = None) -> Reference:
 
 def _checked(path: Path) -> Reference:
     path = path.expanduser().resolve()
-    return _load(str(path), _signature(path))
+    return _load(str(path), files_signature(path, (".yaml", ".yml", ".csv")))
 
 
 def get_reference(reference: Reference | str | Path | None) -> Reference:

@@ -62,20 +62,19 @@ def code_on_date(
 def _family(ref: Reference, code: str | None, product: str | None, route: str | None) -> list[Code]:
     """The asked code with its predecessors and successors (for ICD-10-PCS: the product's and the
     group 3 codes), filtered to the product and vein when given."""
+    prod = ref.product(product) if product else None
     if code:
         start = ref.any_code(code)
         if start is None:
             raise UnknownCodeError(f"I have no dated record of the code '{code}'.", field="code")
         found = _chain(ref, start)
     elif product:
-        prod = ref.product(product)
         if prod is None:
             raise CalcError(f"I don't know the product '{product}'.", field="product")
         found = [c for c in ref.pcs.values() if c.product in ("", prod.id)]
     else:
         raise CalcError("Give the code (e.g. 0540T) or, for the ICD-10-PCS infusion code, the product.", field="code")
-    prod_id = ref.product(product).id if product and ref.product(product) else None
-    out = [c for c in found if not (prod_id and c.product and c.product != prod_id)]
+    out = [c for c in found if not (prod and c.product and c.product != prod.id)]
     if route:
         out = [c for c in out if not c.route or c.route == route.lower()]
     return sorted(out, key=lambda c: (c.valid_from or date.min, c.code))
