@@ -84,7 +84,8 @@ _VIAL_SIZES = re.compile(r"(?:" + _NUM + r"\s*(?:mg\s*)?(?:,|and|&|/|or|\+)\s*)*
 # What was given is the dose; what was opened or wasted feeds the waste (JW) line, never the dose.
 _GIVEN = re.compile(r"\b(?:gave|given|give|administered|infused|dosed|dose(?:\s+(?:of|was|is))?|got)\s*:?\s*" + _NUM
                     + r"\s*mg\b(?!\s*/)|" + _NUM + r"\s*(?:mg\s+)?(?:given|administered|infused)\b", re.I)
-_OPENED = re.compile(_NUM + r"\s*mg\s*(?:vial\s+)?opened\b|\bopened\s*:?\s*(?:a\s+)?" + _NUM + r"\s*mg\b(?!\s*/)", re.I)
+_OPENED = re.compile(_NUM + r"\s*mg\s*(?:vial\s+)?opened\b|\bopened\s*:?\s*(?:a\s+|an\s+|one\s+)?" + _NUM
+                     + r"\s*mg\b(?!\s*/)", re.I)
 _NOT_DOSE = re.compile(_NUM + r"\s*mg\s*(?:opened|wasted|discarded|waste|drawn up|on hand|in stock)\b|"
                        r"\b(?:opened|wasted|discarded|waste(?:d)? of|stock(?:ed)?)\s*:?\s*" + _NUM + r"\s*mg\b", re.I)
 _UNITS = re.compile(r"\b(\d+)\s*units?\b", re.I)

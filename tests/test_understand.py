@@ -70,6 +70,7 @@ def test_off_topic_injection_and_treatment_questions_inherit_nothing():
     ("we opened 2x 400mg actemra, gave 680mg, what goes on the JZ/JW lines", 680.0, ((2, 400.0),)),
     ("600 mg opened, 584 given", 584.0, ((1, 600.0),)),
     ("opened a 100 mg vial of flu, gave 55.5 mg", 55.5, ((1, 100.0),)),
+    ("we opened one 400 mg actemra vial, gave 312 mg, JW?", 312.0, ((1, 400.0),)),
     ("cyclophosphamide 1,000 mg how many units", 1000.0, ()),
     ("fludarabine 30 mg/m2 at 1.85 m2, 55.5 mg, 2 x 50 mg vials", 55.5, ((2, 50.0),)),
 ])
