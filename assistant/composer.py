@@ -103,11 +103,12 @@ def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
         elif c.error:
             lines.append(f"*{c.name}:* {c.error}")
     ref = load_reference()
-    sentences = [s for s in sentences if backs_a_result(s, calls, ref)][:2]
-    citations = [cite_sentence(s, i) for i, s in enumerate(sentences, 1)]
+    inline = inline_citations(calls)
+    sentences = [] if inline else [s for s in sentences if backs_a_result(s, calls, ref)][:2]
+    citations = inline + [cite_sentence(s, i) for i, s in enumerate(sentences, len(inline) + 1)]
     body = "\n\n".join(lines)
-    if citations:
-        body += "\n\nFrom the sources:\n" + "\n".join(f"- {one_line(c.quote)} [{c.marker}]" for c in citations)
+    if sentences:
+        body += "\n\nFrom the sources:\n" + "\n".join(f"- {one_line(c.quote)} [{c.marker}]" for c in citations[len(inline):])
     warned = [w for c in calls if c.result for w in c.result.warnings]
     # a calculator whose result shows both sides of a known conflict supersedes its note
     exclude: set[str] = set()
@@ -119,6 +120,27 @@ def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
     notes += retired_code_notes([c.quote for c in citations], turn.question.service_day(turn.today))
     return Answer(question=q.text, kind=AnswerKind.TOOL, text=body, citations=citations, tool_calls=calls,
                   notes=dedupe(notes), context=turn.context)
+
+
+def inline_citations(calls: Sequence[ToolCall]) -> list[Citation]:
+    """The document citations of a calculator whose summary marks them inline ([1], [2] ... in
+    the order of its citations): each becomes an answer citation with its span in the document."""
+    cfg = config.load()
+    docs = cached_corpus(cfg.sources_dir, cfg.reference_dir).documents
+    out: list[Citation] = []
+    for c in calls:
+        calc = get_calculator(c.name)
+        if not (c.result and calc is not None and calc.inline_citations):
+            continue
+        for entry in c.result.citations:
+            doc = docs.get(entry["ref"].removeprefix("doc:"))
+            start = doc.text.find(entry["quote"]) if doc is not None else -1
+            if doc is None or start < 0:
+                continue  # a quote not in the document is not cited (tests/test_policy.py keeps them exact)
+            out.append(Citation(marker=len(out) + 1, doc_id=doc.id, title=doc.title, section=entry.get("label", ""),
+                                quote=entry["quote"], span=(start, start + len(entry["quote"])), kind=doc.kind,
+                                effective=doc.effective or "", reviewed=doc.reviewed or ""))
+    return out
 
 
 def backs_a_result(sentence: Sentence, calls: Sequence[ToolCall], ref: Reference) -> bool:
@@ -145,8 +167,9 @@ def tool_failure(turn: Turn, missing_data: bool) -> Answer:
     q, calls = turn.question, turn.tool_calls
     messages = " ".join(c.error or "" for c in calls)
     if missing_data:
+        lead = "" if messages.startswith("My sources") else "My reference data does not cover this: "
         return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, tool_calls=calls, notes=turn.notes,
-                      context=turn.context, text="My reference data does not cover this: " + messages)
+                      context=turn.context, text=lead + messages)
     return Answer(question=q.text, kind=AnswerKind.CLARIFY, needs=[c.name for c in calls], tool_calls=calls,
                   notes=turn.notes, context=turn.context, text="I can't calculate that as asked: " + messages)
 

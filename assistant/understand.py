@@ -16,6 +16,8 @@ from assistant.core.dates import ServiceDate, find_service_date
 from assistant.core.quantities import NUMBER, number_float
 from assistant.core.quarters import find_quarter
 from assistant.core.question import Figures, Question
+from assistant.core.reference import load_reference
+from assistant.core.scenario import prior_mention
 from index.codes import codes_in
 from index.entities import payers_in, products_in_question
 from index.normalize import normalize
@@ -221,9 +223,10 @@ def read_question(text: str, today: dt.date | None = None) -> Question:
     service_date = find_service_date(text, today or dt.date.today())
     intents = tuple(name for name, rx in INTENT_PATTERNS.items() if rx.search(norm))
     indication = next((name for name, rx in INDICATIONS.items() if rx.search(norm)), None)
+    products, prior = _split_prior(norm, products_in_question(norm))
     return Question(
         text=text,
-        products=tuple(products_in_question(norm)),
+        products=products, prior_products=prior,
         payers=tuple(payers_in(norm)),
         codes=tuple(codes_in(norm)),
         indication=indication,
@@ -237,6 +240,22 @@ def read_question(text: str, today: dt.date | None = None) -> Question:
     )
 
 
+def _split_prior(text: str, found: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Products the question is about, and those it names only as a therapy the patient had
+    ("s/p carvykti, can she get abecma": about Abecma). With no other product, a prior-only one
+    stays (a question about it), unless a follow-up inherits the thread's product (`resolve`)."""
+    ref = load_reference()
+    prior = []
+    for pid in found:
+        prod = ref.product_by_id(pid)
+        spots = [m.start() for n in (prod.names if prod else ()) for m in re.finditer(r"(?<![\w-])" + re.escape(n) + r"(?![\w-])", text)]
+        if spots and all(prior_mention(text, s) for s in spots):
+            prior.append(pid)
+    about = [p for p in found if p not in prior]
+    return (tuple(about), tuple(prior)) if about else (tuple(found), tuple(prior))
+
+
+_HISTORY = 5  # earlier turns a thread keeps (their scenario facts carry over)
 _FIGURE_INTENTS = {"bsa"}  # intents a changed patient figure brings, not a new question
 
 
@@ -247,6 +266,8 @@ def resolve(question: Question, previous: Question | None) -> Question:
     inherited = []
     changes: dict = {}
     is_follow_up = bool(_FOLLOW_UP.search(question.text)) or len(question.text.split()) <= 4
+    if question.prior_products and set(question.products) <= set(question.prior_products) and previous.products:
+        question = replace(question, products=())  # "what if he had carvykti before": still the thread's product
     same_topic = not question.products or question.products == previous.products
     if not question.products and previous.products and not question.codes:
         changes["products"] = previous.products
@@ -266,6 +287,8 @@ def resolve(question: Question, previous: Question | None) -> Question:
     if question.service_date is None and previous.service_date is not None and previous.service_date.source != "today":
         changes["service_date"] = previous.service_date.with_source("conversation")
         inherited.append("date of service")
+    if {"product", "payer"} & set(inherited):
+        changes["history"] = (*previous.history, previous.text)[-_HISTORY:]
     changes["figures"] = question.figures.merged_over(previous.figures)
     if changes["figures"] != question.figures:
         inherited.append("patient figures")

@@ -39,6 +39,8 @@ def _choices(spec) -> tuple | None:
     ref = load_reference()
     if spec == "products":
         return tuple(p.brand for p in ref.products if p.id in ref.dosing_products())
+    if spec == "payers":
+        return tuple((p["name"], p["payer"]) for p in ref.policies)
     if spec == "indications":
         names: dict[str, str] = {}
         for pid in ref.dosing_products():

@@ -15,16 +15,17 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "evals" / "golden.yaml"
-GOLDEN_DOS = ROOT / "evals" / "golden_dos.yaml"
-GOLDEN_FILES = [GOLDEN, GOLDEN_DOS]  # validated together: one id space across the files
+# Every evals/golden*.yaml file, golden.yaml first: validated together (one id space across the files)
+# and scored together by evals/run.py, so a new file needs no registration.
+GOLDEN_FILES = [GOLDEN] + sorted(p for p in (ROOT / "evals").glob("golden*.yaml") if p != GOLDEN)
 DOCS = ROOT / "sources" / "documents"
 
 KINDS = {"code", "payment", "dosing", "calc", "policy", "comparison", "conflict", "followup",
-         "not_covered", "off_topic", "adversarial", "malformed", "dos"}
+         "not_covered", "off_topic", "adversarial", "malformed", "dos", "scenario", "setting"}
 SPLITS = {"dev", "heldout"}
 EXPECTS = {"answer", "not_covered", "refusal", "clarify", "error"}
 TOOLS = {None, "bsa", "dose_units", "lymphodepletion_plan", "cell_dose", "tocilizumab_dose",
-         "payment", "ndc"}
+         "payment", "ndc", "code_on_date", "rule_on_date"}
 REQUIRED = ["id", "kind", "split", "question", "expect", "must", "must_not", "docs"]
 ALLOWED = set(REQUIRED) | {"turns", "tool", "evidence", "note", "lead"}
 ID_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9.]+)*$")

@@ -26,10 +26,8 @@ from pathlib import Path
 import yaml
 
 from assistant import config
+from evals.check_golden import GOLDEN_FILES  # the default set: every evals/golden*.yaml file
 
-GOLDEN = Path(__file__).resolve().parent / "golden.yaml"
-GOLDEN_DOS = Path(__file__).resolve().parent / "golden_dos.yaml"
-GOLDEN_FILES = [GOLDEN, GOLDEN_DOS]  # the default set: every golden file (check_golden.py validates them together)
 RESULTS = Path(__file__).resolve().parent / "results"
 REPORT = Path(__file__).resolve().parent / "REPORT.md"
 TODAY = dt.date(2026, 11, 24)  # the golden set's "today": answers about staleness depend on it

@@ -195,6 +195,9 @@ class Reference:
     icd10cm: Mapping[str, Code] = field(default_factory=dict)  # ICD-10-CM codes the guides get wrong
     conflicts: tuple[Mapping[str, Any], ...] = ()
     rules: tuple[Mapping[str, Any], ...] = ()   # rules that changed on a date (rules.yaml)
+    policies: tuple[Mapping[str, Any], ...] = ()  # payer policies as checkable criteria (policies.yaml)
+    drug_classes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # class -> names (policies.yaml)
+    class_names: Mapping[str, str] = field(default_factory=dict)
     limits: Mapping[str, tuple[LimitSource, ...]] = field(default_factory=dict)  # quarter -> sources
     crosswalk: tuple[CrosswalkRow, ...] = ()
 
@@ -263,6 +266,10 @@ class Reference:
 
     def limit_sources(self, quarter: str) -> tuple[LimitSource, ...]:
         return self.limits.get(quarter, ())
+
+    def policy(self, payer: str, product: str) -> Mapping[str, Any] | None:
+        """The payer's coverage policy for the product, when the corpus holds one."""
+        return next((p for p in self.policies if p.get("payer") == payer and p.get("product") == product), None)
 
     def cms_quarters(self) -> list[str]:
         """Quarters with an imported CMS payment limit file, oldest first."""
@@ -384,6 +391,7 @@ def _load(ref_dir: str, _signature: tuple) -> Reference:
     hcpcs = _read_yaml(path / "hcpcs.yaml")
     payers = _read_yaml(path / "payers.yaml")
     limits = _read_limits(path)
+    policies = _read_yaml(path / "policies.yaml")
     return Reference(
         ref_dir=path,
         products=tuple(_product(r) for r in products.get("products") or []),
@@ -399,6 +407,9 @@ def _load(ref_dir: str, _signature: tuple) -> Reference:
         ndc=dict(products.get("ndc") or {}),
         conflicts=tuple(_read_yaml(path / "conflicts.yaml").get("conflicts") or ()),
         rules=tuple(_read_yaml(path / "rules.yaml").get("rules") or ()),
+        policies=tuple(policies.get("policies") or ()),
+        drug_classes={str(k): tuple(str(n).lower() for n in v or ()) for k, v in (policies.get("drug_classes") or {}).items()},
+        class_names={str(k): str(v) for k, v in (policies.get("class_names") or {}).items()},
         limits=limits,
         crosswalk=_read_crosswalk(path),
     )

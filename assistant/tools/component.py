@@ -167,6 +167,7 @@ class Calculator:
     priority: int = 100              # the router asks calculators in this order (lower first)
     supports: SupportsFn | None = None
     supersedes: frozenset[str] = frozenset()   # conflict notes its result already resolves
+    inline_citations: bool = False   # its summary marks [n] = its n-th document citation (shown as the answer's citations)
 
     # --- parameters ------------------------------------------------------------------------
     @cached_property

@@ -23,5 +23,9 @@ class UnknownCodeError(CalcError):
     """A HCPCS code the reference data does not know (or that has no payment limit)."""
 
 
+class MissingPolicyError(CalcError):
+    """A payer policy (or a fact of one) the corpus does not hold: "not in my sources", not bad input."""
+
+
 class UnknownQuarterError(CalcError):
     """A payment-limit quarter that is not in the reference data."""

@@ -1,0 +1,226 @@
+"""A payer's coverage policy, checked: each criterion met, failed or not stated for a patient
+scenario, with the policy's own words; or, with no scenario, the criteria as a readable list;
+or the policy fact asked for (approval duration, fax, what to attach).
+
+A prior-authorization specialist with a member in front of them needs the verdict and the
+criterion that decides it ("does not meet criterion 7: prior anti-BCMA therapy"), not the
+nearest sentence of the policy. The criteria are reference data (`sources/reference/policies.yaml`,
+each with its exact quote); this component compares the scenario's facts with them. A payer or
+product whose policy the corpus does not hold is said to be missing, never answered from
+another policy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from assistant.core.reference import Reference, get_reference
+from assistant.core.scenario import Scenario, read_scenario
+from assistant.tools.component import Calculator, Plan, Text, call, param
+from assistant.tools.errors import CalcError, MissingPolicyError
+from assistant.tools.planning import Planning
+from assistant.tools.result import ToolResult, cite
+
+TOPICS = ("criteria", "duration", "fax", "documentation", "pa_required", "outpatient", "redose", "review", "basis")
+MET, FAILED, UNKNOWN = "met", "not met", "not stated"
+_MARK = {MET: "✓", FAILED: "✗", UNKNOWN: "?"}
+
+
+def payer_policy(
+        payer: Annotated[Text, param("The payer (centene, carepartners-ct)", label="Payer", example="centene",
+                                     choices="payers")],
+        product: Annotated[Text, param("The product the request is for", label="Product", example="abecma",
+                                       choices="products")],
+        scenario: Annotated[Text, param("The patient's facts as written: age, prior lines, prior drugs by name, "
+                                        "findings (e.g. '72 y/o, 4 prior lines incl len, bort, dara; had Tecvayli')",
+                                        label="Patient scenario", example="72 y/o, 4 prior lines incl len, bort, dara")] = None,
+        topic: Annotated[Text, param("What is asked: criteria (default), duration, fax, documentation, pa_required, "
+                                     "outpatient, redose, review, basis", label="Topic", choices=list(TOPICS))] = "criteria",
+        history: Annotated[Text, param("Earlier turns of the conversation, oldest first, one per line (their facts "
+                                       "apply unless the scenario changes them)", form=False)] = None,
+        reference: Reference | None = None) -> ToolResult:
+    """The verdict (or criteria list, or policy fact) for one payer's policy on one product."""
+    ref = get_reference(reference)
+    pol = _policy(ref, payer, product)
+    topics = [t.strip() for t in str(topic or "criteria").split(",") if t.strip()]
+    if unknown := [t for t in topics if t not in TOPICS]:
+        raise CalcError(f"Unknown topic {unknown[0]!r}; known: {', '.join(TOPICS)}.", field="topic")
+    doc, name = pol["doc"], pol["name"]
+    if topics != ["criteria"] and "criteria" not in topics:
+        return _facts(pol, topics)
+    texts = [t for t in (history or "").splitlines() if t.strip()] + ([scenario] if scenario else [])
+    facts = merged(ref, texts, (pol["product"],))
+    rows = [(c, check(c["check"], facts)) for c in pol["criteria"]]
+    citations = [cite(f"doc:{doc}", pol.get("criteria_section", ""), c["quote"]) for c in pol["criteria"]]
+    lines = [(f"- {_MARK[state]} {c['n']}. {c['text']}{_why(c, state, facts, ref)} [{i}]" if facts.given
+              else f"- {c['n']}. {c['text']} [{i}]") for i, (c, state) in enumerate(rows, 1)]
+    failed = [c for c, s in rows if s == FAILED]
+    unknown = [c for c, s in rows if s == UNKNOWN]
+    if not facts.given:
+        verdict = f"**{name}: the member must meet all of these criteria** ({pol.get('criteria_section', '')}):"
+    elif failed:
+        first = failed[0]
+        verdict = (f"**Does not meet {name}: criterion {first['n']} — {first['text'].rstrip('.')}"
+                   f"{_why(first, FAILED, facts, ref)}.**")
+        if len(failed) > 1:
+            verdict += " Also not met: " + "; ".join(f"criterion {c['n']}" for c in failed[1:]) + "."
+    elif unknown:
+        verdict = (f"**Cannot tell yet whether this member meets {name}**: nothing in the question fails a criterion, "
+                   f"but {len(unknown)} of {len(rows)} are not stated (" + ", ".join(c["n"] for c in unknown) + ").")
+    else:
+        verdict = f"**Meets every criterion of {name}** that the question can be checked against (all {len(rows)})."
+    notes = [f"Not a criterion of this policy: {o} (the policy sets no limit for it; the plan's reviewer may still ask)."
+             for o in facts.other]
+    notes += [f"{name}: {f['text']} — not in my sources, so its requirements are not checked here."
+              for f in pol.get("facts") or [] if f["topic"] == "basis"]
+    summary = verdict + "\n\n" + "\n".join(lines)
+    counts = {s: sum(1 for _, x in rows if x == s) for s in (MET, FAILED, UNKNOWN)}
+    return ToolResult(
+        name="payer_policy", inputs={"payer": pol["payer"], "product": pol["product"], "scenario": scenario, "topic": "criteria"},
+        values={"policy": pol["id"], "verdict": ("criteria" if not facts.given else "not met" if failed
+                                                  else "not stated" if unknown else "met"),
+                "criteria": [{"n": c["n"], "state": s} for c, s in rows], **{k.replace(" ", "_"): v for k, v in counts.items()}},
+        summary=summary,
+        formula=(f"{len(rows)} criteria of {name}: {counts[MET]} met, {counts[FAILED]} not met, {counts[UNKNOWN]} not stated; "
+                 f"read from the question: {', '.join(facts.described())}" if facts.given else ""),
+        assumptions=["A criterion the question gives no fact for is 'not stated', never assumed met."],
+        warnings=notes, citations=citations)
+
+
+def _policy(ref: Reference, payer: str, product: str) -> Mapping[str, Any]:
+    payer_id = next((p.id for p in ref.payers if p.id == payer or payer.lower() in p.names), payer)
+    prod = ref.product(product) or ref.product_by_id(product)
+    pol = ref.policy(payer_id, prod.id if prod else product)
+    if pol is not None:
+        return pol
+    payer_name = next((p.name for p in ref.payers if p.id == payer_id), payer)
+    held = [p["name"] for p in ref.policies if p.get("payer") == payer_id]
+    what = f"{payer_name}'s policy for {prod.brand if prod else product}"
+    raise MissingPolicyError(f"My sources do not hold {what}, so I can't say what it requires"
+                             + (f" (for {payer_name} they hold only {', '.join(held)}, which is about another product)."
+                                if held else ".") + " Check the payer's own policy or portal.", field="payer")
+
+
+def _facts(pol: Mapping[str, Any], topics: list[str]) -> ToolResult:
+    """The policy facts asked for, each in the policy's words."""
+    rows = [f for t in topics for f in pol.get("facts") or [] if f["topic"] == t]
+    if not rows:
+        raise MissingPolicyError(f"{pol['name']} does not say ({', '.join(topics)}).", field="topic")
+    lead = "; ".join(f"{r['text']} [{i}]" for i, r in enumerate(rows, 1))
+    return ToolResult(
+        name="payer_policy", inputs={"payer": pol["payer"], "product": pol["product"], "topic": ",".join(topics)},
+        values={"policy": pol["id"], "topics": topics},
+        summary=f"**{pol['name']}: {lead}**", formula="",
+        citations=[cite(f"doc:{pol['doc']}", r["topic"], r["quote"]) for r in rows])
+
+
+def merged(ref: Reference, texts: list[str], requested: tuple[str, ...]) -> Scenario:
+    """The scenario of a thread: each turn's facts over the earlier ones ("what if she had
+    Tecvayli" adds anti-BCMA even when an earlier turn said none)."""
+    out = Scenario()
+    for text in texts:
+        new = read_scenario(text, ref, requested)
+        classes = (out.classes - new.ruled_out) | new.classes
+        ruled = (out.ruled_out - new.classes) | new.ruled_out
+        out = Scenario(age=new.age if new.age is not None else out.age,
+                       prior_lines=new.prior_lines if new.prior_lines is not None else out.prior_lines,
+                       prior_drugs=tuple(dict.fromkeys(out.prior_drugs + new.prior_drugs)),
+                       classes=frozenset(classes), ruled_out=frozenset(ruled), flags={**out.flags, **new.flags},
+                       dose_cells=new.dose_cells if new.dose_cells is not None else out.dose_cells,
+                       other=tuple(dict.fromkeys(out.other + new.other)))
+    return out
+
+
+def check(rule: Mapping[str, Any], s: Scenario) -> str:
+    """One criterion against the scenario: met, not met, or not stated."""
+    fact = rule["fact"]
+    if fact in ("age", "prior_lines"):
+        value = getattr(s, fact)
+        return UNKNOWN if value is None else MET if value >= rule["min"] else FAILED
+    if fact == "dose_cells":
+        return UNKNOWN if s.dose_cells is None else MET if s.dose_cells <= rule["max"] else FAILED
+    if fact == "classes":
+        if set(rule["all"]) <= s.classes:
+            return MET
+        return FAILED if set(rule["all"]) & s.ruled_out else UNKNOWN
+    if "absent" in rule:
+        return FAILED if fact in s.classes else MET if fact in s.ruled_out else UNKNOWN
+    value = s.flags.get(fact)
+    return UNKNOWN if value is None else MET if value == rule["present"] else FAILED
+
+
+def _why(c: Mapping[str, Any], state: str, s: Scenario, ref: Reference) -> str:
+    """What the scenario says about a criterion, in a few words (empty when it says nothing)."""
+    rule = c["check"]
+    fact = rule["fact"]
+    if state == UNKNOWN:
+        return " — not stated"
+    if fact == "age":
+        return f" — age {s.age}"
+    if fact == "prior_lines":
+        return f" — {s.prior_lines} prior line{'s' if s.prior_lines != 1 else ''}"
+    if fact == "classes":
+        missing = [ref.class_names.get(k, k) for k in rule["all"] if k not in s.classes]
+        return " — all three had" if not missing else " — no " + ", no ".join(missing) + " stated"
+    if "absent" in rule:
+        names = [d for d in s.prior_drugs if d.lower() in ref.drug_classes.get(fact, ())]
+        had = ", ".join(names) or ref.class_names.get(fact, fact)
+        return f" — the member had {had}" if state == FAILED else " — none, per the question"
+    return " — yes, per the question" if s.flags.get(fact) else " — no, per the question"
+
+
+# --- the component ------------------------------------------------------------------------
+_TOPIC_WORDS = {
+    "duration": re.compile(r"how long|approval duration|duration|(?:good|valid|last|approved) for|expire|how many months", re.I),
+    "fax": re.compile(r"\bfax\b|where (?:do (?:i|we) |to )(?:send|submit|fax)|phone|submit (?:it )?to\b", re.I),
+    "documentation": re.compile(r"\battach|documentation|paperwork|what (?:do (?:i|we) )?(?:need to )?(?:send|submit)|records", re.I),
+    "pa_required": re.compile(r"(?:need|require)s? (?:a |an )?(?:PA|prior auth|auth)|(?:PA|prior auth\w*|auth) (?:is )?required|"
+                              r"is (?:a )?(?:PA|prior auth\w*) needed", re.I),
+    "outpatient": re.compile(r"\boutpatient\b|\bOP\b", re.I),
+    "redose": re.compile(r"\bre-?dos|\bre-?treat|second (?:dose|infusion)|another (?:dose|infusion)|again\b|subsequent dose", re.I),
+    "review": re.compile(r"\bPDAC\b|who reviews|committee", re.I),
+}
+_CRITERIA = re.compile(r"criteri|qualif|eligib|\bmeet|\bapprov|\bcover|requirement|\bPA\b|prior auth|\bget (?:it|abecma|ide)|"
+                       r"\bok(?:ay)? for\b|\bcan (?:she|he|they|we|pt|the pt|member)\b|medically necessary|denied|deny", re.I)
+_NOT_POLICY = re.compile(r"how much|\$|allow(?:ed|able)|payment limit|\bpays?\b|\bpaid\b|coins|\bunits?\b|\bASP\b|hcpcs|\bcpt\b|"
+                         r"icd|\bdx\b|\bpcs\b|rev(?:enue)? code|\bNDC\b|modifier|\bPOS\b", re.I)
+
+
+def _plan(p: Planning) -> Plan | None:
+    """A coverage question for a payer (or a follow-up in a coverage thread)."""
+    payers = [x for x in p.q.payers if x != "medicare"]
+    if not payers or _NOT_POLICY.search(p.text):
+        return None
+    topics = [t for t, rx in _TOPIC_WORDS.items() if rx.search(p.text)]
+    if "outpatient" in topics and not re.search(r"cover|allow|criteria|attest|PA\b|prior auth|approv", p.text, re.I):
+        topics.remove("outpatient")
+    in_thread = "payer" in p.q.inherited and p.q.history and bool(_CRITERIA.search(p.q.history[-1]))
+    if not topics and not _CRITERIA.search(p.text) and not in_thread:
+        return None
+    product = p.q.product or _only_policy_product(p.ref, payers[0])
+    if product is None:
+        return None
+    args: dict[str, Any] = {"payer": payers[0], "product": product, "topic": ",".join(topics) or "criteria"}
+    if not topics or _CRITERIA.search(p.text) and re.search(r"\b(?:she|he|pt|patient|member|y/?o|prior|had)\b", p.text, re.I):
+        args["topic"] = "criteria"
+        args["scenario"] = p.text
+        if p.q.history:
+            args["history"] = "\n".join(p.q.history)
+    return call("payer_policy", args)
+
+
+def _only_policy_product(ref: Reference, payer: str) -> str | None:
+    """'centene PA criteria?': the payer's only policy in the corpus decides the product."""
+    held = {p["product"] for p in ref.policies if p.get("payer") == payer}
+    return next(iter(held)) if len(held) == 1 else None
+
+
+CALCULATOR = Calculator(
+    name="payer_policy", title="Payer policy check", priority=5, compute=payer_policy, plan=_plan,
+    description="A payer's coverage criteria for a product checked against a patient scenario (each criterion met, "
+                "not met or not stated, with the policy's words), the criteria as a list, or a policy fact "
+                "(approval duration, fax, what to attach). Says so when the corpus holds no such policy.",
+    inline_citations=True,
+)
