@@ -23,6 +23,7 @@ from assistant.core.question import Question
 from assistant.core.reference import Product, Reference, load_reference
 from assistant.extract import Sentence, best_sentences, split_sentences
 from assistant.guards import SCOPE
+from assistant.leads import setting_answer
 from assistant.retrieval import Passage
 from assistant.tools.registry import get as get_calculator
 from index.corpus import cached_corpus
@@ -75,7 +76,7 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
         return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=turn.context,
                       text=f"My sources do not cover {names} for this question, so I can't give "
                            f"you a figure or rule for it. {SCOPE}")
-    lead = direct_code_answer(q, turn.passages, ref)
+    lead = setting_answer(q, turn.passages, ref) or direct_code_answer(q, turn.passages, ref)
     if not sentences and lead is None:
         return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=turn.context,
                       text="I found nothing in my sources that answers this. " + SCOPE)

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from dataclasses import replace
 
-from assistant.core.dates import ServiceDate, find_service_date
+from assistant.core.dates import ServiceDate, find_service_date, find_service_dates
 from assistant.core.quantities import NUMBER, number_float
 from assistant.core.quarters import find_quarter
 from assistant.core.question import Figures, Question
@@ -51,6 +51,21 @@ INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
     "policy": re.compile(r"prior auth|\bPA\b|criteria|cover(?:ed|age)?\b|medically necessary|approval duration|eligib|"
                          r"require[sd]?|policy|REMS|FACT|limitation", re.I),
 }
+
+# Where the product is given decides how it is paid (inpatient: within MS-DRG 018; outpatient: the
+# Part B payment limit), so the setting is read once and kept over a thread.
+SETTINGS = {
+    "inpatient": re.compile(r"\binpatient\b|\bIP\b|\bIPPS\b|\badmi(?:t|tted|ssion)\b|\bdischarg\w*|\bDRG\b|\bMS-DRG\b|"
+                            r"\bIP stay\b|\bhospital stay\b", re.I),
+    "outpatient": re.compile(r"\boutpatient\b|\bOP\b|\bOPPS\b|\bAPC\b|\bHOPD\b", re.I),
+}
+
+
+def read_setting(text: str) -> str | None:
+    """"inpatient" or "outpatient" when the text says exactly one of them."""
+    found = [name for name, rx in SETTINGS.items() if rx.search(text)]
+    return found[0] if len(found) == 1 else None
+
 
 OFF_TOPIC = re.compile(
     r"\b(?:weather|recipe|poem|joke|song|stock price|bitcoin|sports?|football|movie|translate|"
@@ -226,7 +241,8 @@ def read_question(text: str, today: dt.date | None = None) -> Question:
     products, prior = _split_prior(norm, products_in_question(norm))
     return Question(
         text=text,
-        products=products, prior_products=prior,
+        products=products, prior_products=prior, setting=read_setting(text),
+        dates=tuple(find_service_dates(text, today or dt.date.today())),
         payers=tuple(payers_in(norm)),
         codes=tuple(codes_in(norm)),
         indication=indication,
@@ -287,6 +303,9 @@ def resolve(question: Question, previous: Question | None) -> Question:
     if question.service_date is None and previous.service_date is not None and previous.service_date.source != "today":
         changes["service_date"] = previous.service_date.with_source("conversation")
         inherited.append("date of service")
+    if question.setting is None and previous.setting and same_topic:
+        changes["setting"] = previous.setting
+        inherited.append("setting")
     if {"product", "payer"} & set(inherited):
         changes["history"] = (*previous.history, previous.text)[-_HISTORY:]
     changes["figures"] = question.figures.merged_over(previous.figures)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 
 from assistant.core.quarters import Quarter
 
-__all__ = ["ServiceDate", "find_service_date", "parse_service_date", "today_date", "PRECISIONS", "SOURCES", "EVENTS"]
+__all__ = ["ServiceDate", "find_service_date", "find_service_dates", "parse_service_date", "today_date", "PRECISIONS", "SOURCES", "EVENTS"]
 
 PRECISIONS = ("day", "month", "quarter", "year")
 SOURCES = ("question", "field", "conversation", "today")
@@ -453,6 +453,11 @@ def find_service_date(text: str, today: dt.date) -> ServiceDate | None:
         return None
     best = min(reads, key=lambda r: (min(r.rank, 2), r.text_start))
     return None if best.span is None else _service_date(best, str(text), "question")
+
+
+def find_service_dates(text: str, today: dt.date) -> list[ServiceDate]:
+    """Every possible date a question names, in text order ("Q4 25 vs Q1 26": both quarters)."""
+    return [_service_date(r, str(text), "question") for r in _reads(str(text), today) if r.rank < 3 and r.span is not None]
 
 
 _FIELD_LEFTOVER = re.compile(r"[\s,.;:]*")
