@@ -46,7 +46,8 @@ INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
     "units": re.compile(r"\bunits?\b|\bhow many\b.*\bbill\b|\bJW\b|\bJZ\b|\bwaste|\bdiscard", re.I),
     "payment": re.compile(r"payment limit|\bpayment\b|\blimit\b|\bASP\b|\ballow(?:ed|able|s)?\b|\bpric(?:e|ed|ing)\b|reimburse|"
                           r"\bpaid\b|\bpays?\b|\bpaying\b|\bprice\b|"
-                          r"cost|coinsurance|co-insurance|\bcoins\b|\bcopay|sequestration|\bseq\b|Medicare share|how much", re.I),
+                          r"cost|coinsurance|co-insurance|\bcoins\b|\bcopay|sequestration|\bseq\b|Medicare share|how much|"
+                          r"\bremit\b|\bunderpa|\bEOB\b|\bERA\b|get paid|\$\s?\d|\b\d{1,3}(?:,\d{3})+\.\d{2}\b", re.I),
     "code": re.compile(r"\b(?:HCPCS|CPT|ICD-?10(?:-CM|-PCS)?|PCS|DRG|APC|POS|place of service|revenue code|modifier|Q-?code|J-?code|code)s?\b", re.I),
     "policy": re.compile(r"prior auth|\bPA\b|criteria|cover(?:ed|age)?\b|medically necessary|approval duration|eligib|"
                          r"require[sd]?|policy|REMS|FACT|limitation", re.I),
@@ -74,7 +75,9 @@ OFF_TOPIC = re.compile(
 TREATMENT_DECISION = re.compile(
     r"\b(?:should (?:i|we|my|the patient|she|he)|which (?:product|therapy|car-?t) is better|"
     r"is (?:it|\w+) safe for|recommend(?:ed)? (?:a|the)? ?(?:treatment|therapy)|"
-    r"best (?:treatment|therapy|option)|prescribe|treat (?:my|her|his|the patient)|good candidate|"
+    r"best (?:treatment|therapy|option)|which (?:one |product |therapy |car-?t )?(?:is|would be|'s) (?:better|best)|"
+    r"better (?:pick|choice|option|fit) for|would \w+ be (?:the |a )?better|"
+    r"prescribe|treat (?:my|her|his|the patient)|good candidate|"
     r"candidate for|better survival|so we can pick|which (?:one )?should|what do i do|is (?:it|this) CRS|"
     r"diagnos(?:e|is))\b", re.I)
 INJECTION = re.compile(
@@ -271,6 +274,8 @@ def _split_prior(text: str, found: list[str]) -> tuple[tuple[str, ...], tuple[st
     return (tuple(about), tuple(prior)) if about else (tuple(found), tuple(prior))
 
 
+_QUARTER_BEFORE = re.compile(r"\b(?:the )?(?:quarter|qtr) before\b|\b(?:the )?(?:prior|previous|preceding) (?:quarter|qtr)\b|"
+                             r"\ba quarter earlier\b", re.I)
 _HISTORY = 5  # earlier turns a thread keeps (their scenario facts carry over)
 _FIGURE_INTENTS = {"bsa"}  # intents a changed patient figure brings, not a new question
 
@@ -300,7 +305,10 @@ def resolve(question: Question, previous: Question | None) -> Question:
     if set(question.intents) <= _FIGURE_INTENTS and previous.intents and is_follow_up:
         changes["intents"] = tuple(dict.fromkeys(previous.intents + question.intents))
         inherited.append("question")
-    if question.service_date is None and previous.service_date is not None and previous.service_date.source != "today":
+    if (m := _QUARTER_BEFORE.search(question.text)) and previous.service_date is not None:
+        changes["service_date"] = previous.service_date.quarter_before(m.group(0))  # relative to the thread's date
+        inherited.append("date of service")
+    elif question.service_date is None and previous.service_date is not None and previous.service_date.source != "today":
         changes["service_date"] = previous.service_date.with_source("conversation")
         inherited.append("date of service")
     if question.setting is None and previous.setting and same_topic:

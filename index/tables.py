@@ -14,7 +14,7 @@ exactly the header's width the row is done; otherwise the cuts and the placement
 into columns are chosen together, scoring each piece against what the table's cleanly split
 rows hold in that column (its typical length, whether it holds codes). A merged cell above
 (rowspan) leaves the row's first cells empty. A row that still cannot reach the header's width
-keeps the cells that are certain and the rest in the next cell, with `complete=False`; no text
+keeps the cells that are certain and the rest in the next cell (fit 'partial'); no text
 is ever dropped: the cells, whitespace aside, concatenate to the row.
 
 Lines inside a table block that are not rows are recognised and left out: prose paragraphs run
@@ -54,7 +54,12 @@ class TableRow:
     start: int
     end: int
     codes: tuple[tuple[str, str], ...]  # (kind, code) as index.codes names them, in row order
-    complete: bool = True           # False: some cell may still hold the text of the cells after it
+    fit: str = "exact"              # how the cells were found: tabs | exact | chosen | partial (see split_row)
+
+    @property
+    def complete(self) -> bool:
+        """Every cell holds its own column's text (no cell known to run on into the next)."""
+        return self.fit != "partial"
 
     def cell(self, column: str) -> str:
         """The cell under `column` (case-insensitive name); '' if there is no such column."""
@@ -101,30 +106,39 @@ def header_columns(line: str) -> tuple[str, ...] | None:
 
 # --- candidate cuts ----------------------------------------------------------------------------
 
-STRONG, CAMEL = 2.0, 0.6   # cost of *not* cutting at a mark of that kind
-SPACE_KEEP = 0.4           # cost of cutting at a space after ')' (cells that were only spaced apart)
+STRONG, LEARNED, CAMEL = 2.0, 1.0, 0.6  # cost of *not* cutting at a mark of that kind
+SPACE_KEEP = 0.4   # cost of cutting where cells were only spaced apart (after ')' or a sentence)
+GAP, LEAD_GAP = 1.5, 0.7  # cost of an empty cell; of a leading one under a row (rowspan)
 
 # Billing identifiers that end in a capital or a digit, glued to the next cell with nothing to
 # mark the end ("837IOPPS APC", "837PMPFS", "ICD-1021Underlying"): kept whole like codes.
 _TOKENS = re.compile(r"ICD-10(?:-CM|-PCS)?|UB-04|CMS-1500|(?<!\d)837[IPD](?![a-z])")
-# A Category III code glued to a capitalised word ("0538TCAR-T therapy"), which index.codes
-# leaves alone because "TCAR" could be a word.
-_CPT3_GLUED = re.compile(r"(?<![0-9A-Za-z.,$])\d{4}T(?=[A-Z])")
+# Codes index.codes leaves alone in glue it cannot tell from a word: a Category III code before
+# a capitalised word ("0538TCAR-T therapy"), a HCPCS code after a claim field ("24DJ9185").
+_GLUED_CODES = (
+    (re.compile(r"(?<![0-9A-Za-z.,$])\d{4}T(?=[A-Z])"), "cpt3"),
+    (re.compile(r"(?<=\d[A-Z])[A-V]\d{4}(?!\d)"), "hcpcs"),
+)
 
 # (pattern, cost of not cutting): each match's end is a cut.
 _MARKS: tuple[tuple[re.Pattern[str], float], ...] = (
     (re.compile(r"[)\]](?=[A-Za-z0-9])"), STRONG),                   # "(office)Cellular", "default)Inpatient"
     (re.compile(r"(?<=[A-Za-z][a-z])(?=\d)"), STRONG),               # "center21", "mAb150", "Fludarabine24D"
-    (re.compile(r"(?<![-./\d])\d+(?=[A-Z][A-Za-z])"), STRONG),       # "21UB-04", "1Non-FACT" (not "4-1BB")
-    (re.compile(r"(?<![A-Za-z])[A-Z]{3,}(?=\d{1,2}(?![\d.]))"), STRONG),  # "NDC43", "HCPCS44", "CPT24D"
+    (re.compile(r"(?<=\d)(?=[A-Z][a-z])"), STRONG),                  # "1Non-FACT", "-2Match", "1021Underlying"
+    (re.compile(r"(?<![-./\d])\d+(?=[A-Z]{2})"), STRONG),             # "21UB-04", "11CMS-1500" (not "4-1BB")
+    (re.compile(r"(?<![A-Za-z-])[A-Z]{3,}(?=\d{1,2}(?![\d.]))"), STRONG),  # "NDC43", "HCPCS44", "CPT24D"
     (re.compile(r"(?<=[A-Z])(?=\d{5}(?!\d))"), STRONG),              # "24D96413", "E/M99213"
     (re.compile(r"CAR-T(?=[A-Z0-9])"), STRONG),                      # "CAR-TBCMA" (the class column)
     (re.compile(r"(?<=[a-z]{2})(?=[A-Z][a-z])"), CAMEL),             # "ApheresisOutpatient" (but "CareCost")
     (re.compile(r"(?<=[A-Za-z][a-z])(?=[A-Z]{2,}(?![a-z]))"), CAMEL),  # "AbBCMA" (not "KarMMa")
     (re.compile(r"(?<=[a-z]{3})(?=[A-Z](?![A-Za-z]))"), CAMEL),      # "bispecificR/R", "elranatamabJ-code"
     (re.compile(r"(?<=[A-Z]{2})(?=[A-Z][a-z]{2})"), CAMEL),          # "B-ALLKite", "REMSProgram"
+    (re.compile(r"(?<=[A-Za-z0-9]\+)(?=[A-Za-z])"), CAMEL),          # "R/R MM 3L+BMS / 2seventy bio"
 )
-_SPACED = re.compile(r"(?<=\)) (?=[A-Z0-9])")   # "...lot suffix) Up to 100 x 10^6" (outside parentheses)
+# Cells only spaced apart: "...lot suffix) Up to 100 x 10^6"; "...revision date. Yes; inpatient"
+# (a sentence end: tried only when the table's clean rows say how long the cells run).
+_SPACED = re.compile(r"(?<=\)) (?=[A-Z0-9])")
+_SENTENCE = re.compile(r"(?<=[.;]) (?=[A-Z0-9])")
 _ANSWER = re.compile(r"(?:Yes|No)(?= \w)")       # the answer that opens a "PA?" column
 
 
@@ -147,21 +161,25 @@ def _brands() -> tuple[re.Pattern[str], ...]:
 
 def code_spans(text: str) -> list[tuple[int, int, str, str]]:
     """find_codes, corrected for table glue: an ICD-10 code does not take the first letters of
-    the word after it ("C83.18MCL" is C83.18 + "MCL"), and "0538TCAR-T" starts with 0538T."""
+    an acronym after it ("C83.18MCL" is C83.18 + "MCL"); "0538TCAR-T" starts with 0538T."""
     out = []
     for start, end, kind, code in find_codes(text):
-        if kind == "icd" and end < len(text) and text[end].isalpha() and text[end - 1].isalpha():
-            while end > start and text[end - 1].isalpha():
+        if kind == "icd" and _acronym_follows(text, end) and text[end - 1].isupper():
+            while text[end - 1].isupper() and text[end - 2] != ".":
                 end -= 1
-            if end <= start or text[end - 1] == ".":
-                continue
             code = text[start:end]
         out.append((start, end, kind, code))
     taken = [(s, e) for s, e, _, _ in out]
-    for m in _CPT3_GLUED.finditer(text):
-        if not any(s <= m.start() < e for s, e in taken):
-            out.append((m.start(), m.end(), "cpt3", m.group(0)))
+    for pattern, kind in _GLUED_CODES:
+        for m in pattern.finditer(text):
+            if not any(s < m.end() and m.start() < e for s, e in taken):
+                out.append((m.start(), m.end(), kind, m.group(0)))
     return sorted(out)
+
+
+def _acronym_follows(text: str, pos: int) -> bool:
+    """An all-capitals word continues at pos ("MCL," after "C83.18MC"), not a Word ("Immune")."""
+    return pos < len(text) and text[pos].isupper() and not (pos + 1 < len(text) and text[pos + 1].islower())
 
 
 def _protected(text: str) -> list[tuple[int, int]]:
@@ -173,30 +191,43 @@ def _depth_zero(text: str, pos: int) -> bool:
     return text.count("(", 0, pos) <= text.count(")", 0, pos)
 
 
-def candidate_cuts(text: str) -> dict[int, float]:
+def _marks(text: str, protected: list[tuple[int, int]], sentences: bool):
+    """(position, cost) of every glue mark, before protected spans are consulted."""
+    for s, e in protected:  # a code or billing token touching a letter or digit
+        if s > 0 and text[s - 1].isalnum():
+            yield s, STRONG
+        if e < len(text) and text[e].isalnum():
+            yield e, STRONG
+    for pattern, cost in _MARKS:
+        yield from ((m.end(), cost) for m in pattern.finditer(text))
+    for pattern in _brands():
+        yield from ((m.end(), STRONG) for m in pattern.finditer(text))
+    for pattern in (_SPACED, _SENTENCE) if sentences else (_SPACED,):
+        yield from ((m.start(), -SPACE_KEEP) for m in pattern.finditer(text) if _depth_zero(text, m.start()))
+
+
+def candidate_cuts(text: str, sentences: bool = False) -> dict[int, float]:
     """Every place the row may change cell -> the cost of not cutting there (negative: the
-    cost of cutting, for the weak space-separated kind)."""
+    cost of cutting, for the weak space-separated kinds; sentence ends only if `sentences`)."""
     cuts: dict[int, float] = {}
     protected = _protected(text)
-
-    def add(pos: int, cost: float) -> None:
-        if 0 < pos < len(text) and not any(s < pos < e for s, e in protected):
+    for pos, cost in _marks(text, protected, sentences):
+        if not 0 < pos < len(text) or any(s < pos < e for s, e in protected):
+            continue
+        if cost < 0:  # a spaced cut only where no glue mark is
+            cuts.setdefault(pos, cost)
+        else:
             cuts[pos] = max(cuts.get(pos, cost), cost)
+    return _no_lone_letters(text, cuts)
 
-    for s, e in protected:
-        if s > 0 and text[s - 1].isalnum():
-            add(s, STRONG)
-        if e < len(text) and text[e].isalnum():
-            add(e, STRONG)
-    for pattern, cost in _MARKS:
-        for m in pattern.finditer(text):
-            add(m.end(), cost)
-    for pattern in _brands():
-        for m in pattern.finditer(text):
-            add(m.end(), STRONG)
-    for m in _SPACED.finditer(text):
-        if m.start() not in cuts and _depth_zero(text, m.start()):
-            add(m.start(), -SPACE_KEEP)
+
+def _no_lone_letters(text: str, cuts: dict[int, float]) -> dict[int, float]:
+    """A single capital between two cuts ends the piece before it: "24|D|J9185" is field 24D,
+    "837|I|MS-DRG" is the 837I claim."""
+    order = sorted(cuts)
+    for p, q in zip(order, order[1:], strict=False):
+        if q - p == 1 and text[p].isupper() and cuts[p] > 0 and cuts[q] > 0:
+            del cuts[p]
     return cuts
 
 
@@ -208,6 +239,18 @@ class _Column:
 
     length: float            # median cell length
     shape: str | None        # the shape most cells have, when most cells share one
+    starts: frozenset[str]   # first words of its cells ("BMS", "R/R")
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """What the rows of one table that split cleanly show: per column, and the cell values."""
+
+    columns: tuple[_Column | None, ...]
+    values: frozenset[str]   # whole cells ("chart narrative + Z79.899"), found again glued elsewhere
+
+    def without_first(self) -> TableShape:
+        return TableShape(self.columns[1:], self.values)
 
 
 def _shape(piece: str) -> str:
@@ -215,8 +258,8 @@ def _shape(piece: str) -> str:
     s = piece.strip()
     spans = code_spans(s)
     if spans:
-        rest = "".join(s[a:b] for a, b in zip([0] + [e for _, e, _, _ in spans],
-                                             [st for st, _, _, _ in spans] + [len(s)], strict=True))
+        bounds = [0, *[x for a, b, _, _ in spans for x in (a, b)], len(s)]
+        rest = "".join(s[bounds[i]:bounds[i + 1]] for i in range(0, len(bounds), 2))
         if re.fullmatch(r"(?:[\s/,;+&=-]|\b(?:or|and|to)\b)*", rest):
             return "code"
     if re.fullmatch(r"\d[\d\s/,()-]*(?:\s(?:or|and)\s[\d\s/,()-]+)*", s):
@@ -224,19 +267,42 @@ def _shape(piece: str) -> str:
     return "text"
 
 
-def _profile(rows: list[list[str]], width: int) -> list[_Column | None]:
-    """Per column: median length and dominant shape over the rows that split cleanly."""
-    out: list[_Column | None] = []
+_FIRST_WORD = re.compile(r"[A-Za-z][A-Za-z/]{2,}(?=[\s,;]|$)")
+
+
+def table_shape(rows: Sequence[Sequence[str]], width: int) -> TableShape:
+    """Per column: median length, dominant shape and first words, over cleanly split rows."""
+    columns: list[_Column | None] = []
     for j in range(width):
         values = [r[j] for r in rows if r[j]]
         if not values:
-            out.append(None)
+            columns.append(None)
             continue
         shapes = [_shape(v) for v in values]
         top = max(set(shapes), key=shapes.count)
         dominant = top if shapes.count(top) / len(shapes) >= 0.6 else None
-        out.append(_Column(length=statistics.median(len(v) for v in values), shape=dominant))
-    return out
+        starts = frozenset(m.group(0) for v in values if (m := _FIRST_WORD.match(v)))
+        columns.append(_Column(length=statistics.median(len(v) for v in values), shape=dominant, starts=starts))
+    values = frozenset(v for r in rows for v in r if len(v) >= 6)
+    return TableShape(tuple(columns), values)
+
+
+def _learned_cuts(text: str, cuts: dict[int, float], shape: TableShape) -> None:
+    """Cells repeat in a table: where a known cell, or a word that opens cells of a column, sits
+    glued to other text ("exposurechart narrative + Z79.899", "MCLBMS / Juno"), cut there."""
+    def glued(pos: int) -> bool:
+        return 0 < pos < len(text) and text[pos - 1].isalnum() and text[pos].isalnum() and pos not in cuts
+
+    for value in shape.values:
+        for m in re.finditer(re.escape(value), text):
+            for pos in m.span():
+                if glued(pos):
+                    cuts[pos] = LEARNED
+    words = {w for c in shape.columns if c for w in c.starts}
+    for word in words:
+        for m in re.finditer(re.escape(word) + r"(?![A-Za-z])", text):
+            if glued(m.start()):
+                cuts[m.start()] = LEARNED
 
 
 def _fit(piece: str, column: _Column | None) -> float:
@@ -258,27 +324,31 @@ def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
-def _placements(pieces: list[str], profile: Sequence[_Column | None]):
-    """(cost, cells) for every order-keeping placement of the pieces into the columns."""
-    n = len(profile)
+def _placements(pieces: list[str], columns: Sequence[_Column | None], lead_cost: float):
+    """(cost, cells) for every order-keeping placement of the pieces into the columns.
+
+    Empty cells cost: leading ones `lead_cost` each (a cell merged with the row above, cheap
+    only when there is a row above), the others more (a cut that was not found)."""
+    n = len(columns)
     for cols in itertools.combinations(range(n), len(pieces)):
         cells = [""] * n
         cost = 0.0
         for i, (j, piece) in enumerate(zip(cols, pieces, strict=True)):
             cells[j] = piece
-            cost += _fit(piece, profile[j]) + 0.01 * (j - i)
+            cost += _fit(piece, columns[j]) + 0.01 * (j - i)
         lead = cols[0]
-        cost += 0.7 * lead + 1.5 * (n - len(pieces) - lead)  # a rowspan gap above is likelier than a lost cut
+        cost += lead_cost * lead + GAP * (n - len(pieces) - lead)
         yield cost, cells
 
 
-def _choose(text: str, cuts: dict[int, float], profile: Sequence[_Column | None]) -> tuple[list[str], bool]:
-    """The cheapest set of cuts and placement of the pieces: (cells, complete)."""
-    n = len(profile)
+def _choose(text: str, cuts: dict[int, float], columns: Sequence[_Column | None],
+            lead_cost: float) -> tuple[list[str], str]:
+    """The cheapest set of cuts and placement of the pieces: (cells, fit)."""
+    n = len(columns)
     positions = sorted(cuts)
     if len(positions) > 14:  # keep the enumeration small: the weakest marks go first
         positions = sorted(sorted(positions, key=lambda p: -abs(cuts[p]))[:14])
-    best: tuple[float, list[str], bool] | None = None
+    best: tuple[float, list[str]] | None = None
     for size in range(min(len(positions), n - 1) + 1):
         for chosen in itertools.combinations(positions, size):
             kept = set(chosen)
@@ -286,14 +356,13 @@ def _choose(text: str, cuts: dict[int, float], profile: Sequence[_Column | None]
             base += sum(cuts[p] for p in positions if p not in kept and cuts[p] > 0)
             if best is not None and base >= best[0]:
                 continue
-            pieces = _pieces(text, chosen)
-            for cost, cells in _placements(pieces, profile):
-                total = base + cost
-                if best is None or total < best[0]:
-                    leading_gap_only = all(cells[j] for j in range(next(j for j, c in enumerate(cells) if c), n))
-                    best = (total, cells, len(pieces) == n or leading_gap_only)
+            for cost, cells in _placements(_pieces(text, chosen), columns, lead_cost):
+                if best is None or base + cost < best[0]:
+                    best = (base + cost, cells)
     assert best is not None
-    return best[1], best[2]
+    cells = best[1]
+    first = next((j for j, c in enumerate(cells) if c), 0)
+    return cells, "chosen" if all(cells[first:]) else "partial"
 
 
 def _question_cuts(text: str, cuts: dict[int, float], columns: Sequence[str]) -> None:
@@ -306,33 +375,43 @@ def _question_cuts(text: str, cuts: dict[int, float], columns: Sequence[str]) ->
             cuts[m.end()] = STRONG
 
 
-def split_row(text: str, columns: Sequence[str], profile: Sequence[_Column | None] | None = None,
-              number: int | None = None) -> tuple[tuple[str, ...], bool]:
-    """Cut one row line into len(columns) cells: (cells, complete).
+def _tab_cells(text: str, n: int) -> tuple[tuple[str, ...], str]:
+    cells = [_clean(c) for c in text.split("\t")]
+    if len(cells) <= n:  # missing trailing tabs are empty cells
+        return tuple(cells + [""] * (n - len(cells))), "tabs"
+    return (*cells[: n - 1], " ".join(c for c in cells[n - 1:] if c)), "partial"
 
-    `number` is the row number a '#' column should hold (numbered tables glue it to the next
-    cell: "22L+: triple-class ..." is row 2). Tab-separated rows split on their tabs.
+
+def split_row(text: str, columns: Sequence[str], shape: TableShape | None = None,
+              number: int | None = None, above: bool = False) -> tuple[tuple[str, ...], str]:
+    """Cut one row line into len(columns) cells: (cells, fit).
+
+    fit is 'tabs' (tab-separated), 'exact' (the glue marks gave the header's width), 'chosen'
+    (cuts and placement chosen against the table's shape; leading cells may be empty, merged
+    with the row above) or 'partial' (a cell holds the text of the cells after it too).
+    `shape` comes from the table's cleanly split rows; `number` is the row number a '#' column
+    should hold (numbered tables glue it on: "22L+: triple-class ..." is row 2); `above`: there
+    is a row above that may share this row's first cells.
     """
     n = len(columns)
     if "\t" in text:
-        cells = [_clean(c) for c in text.split("\t")]
-        complete = len(cells) == n
-        cells = [*cells[: n - 1], " ".join(c for c in cells[n - 1:] if c)] if len(cells) > n else cells + [""] * (n - len(cells))
-        return tuple(cells), complete
-    cuts = candidate_cuts(text)
+        return _tab_cells(text, n)
+    cuts = candidate_cuts(text, sentences=shape is not None)
     if number is not None and text.startswith(str(number)) and len(text) > len(str(number)):
         cuts[len(str(number))] = STRONG
     _question_cuts(text, cuts, columns)
     firm = sorted(p for p, c in cuts.items() if c > 0)
     if len(firm) == n - 1:
-        return tuple(_pieces(text, firm)), True
-    cells, complete = _choose(text, cuts, profile or [None] * n)
-    return tuple(cells), complete
+        return tuple(_pieces(text, firm)), "exact"
+    if shape is not None:
+        _learned_cuts(text, cuts, shape)
+    cells, fit = _choose(text, cuts, shape.columns if shape else [None] * n, LEAD_GAP if above else GAP)
+    return tuple(cells), fit
 
 
 # --- rows of a table block -------------------------------------------------------------------
 
-_SENTENCE_END = re.compile(r"[.?!:](?=\s+[A-Z(\"\d])|[.?!]$")
+_SENTENCE_END = re.compile(r"[.?!](?=\s+[A-Z(\"\d])|(?<=[a-z]{2}):(?=\s+[A-Z(])|[.?!]$")
 
 
 def _kind_of_line(text: str, width: int) -> str:
@@ -359,11 +438,11 @@ def _row_lines(text: str, block: Block, width: int) -> list[tuple[int, int, int]
     rows: list[tuple[int, int, int]] = []
     pending: tuple[int, int] | None = None
     for a, b in block.lines[1:]:
-        kind = _kind_of_line(text[a:b].strip(), width)
+        kind = _kind_of_line(text[a:b].strip(" \r\n"), width)
         if kind == "label":
             pending = (a, b) if pending is None else (pending[0], b)
             continue
-        if kind == "row":
+        if kind == "row" or (kind == "prose" and pending is not None):  # a labelled row's own line
             rows.append((a if pending is None else pending[0], b, a))
         elif pending is not None:
             rows.append((pending[0], pending[1], pending[1]))
@@ -402,30 +481,33 @@ class _Table:
         self.columns = columns
         self.lines = _row_lines(text, block, len(columns))
 
-    def _cells(self, start: int, end: int, own: int, profile, number: int | None) -> tuple[tuple[str, ...], bool]:
-        """Cells of the row spanning [start, end) whose own line starts at `own` (label lines before it)."""
+    def _cells(self, span: tuple[int, int, int], shape: TableShape | None, number: int | None,
+               above: bool) -> tuple[tuple[str, ...], str]:
+        """Cells of a row span (start, end, start of its own line; label lines before that)."""
+        start, end, own = span
         labels = _clean(self.text[start:own])
-        line = self.text[own:end].strip()
+        line = self.text[own:end].strip(" \r\n")
         if not labels:
-            return split_row(line, self.columns, profile, number)
+            return split_row(line, self.columns, shape, number, above)
         if not line:
-            return (labels, *[""] * (len(self.columns) - 1)), False
-        rest, complete = split_row(line, self.columns[1:], profile[1:] if profile else None)
-        return (labels, *rest), complete
+            return (labels, *[""] * (len(self.columns) - 1)), "partial"
+        rest, fit = split_row(line, self.columns[1:], shape.without_first() if shape else None)
+        return (labels, *rest), fit
 
-    def rows(self) -> list[tuple[int, int, tuple[str, ...], bool]]:
-        """(start, end, cells, complete) per row, in order."""
+    def rows(self) -> list[tuple[int, int, tuple[str, ...], str]]:
+        """(start, end, cells, fit) per row, in order: a first pass finds the cleanly split
+        rows, whose shape then guides the others."""
         numbered = self.columns[0] in ("#", "No.", "No")
-        first_pass = [self._cells(s, e, last, None, None) for s, e, last in self.lines]
-        clean = [list(c) for c, ok in first_pass if ok and all(c)]
-        profile = _profile(clean, len(self.columns)) if clean else None
+        first = [self._cells(span, None, None, i > 0) for i, span in enumerate(self.lines)]
+        clean = [c for c, fit in first if fit in ("exact", "tabs") and all(c)]
+        shape = table_shape(clean, len(self.columns)) if clean else None
         out, number = [], 1
-        for s, e, last in self.lines:
-            cells, complete = self._cells(s, e, last, profile, number if numbered else None)
+        for i, span in enumerate(self.lines):
+            cells, fit = self._cells(span, shape, number if numbered else None, i > 0)
             if numbered:
                 number = int(cells[0]) + 1 if cells[0].isdigit() else number + 1
-            a, b = _trim(self.text, s, e)
-            out.append((a, b, cells, complete))
+            a, b = _trim(self.text, span[0], span[1])
+            out.append((a, b, cells, fit))
         return out
 
 
@@ -450,10 +532,10 @@ def _rows_of(doc: SourceDocument) -> tuple[TableRow, ...]:
         if not rows:
             continue
         ordinal += 1
-        for a, b, cells, complete in rows:
+        for a, b, cells, fit in rows:
             out.append(TableRow(
                 doc_id=doc.id, section=_section_of(chunks, starts, a), table=ordinal, columns=columns,
-                cells=cells, quote=text[a:b], start=a, end=b, codes=_row_codes(cells), complete=complete,
+                cells=cells, quote=text[a:b], start=a, end=b, codes=_row_codes(cells), fit=fit,
             ))
     return tuple(out)
 

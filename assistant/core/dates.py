@@ -97,6 +97,11 @@ class ServiceDate:
     def with_source(self, source: str) -> ServiceDate:
         return replace(self, source=source)
 
+    def quarter_before(self, text: str) -> ServiceDate:
+        """The quarter before this date's ("and for a DOS the quarter before?" in a thread)."""
+        prior = Quarter.of(self.start).previous()
+        return ServiceDate(prior.start, prior.end, "quarter", text, "question", self.event)
+
 
 def today_date(today: dt.date) -> ServiceDate:
     """Today, for a question that names no date."""

@@ -9,9 +9,11 @@ stays None ("not stated"): a criterion is never assumed met.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 
+from assistant.core.dates import find_service_dates
 from assistant.core.reference import Reference
 
 _WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
@@ -20,32 +22,58 @@ _AGE = re.compile(r"\b(\d{1,3})\s*(?:-?\s*(?:y/?o|yrs?\.?(?:\s*old)?|years?[\s-]
                   re.I)
 _LINES = re.compile(r"\b" + _NUM + r"\+?\s*(?:prior\s+|previous\s+|pr\s+)?(?:lines?|LOT|regimens?)\b(?!\s*(?:of\s+)?(?:infusion|access|item))"
                     r"|\b(?:lines?\s+of\s+(?:therapy|tx|treatment)\s*[:=]?\s*)" + _NUM + r"\b", re.I)
+_DOB = re.compile(r"\b(?:DOB|d\.o\.b\.?|born)\s*:?\s*([\d/.-]{6,10})", re.I)
+_REGIMEN_WORDS = re.compile(r"\b(?:len|pom|bort|dara|carfil|kyprolis|velcade|revlimid|pomalyst|darzalex|sarclisa|elo|selinexor|"
+                            r"teclistamab|tecvayli|elrexfio|talvey|blenrep|cilta-cel|carvykti)\w*", re.I)
 _LINE_SETTING = re.compile(r"\b([1-9])L\b(?!\+)", re.I)  # "going to 4L" = 3 prior lines
-_TRIPLE = re.compile(r"\b(?:triple|penta|quad)[\s-]*(?:class[\s-]*)?(?:exposed|refractory)\b|\bTCE\b|\bTCR\b", re.I)
-_NEGATION = re.compile(r"\b(?:no|not|never|w/o|without|denies|negative for|naive|nor|hasn'?t|has not|didn'?t|did not|none)\b"
-                       r"[\w\s/-]{0,30}$", re.I)
+_TRIPLE = re.compile(r"\b(?:triple|penta|quad)[\s-]*(?:class(?:[\s-]*(?:exposed|refractory))?|exposed|refractory)\b|\bTCE\b|\bTCR\b", re.I)
+_NEGATION = re.compile(r"\b(?:no|not|never|w/o|without|denies|negative for|naive|nor|hasn'?t|has not|didn'?t|did not|none)\b", re.I)
+_NEGATED_VERB = re.compile(r"^\s*(?:(?:had|got|gotten|received|been|on|given|any|prior|previous|hx|history|of)\b\s*)+", re.I)
+_REASSERT = re.compile(r"\b(?:had|has|got|received|s/p|post|on|then|after|incl\w*|with|w/|but)\b", re.I)
 # a requested product counts as a prior therapy only when the words just before say so ("s/p abecma")
 _PRIOR_JUST_BEFORE = re.compile(r"(?:\bprior|\bprevious(?:ly)?|\bhad|\breceived|\bs/p|\bpost|\bafter|\bfailed|\bhx(?: of)?|"
                                 r"\bhistory of|\bexposed to|\brefractory to|\bgot)\s+(?:\w+\s+)?$", re.I)
-_CLAUSE = re.compile(r"[.;:!?\n]|\bbut\b|\band\s+(?=(?:has|is|was|had)\b)", re.I)
+_CLAUSE = re.compile(r"[.;:!?\n()]|\s[-–—]\s|\bbut\b|\band\s+(?=(?:has|is|was|had)\b)", re.I)
 _FLAGS = {
-    "diagnosis_rrmm": (re.compile(r"\b(?:r/r|rrmm|rel(?:apsed)?/ref(?:ractory)?|relapsed|refractory|relapse|progress(?:ed|ing|ion)|PD)\b", re.I),
+    "diagnosis_rrmm": (re.compile(r"\b(?:r/r|rrmm|rel(?:apsed)?/ref(?:ractory)?|relapsed|refractory|relapse|progress(?:ed|ing)|"
+                                  r"\w+-refractory)\b", re.I),
                        re.compile(r"\b(?:newly diagnosed|NDMM|in (?:complete |stringent )?remission|smoldering)\b", re.I)),
-    "prescriber": (re.compile(r"\b(?:onc|oncolog\w*|hem(?:e|atolog\w*)(?:/onc)?|BMT (?:doc|physician|md)|myeloma (?:doc|specialist))\b", re.I), None),
-    "measurable": (re.compile(r"\b(?:measurable|m-?protein|m-?spike|FLC|free light chain|progressive disease|progressed|progressing|PD)\b", re.I),
-                   None),
-    "cns": (re.compile(r"\b(?:CNS|central nervous system|seizures?|epilep\w*|stroke|dementia|parkinson\w*|aphasia|paresis|psychosis|"
-                       r"brain injur\w*|cerebellar)\b", re.I), None),
+    "prescriber": (re.compile(r"\b(?:onc|oncolog\w*|hem(?:e|atolog\w*)(?:/onc)?|BMT (?:doc|physician|md)|myeloma (?:doc|specialist))\b", re.I),
+                   re.compile(r"\b(?:PCP|primary care|internal med\w*|internist|family (?:med\w*|doc\w*|practice))\b", re.I)),
+    "cns": (re.compile(r"\b(?:CNS|central nervous system|seizures?|epilep\w*|stroke|CVA|dementia|parkinson\w*|aphasia|paresis|psychosis|"
+                       r"brain (?:injur\w*|mets?|metastas\w*)|cerebellar|leptomening\w*)\b", re.I), None),
     "concurrent_cart": (re.compile(r"\b(?:concurrent(?:ly)?|same time|together with)\b[^.;]{0,40}\b(?:car-?\s?t|breyanzi|carvykti|kymriah|"
                                    r"tecartus|yescarta)\b", re.I), None),
 }
 _DOSE_CELLS = re.compile(r"\b(\d{2,4}(?:\.\d+)?)\s*(?:x|×|\*)\s*10\s*\^?\s*(?:6|⁶)|"
-                         r"\b(\d{2,4})\s*(?:million|M)\s*(?:CAR\+?\s*)?(?:T[\s-]?)?cells\b", re.I)
+                         r"\b(\d{2,4})\s*(?:million|M)\s*(?:CAR\+?\s*)?(?:T[\s-]?)?cells\b|"
+                         r"\b(?:dose|target)\s*(?:dose\s*)?(?:of\s*)?(\d{3})(?:\s*(?:M|million)\b)?(?![\d.,/])", re.I)
+# Myeloma regimens by their letters ("VRd", "DKd", "Pd", "dara-VRd", "elo-pom-dex"): the capitals
+# before the lowercase d (dexamethasone) name the drugs. Case matters ("PD" is progressive disease).
+_REGIMEN = re.compile(r"(?<![A-Za-z])(?:(?:[Dd]ara|[Ii]sa|[Ee]lo)-?)?(?P<letters>[VRKPCTDIES]{1,3})d(?![A-Za-z])")
+_REGIMEN_LETTERS = {"V": "pi", "K": "pi", "I": "pi", "R": "imid", "P": "imid", "T": "imid", "D": "anti_cd38"}
+_REGIMEN_PREFIX = {"dara": "anti_cd38", "isa": "anti_cd38"}
+# Lines of therapy from a listed sequence when no count is given: induction -> transplant ->
+# maintenance is one line (IMWG; Centene: "Induction with or without hematopoietic stem cell
+# transplant and with or without maintenance therapy is considered a single regimen").
+_STEP_SPLIT = re.compile(r"->|→|=>|;|,|\bthen\b", re.I)
+_SAME_LINE = re.compile(r"\b(?:tandem|auto|allo|ASCT|SCT|HSCT|transplant|maint\w*|consolidation)\b", re.I)
+# Measurable disease (Centene I.A.4a): serum M-protein >= 0.5 g/dL, urine >= 200 mg/24 h, involved FLC
+# >= 10 mg/dL with an abnormal ratio, assessed within 30 days; or progression (I.A.4b).
+_LABS = {
+    "serum": (re.compile(r"\b(?:SPEP|M-?spike|serum M-?protein|M-?protein)\b\D{0,12}?(\d+(?:\.\d+)?)\s*(?:g/dL)?", re.I), 0.5),
+    "urine": (re.compile(r"\b(?:UPEP|urine M-?protein|24\s*h(?:ou)?r? urine)\b\D{0,12}?(\d+(?:\.\d+)?)\s*mg", re.I), 200.0),
+    "flc": (re.compile(r"\bFLC\b\D{0,12}?(\d+(?:\.\d+)?)\s*mg/dL", re.I), 10.0),
+}
+_NORMAL_RATIO = re.compile(r"\b(?:nl|normal)\s+(?:FLC\s+)?ratio\b", re.I)
+_PROGRESSION = re.compile(r"\b(?:progressed|progressing|progressive disease|progression|PD)\b")
+_LAB_WINDOW_DAYS = 30
 # findings a PA specialist gives that a policy may not test: named, so the answer can say so
 _OTHER_FINDINGS = {
     "ECOG": re.compile(r"\bECOG\s*(?:PS\s*)?(?:of\s*)?[0-4]\b", re.I),
     "renal function / dialysis": re.compile(r"\b(?:dialysis|ESRD|CrCl|creatinine|eGFR|renal)\b", re.I),
-    "active infection": re.compile(r"\b(?:active|ongoing)\s+(?:\w+\s+)?infection\b|\b(?:hep(?:atitis)?\s*[BC]|HIV)\b", re.I),
+    "active infection": re.compile(r"\b(?:active|ongoing)\s+(?:\w+\s+)?(?:infection|viremia)\b|\b(?:hep(?:atitis)?\s*[BC]|HIV|viremia|"
+                                   r"bacteremia|sepsis|line infection|pneumonia)\b|\bon (?:IV )?(?:vanc\w*|antibiotics|abx)\b", re.I),
     "prior transplant": re.compile(r"\b(?:ASCT|auto[\s-]?(?:HSCT|SCT|transplant)|allo[\s-]?(?:HSCT|SCT|transplant)|transplant)\b", re.I),
     "cardiac function": re.compile(r"\b(?:LVEF|EF\s*\d|ejection fraction)\b", re.I),
 }
@@ -62,6 +90,7 @@ class Scenario:
     ruled_out: frozenset[str] = frozenset()   # classes the text says were NOT received ("no prior CAR-T")
     flags: dict[str, bool] = field(default_factory=dict)  # diagnosis_rrmm, prescriber, measurable, cns, concurrent_cart
     dose_cells: int | None = None
+    lines_counted: bool = False               # prior_lines counted from a listed sequence (not a number typed)
     other: tuple[str, ...] = ()               # findings no criterion may test (ECOG, dialysis ...), as typed
 
     @property
@@ -70,37 +99,58 @@ class Scenario:
         return any((self.age is not None, self.prior_lines is not None, self.prior_drugs, self.ruled_out,
                     self.flags, self.dose_cells is not None, self.other))
 
-    def described(self) -> list[str]:
-        """The facts read, in words, for the answer's *Input* line."""
+    def described(self, class_names: dict[str, str] | None = None) -> list[str]:
+        """The facts read, in words, so the user sees what the verdict rests on."""
+        names = class_names or {}
         out = [f"age {self.age}"] if self.age is not None else []
         if self.prior_lines is not None:
-            out.append(f"{self.prior_lines} prior line{'s' if self.prior_lines != 1 else ''}")
+            out.append(f"{self.prior_lines} prior line{'s' if self.prior_lines != 1 else ''}"
+                       + (" (counted from the regimens listed: induction, transplant and maintenance count as one line)"
+                          if self.lines_counted else ""))
         if self.prior_drugs:
             out.append("prior " + ", ".join(self.prior_drugs))
-        out += [f"no prior {c.replace('_', '-')}" for c in sorted(self.ruled_out)]
+        if self.classes:
+            out.append("prior classes: " + ", ".join(names.get(c, c) for c in sorted(self.classes)))
+        out += [f"no prior {names.get(c, c)}" for c in sorted(self.ruled_out)]
         out += [f"{k.replace('_', ' ')}: {'yes' if v else 'no'}" for k, v in self.flags.items()]
         return out + list(self.other)
 
 
-def read_scenario(text: str, ref: Reference, requested: tuple[str, ...] = ()) -> Scenario:
+def read_scenario(text: str, ref: Reference, requested: tuple[str, ...] = (), today: dt.date | None = None) -> Scenario:
     """The scenario facts of `text`. `requested` are the product ids asked about (their names
-    are the request, not a prior therapy, unless the text says they were had before)."""
+    are the request, not a prior therapy, unless the text says they were had before); `today`
+    dates a lab value ("drawn 8/28/26") and turns a date of birth into an age."""
+    today = today or dt.date.today()
     drugs, classes, ruled_out = _therapies(text, ref, requested)
+    classes |= _regimen_classes(text)
     if _TRIPLE.search(text):
         classes |= {"imid", "pi", "anti_cd38"}
     flags = {}
     for name, (yes, no) in _FLAGS.items():
-        if no is not None and no.search(text):
+        if no is not None and no.search(text) and not (yes.search(text) and not _negated(text, yes.search(text).start())):
             flags[name] = False
         elif (m := yes.search(text)) is not None:
-            flags[name] = not _negated(text, m.start())
-    return Scenario(age=_age(text), prior_lines=_prior_lines(text), prior_drugs=tuple(drugs),
+            if not _negated(text, m.start()):
+                flags[name] = True
+            elif name != "diagnosis_rrmm":  # "no progression documented" says nothing against the diagnosis
+                flags[name] = False
+    if (measurable := _measurable(text, today)) is not None:
+        flags["measurable"] = measurable
+    if "cart" in ruled_out and "concurrent_cart" not in flags:
+        flags["concurrent_cart"] = False  # no CAR-T at all: none prescribed alongside either
+    lines, counted = _prior_lines(text)
+    return Scenario(age=_age(text, today), prior_lines=lines, lines_counted=counted, prior_drugs=tuple(drugs),
                     classes=frozenset(classes - ruled_out), ruled_out=frozenset(ruled_out), flags=flags,
                     dose_cells=_dose_cells(text),
                     other=tuple(m.group(0) for rx in _OTHER_FINDINGS.values() if (m := rx.search(text))))
 
 
-def _age(text: str) -> int | None:
+def _age(text: str, today: dt.date) -> int | None:
+    if (m := _DOB.search(text)) is not None:
+        born = next((d for d in find_service_dates(m.group(1), today) if d.precision == "day"), None)
+        if born is not None and born.day < today:
+            b = born.day
+            return today.year - b.year - ((today.month, today.day) < (b.month, b.day))
     m = _AGE.search(text)
     if m is None:
         return None
@@ -108,13 +158,56 @@ def _age(text: str) -> int | None:
     return value if 0 < value < 120 else None
 
 
-def _prior_lines(text: str) -> int | None:
+def _prior_lines(text: str) -> tuple[int | None, bool]:
+    """The number of prior lines, and whether it was counted from a listed sequence."""
     if (m := _LINES.search(text)) is not None:
         word = (m.group(1) or m.group(2)).lower()
-        return _WORDS.get(word) or int(word)
+        return _WORDS.get(word) or int(word), False
     if (m := _LINE_SETTING.search(text)) is not None:
-        return int(m.group(1)) - 1
-    return None
+        return int(m.group(1)) - 1, False
+    counted = _counted_lines(text)
+    return counted, counted is not None
+
+
+def _counted_lines(text: str) -> int | None:
+    """Lines in a listed sequence ("dara-VRd -> auto SCT -> len maint, then DKd" = 2): each step
+    with a regimen is a line, a transplant or maintenance step belongs to the line before it."""
+    lines = 0
+    for step in _STEP_SPLIT.split(text):
+        if not (_REGIMEN.search(step) or _REGIMEN_WORDS.search(step)):
+            continue
+        if _SAME_LINE.search(step) and lines:
+            continue
+        lines += 1
+    return lines or None
+
+
+def _regimen_classes(text: str) -> set[str]:
+    out: set[str] = set()
+    for m in _REGIMEN.finditer(text):
+        out |= {_REGIMEN_LETTERS[c] for c in m.group("letters") if c in _REGIMEN_LETTERS}
+        prefix = m.group(0)[:4].lower()
+        if prefix in _REGIMEN_PREFIX:
+            out.add(_REGIMEN_PREFIX[prefix])
+    return out
+
+
+def _measurable(text: str, today: dt.date) -> bool | None:
+    """Measurable disease from lab values (any one at its threshold, drawn within 30 days) or a
+    stated progression; False when values are given and none qualifies; None when neither is said."""
+    found = False
+    for name, (rx, threshold) in _LABS.items():
+        for m in rx.finditer(text):
+            found = True
+            if name == "flc" and _NORMAL_RATIO.search(text[m.end():m.end() + 40]):
+                continue
+            drawn = next(iter(find_service_dates(text[m.end():m.end() + 30], today)), None)
+            if float(m.group(1)) >= threshold and (drawn is None or (today - drawn.day).days <= _LAB_WINDOW_DAYS):
+                return True
+    progression = next((m for m in _PROGRESSION.finditer(text) if not _negated(text, m.start())), None)
+    if progression is not None:
+        return True
+    return False if found else None
 
 
 def _therapies(text: str, ref: Reference, requested: tuple[str, ...]) -> tuple[list[str], set[str], set[str]]:
@@ -125,12 +218,12 @@ def _therapies(text: str, ref: Reference, requested: tuple[str, ...]) -> tuple[l
     ruled_out: set[str] = set()
     for cls, names in ref.drug_classes.items():
         for name in names:
-            for m in re.finditer(r"(?<![\w-])" + re.escape(name) + r"(?![\w-])", text, re.I):
+            for m in re.finditer(r"(?<![A-Za-z])" + re.escape(name) + r"(?![A-Za-z])", text, re.I):
+                if _is_requested(name, requested_names) and not prior_mention(text, m.start()):
+                    continue  # "does she qualify for abecma": the request, not a prior therapy
                 if _negated(text, m.start()):
                     ruled_out.add(cls)
                     continue
-                if _is_requested(name, requested_names) and not prior_mention(text, m.start()):
-                    continue  # "does she qualify for abecma": the request, not a prior therapy
                 classes.add(cls)
                 if m.group(0).lower() not in {d.lower() for d in drugs} and " " not in name and len(name) > 4:
                     drugs.append(m.group(0))
@@ -152,12 +245,20 @@ def _clause_before(text: str, pos: int) -> str:
 
 
 def _negated(text: str, pos: int) -> bool:
-    """A negation shortly before `pos`, in the same clause ("no prior CAR-T", "never had tecvayli")."""
-    return bool(_NEGATION.search(_clause_before(text, pos)[-40:]))
+    """A negation shortly before `pos`, in the same clause ("no prior CAR-T", "never got dara or
+    sarclisa"), not taken back by a verb in between ("no CNS hx, had tecvayli")."""
+    window = _clause_before(text, pos)[-50:]
+    last = None
+    for last in _NEGATION.finditer(window):
+        pass
+    if last is None:
+        return False
+    scope = _NEGATED_VERB.sub("", window[last.end():])  # "never had velcade": 'had' is part of the negation
+    return not _REASSERT.search(scope)
 
 
 def _dose_cells(text: str) -> int | None:
     m = _DOSE_CELLS.search(text)
     if m is None:
         return None
-    return int(float(m.group(1) or m.group(2)) * 1_000_000)
+    return int(float(m.group(1) or m.group(2) or m.group(3)) * 1_000_000)

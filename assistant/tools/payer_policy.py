@@ -12,13 +12,14 @@ another policy.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 from assistant.core.reference import Reference, get_reference
 from assistant.core.scenario import Scenario, read_scenario
-from assistant.tools.component import Calculator, Plan, Text, call, param
+from assistant.tools.component import Calculator, IsoDate, Plan, Text, call, param
 from assistant.tools.errors import CalcError, MissingPolicyError
 from assistant.tools.planning import Planning
 from assistant.tools.result import ToolResult, cite
@@ -40,6 +41,8 @@ def payer_policy(
                                      "outpatient, redose, review, basis", label="Topic", choices=list(TOPICS))] = "criteria",
         history: Annotated[Text, param("Earlier turns of the conversation, oldest first, one per line (their facts "
                                        "apply unless the scenario changes them)", form=False)] = None,
+        today: Annotated[IsoDate, param("Today's date (YYYY-MM-DD): dates lab values and turns a date of birth into "
+                                        "an age", form=False)] = None,
         reference: Reference | None = None) -> ToolResult:
     """The verdict (or criteria list, or policy fact) for one payer's policy on one product."""
     ref = get_reference(reference)
@@ -51,28 +54,21 @@ def payer_policy(
     if topics != ["criteria"] and "criteria" not in topics:
         return _facts(pol, topics)
     texts = [t for t in (history or "").splitlines() if t.strip()] + ([scenario] if scenario else [])
-    facts = merged(ref, texts, (pol["product"],))
+    facts = merged(ref, texts, (pol["product"],), dt.date.fromisoformat(today) if today else dt.date.today())
     rows = [(c, check(c["check"], facts)) for c in pol["criteria"]]
     citations = [cite(f"doc:{doc}", pol.get("criteria_section", ""), c["quote"]) for c in pol["criteria"]]
     lines = [(f"- {_MARK[state]} {c['n']}. {c['text']}{_why(c, state, facts, ref)} [{i}]" if facts.given
               else f"- {c['n']}. {c['text']} [{i}]") for i, (c, state) in enumerate(rows, 1)]
     failed = [c for c, s in rows if s == FAILED]
     unknown = [c for c, s in rows if s == UNKNOWN]
-    if not facts.given:
-        verdict = f"**{name}: the member must meet all of these criteria** ({pol.get('criteria_section', '')}):"
-    elif failed:
-        first = failed[0]
-        verdict = (f"**Does not meet {name}: criterion {first['n']} — {first['text'].rstrip('.')}"
-                   f"{_why(first, FAILED, facts, ref)}.**")
-        if len(failed) > 1:
-            verdict += " Also not met: " + "; ".join(f"criterion {c['n']}" for c in failed[1:]) + "."
-    elif unknown:
-        verdict = (f"**Cannot tell yet whether this member meets {name}**: nothing in the question fails a criterion, "
-                   f"but {len(unknown)} of {len(rows)} are not stated (" + ", ".join(c["n"] for c in unknown) + ").")
-    else:
-        verdict = f"**Meets every criterion of {name}** that the question can be checked against (all {len(rows)})."
+    unchecked = not_criteria(pol, facts, ref)
+    verdict = _verdict(pol, rows, facts, ref)
+    if facts.given:
+        verdict += f" Read from the question: {'; '.join(facts.described(dict(ref.class_names)))}."
+        if unchecked:
+            verdict += f" Not criteria of this policy: {', '.join(unchecked)}."
     notes = [f"Not a criterion of this policy: {o} (the policy sets no limit for it; the plan's reviewer may still ask)."
-             for o in facts.other]
+             for o in unchecked]
     notes += [f"{name}: {f['text']} — not in my sources, so its requirements are not checked here."
               for f in pol.get("facts") or [] if f["topic"] == "basis"]
     summary = verdict + "\n\n" + "\n".join(lines)
@@ -84,9 +80,42 @@ def payer_policy(
                 "criteria": [{"n": c["n"], "state": s} for c, s in rows], **{k.replace(" ", "_"): v for k, v in counts.items()}},
         summary=summary,
         formula=(f"{len(rows)} criteria of {name}: {counts[MET]} met, {counts[FAILED]} not met, {counts[UNKNOWN]} not stated; "
-                 f"read from the question: {', '.join(facts.described())}" if facts.given else ""),
+                 f"read from the question: {', '.join(facts.described(dict(ref.class_names)))}" if facts.given else ""),
         assumptions=["A criterion the question gives no fact for is 'not stated', never assumed met."],
         warnings=notes, citations=citations)
+
+
+def _verdict(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any], str]], facts: Scenario, ref: Reference) -> str:
+    """The first line: the verdict and the criterion that decides it."""
+    name = pol["name"]
+    failed = [c for c, s in rows if s == FAILED]
+    unknown = [c for c, s in rows if s == UNKNOWN]
+    if not facts.given:
+        return f"**{name}: the member must meet all of these criteria** ({pol.get('criteria_section', '')}):"
+    if failed:
+        first = failed[0]
+        text = f"**Does not meet {name}: criterion {first['n']} ({first['short']}){_why(first, FAILED, facts, ref)}.**"
+        if len(failed) > 1:
+            text += " Also not met: " + "; ".join(f"{c['n']} ({c['short']})" for c in failed[1:]) + "."
+        return text
+    if unknown:
+        return (f"**Cannot tell yet whether this member meets {name}**: nothing in the question fails a criterion, but "
+                f"{len(unknown)} of {len(rows)} are not stated: " + "; ".join(f"{c['n']} ({c['short']})" for c in unknown) + ".")
+    return f"**Meets all {len(rows)} criteria of {name}.**"
+
+
+def not_criteria(pol: Mapping[str, Any], facts: Scenario, ref: Reference) -> list[str]:
+    """Findings the question gives that no criterion of this policy tests (ECOG, dialysis, CNS
+    disease where the policy has no CNS criterion): said, so silence is not read as a check."""
+    tested = {c["check"]["fact"] for c in pol["criteria"]}
+    words = {"cns": "CNS disease", "prescriber": "the prescriber", "measurable": "measurable disease",
+             "concurrent_cart": "concurrent CAR-T"}
+    flags = [words.get(k, k) for k, v in facts.flags.items() if k not in tested and v is (k == "cns")]
+    bcma_only = set(ref.drug_classes.get("anti_bcma", ())) - set(ref.drug_classes.get("cart", ()))
+    had = [d for d in facts.prior_drugs if d.lower() in bcma_only]
+    if had and "anti_bcma" not in tested:
+        flags.append(f"prior anti-BCMA therapy ({', '.join(had)})")
+    return list(facts.other) + flags
 
 
 def _policy(ref: Reference, payer: str, product: str) -> Mapping[str, Any]:
@@ -98,7 +127,7 @@ def _policy(ref: Reference, payer: str, product: str) -> Mapping[str, Any]:
     payer_name = next((p.name for p in ref.payers if p.id == payer_id), payer)
     held = [p["name"] for p in ref.policies if p.get("payer") == payer_id]
     what = f"{payer_name}'s policy for {prod.brand if prod else product}"
-    raise MissingPolicyError(f"My sources do not hold {what}, so I can't say what it requires"
+    raise MissingPolicyError(f"My sources do not hold {what}, so I can't tell you its criteria"
                              + (f" (for {payer_name} they hold only {', '.join(held)}, which is about another product)."
                                 if held else ".") + " Check the payer's own policy or portal.", field="payer")
 
@@ -116,12 +145,12 @@ def _facts(pol: Mapping[str, Any], topics: list[str]) -> ToolResult:
         citations=[cite(f"doc:{pol['doc']}", r["topic"], r["quote"]) for r in rows])
 
 
-def merged(ref: Reference, texts: list[str], requested: tuple[str, ...]) -> Scenario:
+def merged(ref: Reference, texts: list[str], requested: tuple[str, ...], today: dt.date) -> Scenario:
     """The scenario of a thread: each turn's facts over the earlier ones ("what if she had
     Tecvayli" adds anti-BCMA even when an earlier turn said none)."""
     out = Scenario()
     for text in texts:
-        new = read_scenario(text, ref, requested)
+        new = read_scenario(text, ref, requested, today)
         classes = (out.classes - new.ruled_out) | new.classes
         ruled = (out.ruled_out - new.classes) | new.ruled_out
         out = Scenario(age=new.age if new.age is not None else out.age,
@@ -129,6 +158,7 @@ def merged(ref: Reference, texts: list[str], requested: tuple[str, ...]) -> Scen
                        prior_drugs=tuple(dict.fromkeys(out.prior_drugs + new.prior_drugs)),
                        classes=frozenset(classes), ruled_out=frozenset(ruled), flags={**out.flags, **new.flags},
                        dose_cells=new.dose_cells if new.dose_cells is not None else out.dose_cells,
+                       lines_counted=new.lines_counted if new.prior_lines is not None else out.lines_counted,
                        other=tuple(dict.fromkeys(out.other + new.other)))
     return out
 
@@ -175,14 +205,15 @@ def _why(c: Mapping[str, Any], state: str, s: Scenario, ref: Reference) -> str:
 _TOPIC_WORDS = {
     "duration": re.compile(r"how long|approval duration|duration|(?:good|valid|last|approved) for|expire|how many months", re.I),
     "fax": re.compile(r"\bfax\b|where (?:do (?:i|we) |to )(?:send|submit|fax)|phone|submit (?:it )?to\b", re.I),
-    "documentation": re.compile(r"\battach|documentation|paperwork|what (?:do (?:i|we) )?(?:need to )?(?:send|submit)|records", re.I),
+    "documentation": re.compile(r"\battach|documentation|paperwork|what (?:do (?:i|we) )?(?:need to )?(?:send|submit)|records|"
+                                r"what goes (?:w|with)\b|what (?:else )?(?:do (?:i|we) )?(?:include|need to include)", re.I),
     "pa_required": re.compile(r"(?:need|require)s? (?:a |an )?(?:PA|prior auth|auth)|(?:PA|prior auth\w*|auth) (?:is )?required|"
                               r"is (?:a )?(?:PA|prior auth\w*) needed", re.I),
     "outpatient": re.compile(r"\boutpatient\b|\bOP\b", re.I),
     "redose": re.compile(r"\bre-?dos|\bre-?treat|second (?:dose|infusion)|another (?:dose|infusion)|again\b|subsequent dose", re.I),
     "review": re.compile(r"\bPDAC\b|who reviews|committee", re.I),
 }
-_CRITERIA = re.compile(r"criteri|qualif|eligib|\bmeet|\bapprov|\bcover|requirement|\bPA\b|prior auth|\bget (?:it|abecma|ide)|"
+_CRITERIA = re.compile(r"criteri|qualif|eligib|\bmeet|\bapprov|\bcover|requirement|\bPA\b|prior auth|\benough\b|\bauth\b|\bpolicy\b|\bget (?:it|abecma|ide)|"
                        r"\bok(?:ay)? for\b|\bcan (?:she|he|they|we|pt|the pt|member)\b|medically necessary|denied|deny", re.I)
 _NOT_POLICY = re.compile(r"how much|\$|allow(?:ed|able)|payment limit|\bpays?\b|\bpaid\b|coins|\bunits?\b|\bASP\b|hcpcs|\bcpt\b|"
                          r"icd|\bdx\b|\bpcs\b|rev(?:enue)? code|\bNDC\b|modifier|\bPOS\b", re.I)
@@ -196,13 +227,15 @@ def _plan(p: Planning) -> Plan | None:
     topics = [t for t, rx in _TOPIC_WORDS.items() if rx.search(p.text)]
     if "outpatient" in topics and not re.search(r"cover|allow|criteria|attest|PA\b|prior auth|approv", p.text, re.I):
         topics.remove("outpatient")
-    in_thread = "payer" in p.q.inherited and p.q.history and bool(_CRITERIA.search(p.q.history[-1]))
+    # a follow-up in a coverage thread ("what if she had tecvayli", "and if she's carepartners instead?")
+    in_thread = bool(p.q.history) and bool(_CRITERIA.search(p.q.history[-1])) and not _NOT_POLICY.search(p.q.history[-1])
     if not topics and not _CRITERIA.search(p.text) and not in_thread:
         return None
     product = p.q.product or _only_policy_product(p.ref, payers[0])
     if product is None:
         return None
-    args: dict[str, Any] = {"payer": payers[0], "product": product, "topic": ",".join(topics) or "criteria"}
+    args: dict[str, Any] = {"payer": payers[0], "product": product, "topic": ",".join(topics) or "criteria",
+                            "today": p.today.isoformat()}
     if not topics or _CRITERIA.search(p.text) and re.search(r"\b(?:she|he|pt|patient|member|y/?o|prior|had)\b", p.text, re.I):
         args["topic"] = "criteria"
         args["scenario"] = p.text

@@ -15,11 +15,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated
 
+from assistant.core.quantities import parse_number
 from assistant.core.quarters import Quarter, QuarterError
 from assistant.core.reference import LimitSource, Reference, get_reference
 from assistant.tools._inputs import cents, fmt, money, to_date, to_int, to_text
-from assistant.tools.component import Calculator, IsoDate, Plan, Text, Whole, ask, param
-from assistant.tools.errors import CalcError, UnknownCodeError, UnknownQuarterError
+from assistant.tools.component import Calculator, IsoDate, Number, Plan, Text, Whole, ask, param
+from assistant.tools.errors import CalcError, MissingPolicyError, UnknownCodeError, UnknownQuarterError
 from assistant.tools.planning import Planning, backed_by
 from assistant.tools.result import ToolResult, cite
 
@@ -40,10 +41,20 @@ def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS c
                                           label="Date of service (optional, YYYY-MM-DD)")] = None,
             today: Annotated[IsoDate, param("Today's date (YYYY-MM-DD) for the stale-quarter check; default: the "
                                             "system date", form=False)] = None,
+            paid: Annotated[Number, param("The amount a remittance paid for the line, to compare with Medicare's share",
+                                          label="Remit paid (optional)")] = None,
+            plan_type: Annotated[Text, param("traditional (default) or medicare-advantage", form=False)] = None,
+            asks: Annotated[Text, param("A rule the question asks about besides the amounts: seq-on-coinsurance",
+                                        form=False)] = None,
             reference: Reference | None = None) -> ToolResult:
     """Allowed amount, beneficiary coinsurance and Medicare's share for `units` of `code`, from the
     payment limit of the quarter the date of service falls in (or the quarter asked for)."""
     ref = get_reference(reference)
+    if plan_type == "medicare-advantage":
+        raise MissingPolicyError("My sources do not give Medicare Advantage payment rates: an MA plan pays a CAR-T line "
+                                 "under its contract with the hospital, not necessarily at the Part B payment limit. "
+                                 "What traditional Medicare pays is in the CMS payment limit files; ask for that, or check "
+                                 "the MA plan's contract.", field="plan_type")
     code = to_text(code, "code", "HCPCS code").upper()
     n = to_int(units, "units", "number of units", 1, 100_000)
     today = date.fromisoformat(today) if isinstance(today, str) else (today or date.today())
@@ -78,9 +89,18 @@ def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS c
     citations.append(cite("rules#payment", "Payment rules: 42 CFR 414.904 (payment limit); the payment limit file's "
                           "co-insurance percentage, else 20%; 2% sequestration; MS-DRG 018 for inpatient CAR-T",
                           "The 2% sequestration reduces Medicare's share, not the coinsurance."))
+    summary = _summary(code, pick, primary, limit, n, pct, money_, from_source)
+    if paid is not None:
+        values["remit"] = _remit(Decimal(paid), money_)
+        summary = values["remit"]["text"] + "\n\n" + summary
+    if asks == "seq-on-coinsurance":
+        summary = (f"**No: the 2% sequestration comes off Medicare's share only ({money(money_['medicare'])} − "
+                   f"{money(money_['sequestration'])}), not off the patient's coinsurance ({money(money_['coinsurance'])}, "
+                   f"figured on the full allowed amount).**\n\n" + summary)
     return ToolResult(name="payment",
-                      inputs={"code": code, "units": n, "quarter": quarter, "dos": values["dos"], "today": today.isoformat()},
-                      values=values, summary=_summary(code, pick, primary, limit, n, pct, money_, from_source),
+                      inputs={"code": code, "units": n, "quarter": quarter, "dos": values["dos"], "today": today.isoformat(),
+                              "paid": paid},
+                      values=values, summary=summary,
                       formula=_formula(limit, n, pct, money_), assumptions=assumptions, warnings=warnings,
                       citations=citations)
 
@@ -198,6 +218,27 @@ def _alternatives(sources: list[LimitSource], code: str, limit: Decimal) -> tupl
     return alternatives, warnings
 
 
+_REMIT_FIGURES = (("medicare_after_sequestration", "Medicare's share after 2% sequestration"),
+                  ("medicare", "Medicare's share before sequestration"), ("allowed", "the allowed amount"),
+                  ("coinsurance", "the patient coinsurance"))
+
+
+def _remit(paid: Decimal, m: dict[str, Decimal]) -> dict:
+    """What a remittance's paid amount corresponds to: the figure it equals (to the cent), or
+    how far it is from what Medicare should pay after sequestration."""
+    for key, name in _REMIT_FIGURES:
+        if abs(m[key] - paid) <= Decimal("0.01"):
+            verdict = "not underpaid" if key == "medicare_after_sequestration" else "check the remit"
+            return {"matches": key, "difference": Decimal(0),
+                    "text": f"**The remit's {money(paid)} equals {name} ({money(m[key])}): {verdict}.**"}
+    diff = paid - m["medicare_after_sequestration"]
+    way = "below" if diff < 0 else "above"
+    return {"matches": None, "difference": diff,
+            "text": f"**The remit's {money(paid)} is {money(abs(diff))} {way} Medicare's share after 2% sequestration "
+                    f"({money(m['medicare_after_sequestration'])}).** Formula: {money(paid)} − "
+                    f"{money(m['medicare_after_sequestration'])} = {'−' if diff < 0 else ''}{money(abs(diff))}."}
+
+
 def _standing_assumptions(code: str) -> list[str]:
     out = ["Part B deductible not applied (assumed already met).",
            "The 2% sequestration reduces Medicare's share only, not the coinsurance."]
@@ -243,6 +284,13 @@ PAYMENT_NUMBER = re.compile(r"payment limit|\bpayment\b|\blimit\b|\bASP\b|\ballo
                             r"coinsurance|co-insurance|\bcoins\b|"
                             r"sequestration|\bseq\b|medicare (?:share|pays?|paying)|how much|\bprice\b|\brate\b|\bcosts?\b|"
                             r"patient (?:pays?|owes|responsibility)|\bpay(?:s|ment)?\b.*\bunits?\b", re.I)
+# the amount a remittance paid ("remit paid 383,959.20", "ERA shows $380,000")
+_REMIT = re.compile(r"\b(?:remit(?:tance)?|EOB|ERA|RA|pd|paid|got|received|check)\b(?:\s+(?:paid|shows?|was|for|of|is))?\s*:?\s*"
+                    r"\$?\s?(\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d{4,}(?:\.\d{1,2})?)", re.I)
+# a yes/no question on whether sequestration reduces the coinsurance ("does the 2% seq come off the pt's coins?")
+_SEQ_ON_COINS = re.compile(r"\b(?:does|do|is|are|should|will|would)\b[^?]{0,30}\bseq\w*\b[^?]{0,40}\b(?:coins\w*|co-?insurance)\b|"
+                           r"\b(?:does|do|is|are|should|will|would)\b[^?]{0,30}\b(?:coins\w*|co-?insurance)\b[^?]{0,40}\bseq\w*", re.I)
+_MEDICARE_ADVANTAGE = re.compile(r"\bMA\b|medicare advantage|\bMAPD\b|\bpart c\b", re.I)
 INPATIENT = re.compile(r"\binpatient\b|\bDRG\b|\bbundl|\bseparately\b", re.I)
 _TOPIC = re.compile(r"payment limit|ASP|\$", re.I)
 
@@ -257,9 +305,15 @@ def _plan(p: Planning) -> Plan | None:
     if d is not None and d.source != "today" and d.quarter is None and not p.q.figures.quarter:
         return ask(["dos"], f"Medicare prices a claim line by the quarter of its date of service, and {d.label()} "
                             "has four quarters with different payment limits. Which date of service (or quarter)?")
-    extra = {"quarter": p.q.figures.quarter} if p.q.figures.quarter else {}
+    extra: dict = {"quarter": p.q.figures.quarter} if p.q.figures.quarter else {}
     if p.given_dos and not extra:
         extra["dos"] = p.given_dos.isoformat()
+    if (m := _REMIT.search(p.text)) is not None:
+        extra["paid"] = str(parse_number(m.group(1)))
+    if _SEQ_ON_COINS.search(p.text):
+        extra["asks"] = "seq-on-coinsurance"
+    if _MEDICARE_ADVANTAGE.search(p.text) and not [x for x in p.q.payers if x != "medicare"]:
+        extra["plan_type"] = "medicare-advantage"
     return Plan(calls=[("payment", {"code": code, "units": p.q.figures.units or 1, "today": p.today.isoformat(), **extra})
                        for code in p.product_codes()[:3]])
 

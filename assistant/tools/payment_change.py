@@ -31,6 +31,9 @@ def payment_change(
                                              label="Other quarter", example="2026Q1")] = None,
         other_code: Annotated[Text, param("HCPCS code to compare with (default: the same code)",
                                           label="Other HCPCS code")] = None,
+        figure: Annotated[Text, param("The figure asked about first: payment_limit (default), coinsurance, medicare, "
+                                      "medicare_after_sequestration", label="Figure",
+                                      choices=[k for k, _ in _FIELDS])] = "payment_limit",
         today: Annotated[IsoDate, param("Today's date (YYYY-MM-DD) for the stale-quarter check", form=False)] = None,
         reference: Reference | None = None) -> ToolResult:
     """Second minus first, for the payment limit, the coinsurance and Medicare's share."""
@@ -50,6 +53,15 @@ def payment_change(
                f"${fmt(Decimal(b.values['payment_limit']))} vs ${fmt(Decimal(a.values['payment_limit']))}; Medicare's share "
                f"{money(Decimal(b.values['medicare']))} vs {money(Decimal(a.values['medicare']))} "
                f"({_signed(diffs['medicare'])}).")
+    figure = figure or "payment_limit"
+    if figure not in dict(_FIELDS):
+        raise CalcError(f"Unknown figure {figure!r}; known: {', '.join(dict(_FIELDS))}.", field="figure")
+    if figure != "payment_limit":
+        name = dict(_FIELDS)[figure]
+        pcts = (f" ({fmt(Decimal(b.values['coinsurance_pct']))}% vs {fmt(Decimal(a.values['coinsurance_pct']))}%)"
+                if figure == "coinsurance" else "")
+        summary = (f"**{name[0].upper() + name[1:]}: {label_b} {money(Decimal(b.values[figure]))} vs {label_a} "
+                   f"{money(Decimal(a.values[figure]))}{pcts}: {_signed(diffs[figure])}.**\n\n" + summary)
     formula = "; ".join(
         f"{name}: {_show(key, b.values[key])} − {_show(key, a.values[key])} = {_signed(diffs[key], key)}"
         for key, name in _FIELDS) + f"; change in limit = {_signed(limit_diff, 'payment_limit')} ÷ " \
@@ -82,6 +94,13 @@ CHANGE = re.compile(r"\bdiff(?:erence)?\b|\bchange[ds]?\b|\bvs\.?\b|\bversus\b|\
                     r"\bwent (?:up|down)\b|\bgo(?:ne)? (?:up|down)\b|\bhigher\b|\blower\b|\bmore than\b|\bless than\b|\bdelta\b", re.I)
 
 
+_FIGURE_WORDS = {
+    "coinsurance": re.compile(r"\bcoins\w*|co-?insurance|patient (?:pays?|owes|share|responsibility)|\bpt (?:pays?|owes)", re.I),
+    "medicare_after_sequestration": re.compile(r"\bseq\w*|after sequestration", re.I),
+    "medicare": re.compile(r"medicare (?:pays?|share|portion|payment)|program payment", re.I),
+}
+
+
 def _plan(p: Planning) -> Plan | None:
     """A payment question asking for a difference between two quarters or two codes."""
     if not (p.has("payment") and PAYMENT_NUMBER.search(p.text) and CHANGE.search(p.text)) or p.q.setting == "inpatient":
@@ -89,6 +108,8 @@ def _plan(p: Planning) -> Plan | None:
     quarters = [str(d.quarter) for d in p.q.dates if d.quarter is not None]
     codes = p.product_codes()
     args: dict = {"today": p.today.isoformat()}
+    if (figure := next((k for k, rx in _FIGURE_WORDS.items() if rx.search(p.text)), None)) is not None:
+        args["figure"] = figure
     if len(dict.fromkeys(quarters)) >= 2 and codes:
         args |= {"code": codes[0], "quarter": quarters[0], "other_quarter": quarters[1]}
     elif len(codes) >= 2:
