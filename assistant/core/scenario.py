@@ -248,9 +248,7 @@ def _negated(text: str, pos: int) -> bool:
     """A negation shortly before `pos`, in the same clause ("no prior CAR-T", "never got dara or
     sarclisa"), not taken back by a verb in between ("no CNS hx, had tecvayli")."""
     window = _clause_before(text, pos)[-50:]
-    last = None
-    for last in _NEGATION.finditer(window):
-        pass
+    last = next(reversed(list(_NEGATION.finditer(window))), None)
     if last is None:
         return False
     scope = _NEGATED_VERB.sub("", window[last.end():])  # "never had velcade": 'had' is part of the negation

@@ -213,7 +213,8 @@ _TOPIC_WORDS = {
     "redose": re.compile(r"\bre-?dos|\bre-?treat|second (?:dose|infusion)|another (?:dose|infusion)|again\b|subsequent dose", re.I),
     "review": re.compile(r"\bPDAC\b|who reviews|committee", re.I),
 }
-_CRITERIA = re.compile(r"criteri|qualif|eligib|\bmeet|\bapprov|\bcover|requirement|\bPA\b|prior auth|\benough\b|\bauth\b|\bpolicy\b|\bget (?:it|abecma|ide)|"
+_CRITERIA = re.compile(r"criteri|qualif|eligib|\bmeet|\bapprov|\bcover|requirement|\bPA\b|prior auth|\benough\b|\bauth\b|"
+                       r"\bpolicy\b|\bget (?:it|abecma|ide)|"
                        r"\bok(?:ay)? for\b|\bcan (?:she|he|they|we|pt|the pt|member)\b|medically necessary|denied|deny", re.I)
 _NOT_POLICY = re.compile(r"how much|\$|allow(?:ed|able)|payment limit|\bpays?\b|\bpaid\b|coins|\bunits?\b|\bASP\b|hcpcs|\bcpt\b|"
                          r"icd|\bdx\b|\bpcs\b|rev(?:enue)? code|\bNDC\b|modifier|\bPOS\b", re.I)
