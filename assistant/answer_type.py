@@ -124,7 +124,10 @@ _FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 # A yes/no question starts a clause with an auxiliary ("... - does he meet ...").
 _YES_NO = re.compile(r"(?:^|[-–—:;,?.!]\s*|\s-\s)(?:does|do|did|is|are|was|can|could|will|would|should|must|may|has|have|"
-                     r"am i|r we|need(?:ed)? (?:a |an )?pa)\b|\b(?:required|covered|ok|okay|allowed|billable)\s*\?", _I)
+                     r"am i|r we|need(?:ed)? (?:a |an )?pa)\b|"
+                     # or, with no wh-word, a state asked about: "PA required for carvykti w/ aetna?"
+                     r"^(?!.*\b(?:what|which|how|where|when|who|why)\b).*\b(?:required|covered|needed|allowed|ok|okay|billable)\b.*\?\s*$",
+                     _I)
 _CRITERIA = re.compile(r"\bcriteria\b|\bcriterion\b|\brequirements?\b|\brequire[sd]?\b|\bwhat do (?:i|we|u) need\b|\bqualif|"
                        r"\beligib|\bmeet\b|\bcheck ?list\b|\bwhat(?:'s| is) (?:needed|required)\b", _I)
 _AMOUNT = re.compile(r"\ballow(?:able|ed)\b|\bpa(?:ys?|ying|id|yment)\b|\bcoins\b|\bco-?insurance\b|\bASP\b|\bprice\b|"

@@ -23,7 +23,7 @@ from assistant.core.question import Question
 from assistant.core.reference import Product, Reference, load_reference
 from assistant.extract import Sentence, best_sentences, split_sentences
 from assistant.guards import SCOPE
-from assistant.leads import setting_answer
+from assistant.leads import code_row_answer, setting_answer
 from assistant.retrieval import Passage
 from assistant.tools.registry import get as get_calculator
 from index.corpus import cached_corpus
@@ -57,7 +57,7 @@ class DefaultComposer:
         q, passages = turn.question, turn.passages
         # a payer's criteria are a list of short conditions: quote more of them
         criteria = bool(q.payers) and "policy" in q.intents and not turn.tool_calls
-        sentences = best_sentences(q.text, passages, k=8 if turn.tool_calls else 5 if criteria else 3,
+        sentences = best_sentences(q.asked, passages, k=8 if turn.tool_calls else 5 if criteria else 3,
                                    per_passage=2 if criteria else 1, prefer_codes="code" in q.intents)
         if turn.tool_calls:
             return compose_with_tools(turn, sentences)
@@ -76,7 +76,8 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
         return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=turn.context,
                       text=f"My sources do not cover {names} for this question, so I can't give "
                            f"you a figure or rule for it. {SCOPE}")
-    lead = setting_answer(q, turn.passages, ref) or direct_code_answer(q, turn.passages, ref)
+    lead = (setting_answer(q, turn.passages, ref) or direct_code_answer(q, turn.passages, ref)
+            or code_row_answer(q, ref))
     if not sentences and lead is None:
         return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=turn.context,
                       text="I found nothing in my sources that answers this. " + SCOPE)
@@ -117,7 +118,7 @@ def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
         calc = get_calculator(c.name)
         if c.result and calc is not None:
             exclude |= calc.supersedes
-    notes = turn.notes + warned + conflict_notes(q, citations, exclude=exclude)
+    notes = turn.notes + warned + policy_version_notes(citations, q) + conflict_notes(q, citations, exclude=exclude)
     notes += retired_code_notes([c.quote for c in citations], turn.question.service_day(turn.today))
     return Answer(question=q.text, kind=AnswerKind.TOOL, text=body, citations=citations, tool_calls=calls,
                   notes=dedupe(notes), context=turn.context)
@@ -187,20 +188,24 @@ def direct_code_answer(q: Question, passages: list[Passage], ref: Reference):
         return None
     if q.comparison or len(q.products) > 1:
         return comparison_code_answer(q, passages, ref)
-    if not any(w in q.text.lower() for w in _CODE_WORDS):
+    if not any(w in q.asked.lower() for w in _CODE_WORDS):
         return None
     prod = ref.product_by_id(q.product or "")
     found = code_sentence(prod, passages) if prod else None
     if found is None:
         return None
     sentence, text = found
-    return sentence, f"**{prod.hcpcs}** is the HCPCS code for {prod.brand} ({prod.generic}): \"{one_line(text)}\""
+    units = ""
+    code = ref.code(prod.hcpcs)
+    if re.search(r"\bunits?\b", q.asked, re.I) and code is not None and code.per_dose:
+        units = " Billed as one unit per therapeutic dose (one infusion), whatever the cell count."
+    return sentence, f"**{prod.hcpcs}** is the HCPCS code for {prod.brand} ({prod.generic}).{units} \"{one_line(text)}\""
 
 
 def comparison_code_answer(q: Question, passages: list[Passage], ref: Reference):
     """'Abecma vs Carvykti HCPCS': each product's code from reference data, backed by the first
     passage sentence that states it (the lead cites the first product's sentence)."""
-    if not re.search(r"hcpcs|q-?code|j-?code|drug code|billing code|\bcodes?\b", q.text, re.I):
+    if not re.search(r"hcpcs|q-?code|j-?code|drug code|billing code|\bcodes?\b", q.asked, re.I):
         return None
     parts, first = [], None
     for prod in (ref.product_by_id(pid) for pid in q.products):

@@ -197,7 +197,7 @@ def search_query(q: Question) -> tuple[str, QueryEntities]:
     if q.comparison and {"code", "payment"} & set(q.intents):
         codes += [p.hcpcs for p in (ref.product_by_id(pid) for pid in q.products) if p and p.hcpcs]
         extra += codes
-    query = expand_query(" ".join([q.text, *extra]))
+    query = expand_query(" ".join([q.asked, *extra]))
     return query, QueryEntities(products=q.products, payers=tuple(p for p in q.payers if p != "medicare"),
                                 codes=tuple(dict.fromkeys(codes)), comparison=q.comparison)
 

@@ -30,7 +30,7 @@ KNOWN_NAMES = re.compile(r"\b(?:humana|anthem|kaiser|aetna|cigna|unitedhealthcar
                          r"wellcare|elevance|oscar|centene|carepartners|tricare|aucatzyl|blenrep|talvey|"
                          r"lynozyfic|darzalex|xpovio)\b", re.I)
 # Code sets people ask for that no source document gives.
-ABSENT_PHRASES = re.compile(r"\b(revenue code|condition code|value code|occurrence code|fee schedule|"
+ABSENT_PHRASES = re.compile(r"\b(revenue code|rev code|condition code|value code|occurrence code|fee schedule|"
                             r"medical policy number)s?\b", re.I)
 _STOP = {"the", "and", "for", "with", "are", "this", "that", "what", "how", "from", "not"}
 

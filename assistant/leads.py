@@ -43,3 +43,82 @@ def setting_answer(q: Question, passages: list[Passage], ref: Reference) -> tupl
     return sentence, (f"**Inpatient: Medicare does not pay {prod.hcpcs} ({prod.brand}) at its Part B payment limit; the "
                       f"stay is paid under MS-DRG 018, which includes the product.** The payment limit applies to an "
                       f"outpatient claim. \"{' '.join(sentence.text.split())}\"")
+
+
+# --- code questions answered from a document's code table ------------------------------------
+# Systems a table row may answer for the lead. HCPCS, CPT and ICD-10-PCS codes changed on dates
+# (the guides' tables keep retired ones), so they are answered by the dated code calculator.
+_TABLE_SYSTEMS = {"POS", "ICD-10-CM", "modifier", "claim field", "DRG"}
+_WORD = re.compile(r"[a-z0-9][a-z0-9.+-]*", re.I)
+_COLUMNS = {"claim field": re.compile(r"field|\bFL\b|box|locator", re.I), "POS": re.compile(r"\bPOS\b|place of service", re.I),
+            "modifier": re.compile(r"modifier", re.I), "DRG": re.compile(r"DRG", re.I)}
+_SYNONYMS = {"hx": "history", "dx": "diagnosis", "pt": "patient", "op": "outpatient", "ip": "inpatient", "admin": "administration",
+             "ld": "lymphodepletion", "toci": "tocilizumab", "readmit": "readmission", "f/u": "follow-up"}
+_STOP = frozenset("the a an and or for of to on in at is it what which who how do does i we my pt code codes "
+                  "w with per this that be can".split())
+
+
+def code_row_answer(q: Question, ref: Reference) -> tuple[Sentence, str] | None:
+    """'POS for abecma OP infusion', 'z code for car-t hx', 'FL for the NDC': the row of a
+    document's code table that gives a code of the asked system for the product, shown as a
+    readable row (its header's names with the cells); the exact row text stays the citation."""
+    from assistant.answer_type import answer_type, row_answers
+    from index.tables import all_table_rows, readable
+
+    at = answer_type(q.asked)
+    if at.code_system not in _TABLE_SYSTEMS or (at.code_system == "ICD-10-CM" and at.detail != "Z"):
+        return None  # a diagnosis question is the product's diagnosis sentence; a Z code is a table row
+    words = {w.lower() for w in _WORD.findall(q.asked)} - _STOP
+    words |= {_SYNONYMS[w] for w in words if w in _SYNONYMS}
+    best: tuple[float, object] | None = None
+    for row in all_table_rows():
+        if not row.complete or not row_answers(row, at):
+            continue
+        docs_products = _doc_products(row.doc_id)
+        if q.products and not set(q.products) & docs_products:
+            continue
+        text = " ".join(row.cells).lower()
+        score = sum(1.0 for w in words if w in text) + (1.5 if q.setting and q.setting in text else 0.0)
+        score -= 2.0 if q.setting and ({"inpatient", "outpatient"} - {q.setting}) & set(_WORD.findall(text)) else 0.0
+        if best is None or score > best[0]:
+            best = (score, row)
+    if best is None or best[0] <= 0:
+        return None
+    row = best[1]
+    return _row_sentence(row), f"**{_asked_value(row, at)}** — {readable(row)}"
+
+
+def _asked_value(row, at) -> str:
+    """The cell a coder copies: the asked system's column, else the row's codes of that system."""
+    from assistant.answer_type import code_system_of
+
+    column = _COLUMNS.get(at.code_system or "")
+    for name, cell in zip(row.columns, row.cells, strict=True):
+        if cell and column is not None and column.search(name):
+            return f"{name} {cell}" if len(cell) <= 12 else cell
+    codes = [c for _k, c in row.codes if code_system_of(c, at.code_system) == at.code_system]
+    return ", ".join(dict.fromkeys(codes)) or row.cells[0]
+
+
+def _doc_products(doc_id: str) -> set[str]:
+    from assistant import config
+    from index.corpus import cached_corpus
+
+    cfg = config.load()
+    doc = cached_corpus(cfg.sources_dir, cfg.reference_dir).documents.get(doc_id)
+    return set(doc.products) if doc else set()
+
+
+def _row_sentence(row) -> Sentence:
+    """A table row as a quoted sentence (the composer cites it like any passage sentence)."""
+    from assistant import config
+    from index.corpus import cached_corpus
+
+    cfg = config.load()
+    doc = cached_corpus(cfg.sources_dir, cfg.reference_dir).documents[row.doc_id]
+    passage = Passage(node_id=f"{row.doc_id}:{row.start}", doc_id=doc.id, title=doc.title, kind=doc.kind,
+                      section=row.section, chunk_type="table_row", quote=row.quote, span=(row.start, row.end),
+                      header=" | ".join(row.columns), products=[], doc_products=list(doc.products),
+                      codes=[c for _k, c in row.codes], payer=doc.payer or "", effective=doc.effective or "",
+                      reviewed=doc.reviewed or "", price_quarter=doc.price_quarter or "", score=0.0)
+    return Sentence(passage, row.start, row.end, row.quote, 99.0)

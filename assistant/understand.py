@@ -98,7 +98,9 @@ _PER_AREA = re.compile(_NUM + r"\s*mg\s*/\s*m(?:2|\^2|²)", re.I)
 _PER_KG = re.compile(_NUM + r"\s*mg\s*/\s*kg", re.I)
 _MG = re.compile(_NUM + r"\s*mg\b(?!\s*/\s*(?:m|kg|dl|24))", re.I)
 # Vials on hand are not the dose: "2 x 50 mg vials", "2x 400mg", "we stock 400 mg and 200 mg vials".
-_VIAL_COUNT = re.compile(r"(?<![\d.,])(\d+)\s*(?:x|×)\s*" + _NUM + r"\s*mg\b(?!\s*/)", re.I)
+_VIAL_COUNT = re.compile(r"(?<![\d.,])(\d+)\s*(?:x|×)\s*" + _NUM + r"(?:\s*mg\b|(?=\s*(?:\+|vials?\b|actemra|toci|&|and\b)))(?!\s*/)",
+                         re.I)  # "2x 400mg", "1x400 + 1x200 actemra"
+_GRAMS = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:g|gm|grams?)\b(?!\s*/)", re.I)
 _VIAL_SIZES = re.compile(r"(?:" + _NUM + r"\s*(?:mg\s*)?(?:,|and|&|/|or|\+)\s*)*" + _NUM
                          + r"\s*mg\s*(?:single[- ]dose\s+)?vials?\b", re.I)  # "80 and 200 mg vials"
 # What was given is the dose; what was opened or wasted feeds the waste (JW) line, never the dose.
@@ -170,6 +172,7 @@ _UNREAD = object()  # read_figures was not given the question's date: it reads i
 def read_figures(text: str, service_date: ServiceDate | None | object = _UNREAD) -> Figures:
     """The figures a question gives. `service_date` is the date already read from the same text
     (None: it has none), so the question reader reads it once."""
+    text = _GRAMS.sub(lambda m: f"{_num(m.group(1)) * 1000:g} mg", text)  # "0.5g", "a 1 g vial": the same mg figures
     f: dict = {**_weight(text), **_height(text), "mg_per_m2": _first(_PER_AREA, text), "mg_per_kg": _first(_PER_KG, text)}
     stripped = _PER_AREA.sub(" ", text)
     f["bsa_m2"] = _first(_BSA, stripped) or _first(_BSA_WORD, stripped)
@@ -276,7 +279,8 @@ def _split_prior(text: str, found: list[str]) -> tuple[tuple[str, ...], tuple[st
 
 _QUARTER_BEFORE = re.compile(r"\b(?:the )?(?:quarter|qtr) before\b|\b(?:the )?(?:prior|previous|preceding) (?:quarter|qtr)\b|"
                              r"\ba quarter earlier\b", re.I)
-_HISTORY = 5  # earlier turns a thread keeps (their scenario facts carry over)
+_HISTORY = 5
+_FOLLOWS_CHARS = 600  # how much of the followed question a turn keeps  # earlier turns a thread keeps (their scenario facts carry over)
 _FIGURE_INTENTS = {"bsa"}  # intents a changed patient figure brings, not a new question
 
 
@@ -304,6 +308,7 @@ def resolve(question: Question, previous: Question | None) -> Question:
     # "what if BSA is 2.0": a follow-up that only changes a figure keeps the question it follows
     if set(question.intents) <= _FIGURE_INTENTS and previous.intents and is_follow_up:
         changes["intents"] = tuple(dict.fromkeys(previous.intents + question.intents))
+        changes["follows"] = previous.asked[-_FOLLOWS_CHARS:]
         inherited.append("question")
     if (m := _QUARTER_BEFORE.search(question.text)) and previous.service_date is not None:
         changes["service_date"] = previous.service_date.quarter_before(m.group(0))  # relative to the thread's date
@@ -316,7 +321,7 @@ def resolve(question: Question, previous: Question | None) -> Question:
         inherited.append("setting")
     if {"product", "payer"} & set(inherited):
         changes["history"] = (*previous.history, previous.text)[-_HISTORY:]
-    changes["figures"] = question.figures.merged_over(previous.figures)
+    changes["figures"] = question.figures.merged_over(previous.figures, whole="follows" in changes)
     if changes["figures"] != question.figures:
         inherited.append("patient figures")
     return replace(question, inherited=tuple(inherited), **changes)

@@ -242,6 +242,11 @@ class CorpusView:
     vocabulary: frozenset[str]        # every word of the documents and the reference data
 
 
+# reference files that list names only to recognise them in questions (drug classes of a patient's
+# prior therapies): a name there is not something the sources say anything about
+_RECOGNITION_ONLY = {"policies.yaml"}
+
+
 @lru_cache(maxsize=4)
 def _corpus_view(sources_dir: str, reference_dir: str, _signature: tuple) -> CorpusView:
     docs = load_corpus(Path(sources_dir)).documents
@@ -249,6 +254,8 @@ def _corpus_view(sources_dir: str, reference_dir: str, _signature: tuple) -> Cor
     for d in docs:
         words |= set(re.findall(r"[a-z]{3,}", d.text.lower()))
     for path in Path(reference_dir).glob("*.yaml"):
+        if path.name in _RECOGNITION_ONLY:
+            continue
         words |= set(re.findall(r"[a-z]{3,}", path.read_text(encoding="utf-8").lower()))
     return CorpusView(documents={d.id: d for d in docs}, products=frozenset(p for d in docs for p in d.products),
                       vocabulary=frozenset(words))

@@ -38,7 +38,8 @@ from index.chunking import Block, blocks_of, chunk_document
 from index.codes import codes_in, find_codes
 from index.corpus import SourceDocument, cached_corpus
 
-__all__ = ["TableRow", "readable", "header_columns", "split_row", "table_rows", "all_table_rows"]
+__all__ = ["TableRow", "TableShape", "readable", "header_columns", "split_row", "table_shape", "candidate_cuts",
+           "code_spans", "table_rows", "all_table_rows"]
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,9 @@ SPACE_KEEP = 0.4   # cost of cutting where cells were only spaced apart (after '
 GAP, LEAD_GAP = 1.5, 0.7  # cost of an empty cell; of a leading one under a row (rowspan)
 
 # Billing identifiers that end in a capital or a digit, glued to the next cell with nothing to
-# mark the end ("837IOPPS APC", "837PMPFS", "ICD-1021Underlying"): kept whole like codes.
-_TOKENS = re.compile(r"ICD-10(?:-CM|-PCS)?|UB-04|CMS-1500|(?<!\d)837[IPD](?![a-z])")
+# mark the end ("837IOPPS APC", "837PMPFS", "ICD-1021Underlying", "CAR-TBCMA"): kept whole like
+# codes, and cut at where they touch a neighbour.
+_TOKENS = re.compile(r"ICD-10(?:-CM|-PCS)?|UB-04|CMS-1500|(?<!\d)837[IPD](?![a-z])|CAR-T(?![a-z])")
 # Codes index.codes leaves alone in glue it cannot tell from a word: a Category III code before
 # a capitalised word ("0538TCAR-T therapy"), a HCPCS code after a claim field ("24DJ9185").
 _GLUED_CODES = (
@@ -128,7 +130,6 @@ _MARKS: tuple[tuple[re.Pattern[str], float], ...] = (
     (re.compile(r"(?<![-./\d])\d+(?=[A-Z]{2})"), STRONG),             # "21UB-04", "11CMS-1500" (not "4-1BB")
     (re.compile(r"(?<![A-Za-z-])[A-Z]{3,}(?=\d{1,2}(?![\d.]))"), STRONG),  # "NDC43", "HCPCS44", "CPT24D"
     (re.compile(r"(?<=[A-Z])(?=\d{5}(?!\d))"), STRONG),              # "24D96413", "E/M99213"
-    (re.compile(r"CAR-T(?=[A-Z0-9])"), STRONG),                      # "CAR-TBCMA" (the class column)
     (re.compile(r"(?<=[a-z]{2})(?=[A-Z][a-z])"), CAMEL),             # "ApheresisOutpatient" (but "CareCost")
     (re.compile(r"(?<=[A-Za-z][a-z])(?=[A-Z]{2,}(?![a-z]))"), CAMEL),  # "AbBCMA" (not "KarMMa")
     (re.compile(r"(?<=[a-z]{3})(?=[A-Z](?![A-Za-z]))"), CAMEL),      # "bispecificR/R", "elranatamabJ-code"
@@ -159,11 +160,19 @@ def _brands() -> tuple[re.Pattern[str], ...]:
     return _brand_marks(tuple((p.brand, p.generic) for p in products() if p.brand and p.generic))
 
 
+_PCS_SECTIONS = frozenset("0123456789BCDFGHX")  # the first character of every ICD-10-PCS code
+
+
 def code_spans(text: str) -> list[tuple[int, int, str, str]]:
     """find_codes, corrected for table glue: an ICD-10 code does not take the first letters of
-    an acronym after it ("C83.18MCL" is C83.18 + "MCL"); "0538TCAR-T" starts with 0538T."""
+    an acronym after it ("C83.18MCL" is C83.18 + "MCL"); "0538TCAR-T" starts with 0538T; a
+    seven-character run outside the PCS sections is no PCS code ("J3262JW" is J3262 + JW)."""
     out = []
     for start, end, kind, code in find_codes(text):
+        if kind == "pcs" and code[0] not in _PCS_SECTIONS:
+            if not re.match(r"[A-V]\d{4}", code):
+                continue
+            end, kind, code = start + 5, "hcpcs", code[:5]  # "J3262JW": a HCPCS code and its modifier
         if kind == "icd" and _acronym_follows(text, end) and text[end - 1].isupper():
             while text[end - 1].isupper() and text[end - 2] != ".":
                 end -= 1

@@ -411,7 +411,8 @@ def test_run_tool_and_errors():
 def test_function_tools_schemas_and_call():
     tools = {t.metadata.name: t for t in function_tools()}
     assert set(tools) == set(TOOLS) == {"bsa", "dose_units", "lymphodepletion_plan", "cell_dose",
-                                        "tocilizumab_dose", "payment", "ndc", "code_on_date", "rule_on_date"}
+                                        "tocilizumab_dose", "payment", "ndc", "code_on_date", "rule_on_date",
+                                        "payer_policy", "payment_change"}
     schema = tools["bsa"].metadata.get_parameters_dict()
     assert schema["required"] == ["height", "weight"] and schema["properties"]["height"]["type"] == "number"
     assert tools["dose_units"].metadata.get_parameters_dict()["properties"]["vial_sizes"]["anyOf"][0]["type"] == "array"

@@ -20,8 +20,8 @@ CALCULATORS = registry.calculators()
 
 
 def test_the_calculators_are_found_in_router_order():
-    assert [c.name for c in CALCULATORS] == ["ndc", "rule_on_date", "tocilizumab_dose", "lymphodepletion_plan",
-                                             "cell_dose", "code_on_date", "dose_units", "bsa", "payment"]
+    assert [c.name for c in CALCULATORS] == ["payer_policy", "ndc", "rule_on_date", "tocilizumab_dose", "lymphodepletion_plan",
+                                             "cell_dose", "code_on_date", "dose_units", "bsa", "payment_change", "payment"]
 
 
 @pytest.mark.parametrize("calc", CALCULATORS, ids=lambda c: c.name)
@@ -57,5 +57,5 @@ def test_bad_arguments_are_clerk_readable_errors(calc: Calculator):
 
 @pytest.mark.parametrize("calc", CALCULATORS, ids=lambda c: c.name)
 def test_a_plan_leaves_other_questions_alone(calc: Calculator):
-    for text in ("Does CarePartners require prior authorization for Abecma?", "hello there"):
+    for text in ("Which boxed warnings does the Abecma label carry?", "hello there"):
         assert calc.plan(Planning(read_question(text), dt.date(2026, 11, 24))) is None, (calc.name, text)

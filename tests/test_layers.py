@@ -17,7 +17,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("retrieval", ("assistant.retrieval", "assistant.extract")),
     ("tools", ("assistant.tools",)),
     ("engine", ("assistant.answer", "assistant.understand", "assistant.routing", "assistant.guards",
-                "assistant.conflicts", "assistant.composer", "assistant.llm", "assistant.engine")),
+                "assistant.conflicts", "assistant.composer", "assistant.llm", "assistant.engine", "assistant.leads",
+                "assistant.answer_type")),
     ("interfaces", ("assistant", "index.__main__", "app", "evals", "benchmarks")),
 ]
 

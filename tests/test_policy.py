@@ -102,6 +102,12 @@ def test_criteria_without_a_scenario_are_a_readable_list(engine):
     assert "- 7. No prior anti-BCMA targeted therapy" in a.text and "not stated" not in a.text
 
 
+def test_a_yes_no_pa_question_is_the_policy_fact_not_a_checklist(engine):
+    a = ask(engine, "Does CarePartners require prior authorization for Abecma?")
+    assert a.tool_calls[0].arguments["topic"] == "pa_required"
+    assert "Prior authorization is required, inpatient or outpatient" in lead(a)
+
+
 @pytest.mark.parametrize("text, fact", [
     ("how long is the centene approval good for abecma", "3 months"),
     ("PA for abecma w/ carepartners MA: fax # and what do i attach", "617-673-0956"),

@@ -36,9 +36,16 @@ class Figures:
 
     # Patient figures carry over to follow-ups; a dose, vial list, unit count or quarter
     # belongs to the question that stated it.
-    def merged_over(self, older: Figures) -> Figures:
-        """These figures, with missing patient figures taken from an earlier turn."""
+    def merged_over(self, older: Figures, whole: bool = False) -> Figures:
+        """These figures, with missing patient figures taken from an earlier turn; `whole`: every
+        missing figure (the follow-up asks the same question again, e.g. for another date)."""
         values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        if whole:
+            for name in ("mg_per_m2", "mg_per_kg", "dose_mg", "units"):
+                if values[name] is None:
+                    values[name] = getattr(older, name)
+            if not values["vials"]:
+                values["vials"] = older.vials
         if self.weight_kg is None:
             for key in ("weight_kg", "weight_text", "weight_value", "weight_unit"):
                 values[key] = getattr(older, key)
@@ -72,7 +79,13 @@ class Question:
     dates: tuple[ServiceDate, ...] = ()  # every date the question names, in order (a comparison of two periods)
     setting: str | None = None  # "inpatient" | "outpatient" when the question says (decides how CAR-T is paid)
     prior_products: tuple[str, ...] = ()  # products named only as therapies the patient had ("s/p carvykti")
-    history: tuple[str, ...] = ()  # earlier turns of the same thread, oldest first (a scenario builds up over them)
+    history: tuple[str, ...] = ()
+    follows: str = ""  # the earlier question(s) this turn keeps asking, changing only what it says ("same but DOS 4/11/24")  # earlier turns of the same thread, oldest first (a scenario builds up over them)
+
+    @property
+    def asked(self) -> str:
+        """The text the calculators plan from: the question it follows, then this turn's words."""
+        return f"{self.follows} {self.text}".strip() if self.follows else self.text
 
     @property
     def product(self) -> str | None:

@@ -57,6 +57,7 @@ class Product:
     def names(self) -> tuple[str, ...]:
         """Every lowercase name that means this product, longest first (for matching)."""
         every = {self.brand, self.generic, self.hcpcs, *self.short_names, *self.aliases}
+        every |= {n.replace("-", " ") for n in self.short_names}  # "ide cel", "brexu cel" as typed
         return tuple(sorted({n.lower() for n in every if n}, key=len, reverse=True))
 
     def is_named(self, text: str) -> bool:

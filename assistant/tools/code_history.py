@@ -170,7 +170,7 @@ def _plan(p: Planning) -> Plan | None:
     args: dict = {"dos": p.dos.isoformat(), "event": "discharge" if d is not None and d.event == "discharge" else "service"}
     if dated and d.precision != "day":
         args["period"] = d.label()
-    if m := _ROUTE.search(p.text):
+    if m := _ROUTE.search(p.q.text) or _ROUTE.search(p.text):  # this turn's route over the followed question's
         args["route"] = m.group(1).lower()
     if p.q.product:
         args["product"] = p.q.product

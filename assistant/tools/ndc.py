@@ -214,7 +214,8 @@ def _plan(p: Planning) -> Plan | None:
     """An NDC or labeler typed in the question; or 'carvykti ndc': the product's labelers."""
     ndcs = [m.group(1) for m in NDC_TOKEN.finditer(p.text)][:3]
     labelers = [a or b for a, b in LABELER.findall(p.text)][:2]
-    if not (ndcs or labelers) and p.has("ndc") and p.q.products and _NDC_WORDS.search(p.text):
+    where = re.search(r"\b(?:FL|form locator|box|field|loop|segment)\b|which (?:line|field)|where (?:does|do|to) ", p.text, re.I)
+    if not (ndcs or labelers) and p.has("ndc") and p.q.products and _NDC_WORDS.search(p.text) and not where:
         labelers = p.labelers(p.q.products)[:3]  # the result lists the crosswalk NDCs
     if not (ndcs or labelers):
         return None

@@ -207,7 +207,7 @@ _TOPIC_WORDS = {
     "fax": re.compile(r"\bfax\b|where (?:do (?:i|we) |to )(?:send|submit|fax)|phone|submit (?:it )?to\b", re.I),
     "documentation": re.compile(r"\battach|documentation|paperwork|what (?:do (?:i|we) )?(?:need to )?(?:send|submit)|records|"
                                 r"what goes (?:w|with)\b|what (?:else )?(?:do (?:i|we) )?(?:include|need to include)", re.I),
-    "pa_required": re.compile(r"(?:need|require)s? (?:a |an )?(?:PA|prior auth|auth)|(?:PA|prior auth\w*|auth) (?:is )?required|"
+    "pa_required": re.compile(r"(?:need|require)s? (?:a |an )?(?:PA|prior auth|auth)|(?:PA|prior auth\w*|auth) (?:is )?req(?:uired|'?d)?\b|"
                               r"is (?:a )?(?:PA|prior auth\w*) needed", re.I),
     "outpatient": re.compile(r"\boutpatient\b|\bOP\b", re.I),
     "redose": re.compile(r"\bre-?dos|\bre-?treat|second (?:dose|infusion)|another (?:dose|infusion)|again\b|subsequent dose", re.I),
@@ -237,7 +237,7 @@ def _plan(p: Planning) -> Plan | None:
         return None
     args: dict[str, Any] = {"payer": payers[0], "product": product, "topic": ",".join(topics) or "criteria",
                             "today": p.today.isoformat()}
-    if not topics or _CRITERIA.search(p.text) and re.search(r"\b(?:she|he|pt|patient|member|y/?o|prior|had)\b", p.text, re.I):
+    if not topics or _CRITERIA.search(p.text) and read_scenario(p.text, p.ref, (product,), p.today).given:
         args["topic"] = "criteria"
         args["scenario"] = p.text
         if p.q.history:

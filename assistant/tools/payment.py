@@ -299,7 +299,7 @@ def _plan(p: Planning) -> Plan | None:
     """A number-asking payment question about a code (or a product's Q-code); inpatient CAR-T
     is paid within MS-DRG 018, so it is answered from the sources (the composer's setting lead)."""
     asked = PAYMENT_NUMBER.search(p.text) or "question" in p.q.inherited  # "and carvykti?" after a price
-    if not (p.has("payment") and asked) or INPATIENT.search(p.text) or p.q.setting == "inpatient":
+    if not (p.has("payment") and asked) or INPATIENT.search(p.q.text) or p.q.setting == "inpatient":
         return None
     d = p.q.service_date
     if d is not None and d.source != "today" and d.quarter is None and not p.q.figures.quarter:

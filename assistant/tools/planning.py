@@ -47,7 +47,7 @@ class Planning:
 
     @property
     def text(self) -> str:
-        return self.q.text
+        return self.q.asked
 
     @cached_property
     def ref(self) -> Reference:

@@ -55,8 +55,8 @@ _TOPIC = re.compile(r"REMS|JW|JZ|modifier", re.I)
 def _plan(p: Planning) -> Plan | None:
     """A question about a dated rule with a date of service the user gave."""
     d = p.q.service_date
-    if d is None or d.source == "today":
-        return None
+    if d is None or d.source == "today" or p.q.figures.dose_mg is not None:
+        return None  # an amount to bill is the units calculator's question (it states JW/JZ too)
     row = next((r for r in p.ref.rules if re.search(r.get("when", "$^"), p.text, re.I)), None)
     if row is None:
         return None
