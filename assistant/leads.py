@@ -70,6 +70,9 @@ def code_row_answer(q: Question, ref: Reference) -> tuple[Sentence, str] | None:
         return None  # a diagnosis question is the product's diagnosis sentence; a Z code is a table row
     words = {w.lower() for w in _WORD.findall(q.asked)} - _STOP
     words |= {_SYNONYMS[w] for w in words if w in _SYNONYMS}
+    # the drugs and codes the question names: a row about another drug does not answer it
+    drug_codes = ref.code_for_name()
+    named = {c.upper() for c in q.codes} | _drugs_named(q.asked, drug_codes)
     best: tuple[float, object] | None = None
     for row in all_table_rows():
         if not row.complete or not row_answers(row, at):
@@ -78,6 +81,9 @@ def code_row_answer(q: Question, ref: Reference) -> tuple[Sentence, str] | None:
         if q.products and not set(q.products) & docs_products:
             continue
         text = " ".join(row.cells).lower()
+        names_in_row = {c for _k, c in row.codes} | _drugs_named(text, drug_codes)
+        if named and not named & names_in_row:
+            continue
         score = sum(1.0 for w in words if w in text) + (1.5 if q.setting and q.setting in text else 0.0)
         score -= 2.0 if q.setting and ({"inpatient", "outpatient"} - {q.setting}) & set(_WORD.findall(text)) else 0.0
         if best is None or score > best[0]:
@@ -86,6 +92,10 @@ def code_row_answer(q: Question, ref: Reference) -> tuple[Sentence, str] | None:
         return None
     row = best[1]
     return _row_sentence(row), f"**{_asked_value(row, at)}** — {readable(row)}"
+
+
+def _drugs_named(text: str, drug_codes: dict[str, str]) -> set[str]:
+    return {code for name, code in drug_codes.items() if re.search(rf"(?<![a-z]){re.escape(name)}(?![a-z])", text, re.I)}
 
 
 def _asked_value(row, at) -> str:

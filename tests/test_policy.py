@@ -76,7 +76,7 @@ def test_prior_anti_bcma_fails_centene_criterion_7(engine):
     first = lead(a)
     assert first.startswith("**Does not meet") and "criterion 7" in first and "anti-BCMA" in first and "tecvayli" in first
     assert all(c.doc_id == "centene-abecma-policy" for c in a.citations) and len(a.citations) == 11
-    assert "✓ 5. At least 2 prior lines of therapy — 4 prior lines" in a.text
+    assert "✓ 5. 2 or more prior lines of therapy — 4 prior lines" in a.text
 
 
 def test_unknown_criteria_are_not_stated_never_met(engine):

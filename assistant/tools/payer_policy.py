@@ -43,6 +43,8 @@ def payer_policy(
                                        "apply unless the scenario changes them)", form=False)] = None,
         today: Annotated[IsoDate, param("Today's date (YYYY-MM-DD): dates lab values and turns a date of birth into "
                                         "an age", form=False)] = None,
+        asked_about: Annotated[Text, param("The question as typed: a criterion it names leads a criteria list",
+                                           form=False)] = None,
         reference: Reference | None = None) -> ToolResult:
     """The verdict (or criteria list, or policy fact) for one payer's policy on one product."""
     ref = get_reference(reference)
@@ -63,6 +65,8 @@ def payer_policy(
     unknown = [c for c, s in rows if s == UNKNOWN]
     unchecked = not_criteria(pol, facts, ref)
     verdict = _verdict(pol, rows, facts, ref)
+    if not facts.given and (focus := _focus(pol, asked_about or "")) is not None:
+        verdict = f"**{name}, criterion {focus['n']}: {focus['text']}.** [{pol['criteria'].index(focus) + 1}] " + verdict
     if facts.given:
         verdict += f" Read from the question: {'; '.join(facts.described(dict(ref.class_names)))}."
         if unchecked:
@@ -104,6 +108,18 @@ def _verdict(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any], str]], 
     return f"**Meets all {len(rows)} criteria of {name}.**"
 
 
+_FOCUS_WORDS = {"prescriber": r"prescrib|onc|hem|doctor|physician", "age": r"\bage\b|how old|years? old|\by/?o\b",
+                "measurable": r"measurable|m-?protein|m-?spike|FLC|labs?\b|SPEP|UPEP", "prior_lines": r"\blines?\b|regimens?",
+                "cns": r"\bCNS\b|seizure|stroke|neuro", "anti_bcma": r"BCMA|tecvayli|blenrep|elrexfio|bispecific",
+                "cart": r"prior car-?t|car-?t before|previous car-?t", "dose_cells": r"\bdose\b|cells", "diagnosis_rrmm": r"diagnos|\bdx\b"}
+
+
+def _focus(pol: Mapping[str, Any], text: str) -> Mapping[str, Any] | None:
+    """The criterion a question asks about ("centene prescriber req for abecma"), if exactly one fits."""
+    hits = [c for c in pol["criteria"] if (rx := _FOCUS_WORDS.get(c["check"]["fact"])) and re.search(rx, text, re.I)]
+    return hits[0] if len(hits) == 1 else None
+
+
 def not_criteria(pol: Mapping[str, Any], facts: Scenario, ref: Reference) -> list[str]:
     """Findings the question gives that no criterion of this policy tests (ECOG, dialysis, CNS
     disease where the policy has no CNS criterion): said, so silence is not read as a check."""
@@ -134,15 +150,21 @@ def _policy(ref: Reference, payer: str, product: str) -> Mapping[str, Any]:
 
 def _facts(pol: Mapping[str, Any], topics: list[str]) -> ToolResult:
     """The policy facts asked for, each in the policy's words."""
-    rows = [f for t in topics for f in pol.get("facts") or [] if f["topic"] == t]
+    rows = list({id(f): f for t in topics for f in pol.get("facts") or [] if t in _topics_of(f)}.values())
     if not rows:
         raise MissingPolicyError(f"{pol['name']} does not say ({', '.join(topics)}).", field="topic")
     lead = "; ".join(f"{r['text']} [{i}]" for i, r in enumerate(rows, 1))
+    quotes = "\n".join(f"- \"{' '.join(r['quote'].split())}\" [{i}]" for i, r in enumerate(rows, 1))
     return ToolResult(
         name="payer_policy", inputs={"payer": pol["payer"], "product": pol["product"], "topic": ",".join(topics)},
         values={"policy": pol["id"], "topics": topics},
-        summary=f"**{pol['name']}: {lead}**", formula="",
-        citations=[cite(f"doc:{pol['doc']}", r["topic"], r["quote"]) for r in rows])
+        summary=f"**{pol['name']}: {lead}**\n\nThe policy's words:\n{quotes}", formula="",
+        citations=[cite(f"doc:{pol['doc']}", ", ".join(_topics_of(r)), r["quote"]) for r in rows])
+
+
+def _topics_of(fact: Mapping[str, Any]) -> list[str]:
+    topic = fact["topic"]
+    return list(topic) if isinstance(topic, list) else [topic]
 
 
 def merged(ref: Reference, texts: list[str], requested: tuple[str, ...], today: dt.date) -> Scenario:
@@ -154,11 +176,14 @@ def merged(ref: Reference, texts: list[str], requested: tuple[str, ...], today: 
         classes = (out.classes - new.ruled_out) | new.classes
         ruled = (out.ruled_out - new.classes) | new.ruled_out
         out = Scenario(age=new.age if new.age is not None else out.age,
-                       prior_lines=new.prior_lines if new.prior_lines is not None else out.prior_lines,
+                       # a count typed in a turn replaces the thread's; one counted from a drug named in passing does not
+                       prior_lines=(new.prior_lines if new.prior_lines is not None and not (new.lines_counted and out.prior_lines)
+                                    else out.prior_lines),
                        prior_drugs=tuple(dict.fromkeys(out.prior_drugs + new.prior_drugs)),
                        classes=frozenset(classes), ruled_out=frozenset(ruled), flags={**out.flags, **new.flags},
                        dose_cells=new.dose_cells if new.dose_cells is not None else out.dose_cells,
-                       lines_counted=new.lines_counted if new.prior_lines is not None else out.lines_counted,
+                       lines_counted=(new.lines_counted if new.prior_lines is not None and not (new.lines_counted and out.prior_lines)
+                                      else out.lines_counted),
                        other=tuple(dict.fromkeys(out.other + new.other)))
     return out
 
@@ -210,10 +235,11 @@ _TOPIC_WORDS = {
     "pa_required": re.compile(r"(?:need|require)s? (?:a |an )?(?:PA|prior auth|auth)|(?:PA|prior auth\w*|auth) (?:is )?req(?:uired|'?d)?\b|"
                               r"is (?:a )?(?:PA|prior auth\w*) needed", re.I),
     "outpatient": re.compile(r"\boutpatient\b|\bOP\b", re.I),
-    "redose": re.compile(r"\bre-?dos|\bre-?treat|second (?:dose|infusion)|another (?:dose|infusion)|again\b|subsequent dose", re.I),
+    "redose": re.compile(r"\bre-?dos|\bre-?treat|\breauth|second (?:\w+ )?(?:dose|infusion)|another (?:\w+ )?(?:dose|infusion)|again\b|"
+                         r"subsequent dose|limit on (?:\w+ )?(?:infusions|doses)|how many (?:\w+ )?(?:infusions|doses)", re.I),
     "review": re.compile(r"\bPDAC\b|who reviews|committee", re.I),
 }
-_CRITERIA = re.compile(r"criteri|qualif|eligib|\bmeet|\bapprov|\bcover|requirement|\bPA\b|prior auth|\benough\b|\bauth\b|"
+_CRITERIA = re.compile(r"criteri|qualif|eligib|\bmeet|\bapprov|\bcover|requirement|\breqs?\b|\bminimum\b|\bPA\b|prior auth|\benough\b|\bauth\b|"
                        r"\bpolicy\b|\bget (?:it|abecma|ide)|"
                        r"\bok(?:ay)? for\b|\bcan (?:she|he|they|we|pt|the pt|member)\b|medically necessary|denied|deny", re.I)
 _NOT_POLICY = re.compile(r"how much|\$|allow(?:ed|able)|payment limit|\bpays?\b|\bpaid\b|coins|\bunits?\b|\bASP\b|hcpcs|\bcpt\b|"
@@ -237,9 +263,10 @@ def _plan(p: Planning) -> Plan | None:
         return None
     args: dict[str, Any] = {"payer": payers[0], "product": product, "topic": ",".join(topics) or "criteria",
                             "today": p.today.isoformat()}
-    if not topics or _CRITERIA.search(p.text) and read_scenario(p.text, p.ref, (product,), p.today).given:
+    if not topics or _CRITERIA.search(p.text) and read_scenario(p.q.text, p.ref, (product,), p.today).given:
         args["topic"] = "criteria"
-        args["scenario"] = p.text
+        args["scenario"] = p.q.text  # this turn's facts; the earlier turns' come as history
+        args["asked_about"] = p.text
         if p.q.history:
             args["history"] = "\n".join(p.q.history)
     return call("payer_policy", args)

@@ -308,9 +308,9 @@ def _plan(p: Planning) -> Plan | None:
     extra: dict = {"quarter": p.q.figures.quarter} if p.q.figures.quarter else {}
     if p.given_dos and not extra:
         extra["dos"] = p.given_dos.isoformat()
-    if (m := _REMIT.search(p.text)) is not None:
+    if (m := _REMIT.search(p.q.text)) is not None:  # this turn's remit amount and rule question, not the followed turn's
         extra["paid"] = str(parse_number(m.group(1)))
-    if _SEQ_ON_COINS.search(p.text):
+    if _SEQ_ON_COINS.search(p.q.text):
         extra["asks"] = "seq-on-coinsurance"
     if _MEDICARE_ADVANTAGE.search(p.text) and not [x for x in p.q.payers if x != "medicare"]:
         extra["plan_type"] = "medicare-advantage"
