@@ -97,7 +97,10 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
 def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
     """Lead with the calculators' results and formulas, then the passages that state the rule."""
     q, calls = turn.question, turn.tool_calls
-    lines = [c.result.summary for c in calls if c.result]
+    # results of one calculator asked several times (four CPT services, three codes) form one lead paragraph
+    summaries = [c.result.summary for c in calls if c.result]
+    same = len({c.name for c in calls if c.result}) == 1 and all("\n\n" not in s for s in summaries)
+    lines = ["\n".join(summaries)] if same and summaries else summaries
     lines += [f"*Input:* {step}" for step in turn.derived]
     for c in calls:
         if c.result and c.result.formula:

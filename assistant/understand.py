@@ -40,7 +40,7 @@ INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
     "tocilizumab": re.compile(r"\btocilizumab\b|\btoci\b|\bactemra\b|\bJ3262\b|\bCRS (?:dose|treatment)\b", re.I),
     "lymphodepletion": re.compile(r"lymphodeplet|\bLD\b|fludarabine|cyclophosphamide|\bflu/?cy\b|\bcy/?flu\b|\bcy\b|"
                                   r"\bJ9185\b|\bJ907[0-6]\b", re.I),
-    "cell_dose": re.compile(r"\bcell dose\b|\bcells?\b.*\bdose\b|\bdose\b.*\bcells?\b|x ?10\^?[68]|\btarget dose\b|"
+    "cell_dose": re.compile(r"\bcell dose\b|\bcells?\b.*\bdose\b|\bdose\b.*\bcells?\b|x ?10\^?[68]|\btarget (?:dose|cells?|cell count)\b|"
                             r"how many cells|\bCAR[+-]? ?T cells\b.*\b(?:kg|weigh)", re.I),
     "bsa": re.compile(r"\bBSA\b|body surface|\bm(?:2|\^2|²)\b", re.I),
     "units": re.compile(r"\bunits?\b|\bhow many\b.*\bbill\b|\bJW\b|\bJZ\b|\bwaste|\bdiscard", re.I),
@@ -60,6 +60,9 @@ SETTINGS = {
                             r"\bIP stay\b|\bhospital stay\b", re.I),
     "outpatient": re.compile(r"\boutpatient\b|\bOP\b|\bOPPS\b|\bAPC\b|\bHOPD\b", re.I),
 }
+
+
+_INPATIENT_CODES = re.compile(r"ICD-?10-?PCS|\bPCS\b|procedure code|\bDRG\b", re.I)
 
 
 def read_setting(text: str) -> str | None:
@@ -242,13 +245,17 @@ def read_question(text: str, today: dt.date | None = None) -> Question:
     text, injected = drop_instructions(text)
     norm = normalize(text)
     service_date = find_service_date(text, today or dt.date.today())
+    dates = tuple(find_service_dates(text, today or dt.date.today()))
+    if read_setting(text) == "inpatient" or _INPATIENT_CODES.search(text):
+        # an inpatient claim (and its ICD-10-PCS codes) goes by the discharge date: "admit 9/24/21 dc 10/6/21"
+        service_date = next((d for d in dates if d.event == "discharge"), service_date)
     intents = tuple(name for name, rx in INTENT_PATTERNS.items() if rx.search(norm))
     indication = next((name for name, rx in INDICATIONS.items() if rx.search(norm)), None)
     products, prior = _split_prior(norm, products_in_question(norm))
     return Question(
         text=text,
         products=products, prior_products=prior, setting=read_setting(text),
-        dates=tuple(find_service_dates(text, today or dt.date.today())),
+        dates=dates,
         payers=tuple(payers_in(norm)),
         codes=tuple(codes_in(norm)),
         indication=indication,
@@ -306,9 +313,11 @@ def resolve(question: Question, previous: Question | None) -> Question:
         changes["payers"] = previous.payers
         inherited.append("payer")
     # "what if BSA is 2.0": a follow-up that only changes a figure keeps the question it follows
-    if set(question.intents) <= _FIGURE_INTENTS and previous.intents and is_follow_up:
+    if set(question.intents) <= _FIGURE_INTENTS and (previous.intents or previous.codes) and is_follow_up:
         changes["intents"] = tuple(dict.fromkeys(previous.intents + question.intents))
         changes["follows"] = previous.asked[-_FOLLOWS_CHARS:]
+        if not question.codes and not question.products and previous.codes:
+            changes["codes"] = previous.codes  # "and if DOS was 1/3/25" after "0540T or 38228 ...": the same codes
         inherited.append("question")
     if (m := _QUARTER_BEFORE.search(question.text)) and previous.service_date is not None:
         changes["service_date"] = previous.service_date.quarter_before(m.group(0))  # relative to the thread's date

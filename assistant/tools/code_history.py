@@ -43,6 +43,8 @@ def code_on_date(
     when = ("a discharge" if event == "discharge" else "a date of service") + (f" in {period}" if period else
                                                                                f" {'on' if event == 'discharge' else 'of'} {day.isoformat()}")
     lead = _lead(asked, valid, family, day, when) + _descriptor_change(asked, day)
+    if asked is not None and asked.system == "ICD-10-CM" and asked.note:
+        lead += f" **{asked.note}**"  # the guide's description of this code is wrong: the correction leads
     rows = [{"code": c.code, "system": c.system, "descriptor": c.descriptor_on(day),
              "valid_from": c.valid_from, "valid_to": c.valid_to} for c in family]
     return ToolResult(
@@ -54,7 +56,7 @@ def code_on_date(
         formula="; ".join(f"{c.code}: {c.validity() or 'no end date on record'}" for c in family)
         + f"; {day.isoformat()} → {', '.join(c.code for c in valid) or 'none of these'}",
         assumptions=[f"{c.code}: {c.descriptor_on(day)}" for c in valid],
-        warnings=[c.note for c in valid if c.note and c.system == "ICD-10-CM"],
+        warnings=[c.note for c in valid if c.note and c.system == "ICD-10-CM" and c is not asked],
         citations=[cite(f"codes#{c.code}", f"{c.system} {c.code} ({c.validity() or 'in force'})", c.validity_cite or c.cite)
                    for c in family])
 
@@ -167,13 +169,17 @@ def _plan(p: Planning) -> Plan | None:
     dated = d is not None and d.source != "today"
     if p.q.figures.dose_mg is not None or (p.has("payment") and not _DESCRIPTOR.search(p.text)):
         return None
-    args: dict = {"dos": p.dos.isoformat(), "event": "discharge" if d is not None and d.event == "discharge" else "service"}
+    day = d.day if dated else p.dos
+    args: dict = {"dos": day.isoformat(), "event": "discharge" if d is not None and d.event == "discharge" else "service"}
     if dated and d.precision != "day":
         args["period"] = d.label()
     if m := _ROUTE.search(p.q.text) or _ROUTE.search(p.text):  # this turn's route over the followed question's
         args["route"] = m.group(1).lower()
     if p.q.product:
         args["product"] = p.q.product
+    services = _services_asked(p, dated)
+    if len(services) > 1:  # "CPTs for harvest, prep for transport, receipt/prep, admin": every one asked
+        return Plan(calls=[("code_on_date", {**args, "code": code}) for code in services])
     code = _asked_code(p, dated)
     if code:
         return call("code_on_date", {**args, "code": code})
@@ -182,13 +188,24 @@ def _plan(p: Planning) -> Plan | None:
     return None
 
 
+def _services_asked(p: Planning, dated: bool) -> list[str]:
+    """The CPT codes of every CAR-T service a CPT question names, in the code set's order."""
+    if not ((dated or _STILL.search(p.text)) and re.search(r"\bcpts?\b|\bcodes?\b", p.text, re.I)) or _PCS.search(p.text):
+        return []
+    return [code for rx, code in _SERVICES if rx.search(p.text)]
+
+
 def _asked_code(p: Planning, dated: bool) -> str | None:
     """The code to look up: one the question names (with a date, or asking if it is still
-    valid), the CPT code of the service it names, or a product's Q-code when the descriptor is asked."""
+    valid; an ICD-10-CM code a guide misdescribes, always), the CPT code of the service it
+    names, or a product's Q-code when the descriptor is asked."""
+    misdescribed = [c for c in p.q.codes if (row := p.ref.icd10cm.get(c.upper())) is not None and row.note]
+    if misdescribed:
+        return misdescribed[0]
     named = [c for c in p.q.codes if (row := p.ref.any_code(c)) is not None and _has_history(p.ref, row)]
     if named and (dated or _STILL.search(p.text)):
         return named[0]
-    if (dated or _STILL.search(p.text)) and re.search(r"\bcpt\b|\bcode\b", p.text, re.I) and not _PCS.search(p.text):
+    if (dated or _STILL.search(p.text)) and re.search(r"\bcpts?\b|\bcodes?\b", p.text, re.I) and not _PCS.search(p.text):
         return next((code for rx, code in _SERVICES if rx.search(p.text)), None)
     if dated and _DESCRIPTOR.search(p.text) and p.q.product:
         prod = p.ref.product_by_id(p.q.product)

@@ -207,6 +207,11 @@ def _plan(p: Planning) -> Plan | None:
     the indication; 'cy/flu doses for carvykti' without a patient is the regimen, quoted."""
     f = p.q.figures
     product = p.dosing_product()
+    whole_plan = not (f.dose_mg or f.mg_per_m2 or f.mg_per_kg or p.q.codes)  # not one drug's units at a given rate
+    if p.has("lymphodepletion") and not product and p.wants_number and _size_args(p) is not None and whole_plan:
+        names = " or ".join(sorted(p.ref.product_by_id(pid).brand for pid in p.ref.dosing_products()))
+        return ask(["product"], f"Which product is the lymphodepletion for ({names})? The flu/cy regimens differ "
+                                "by product (and, for Tecartus, by indication).")
     if not (p.has("lymphodepletion") and product and p.wants_number) or (f.dose_mg and p.drug_code()):
         return None
     inds = p.indications(product)
