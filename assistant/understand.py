@@ -291,6 +291,26 @@ _FOLLOWS_CHARS = 600  # how much of the followed question a turn keeps  # earlie
 _FIGURE_INTENTS = {"bsa"}  # intents a changed patient figure brings, not a new question
 
 
+def _same_question(question: Question, previous: Question) -> dict:
+    """What a follow-up that asks the previous question again takes over: its intents, its
+    words (for the calculators' planning) and, unless it names others, its codes."""
+    out: dict = {"intents": tuple(dict.fromkeys(previous.intents + question.intents)),
+                 "follows": previous.asked[-_FOLLOWS_CHARS:]}
+    if not question.codes and not question.products and previous.codes:
+        out["codes"] = previous.codes  # "and if DOS was 1/3/25" after "0540T or 38228 ...": the same codes
+    return out
+
+
+def _thread_date(question: Question, previous: Question):
+    """The date of service a follow-up takes from its thread: 'the quarter before' the thread's
+    date, or the thread's date when the turn gives none."""
+    if (m := _QUARTER_BEFORE.search(question.text)) and previous.service_date is not None:
+        return previous.service_date.quarter_before(m.group(0))
+    if question.service_date is None and previous.service_date is not None and previous.service_date.source != "today":
+        return previous.service_date.with_source("conversation")
+    return None
+
+
 def resolve(question: Question, previous: Question | None) -> Question:
     """Fill what a follow-up leaves out from the conversation's previous (resolved) question."""
     if previous is None or question.off_topic or question.treatment_decision or question.injection:
@@ -314,16 +334,10 @@ def resolve(question: Question, previous: Question | None) -> Question:
         inherited.append("payer")
     # "what if BSA is 2.0": a follow-up that only changes a figure keeps the question it follows
     if set(question.intents) <= _FIGURE_INTENTS and (previous.intents or previous.codes) and is_follow_up:
-        changes["intents"] = tuple(dict.fromkeys(previous.intents + question.intents))
-        changes["follows"] = previous.asked[-_FOLLOWS_CHARS:]
-        if not question.codes and not question.products and previous.codes:
-            changes["codes"] = previous.codes  # "and if DOS was 1/3/25" after "0540T or 38228 ...": the same codes
+        changes |= _same_question(question, previous)
         inherited.append("question")
-    if (m := _QUARTER_BEFORE.search(question.text)) and previous.service_date is not None:
-        changes["service_date"] = previous.service_date.quarter_before(m.group(0))  # relative to the thread's date
-        inherited.append("date of service")
-    elif question.service_date is None and previous.service_date is not None and previous.service_date.source != "today":
-        changes["service_date"] = previous.service_date.with_source("conversation")
+    if (date := _thread_date(question, previous)) is not None:
+        changes["service_date"] = date
         inherited.append("date of service")
     if question.setting is None and previous.setting and same_topic:
         changes["setting"] = previous.setting
