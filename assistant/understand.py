@@ -44,7 +44,8 @@ INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
                             r"how many cells|\bCAR[+-]? ?T cells\b.*\b(?:kg|weigh)", re.I),
     "bsa": re.compile(r"\bBSA\b|body surface|\bm(?:2|\^2|²)\b", re.I),
     "units": re.compile(r"\bunits?\b|\bhow many\b.*\bbill\b|\bJW\b|\bJZ\b|\bwaste|\bdiscard", re.I),
-    "payment": re.compile(r"payment limit|\bpayment\b|\blimit\b|\bASP\b|\ballow(?:ed|able|s)?\b|\bpric(?:e|ed|ing)\b|reimburse|"
+    "payment": re.compile(r"payment limit|\bpayment\b|\b(?:pmts?|pymts?|paymts?)\b|"
+                          r"\blimit\b|\bASP\b|\ballow(?:ed|able|s)?\b|\bpric(?:e|ed|ing)\b|reimburse|"
                           r"\bpaid\b|\bpays?\b|\bpaying\b|\bprice\b|"
                           r"cost|coinsurance|co-insurance|\bcoins\b|\bcopay|sequestration|\bseq\b|Medicare share|how much|"
                           r"\bremit\b|\bunderpa|\bEOB\b|\bERA\b|get paid|\$\s?\d|\b\d{1,3}(?:,\d{3})+\.\d{2}\b", re.I),

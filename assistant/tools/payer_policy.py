@@ -242,7 +242,7 @@ _TOPIC_WORDS = {
 _CRITERIA = re.compile(r"criteri|qualif|eligib|\bmeet|\bapprov|\bcover|requirement|\breqs?\b|\bminimum\b|\bPA\b|prior auth|\benough\b|\bauth\b|"
                        r"\bpolicy\b|\bget (?:it|abecma|ide)|"
                        r"\bok(?:ay)? for\b|\bcan (?:she|he|they|we|pt|the pt|member)\b|medically necessary|denied|deny", re.I)
-_NOT_POLICY = re.compile(r"how much|\$|allow(?:ed|able)|payment limit|\bpays?\b|\bpaid\b|coins|\bunits?\b|\bASP\b|hcpcs|\bcpt\b|"
+_NOT_POLICY = re.compile(r"how much|\$|allowable|allowed (?:amount|\$|\d)|payment limit|\bpays?\b|\bpaid\b|coins|\bunits?\b|\bASP\b|hcpcs|\bcpt\b|"
                          r"icd|\bdx\b|\bpcs\b|rev(?:enue)? code|\bNDC\b|modifier|\bPOS\b", re.I)
 
 

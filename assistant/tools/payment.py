@@ -280,7 +280,8 @@ def _latest_cms_coinsurance(ref: Reference, code: str) -> tuple[str, Decimal] | 
 
 
 # --- the component ------------------------------------------------------------------------
-PAYMENT_NUMBER = re.compile(r"payment limit|\bpayment\b|\blimit\b|\bASP\b|\ballow(?:ed|able|s)?\b|\bpric(?:e|ed|ing)\b|reimburs|"
+PAYMENT_NUMBER = re.compile(r"payment limit|\bpayment\b|\b(?:pmts?|pymts?|paymts?)\b|\bremit\w*|\bEOB\b|\bERA\b|\blimit\b|"
+                            r"\bASP\b|\ballow(?:ed|able|s)?\b|\bpric(?:e|ed|ing)\b|reimburs|"
                             r"coinsurance|co-insurance|\bcoins\b|"
                             r"sequestration|\bseq\b|medicare (?:share|pays?|paying)|how much|\bprice\b|\brate\b|\bcosts?\b|"
                             r"patient (?:pays?|owes|responsibility)|\bpay(?:s|ment)?\b.*\bunits?\b", re.I)

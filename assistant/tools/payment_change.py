@@ -97,7 +97,7 @@ CHANGE = re.compile(r"\bdiff(?:erence)?\b|\bchange[ds]?\b|\bvs\.?\b|\bversus\b|\
 _FIGURE_WORDS = {
     "coinsurance": re.compile(r"\bcoins\w*|co-?insurance|patient (?:pays?|owes|share|responsibility)|\bpt (?:pays?|owes)", re.I),
     "medicare_after_sequestration": re.compile(r"\bseq\w*|after sequestration", re.I),
-    "medicare": re.compile(r"medicare (?:pays?|share|portion|payment)|program payment", re.I),
+    "medicare": re.compile(r"medicare(?:.s)? (?:pays?|share|portion|payment|pmt|pymt|paid)|program payment", re.I),
 }
 
 

@@ -26,6 +26,8 @@ def rule_on_date(
                                       example="2025-03-14")],
         period: Annotated[Text, param("The date as the question gave it when it is a month, quarter or year",
                                       form=False)] = None,
+        waste: Annotated[Text, param("For JW/JZ: 'none' (whole vial used) or 'some' (drug discarded), when the question says",
+                                     form=False)] = None,
         reference: Reference | None = None) -> ToolResult:
     """Whether a dated rule applied on `dos`, with the date it changed."""
     ref = get_reference(reference)
@@ -38,6 +40,8 @@ def rule_on_date(
     state = row["while_in_force"] if applies else (row.get("after") if end and day > end else row.get("before_in_force"))
     when = f"in {period}" if period else f"of {day.isoformat()}"
     summary = f"**For a date of service {when}, {state}**: {row['change']}."
+    if applies and waste in ("none", "some") and row.get("on_" + waste):
+        summary = f"**{row['on_' + waste]}** " + summary  # the modifier this line takes leads
     bounds = f"in force {start.isoformat() if start else '…'} to {end.isoformat() if end else '…'}"
     return ToolResult(
         name="rule_on_date", inputs={"rule": row["id"], "dos": day.isoformat(), "period": period},
@@ -50,19 +54,25 @@ def rule_on_date(
 
 # --- the component ------------------------------------------------------------------------
 _TOPIC = re.compile(r"REMS|JW|JZ|modifier", re.I)
+_NO_WASTE = re.compile(r"whole (?:vial|bag)|entire (?:vial|bag)|all of (?:it|the vial)|no waste|nothing (?:was )?(?:wasted|discarded)|"
+                       r"none (?:was )?(?:wasted|discarded)|zero waste|used (?:it )?all", re.I)
+_WASTE = re.compile(r"wasted|discard(?:ed)?|left over|leftover|partial vial", re.I)
 
 
 def _plan(p: Planning) -> Plan | None:
     """A question about a dated rule with a date of service the user gave."""
     d = p.q.service_date
-    if d is None or d.source == "today" or p.q.figures.dose_mg is not None:
+    if p.q.figures.dose_mg is not None:
         return None  # an amount to bill is the units calculator's question (it states JW/JZ too)
     row = next((r for r in p.ref.rules if re.search(r.get("when", "$^"), p.text, re.I)), None)
-    if row is None:
+    waste = "none" if _NO_WASTE.search(p.text) else "some" if _WASTE.search(p.text) else None
+    if row is None or ((d is None or d.source == "today") and waste is None):
         return None
-    args = {"rule": row["id"], "dos": d.day.isoformat()}
-    if d.precision != "day":
+    args = {"rule": row["id"], "dos": (d.day if d is not None else p.today).isoformat()}
+    if d is not None and d.precision != "day":
         args["period"] = d.label()
+    if waste and row.get("on_" + waste):
+        args["waste"] = waste
     return call("rule_on_date", args)
 
 
