@@ -129,6 +129,15 @@ def numbers_in(text: str) -> set[str]:
     return out
 
 
+def _glued_numbers(quote: str) -> set[str]:
+    """Numbers a flattened table glued to a word ("NDC43 (UB-04)"): a quote's own digits, which an
+    answer may show as the readable row's cell ("Field: 43")."""
+    return {c for m in _DIGITS.finditer(quote) if (c := _canon(m.group(0))) is not None}
+
+
+_DIGITS = re.compile(r"\d+(?:\.\d+)?")
+
+
 def _flatten(value) -> str:
     if isinstance(value, dict):
         return " ".join(f"{k} {_flatten(v)}" for k, v in value.items())
@@ -145,7 +154,7 @@ def untraceable_numbers(text: str, citations: list[Citation], tool_calls: list[T
     """
     allowed = numbers_in(question)
     for c in citations:
-        allowed |= numbers_in(c.quote) | numbers_in(c.section)
+        allowed |= numbers_in(c.quote) | numbers_in(c.section) | _glued_numbers(c.quote)
     for t in tool_calls:
         allowed |= numbers_in(_flatten(t.arguments)) | numbers_in(_flatten(t.result.to_dict() if t.result else {}))
         allowed |= numbers_in(t.error or "")  # a calculator's message names its limits

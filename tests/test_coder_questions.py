@@ -1,0 +1,187 @@
+"""Questions the way coders and revenue-cycle analysts type them, end to end on the real corpus,
+reference data and CMS-derived limits: the first paragraph answers what was asked (the setting's
+payment route, a difference between quarters, a remit check, the code of the asked system, the
+code in force on the discharge date), and a follow-up keeps the question it follows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from assistant.answer import AnswerKind, bad_markers, untraceable_numbers
+from assistant.engine import Conversation, Engine
+from assistant.tools.errors import CalcError
+from assistant.tools.payment_change import payment_change
+from assistant.understand import read_figures, read_question
+
+TODAY = dt.date(2026, 11, 24)
+
+
+@pytest.fixture(scope="module")
+def engine(retriever):
+    return Engine(retriever, retriever.cfg, llm=None)
+
+
+def ask(engine, text, conv=None):
+    a = engine.ask(text, conv or Conversation(), today=TODAY)
+    assert untraceable_numbers(a.text, a.citations, a.tool_calls, a.question) == set(), a.text
+    assert bad_markers(a.text, a.citations) == set()
+    return a
+
+
+def lead(a) -> str:
+    return a.text.split("\n\n")[0]
+
+
+# --- setting and payment ----------------------------------------------------------------------
+
+def test_an_inpatient_medicare_stay_is_paid_in_drg_018_not_at_the_part_b_limit(engine):
+    a = ask(engine, "medicare IP stay for abecma, what does medicare pay for the Q2055")
+    assert a.kind is AnswerKind.ANSWER and not a.tool_calls
+    assert "MS-DRG 018" in lead(a) and "does not pay Q2055" in lead(a)
+    assert "$" not in lead(a)  # no Part B amount presented as what Medicare pays
+
+
+def test_the_setting_carries_over_and_changes_with_a_follow_up(engine):
+    conv = Conversation()
+    assert "MS-DRG 018" in lead(ask(engine, "carvykti IP admission medicare - do we get paid the ASP for Q2056?", conv))
+    a = ask(engine, "what about outpatient", conv)
+    assert a.tool_calls and a.tool_calls[0].name == "payment" and "Q2056 payment limit" in lead(a)
+
+
+def test_a_difference_between_two_quarters_has_its_formula(engine):
+    a = ask(engine, "difference in Q2056 limit between Q4 25 and Q1 26")
+    call = a.tool_calls[0]
+    assert call.name == "payment_change" and call.arguments["quarter"] == "2025Q4" and call.arguments["other_quarter"] == "2026Q1"
+    assert "payment limit up $21,780.63 (+3.85%)" in lead(a)
+    assert "$587,649.574 − $565,868.945 = +$21,780.629" in a.text
+
+
+def test_a_coinsurance_difference_leads_with_the_coinsurance(engine):
+    a = ask(engine, "abecma pt coins DOS 1/15/24 vs 1/15/26 - how much more now?")
+    first = lead(a)
+    assert first.startswith("**Coinsurance:") and "+$8,299.41" in first and "18.857% vs 20%" in first
+
+
+def test_payment_change_refuses_to_compare_a_line_with_itself():
+    with pytest.raises(CalcError):
+        payment_change(code="Q2056", quarter="2026Q1")
+    r = payment_change(code="Q2055", quarter="2026Q1", other_code="Q2056")
+    assert r.values["payment_limit_change"] == Decimal("587649.574") - Decimal("558081.726")
+
+
+def test_a_remit_is_checked_against_medicares_share(engine):
+    a = ask(engine, "tecartus OP DOS 3/10/26: remit paid 383,959.20, allowed 489,450.20 - are we underpaid?")
+    assert lead(a) == ("**The remit's $383,959.20 equals Medicare's share after 2% sequestration ($383,959.20): "
+                       "not underpaid.**")
+    conv = Conversation()
+    ask(engine, "Q2056 DOS 11/3/2025 what do we expect from medicare after seq", conv)
+    a = ask(engine, "what if remit shows 449,000", conv)
+    assert "is $946.51 below Medicare's share after 2% sequestration ($449,946.51)" in lead(a)
+
+
+def test_sequestration_is_not_taken_off_the_coinsurance(engine):
+    a = ask(engine, "does the 2% seq come off the pt's coins too? cilta-cel OP 8/14/25")
+    assert lead(a).startswith("**No: the 2% sequestration comes off Medicare's share only")
+    a = ask(engine, "abecma OP, trad medicare, DOS 3/4/26 - allowed / coins / what medicare pays after seq?")
+    assert lead(a).startswith("**Q2055 payment limit (2026Q1)")  # amounts asked, not the yes/no rule
+
+
+def test_medicare_advantage_rates_are_not_in_the_sources(engine):
+    conv = Conversation()
+    ask(engine, "what does medicare pay for Q2056 DOS 2/2/26", conv)
+    a = ask(engine, "and for MA?", conv)
+    assert a.kind is AnswerKind.NOT_COVERED and a.text.startswith("My sources do not give Medicare Advantage payment rates")
+
+
+def test_the_quarter_before_is_relative_to_the_threads_date(engine):
+    conv = Conversation()
+    ask(engine, "abecma medicare pays how much DOS 2/17/26", conv)
+    a = ask(engine, "and for a DOS the quarter before?", conv)
+    assert a.tool_calls[0].arguments["dos"] == "2025-10-01" and "(2025Q4)" in lead(a)
+
+
+# --- codes ------------------------------------------------------------------------------------
+
+def test_a_misdescribed_diagnosis_code_leads_with_the_correction(engine):
+    a = ask(engine, "carvykti pt drug induced parkinsonism on the f/u visit - G20.A1 ok?")
+    first = lead(a)
+    assert first.startswith("**G20.A1** is the ICD-10-CM code (Parkinson's disease") and "G21.19" in first
+
+
+def test_an_inpatient_pcs_code_goes_by_the_discharge_date(engine):
+    a = ask(engine, "ide-cel admit 9/24/21 dc 10/6/21, peripheral infusion - XW033C3 or the K7 code?")
+    assert lead(a).startswith("**XW033K7**") and "discharge on 2021-10-06" in lead(a)
+    assert a.notes[0] == "Discharge date: 2021-10-06 (from the question)."
+
+
+def test_every_service_a_cpt_question_names_is_in_the_first_paragraph(engine):
+    first = lead(ask(engine, "cilta-cel OP DOS 2/10/26 - CPTs for T-cell harvest, prep for transport, receipt/prep, admin?"))
+    assert all(f"**{code}**" in first for code in ("38225", "38226", "38227", "38228"))
+
+
+def test_a_follow_up_with_a_new_date_keeps_the_codes(engine):
+    conv = Conversation()
+    assert lead(ask(engine, "0540T or 38228 for a 12/20/24 DOS?", conv)).startswith("**0540T**")
+    assert lead(ask(engine, "and if DOS was 1/3/25", conv)).startswith("**38228**")
+
+
+def test_same_thing_but_another_date_keeps_the_amount(engine):
+    conv = Conversation()
+    assert "J9070: 10 unit(s)" in lead(ask(engine, "cy 925mg out of a 1g vial, OP DOS 3/28/24 - J code, units, any JW?", conv))
+    first = lead(ask(engine, "same thing but DOS 4/11/24", conv))
+    assert "J9075: 185 unit(s)" in first and "J9075-JW: 15 unit(s)" in first
+
+
+@pytest.mark.parametrize("text, value, quote_part", [
+    ("POS for abecma infusion outpatient hospital", "POS 22", "22UB-04"),
+    ("which FL on the UB for the NDC on a carvykti claim", "Field 43 (UB-04)", "NDC43 (UB-04)"),
+])
+def test_a_code_table_row_of_the_asked_system_leads(engine, text, value, quote_part):
+    a = ask(engine, text)
+    assert lead(a).startswith(f"**{value}** — ")
+    assert quote_part in a.citations[0].quote  # the exact row text stays the citation
+
+
+def test_a_modifier_question_about_a_whole_vial_is_jz(engine):
+    a = ask(engine, "wat modifier on actemra when whole vial used")
+    assert lead(a).startswith("**JZ: nothing was discarded")
+
+
+def test_revenue_codes_are_not_in_the_sources(engine):
+    a = ask(engine, "cilta-cel outpatient - which rev code goes with Q2056 on the UB")
+    assert a.kind is AnswerKind.NOT_COVERED
+
+
+def test_a_q_code_and_units_question_gets_both(engine):
+    first = lead(ask(engine, "brexu cel OP infusion - Q code + how many units on the line?"))
+    assert first.startswith("**Q2053**") and "one unit per therapeutic dose" in first
+
+
+def test_an_ld_plan_without_a_product_asks_which(engine):
+    a = ask(engine, "LD plan 170cm 80kg, infusion 12/8/26 - units per DOS?")
+    assert a.kind is AnswerKind.CLARIFY and "Which product" in a.text
+
+
+def test_a_treatment_choice_is_declined(engine):
+    a = ask(engine, "64F centene comm, 3 prior lines triple-class exposed - which is better for her, abecma or carvykti?")
+    assert a.kind is AnswerKind.REFUSAL
+
+
+# --- reading figures --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, dose, vials", [
+    ("cy 0.5g given today, how many J9075", 500.0, ()),
+    ("OP cy 555mg drawn from a 1 g vial, rest wasted", 555.0, ((0, 1000.0),)),
+    ("OP toci 8mg/kg pt 72 kg, opened 1x400 + 1x200 actemra", None, ((1, 400.0), (1, 200.0))),
+])
+def test_grams_and_vials_are_read(text, dose, vials):
+    f = read_figures(text, None)
+    assert f.dose_mg == dose and f.vials == vials
+
+
+def test_a_spaced_short_name_is_the_product():
+    assert read_question("brexu cel OP infusion").products == ("tecartus",)
+    assert read_question("cilta cel dose range pt 200 lb").products == ("carvykti",)
