@@ -172,7 +172,7 @@ def tool_failure(turn: Turn, missing_data: bool) -> Answer:
     q, calls = turn.question, turn.tool_calls
     messages = " ".join(c.error or "" for c in calls)
     if missing_data:
-        lead = "" if messages.startswith("My sources") else "My reference data does not cover this: "
+        lead = "" if messages.startswith(("My sources", "My reference data")) else "My reference data does not cover this: "
         return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, tool_calls=calls, notes=turn.notes,
                       context=turn.context, text=lead + messages)
     return Answer(question=q.text, kind=AnswerKind.CLARIFY, needs=[c.name for c in calls], tool_calls=calls,

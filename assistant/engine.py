@@ -25,7 +25,7 @@ from assistant.extract import expand_query
 from assistant.guards import INJECTION_NOTE, MAX_QUESTION_CHARS, check_input, check_names, check_question, clean_text
 from assistant.retrieval import HybridRetriever, Passage, QueryEntities, Retriever
 from assistant.tools.component import Plan
-from assistant.tools.errors import CalcError, MissingPolicyError, UnknownCodeError, UnknownQuarterError
+from assistant.tools.errors import CalcError, MissingDataError, UnknownCodeError, UnknownQuarterError
 from assistant.tools.registry import run_tool
 from assistant.understand import read_question, resolve
 from index import store as store_mod
@@ -212,7 +212,7 @@ def run_calls(plan: Plan) -> tuple[list[ToolCall], bool]:
             calls.append(ToolCall(name=name, arguments=args, result=run_tool(name, **args)))
         except CalcError as exc:
             calls.append(ToolCall(name=name, arguments=args, error=exc.message))
-            missing_data &= isinstance(exc, (UnknownQuarterError, MissingPolicyError)) or (
+            missing_data &= isinstance(exc, (UnknownQuarterError, MissingDataError)) or (
                 name == "payment" and isinstance(exc, UnknownCodeError))
     return calls, missing_data
 

@@ -13,7 +13,7 @@ from assistant.answer import AnswerKind, bad_markers, untraceable_numbers
 from assistant.core.reference import load_reference
 from assistant.core.scenario import read_scenario
 from assistant.engine import Conversation, Engine
-from assistant.tools.errors import MissingPolicyError
+from assistant.tools.errors import MissingDataError
 from assistant.tools.payer_policy import payer_policy
 from index.corpus import load_corpus
 
@@ -129,5 +129,5 @@ def test_a_policy_the_corpus_does_not_hold_is_missing(engine, text, payer):
 
 
 def test_calculator_refuses_a_missing_policy_with_its_own_error():
-    with pytest.raises(MissingPolicyError):
+    with pytest.raises(MissingDataError):
         payer_policy(payer="centene", product="tecartus")

@@ -18,14 +18,16 @@ from assistant.core.reference import Reference
 
 _WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
 _NUM = r"(\d{1,2}|" + "|".join(_WORDS) + r")"
-_AGE = re.compile(r"\b(\d{1,3})\s*(?:-?\s*(?:y/?o|yrs?\.?(?:\s*old)?|years?[\s-]*old|yo)\b|[MF]\b(?!\w))|\bage[ds]?\s*:?\s*(\d{1,3})\b",
+_AGE = re.compile(r"\b(\d{1,3})\s*(?:-?\s*(?:y/?o|yrs?\.?(?:\s*old)?|years?[\s-]*old|yo)\b|[MF]\b(?!\w))|\bage[ds]?\s*:?\s*(\d{1,3})\b|"
+                  r"\b(?:pt|patient|member|she|he)\s*(?:is|'s)\s+(?:only\s+|now\s+|actually\s+)?(\d{1,3})\b(?!\s*(?:kg|lbs?|cm|mg|%|days?|mo|wks?))",
                   re.I)
 _LINES = re.compile(r"\b" + _NUM + r"\+?\s*(?:prior\s+|previous\s+|pr\s+)?(?:lines?|LOT|regimens?)\b(?!\s*(?:of\s+)?(?:infusion|access|item))"
                     r"|\b(?:lines?\s+of\s+(?:therapy|tx|treatment)\s*[:=]?\s*)" + _NUM + r"\b", re.I)
 _DOB = re.compile(r"\b(?:DOB|d\.o\.b\.?|born)\s*:?\s*([\d/.-]{6,10})", re.I)
 _REGIMEN_WORDS = re.compile(r"\b(?:len|pom|bort|dara|carfil|kyprolis|velcade|revlimid|pomalyst|darzalex|sarclisa|elo|selinexor|"
                             r"teclistamab|tecvayli|elrexfio|talvey|blenrep|cilta-cel|carvykti)\w*", re.I)
-_LINE_SETTING = re.compile(r"\b([1-9])L\b(?!\+)", re.I)  # "going to 4L" = 3 prior lines
+# "going to 4L", "going into 3rd line": the line about to start, so one fewer prior lines
+_LINE_SETTING = re.compile(r"\b([1-9])L\b(?!\+)|\b(?:into|for|starting|start|at|in)\s+(?:the\s+)?([1-9])(?:st|nd|rd|th)[\s-]+line\b", re.I)
 _TRIPLE = re.compile(r"\b(?:triple|penta|quad)[\s-]*(?:class(?:[\s-]*(?:exposed|refractory))?|exposed|refractory)\b|\bTCE\b|\bTCR\b", re.I)
 _NEGATION = re.compile(r"\b(?:no|not|never|w/o|without|denies|negative for|naive|nor|hasn'?t|has not|didn'?t|did not|none)\b", re.I)
 _NEGATED_VERB = re.compile(r"^\s*(?:(?:had|got|gotten|received|been|on|given|any|prior|previous|hx|history|of)\b\s*)+", re.I)
@@ -57,6 +59,7 @@ _REGIMEN_PREFIX = {"dara": "anti_cd38", "isa": "anti_cd38"}
 # maintenance is one line (IMWG; Centene: "Induction with or without hematopoietic stem cell
 # transplant and with or without maintenance therapy is considered a single regimen").
 _STEP_SPLIT = re.compile(r"->|→|=>|;|,|\bthen\b", re.I)
+_SEQUENCE = re.compile(r"->|→|=>|\bthen\b", re.I)
 _SAME_LINE = re.compile(r"\b(?:tandem|auto|allo|ASCT|SCT|HSCT|transplant|maint\w*|consolidation)\b", re.I)
 # Measurable disease (Centene I.A.4a): serum M-protein >= 0.5 g/dL, urine >= 200 mg/24 h, involved FLC
 # >= 10 mg/dL with an abnormal ratio, assessed within 30 days; or progression (I.A.4b).
@@ -89,9 +92,16 @@ class Scenario:
     classes: frozenset[str] = frozenset()     # drug classes among the prior therapies
     ruled_out: frozenset[str] = frozenset()   # classes the text says were NOT received ("no prior CAR-T")
     flags: dict[str, bool] = field(default_factory=dict)  # diagnosis_rrmm, prescriber, measurable, cns, concurrent_cart
+    said: dict[str, str] = field(default_factory=dict)    # flag -> the words it was read from ("hx of seizures")
     dose_cells: int | None = None
     lines_counted: bool = False               # prior_lines counted from a listed sequence (not a number typed)
     other: tuple[str, ...] = ()               # findings no criterion may test (ECOG, dialysis ...), as typed
+
+    @property
+    def facts(self) -> int:
+        """How many facts the text gives (a coverage question with two or more describes a patient)."""
+        return sum((self.age is not None, self.prior_lines is not None, bool(self.prior_drugs or self.classes),
+                    bool(self.ruled_out), len(self.flags), self.dose_cells is not None))
 
     @property
     def given(self) -> bool:
@@ -125,22 +135,22 @@ def read_scenario(text: str, ref: Reference, requested: tuple[str, ...] = (), to
     classes |= _regimen_classes(text)
     if _TRIPLE.search(text):
         classes |= {"imid", "pi", "anti_cd38"}
-    flags = {}
+    flags, said = {}, {}
     for name, (yes, no) in _FLAGS.items():
-        if no is not None and no.search(text) and not (yes.search(text) and not _negated(text, yes.search(text).start())):
-            flags[name] = False
+        if no is not None and (n := no.search(text)) and not (yes.search(text) and not _negated(text, yes.search(text).start())):
+            flags[name], said[name] = False, n.group(0)
         elif (m := yes.search(text)) is not None:
             if not _negated(text, m.start()):
-                flags[name] = True
+                flags[name], said[name] = True, m.group(0)
             elif name != "diagnosis_rrmm":  # "no progression documented" says nothing against the diagnosis
-                flags[name] = False
+                flags[name], said[name] = False, "no " + m.group(0)
     if (measurable := _measurable(text, today)) is not None:
         flags["measurable"] = measurable
     if "cart" in ruled_out and "concurrent_cart" not in flags:
         flags["concurrent_cart"] = False  # no CAR-T at all: none prescribed alongside either
     lines, counted = _prior_lines(text)
     return Scenario(age=_age(text, today), prior_lines=lines, lines_counted=counted, prior_drugs=tuple(drugs),
-                    classes=frozenset(classes - ruled_out), ruled_out=frozenset(ruled_out), flags=flags,
+                    classes=frozenset(classes - ruled_out), ruled_out=frozenset(ruled_out), flags=flags, said=said,
                     dose_cells=_dose_cells(text),
                     other=tuple(m.group(0) for rx in _OTHER_FINDINGS.values() if (m := rx.search(text))))
 
@@ -154,7 +164,7 @@ def _age(text: str, today: dt.date) -> int | None:
     m = _AGE.search(text)
     if m is None:
         return None
-    value = int(m.group(1) or m.group(2))
+    value = int(m.group(1) or m.group(2) or m.group(3))
     return value if 0 < value < 120 else None
 
 
@@ -164,17 +174,20 @@ def _prior_lines(text: str) -> tuple[int | None, bool]:
         word = (m.group(1) or m.group(2)).lower()
         return _WORDS.get(word) or int(word), False
     if (m := _LINE_SETTING.search(text)) is not None:
-        return int(m.group(1)) - 1, False
+        return int(m.group(1) or m.group(2)) - 1, False
     counted = _counted_lines(text)
     return counted, counted is not None
 
 
 def _counted_lines(text: str) -> int | None:
     """Lines in a listed sequence ("dara-VRd -> auto SCT -> len maint, then DKd" = 2): each step
-    with a regimen is a line, a transplant or maintenance step belongs to the line before it."""
+    with a regimen is a line, a transplant or maintenance step belongs to the line before it. A
+    plain list of drug names ("prior Revlimid, Velcade, Darzalex") gives no count: one regimen
+    may hold all three."""
+    sequence = len(_SEQUENCE.split(text)) > 1
     lines = 0
     for step in _STEP_SPLIT.split(text):
-        if not (_REGIMEN.search(step) or _REGIMEN_WORDS.search(step)):
+        if not (_REGIMEN.search(step) or (sequence and _REGIMEN_WORDS.search(step))):
             continue
         if _SAME_LINE.search(step) and lines:
             continue
@@ -221,7 +234,7 @@ def _therapies(text: str, ref: Reference, requested: tuple[str, ...]) -> tuple[l
             for m in re.finditer(r"(?<![A-Za-z])" + re.escape(name) + r"(?![A-Za-z])", text, re.I):
                 if _is_requested(name, requested_names) and not prior_mention(text, m.start()):
                     continue  # "does she qualify for abecma": the request, not a prior therapy
-                if _negated(text, m.start()):
+                if _negated(text, m.start(), ref):
                     ruled_out.add(cls)
                     continue
                 classes.add(cls)
@@ -244,15 +257,23 @@ def _clause_before(text: str, pos: int) -> str:
     return text[start:pos]
 
 
-def _negated(text: str, pos: int) -> bool:
+def _negated(text: str, pos: int, ref: Reference | None = None) -> bool:
     """A negation shortly before `pos`, in the same clause ("no prior CAR-T", "never got dara or
-    sarclisa"), not taken back by a verb in between ("no CNS hx, had tecvayli")."""
+    sarclisa"), not taken back by a verb in between ("no CNS hx, had tecvayli"). With `ref` (a
+    therapy mention) the negation runs on across a comma-separated list of therapy names ("never
+    had velcade, kyprolis or ninlaro"); otherwise a comma ends it ("no car-t, heme onc ordering")."""
     window = _clause_before(text, pos)[-50:]
     last = next(reversed(list(_NEGATION.finditer(window))), None)
     if last is None:
         return False
     scope = _NEGATED_VERB.sub("", window[last.end():])  # "never had velcade": 'had' is part of the negation
-    return not _REASSERT.search(scope)
+    if _REASSERT.search(scope):
+        return False
+    if "," not in scope:
+        return True
+    names = {n for ns in ref.drug_classes.values() for n in ns} if ref is not None else set()
+    pieces = [p.strip().lower() for p in re.split(r",|\bor\b|\bnor\b|\band\b|/", scope)]
+    return all(not p or p in names or p.removeprefix("prior ") in names for p in pieces)
 
 
 def _dose_cells(text: str) -> int | None:

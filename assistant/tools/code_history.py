@@ -16,7 +16,7 @@ from typing import Annotated
 from assistant.core.reference import Code, Reference, get_reference
 from assistant.tools._inputs import to_date
 from assistant.tools.component import Calculator, IsoDate, Plan, Text, call, param
-from assistant.tools.errors import CalcError, UnknownCodeError
+from assistant.tools.errors import CalcError, MissingDataError, UnknownCodeError
 from assistant.tools.planning import Planning, backed_by
 from assistant.tools.result import ToolResult, cite
 
@@ -40,6 +40,12 @@ def code_on_date(
     family = _family(ref, code, product, route)
     valid = [c for c in family if c.in_force(day)]
     asked = ref.any_code(code) if code else None
+    prod = ref.product(product) if product else None
+    if not valid and prod is not None and not code and not any(c.product == prod.id for c in family):
+        raise MissingDataError(f"My reference data has no ICD-10-PCS infusion code for {prod.brand} in force on {day.isoformat()} "
+                               f"(it holds the product-specific codes of "
+                               f"{', '.join(sorted({p.brand for c in ref.pcs.values() if c.product and (p := ref.product_by_id(c.product))}))}"
+                               "). Check the current ICD-10-PCS tables for this product.", field="product")
     when = ("a discharge" if event == "discharge" else "a date of service") + (f" in {period}" if period else
                                                                                f" {'on' if event == 'discharge' else 'of'} {day.isoformat()}")
     lead = _lead(asked, valid, family, day, when) + _descriptor_change(asked, day)

@@ -23,8 +23,9 @@ class UnknownCodeError(CalcError):
     """A HCPCS code the reference data does not know (or that has no payment limit)."""
 
 
-class MissingPolicyError(CalcError):
-    """A payer policy (or a fact of one) the corpus does not hold: "not in my sources", not bad input."""
+class MissingDataError(CalcError):
+    """What the sources or the reference data do not hold (a payer's policy, Medicare Advantage
+    rates, a product's ICD-10-PCS code): "not in my sources", not bad input."""
 
 
 class UnknownQuarterError(CalcError):

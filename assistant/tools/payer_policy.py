@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from assistant.core.reference import Reference, get_reference
 from assistant.core.scenario import Scenario, read_scenario
 from assistant.tools.component import Calculator, IsoDate, Plan, Text, call, param
-from assistant.tools.errors import CalcError, MissingPolicyError
+from assistant.tools.errors import CalcError, MissingDataError
 from assistant.tools.planning import Planning
 from assistant.tools.result import ToolResult, cite
 
@@ -65,11 +65,15 @@ def payer_policy(
     unknown = [c for c, s in rows if s == UNKNOWN]
     unchecked = not_criteria(pol, facts, ref)
     verdict = _verdict(pol, rows, facts, ref)
+    answered_first = bool(unchecked) and not any(s in (MET, FAILED) for _, s in rows)
+    if answered_first:
+        # "pt had Tecvayli - is that a problem?": the one fact the question gives is answered first
+        verdict = f"**Not a criterion of {pol['name']}: {', '.join(unchecked)}.** " + verdict
     if not facts.given and (focus := _focus(pol, asked_about or "")) is not None:
         verdict = f"**{name}, criterion {focus['n']}: {focus['text']}.** [{pol['criteria'].index(focus) + 1}] " + verdict
     if facts.given:
         verdict += f" Read from the question: {'; '.join(facts.described(dict(ref.class_names)))}."
-        if unchecked:
+        if unchecked and not answered_first:
             verdict += f" Not criteria of this policy: {', '.join(unchecked)}."
     notes = [f"Not a criterion of this policy: {o} (the policy sets no limit for it; the plan's reviewer may still ask)."
              for o in unchecked]
@@ -126,7 +130,8 @@ def not_criteria(pol: Mapping[str, Any], facts: Scenario, ref: Reference) -> lis
     tested = {c["check"]["fact"] for c in pol["criteria"]}
     words = {"cns": "CNS disease", "prescriber": "the prescriber", "measurable": "measurable disease",
              "concurrent_cart": "concurrent CAR-T"}
-    flags = [words.get(k, k) for k, v in facts.flags.items() if k not in tested and v is (k == "cns")]
+    flags = [words.get(k, k) for k, v in facts.flags.items()
+             if k not in tested and k in facts.said and v is (k == "cns")]  # only findings the question states
     bcma_only = set(ref.drug_classes.get("anti_bcma", ())) - set(ref.drug_classes.get("cart", ()))
     had = [d for d in facts.prior_drugs if d.lower() in bcma_only]
     if had and "anti_bcma" not in tested:
@@ -143,7 +148,7 @@ def _policy(ref: Reference, payer: str, product: str) -> Mapping[str, Any]:
     payer_name = next((p.name for p in ref.payers if p.id == payer_id), payer)
     held = [p["name"] for p in ref.policies if p.get("payer") == payer_id]
     what = f"{payer_name}'s policy for {prod.brand if prod else product}"
-    raise MissingPolicyError(f"My sources do not hold {what}, so I can't tell you its criteria"
+    raise MissingDataError(f"My sources do not hold {what}, so I can't tell you its criteria"
                              + (f" (for {payer_name} they hold only {', '.join(held)}, which is about another product)."
                                 if held else ".") + " Check the payer's own policy or portal.", field="payer")
 
@@ -152,7 +157,7 @@ def _facts(pol: Mapping[str, Any], topics: list[str]) -> ToolResult:
     """The policy facts asked for, each in the policy's words."""
     rows = list({id(f): f for t in topics for f in pol.get("facts") or [] if t in _topics_of(f)}.values())
     if not rows:
-        raise MissingPolicyError(f"{pol['name']} does not say ({', '.join(topics)}).", field="topic")
+        raise MissingDataError(f"{pol['name']} does not say ({', '.join(topics)}).", field="topic")
     lead = "; ".join(f"{r['text']} [{i}]" for i, r in enumerate(rows, 1))
     quotes = "\n".join(f"- \"{' '.join(r['quote'].split())}\" [{i}]" for i, r in enumerate(rows, 1))
     return ToolResult(
@@ -181,6 +186,7 @@ def merged(ref: Reference, texts: list[str], requested: tuple[str, ...], today: 
                                     else out.prior_lines),
                        prior_drugs=tuple(dict.fromkeys(out.prior_drugs + new.prior_drugs)),
                        classes=frozenset(classes), ruled_out=frozenset(ruled), flags={**out.flags, **new.flags},
+                       said={**out.said, **new.said},
                        dose_cells=new.dose_cells if new.dose_cells is not None else out.dose_cells,
                        lines_counted=(new.lines_counted if new.prior_lines is not None and not (new.lines_counted and out.prior_lines)
                                       else out.lines_counted),
@@ -223,6 +229,9 @@ def _why(c: Mapping[str, Any], state: str, s: Scenario, ref: Reference) -> str:
         names = [d for d in s.prior_drugs if d.lower() in ref.drug_classes.get(fact, ())]
         had = ", ".join(names) or ref.class_names.get(fact, fact)
         return f" — the member had {had}" if state == FAILED else " — none, per the question"
+    words = s.said.get(fact)
+    if words:
+        return f" — the question says “{words}”"
     return " — yes, per the question" if s.flags.get(fact) else " — no, per the question"
 
 
@@ -235,13 +244,15 @@ _TOPIC_WORDS = {
     "pa_required": re.compile(r"(?:need|require)s? (?:a |an )?(?:PA|prior auth|auth)|(?:PA|prior auth\w*|auth) (?:is )?req(?:uired|'?d)?\b|"
                               r"is (?:a )?(?:PA|prior auth\w*) needed", re.I),
     "outpatient": re.compile(r"\boutpatient\b|\bOP\b", re.I),
-    "redose": re.compile(r"\bre-?dos|\bre-?treat|\breauth|second (?:\w+ )?(?:dose|infusion)|another (?:\w+ )?(?:dose|infusion)|again\b|"
+    "redose": re.compile(r"\bre-?dos|\bre-?treat|\breauth|(?:second|2nd) (?:\w+ )?(?:dose|infusion)|another (?:\w+ )?(?:dose|infusion)|again\b|"
                          r"subsequent dose|limit on (?:\w+ )?(?:infusions|doses)|how many (?:\w+ )?(?:infusions|doses)", re.I),
     "review": re.compile(r"\bPDAC\b|who reviews|committee", re.I),
 }
 _CRITERIA = re.compile(r"criteri|qualif|eligib|\bmeet|\bapprov|\bcover|requirement|\breqs?\b|\bminimum\b|\bPA\b|prior auth|\benough\b|\bauth\b|"
                        r"\bpolicy\b|\bget (?:it|abecma|ide)|"
                        r"\bok(?:ay)? for\b|\bcan (?:she|he|they|we|pt|the pt|member)\b|medically necessary|denied|deny", re.I)
+_ASKS = re.compile(r"\?|\bok\b|\bokay\b|\bproblem\b|\bissue\b|\bgood to go\b", re.I)
+_TOPIC_FIRST = re.compile(r"\b(?:re-?dos|2nd|second|again|another|how long|fax|attach|send)\w*", re.I)
 _NOT_POLICY = re.compile(r"how much|\$|allowable|allowed (?:amount|\$|\d)|payment limit|\bpays?\b|\bpaid\b|coins|\bunits?\b|\bASP\b|hcpcs|\bcpt\b|"
                          r"icd|\bdx\b|\bpcs\b|rev(?:enue)? code|\bNDC\b|modifier|\bPOS\b", re.I)
 
@@ -256,14 +267,18 @@ def _plan(p: Planning) -> Plan | None:
         topics.remove("outpatient")
     # a follow-up in a coverage thread ("what if she had tecvayli", "and if she's carepartners instead?")
     in_thread = bool(p.q.history) and bool(_CRITERIA.search(p.q.history[-1])) and not _NOT_POLICY.search(p.q.history[-1])
-    if not topics and not _CRITERIA.search(p.text) and not in_thread:
-        return None
     product = p.q.product or _only_policy_product(p.ref, payers[0])
     if product is None:
         return None
+    facts = read_scenario(p.q.text, p.ref, (product,), p.today)
+    # a patient described to a payer ("cpct pt, 3rd line, len/bort/dara, never had car-t - abecma ok?") is a criteria check
+    other_intents = set(p.q.intents) - {"policy"}
+    if not topics and not _CRITERIA.search(p.text) and not in_thread and not (
+            facts.facts >= 2 or facts.given and (_ASKS.search(p.text) or not other_intents)):
+        return None
     args: dict[str, Any] = {"payer": payers[0], "product": product, "topic": ",".join(topics) or "criteria",
                             "today": p.today.isoformat()}
-    if not topics or _CRITERIA.search(p.text) and read_scenario(p.q.text, p.ref, (product,), p.today).given:
+    if not topics or facts.facts >= 2 or _CRITERIA.search(p.text) and facts.given and not _TOPIC_FIRST.search(p.text):
         args["topic"] = "criteria"
         args["scenario"] = p.q.text  # this turn's facts; the earlier turns' come as history
         args["asked_about"] = p.text

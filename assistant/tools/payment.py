@@ -20,7 +20,7 @@ from assistant.core.quarters import Quarter, QuarterError
 from assistant.core.reference import LimitSource, Reference, get_reference
 from assistant.tools._inputs import cents, fmt, money, to_date, to_int, to_text
 from assistant.tools.component import Calculator, IsoDate, Number, Plan, Text, Whole, ask, param
-from assistant.tools.errors import CalcError, MissingPolicyError, UnknownCodeError, UnknownQuarterError
+from assistant.tools.errors import CalcError, MissingDataError, UnknownCodeError, UnknownQuarterError
 from assistant.tools.planning import Planning, backed_by
 from assistant.tools.result import ToolResult, cite
 
@@ -51,7 +51,7 @@ def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS c
     payment limit of the quarter the date of service falls in (or the quarter asked for)."""
     ref = get_reference(reference)
     if plan_type == "medicare-advantage":
-        raise MissingPolicyError("My sources do not give Medicare Advantage payment rates: an MA plan pays a CAR-T line "
+        raise MissingDataError("My sources do not give Medicare Advantage payment rates: an MA plan pays a CAR-T line "
                                  "under its contract with the hospital, not necessarily at the Part B payment limit. "
                                  "What traditional Medicare pays is in the CMS payment limit files; ask for that, or check "
                                  "the MA plan's contract.", field="plan_type")
