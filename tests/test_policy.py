@@ -70,6 +70,29 @@ def test_scenario_classes_negations_and_the_requested_product():
     assert "cart" in s.classes and s.flags["diagnosis_rrmm"] is True
 
 
+@pytest.mark.parametrize("text, lines", [
+    ("dara-VRd induction -> auto SCT -> len maint, progressed on maint", 1),   # one line (Centene's own rule)
+    ("VRd -> tandem auto SCT -> len maint, then DKd, progressed", 2),
+    ("3 prior lines: VRd, KRd, elo-pom-dex", 3),
+    ("prior Revlimid, Velcade, Darzalex", None),                                # a list of drugs is not a count
+    ("pt going into 3rd line", 2),
+])
+def test_lines_of_therapy(text, lines):
+    assert read_scenario(text, load_reference(), ("abecma",)).prior_lines == lines
+
+
+def test_regimen_letters_negation_lists_and_labs():
+    ref, today = load_reference(), dt.date(2026, 11, 24)
+    s = read_scenario("3 lines: Rd, DRd, Pd - never had velcade, kyprolis or ninlaro", ref, ("abecma",), today)
+    assert {"imid", "anti_cd38"} <= s.classes and "pi" in s.ruled_out and "pi" not in s.classes
+    s = read_scenario("no BCMA tx, no car-t, heme onc is ordering", ref, ("abecma",), today)
+    assert s.flags["prescriber"] is True and {"anti_bcma", "cart"} <= s.ruled_out
+    assert read_scenario("SPEP 0.8 g/dL drawn 8/28/26, nothing since", ref, (), today).flags["measurable"] is False
+    assert read_scenario("involved kappa FLC 62 mg/dL, ratio 25 (drawn 11/18/26)", ref, (), today).flags["measurable"] is True
+    assert read_scenario("M-spike 0.3, kappa FLC 4 mg/dL w/ nl ratio; no progression", ref, (), today).flags["measurable"] is False
+    assert read_scenario("DOB 2/11/2009, RRMM", ref, (), today).age == 17
+
+
 def test_prior_anti_bcma_fails_centene_criterion_7(engine):
     a = ask(engine, "pt has had tecvayli already, 4 prior lines incl IMiD PI anti-CD38 - does she qualify for abecma under centene?")
     assert a.kind is AnswerKind.TOOL and a.tool_calls[0].name == "payer_policy"
