@@ -17,13 +17,14 @@ from typing import Protocol
 
 from assistant import config
 from assistant.answer import Answer, AnswerKind, Citation, ToolCall
+from assistant.answer_type import answer_type
 from assistant.conflicts import conflict_notes, retired_code_notes
 from assistant.core.quarters import Quarter
 from assistant.core.question import Question
 from assistant.core.reference import Product, Reference, load_reference
 from assistant.extract import Sentence, best_sentences, split_sentences
 from assistant.guards import SCOPE
-from assistant.leads import code_row_answer, setting_answer
+from assistant.leads import code_row_answer, dx_answer, setting_answer
 from assistant.retrieval import Passage
 from assistant.tools.registry import get as get_calculator
 from index.corpus import cached_corpus
@@ -76,8 +77,8 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
         return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=turn.context,
                       text=f"My sources do not cover {names} for this question, so I can't give "
                            f"you a figure or rule for it. {SCOPE}")
-    lead = (setting_answer(q, turn.passages, ref) or direct_code_answer(q, turn.passages, ref)
-            or code_row_answer(q, ref))
+    lead = (setting_answer(q, turn.passages, ref) or dx_answer(q, turn.passages, ref)
+            or direct_code_answer(q, turn.passages, ref) or code_row_answer(q, ref))
     if not sentences and lead is None:
         return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=turn.context,
                       text="I found nothing in my sources that answers this. " + SCOPE)
@@ -193,6 +194,8 @@ def direct_code_answer(q: Question, passages: list[Passage], ref: Reference):
         return comparison_code_answer(q, passages, ref)
     if not any(w in q.asked.lower() for w in _CODE_WORDS):
         return None
+    if answer_type(q.asked).code_system not in (None, "HCPCS"):
+        return None  # "dx code for tecartus" asks a diagnosis, not the product's Q-code
     prod = ref.product_by_id(q.product or "")
     found = code_sentence(prod, passages) if prod else None
     if found is None:

@@ -132,3 +132,64 @@ def _row_sentence(row) -> Sentence:
                       codes=[c for _k, c in row.codes], payer=doc.payer or "", effective=doc.effective or "",
                       reviewed=doc.reviewed or "", price_quarter=doc.price_quarter or "", score=0.0)
     return Sentence(passage, row.start, row.end, row.quote, 99.0)
+
+
+# --- a diagnosis code chosen by the words of the question ----------------------------------------
+_CONDITION_WORDS = {
+    "crs": re.compile(r"\bCRS\b|cytokine release", re.I),
+    "icans": re.compile(r"\bICANS\b|neurotox|immune effector", re.I),
+    "mcl": re.compile(r"\bMCL\b|mantle", re.I),
+    "all": re.compile(r"\bB-?ALL\b|lymphoblastic", re.I),
+    "mm": re.compile(r"\bMM\b|myeloma", re.I),
+}
+_GRADE = re.compile(r"\b(?:grade|gr|g)\s*([1-5])\b", re.I)
+
+
+def dx_answer(q: Question, passages: list[Passage], ref: Reference) -> tuple[Sentence, str] | None:
+    """'CRS grade 3 dx', 'abecma dx code relapsed', 'tecartus MCL site not documented dx': the one
+    ICD-10-CM code (reference data, the code set's descriptor) the question's words describe,
+    backed by a passage that names the code or its family. Without a qualifier that decides it, the
+    candidates lead together with what decides between them."""
+    from assistant.answer_type import answer_type
+
+    at = answer_type(q.asked)
+    if at.code_system != "ICD-10-CM" or at.detail == "Z" or q.codes:
+        return None
+    condition = next((c for c, rx in _CONDITION_WORDS.items() if rx.search(q.asked)), None)
+    condition = condition or (q.indication if q.indication in _CONDITION_WORDS else None)
+    if condition is None and q.product:
+        indications = [i for i in ref.indications(q.product) if i in _CONDITION_WORDS]
+        condition = indications[0] if len(indications) == 1 else None  # Abecma, Carvykti: myeloma
+    if condition is None:
+        return None
+    family = [c for c in ref.icd10cm.values() if c.condition == condition]
+    scored = sorted(((_qualifier_score(c, q.asked), c) for c in family), key=lambda t: (-t[0], t[1].code))
+    if not scored:
+        return None
+    support = _family_sentence(family, passages)
+    if support is None:
+        return None
+    top, best = scored[0]
+    if top > 0 and (len(scored) == 1 or scored[1][0] < top):
+        return support, f"**{best.code}** is the ICD-10-CM code for {best.descriptor[0].lower() + best.descriptor[1:]} (ICD-10-CM tabular list)."
+    options = "; ".join(f"**{c.code}** {c.descriptor}" for _s, c in scored)
+    return support, f"ICD-10-CM by what the record documents: {options} (ICD-10-CM tabular list)."
+
+
+def _qualifier_score(code, text: str) -> int:
+    """How well the question's words name the code's qualifier (its grade, remission status, site)."""
+    grade = _GRADE.search(text)
+    if grade is not None and code.condition in ("crs", "icans"):
+        return 3 if code.descriptor.endswith(f"grade {grade.group(1)}") else 0
+    return max((len(n.split()) for n in code.names if re.search(rf"(?<![a-z]){re.escape(n)}(?![a-z])", text, re.I)), default=0)
+
+
+def _family_sentence(family, passages: list[Passage]) -> Sentence | None:
+    """The passage sentence that names a code of the family (or its stem, "D89.83x", "C90.0x")."""
+    stems = {c.code for c in family} | {c.code[:5] for c in family}
+    for p in passages:
+        for a, b in split_sentences(p):
+            text = p.quote[a - p.span[0]:b - p.span[0]]
+            if len(text) < 420 and any(s in text for s in stems):
+                return Sentence(p, a, b, text, 99.0)
+    return None

@@ -145,6 +145,21 @@ def test_a_code_table_row_of_the_asked_system_leads(engine, text, value, quote_p
     assert quote_part in a.citations[0].quote  # the exact row text stays the citation
 
 
+@pytest.mark.parametrize("text, code", [
+    ("CRS grade 3 dx", "D89.833"),
+    ("abecma dx code relapsed", "C90.02"),
+    ("tecartus MCL, site not documented in the H&P. dx code?", "C83.10"),
+    ("adult B-ALL not in remission dx code for tecartus", "C91.00"),
+])
+def test_a_dx_question_gets_the_one_code_its_words_describe(engine, text, code):
+    assert lead(ask(engine, text)).startswith(f"**{code}** is the ICD-10-CM code for")
+
+
+def test_a_dx_question_without_a_qualifier_lists_what_decides(engine):
+    first = lead(ask(engine, "carvykti dx code"))
+    assert first.startswith("ICD-10-CM by what the record documents:") and "**C90.02** Multiple myeloma in relapse" in first
+
+
 def test_a_modifier_question_about_a_whole_vial_is_jz(engine):
     a = ask(engine, "wat modifier on actemra when whole vial used")
     assert lead(a).startswith("**JZ: nothing was discarded")

@@ -105,6 +105,7 @@ class Code:
     validity_cite: str = ""              # where the dates come from (the CMS files, the code set)
     dosages: tuple[tuple[str, str], ...] = ()  # (quarter, the CMS file's dosage text), oldest first
     route: str = ""                      # ICD-10-PCS: peripheral | central
+    condition: str = ""                  # ICD-10-CM: the condition family (mm, mcl, all, crs, icans)
 
     def in_force(self, day: dt.date) -> bool:
         """Whether the code could be billed for a date of service (or discharge) of `day`."""
@@ -309,7 +310,8 @@ def _code(code: str, system: str, row: Mapping[str, Any]) -> Code:
         note=str(row.get("note") or ""), cite=str(row.get("cite") or ""),
         corpus_quotes=tuple(row.get("corpus_quotes") or ()), history=tuple(row.get("history") or ()),
         valid_from=iso_date(row.get("valid_from")), valid_to=iso_date(row.get("valid_to")),
-        validity_cite=str(row.get("validity_cite") or ""), route=str(row.get("route") or ""))
+        validity_cite=str(row.get("validity_cite") or ""), route=str(row.get("route") or ""),
+        condition=str(row.get("condition") or ""))
 
 
 def iso_date(value: Any) -> dt.date | None:
