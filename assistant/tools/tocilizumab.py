@@ -20,6 +20,8 @@ def tocilizumab_dose(weight: Annotated[Number, param("Weight (kg unless weight_u
                      weight_unit: WeightUnit = "kg",
                      vial_sizes: Annotated[Numbers, param("Vial sizes in mg, e.g. [80, 200, 400]", label=VIAL_LABEL,
                                                           example="80, 200, 400")] = None,
+                     ordered_mg_per_kg: Annotated[Number, param("The mg/kg the question or order gives, to compare with the "
+                                                                "label dose", label="Ordered mg/kg (optional)")] = None,
                      reference: Reference | None = None) -> ToolResult:
     """mg per CRS dose (8 mg/kg ≥30 kg, 12 mg/kg <30 kg, max 800 mg) and J3262 units."""
     ref = get_reference(reference)
@@ -52,6 +54,12 @@ def tocilizumab_dose(weight: Annotated[Number, param("Weight (kg unless weight_u
     limits = (f"at least {label.get('min_hours_between_doses')} h apart; at most {label.get('max_doses_24h')} doses in 24 h "
               f"and {label.get('max_doses_total')} in total")
     warnings = []
+    summary_note = ""
+    if ordered_mg_per_kg is not None and Decimal(ordered_mg_per_kg) != per_kg:
+        ordered = Decimal(ordered_mg_per_kg)
+        summary_note = (f" — the label dose for this weight is {fmt(per_kg)} mg/kg, not the {fmt(ordered)} mg/kg asked; "
+                        f"at {fmt(ordered)} mg/kg it would be {fmt(min(ordered * w, cap))} mg (check the order)")
+        warnings.append(f"⚠ {fmt(ordered)} mg/kg was given; the FDA label dose for CRS is {fmt(per_kg)} mg/kg for this weight.")
     for src in rule.get("sources") or []:
         if src.get("note"):
             warnings.append(f"{src['doc']} says \"{src['quote']}\" — {src['note']}")
@@ -60,9 +68,10 @@ def tocilizumab_dose(weight: Annotated[Number, param("Weight (kg unless weight_u
     citations += [cite(f"doc:{s['doc']}", s.get("section", ""), s["quote"]) for s in rule.get("sources") or []]
     return ToolResult(
         name="tocilizumab_dose",
-        inputs={"weight": str(weight), "weight_unit": weight_unit, "vial_sizes": [plain(s) for s in sizes] or None},
+        inputs={"weight": str(weight), "weight_unit": weight_unit, "vial_sizes": [plain(s) for s in sizes] or None,
+                "ordered_mg_per_kg": str(ordered_mg_per_kg) if ordered_mg_per_kg is not None else None},
         values=values,
-        summary=f"**Tocilizumab {fmt(dose)} mg per dose → {code} {units} units per dose**"
+        summary=f"**Tocilizumab {fmt(dose)} mg per dose → {code} {units} units per dose**{summary_note}"
                 + (waste_text(code, values["waste_per_dose"]) if sizes else "")
                 + (" (capped at 800 mg)" if capped else "") + f"; {limits}",
         formula=f"{fmt(per_kg)} mg/kg × {wshow} kg = {fmt(raw)} mg" + (f" → cap {fmt(cap)} mg" if capped else f" (under the {fmt(cap)} mg cap)")
@@ -87,6 +96,8 @@ def _plan(p: Planning) -> Plan | None:
         return ask(["weight"], "To work out the tocilizumab dose and J3262 units I need the patient's weight (kg or lb).")
     if f.vials:
         args["vial_sizes"] = p.vial_sizes()
+    if f.mg_per_kg is not None:
+        args["ordered_mg_per_kg"] = f.mg_per_kg
     return call("tocilizumab_dose", args)
 
 
