@@ -12,6 +12,8 @@ import unicodedata
 from assistant import config
 from assistant.answer import Answer, AnswerKind
 from assistant.core.question import Question
+from assistant.core.reference import load_reference
+from assistant.core.scenario import negated_mention, prior_mention
 from index.corpus import cached_corpus
 
 MAX_QUESTION_CHARS = 4000
@@ -86,10 +88,18 @@ def unknown_terms(q: Question) -> list[str]:
     was tried and rejected: it refused "convert", "sequestration" and "weighs".)"""
     found = [m.group(1).lower() for m in ABSENT_PHRASES.finditer(q.text)]
     words = vocabulary()
-    found += [m.group(0) for m in KNOWN_NAMES.finditer(q.text) if m.group(0).lower() not in words]
+    therapies = {n for names in load_reference().drug_classes.values() for n in names}
+    found += [m.group(0) for m in KNOWN_NAMES.finditer(q.text) if m.group(0).lower() not in words
+              and not (m.group(0).lower() in therapies and _as_prior_therapy(q, m.start()))]
     if found and (q.products or q.payers or q.codes or q.intents):
         return list(dict.fromkeys(found))
     return []
+
+
+def _as_prior_therapy(q: Question, start: int) -> bool:
+    """A drug named as a patient's prior therapy ("had Talvey 2024", a scenario put to a payer) is
+    context for a coverage check, not a question about that drug."""
+    return bool(q.payers) or prior_mention(q.text, start) or negated_mention(q.text, start)
 
 
 def is_noise(q: Question) -> bool:

@@ -17,7 +17,7 @@ from assistant.core.quantities import NUMBER, number_float
 from assistant.core.quarters import find_quarter
 from assistant.core.question import Figures, Question
 from assistant.core.reference import load_reference
-from assistant.core.scenario import prior_mention
+from assistant.core.scenario import negated_mention, prior_mention
 from index.codes import codes_in
 from index.entities import payers_in, products_in_question
 from index.normalize import normalize
@@ -81,6 +81,7 @@ TREATMENT_DECISION = re.compile(
     r"is (?:it|\w+) safe for|recommend(?:ed)? (?:a|the)? ?(?:treatment|therapy)|"
     r"best (?:treatment|therapy|option)|which (?:one |product |therapy |car-?t )?(?:is|would be|'s) (?:better|best)|"
     r"better (?:pick|choice|option|fit) for|would \w+ be (?:the |a )?better|"
+    r"would (?:u|you|we) (?:pick|choose|go with|use|give)|which (?:one )?(?:would|should) (?:u|you|we) (?:pick|choose|use|give)|"
     r"prescribe|treat (?:my|her|his|the patient)|good candidate|"
     r"candidate for|better survival|so we can pick|which (?:one )?should|what do i do|is (?:it|this) CRS|"
     r"diagnos(?:e|is))\b", re.I)
@@ -279,7 +280,7 @@ def _split_prior(text: str, found: list[str]) -> tuple[tuple[str, ...], tuple[st
     for pid in found:
         prod = ref.product_by_id(pid)
         spots = [m.start() for n in (prod.names if prod else ()) for m in re.finditer(r"(?<![\w-])" + re.escape(n) + r"(?![\w-])", text)]
-        if spots and all(prior_mention(text, s) for s in spots):
+        if spots and all(prior_mention(text, s) or negated_mention(text, s) for s in spots):
             prior.append(pid)
     about = [p for p in found if p not in prior]
     return (tuple(about), tuple(prior)) if about else (tuple(found), tuple(prior))
@@ -319,7 +320,7 @@ def resolve(question: Question, previous: Question | None) -> Question:
     inherited = []
     changes: dict = {}
     is_follow_up = bool(_FOLLOW_UP.search(question.text)) or len(question.text.split()) <= 4
-    if question.prior_products and set(question.products) <= set(question.prior_products) and previous.products:
+    if question.prior_products and set(question.products) <= set(question.prior_products):
         question = replace(question, products=())  # "what if he had carvykti before": still the thread's product
     same_topic = not question.products or question.products == previous.products
     if not question.products and previous.products and not question.codes:
@@ -343,7 +344,7 @@ def resolve(question: Question, previous: Question | None) -> Question:
     if question.setting is None and previous.setting and same_topic:
         changes["setting"] = previous.setting
         inherited.append("setting")
-    if {"product", "payer"} & set(inherited):
+    if {"product", "payer"} & set(inherited) or is_follow_up:
         changes["history"] = (*previous.history, previous.text)[-_HISTORY:]
     changes["figures"] = question.figures.merged_over(previous.figures, whole="follows" in changes)
     if changes["figures"] != question.figures:

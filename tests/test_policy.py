@@ -87,7 +87,9 @@ def test_regimen_letters_negation_lists_and_labs():
     assert {"imid", "anti_cd38"} <= s.classes and "pi" in s.ruled_out and "pi" not in s.classes
     s = read_scenario("no BCMA tx, no car-t, heme onc is ordering", ref, ("abecma",), today)
     assert s.flags["prescriber"] is True and {"anti_bcma", "cart"} <= s.ruled_out
-    assert read_scenario("SPEP 0.8 g/dL drawn 8/28/26, nothing since", ref, (), today).flags["measurable"] is False
+    stale = read_scenario("SPEP 0.8 g/dL drawn 8/28/26, nothing since", ref, (), today)
+    assert "measurable" not in stale.flags and "more than 30 days ago" in stale.said["measurable"]  # 4b still open
+    assert read_scenario("SPEP 0.8 g/dL drawn 8/28/26, no PD workup", ref, (), today).flags["measurable"] is False
     assert read_scenario("involved kappa FLC 62 mg/dL, ratio 25 (drawn 11/18/26)", ref, (), today).flags["measurable"] is True
     assert read_scenario("M-spike 0.3, kappa FLC 4 mg/dL w/ nl ratio; no progression", ref, (), today).flags["measurable"] is False
     assert read_scenario("DOB 2/11/2009, RRMM", ref, (), today).age == 17

@@ -30,6 +30,7 @@ _REGIMEN_WORDS = re.compile(r"\b(?:len|pom|bort|dara|carfil|kyprolis|velcade|rev
 _LINE_SETTING = re.compile(r"\b([1-9])L\b(?!\+)|\b(?:into|for|starting|start|at|in)\s+(?:the\s+)?([1-9])(?:st|nd|rd|th)[\s-]+line\b", re.I)
 _TRIPLE = re.compile(r"\b(?:triple|penta|quad)[\s-]*(?:class(?:[\s-]*(?:exposed|refractory))?|exposed|refractory)\b|\bTCE\b|\bTCR\b", re.I)
 _NEGATION = re.compile(r"\b(?:no|not|never|w/o|without|denies|negative for|naive|nor|hasn'?t|has not|didn'?t|did not|none)\b", re.I)
+_NAIVE_AFTER = re.compile(r"[\s-]*(?:naive|na[iï]ve|negative|free|never)\b", re.I)  # "BCMA-naive", "CAR-T naive"
 _NEGATED_VERB = re.compile(r"^\s*(?:(?:had|got|gotten|received|been|on|given|any|prior|previous|hx|history|of)\b\s*)+", re.I)
 _REASSERT = re.compile(r"\b(?:had|has|got|received|s/p|post|on|then|after|incl\w*|with|w/|but)\b", re.I)
 # a requested product counts as a prior therapy only when the words just before say so ("s/p abecma")
@@ -39,7 +40,8 @@ _CLAUSE = re.compile(r"[.;:!?\n()]|\s[-–—]\s|\bbut\b|\band\s+(?=(?:has|is|wa
 _FLAGS = {
     "diagnosis_rrmm": (re.compile(r"\b(?:r/r|rrmm|rel(?:apsed)?/ref(?:ractory)?|relapsed|refractory|relapse|progress(?:ed|ing)|"
                                   r"\w+-refractory)\b", re.I),
-                       re.compile(r"\b(?:newly diagnosed|NDMM|in (?:complete |stringent )?remission|smoldering)\b", re.I)),
+                       re.compile(r"\b(?:newly diagnosed|NDMM|in (?:complete |stringent )?remission|smoldering|sCR|MRD-?neg\w*|"
+                                  r"never (?:progressed|relapsed))\b", re.I)),
     "prescriber": (re.compile(r"\b(?:onc|oncolog\w*|hem(?:e|atolog\w*)(?:/onc)?|BMT (?:doc|physician|md)|myeloma (?:doc|specialist))\b", re.I),
                    re.compile(r"\b(?:PCP|primary care|internal med\w*|internist|family (?:med\w*|doc\w*|practice))\b", re.I)),
     "cns": (re.compile(r"\b(?:CNS|central nervous system|seizures?|epilep\w*|stroke|CVA|dementia|parkinson\w*|aphasia|paresis|psychosis|"
@@ -122,7 +124,9 @@ class Scenario:
         if self.classes:
             out.append("prior classes: " + ", ".join(names.get(c, c) for c in sorted(self.classes)))
         out += [f"no prior {names.get(c, c)}" for c in sorted(self.ruled_out)]
-        out += [f"{k.replace('_', ' ')}: {'yes' if v else 'no'}" for k, v in self.flags.items()]
+        out += [f"{k.replace('_', ' ')}: {'yes' if v else 'no'}" + (f" (“{self.said[k]}”)" if k in self.said else "")
+                for k, v in self.flags.items()]
+        out += [f"{k.replace('_', ' ')}: not shown ({v})" for k, v in self.said.items() if k not in self.flags]
         return out + list(self.other)
 
 
@@ -145,7 +149,9 @@ def read_scenario(text: str, ref: Reference, requested: tuple[str, ...] = (), to
             elif name != "diagnosis_rrmm":  # "no progression documented" says nothing against the diagnosis
                 flags[name], said[name] = False, "no " + m.group(0)
     if (measurable := _measurable(text, today)) is not None:
-        flags["measurable"] = measurable
+        if measurable[0] is not None:
+            flags["measurable"] = measurable[0]
+        said["measurable"] = measurable[1]
     if "cart" in ruled_out and "concurrent_cart" not in flags:
         flags["concurrent_cart"] = False  # no CAR-T at all: none prescribed alongside either
     lines, counted = _prior_lines(text)
@@ -205,22 +211,30 @@ def _regimen_classes(text: str) -> set[str]:
     return out
 
 
-def _measurable(text: str, today: dt.date) -> bool | None:
+def _measurable(text: str, today: dt.date) -> tuple[bool | None, str] | None:
     """Measurable disease from lab values (any one at its threshold, drawn within 30 days) or a
-    stated progression; False when values are given and none qualifies; None when neither is said."""
-    found = False
+    stated progression, with the words it rests on; False when values are given and none
+    qualifies (below the threshold, or drawn more than 30 days ago); None when neither is said."""
+    reasons = []
     for name, (rx, threshold) in _LABS.items():
         for m in rx.finditer(text):
-            found = True
             if name == "flc" and _NORMAL_RATIO.search(text[m.end():m.end() + 40]):
+                reasons.append(f"{m.group(0)} with a normal ratio")
                 continue
             drawn = next(iter(find_service_dates(text[m.end():m.end() + 30], today)), None)
-            if float(m.group(1)) >= threshold and (drawn is None or (today - drawn.day).days <= _LAB_WINDOW_DAYS):
-                return True
-    progression = next((m for m in _PROGRESSION.finditer(text) if not _negated(text, m.start())), None)
+            stale = drawn is not None and (today - drawn.day).days > _LAB_WINDOW_DAYS
+            if float(m.group(1)) >= threshold and not stale:
+                return True, m.group(0)
+            reasons.append(f"{m.group(0)} drawn {drawn.label()}, more than {_LAB_WINDOW_DAYS} days ago" if stale
+                           else f"{m.group(0)} below the threshold")
+    mentions = list(_PROGRESSION.finditer(text))
+    progression = next((m for m in mentions if not _negated(text, m.start())), None)
     if progression is not None:
-        return True
-    return False if found else None
+        return True, f"progression: {progression.group(0)}"
+    if reasons and mentions:  # labs that do not qualify and progression said not to be documented: not met
+        return False, "; ".join(reasons) + "; no progression documented"
+    # labs that do not qualify, progression not mentioned: criterion 4b (progression within 60 days) is still open
+    return (None, "; ".join(reasons) + "; progression (IMWG, within 60 days of the last regimen) not stated") if reasons else None
 
 
 def _therapies(text: str, ref: Reference, requested: tuple[str, ...]) -> tuple[list[str], set[str], set[str]]:
@@ -234,7 +248,7 @@ def _therapies(text: str, ref: Reference, requested: tuple[str, ...]) -> tuple[l
             for m in re.finditer(r"(?<![A-Za-z])" + re.escape(name) + r"(?![A-Za-z])", text, re.I):
                 if _is_requested(name, requested_names) and not prior_mention(text, m.start()):
                     continue  # "does she qualify for abecma": the request, not a prior therapy
-                if _negated(text, m.start(), ref):
+                if _negated(text, m.start(), ref) or _NAIVE_AFTER.match(text, m.end()):
                     ruled_out.add(cls)
                     continue
                 classes.add(cls)
@@ -250,6 +264,11 @@ def _is_requested(name: str, requested_names: set[str]) -> bool:
 def prior_mention(text: str, start: int) -> bool:
     """Whether the name at `start` is a therapy the patient had ("s/p carvykti", "had abecma")."""
     return bool(_PRIOR_JUST_BEFORE.search(text[max(0, start - 30):start]))
+
+
+def negated_mention(text: str, start: int) -> bool:
+    """Whether the name at `start` is a therapy the patient did NOT have ("never had tecvayli")."""
+    return _negated(text, start)
 
 
 def _clause_before(text: str, pos: int) -> str:

@@ -181,9 +181,9 @@ def merged(ref: Reference, texts: list[str], requested: tuple[str, ...], today: 
         classes = (out.classes - new.ruled_out) | new.classes
         ruled = (out.ruled_out - new.classes) | new.ruled_out
         out = Scenario(age=new.age if new.age is not None else out.age,
-                       # a count typed in a turn replaces the thread's; one counted from a drug named in passing does not
-                       prior_lines=(new.prior_lines if new.prior_lines is not None and not (new.lines_counted and out.prior_lines)
-                                    else out.prior_lines),
+                       # a count typed in a turn replaces the thread's; one counted from a drug named in passing does
+                       # not, unless the turn adds it ("and if she then got KPd")
+                       prior_lines=_lines(out, new, text),
                        prior_drugs=tuple(dict.fromkeys(out.prior_drugs + new.prior_drugs)),
                        classes=frozenset(classes), ruled_out=frozenset(ruled), flags={**out.flags, **new.flags},
                        said={**out.said, **new.said},
@@ -192,6 +192,17 @@ def merged(ref: Reference, texts: list[str], requested: tuple[str, ...], today: 
                                       else out.lines_counted),
                        other=tuple(dict.fromkeys(out.other + new.other)))
     return out
+
+
+_ADDED = re.compile(r"\bthen\b|\bnext\b|\bafter (?:that|it)\b|\bsince then\b|\balso (?:got|had)\b|\bin between\b", re.I)
+
+
+def _lines(out: Scenario, new: Scenario, text: str) -> int | None:
+    if new.prior_lines is None:
+        return out.prior_lines
+    if new.lines_counted and out.prior_lines:
+        return out.prior_lines + new.prior_lines if _ADDED.search(text) else out.prior_lines
+    return new.prior_lines
 
 
 def check(rule: Mapping[str, Any], s: Scenario) -> str:
@@ -217,7 +228,7 @@ def _why(c: Mapping[str, Any], state: str, s: Scenario, ref: Reference) -> str:
     rule = c["check"]
     fact = rule["fact"]
     if state == UNKNOWN:
-        return " — not stated"
+        return f" — not shown: {s.said[fact]}" if fact in s.said and fact not in s.flags else " — not stated"
     if fact == "age":
         return f" — age {s.age}"
     if fact == "prior_lines":
@@ -267,7 +278,10 @@ def _plan(p: Planning) -> Plan | None:
         topics.remove("outpatient")
     # a follow-up in a coverage thread ("what if she had tecvayli", "and if she's carepartners instead?")
     in_thread = bool(p.q.history) and bool(_CRITERIA.search(p.q.history[-1])) and not _NOT_POLICY.search(p.q.history[-1])
-    product = p.q.product or _only_policy_product(p.ref, payers[0])
+    prod = p.ref.product_by_id(p.q.product or "")
+    # "never had tecvayli", "5L: ... Elrexfio 2025": a bispecific named in a CAR-T request is a prior therapy
+    asked = p.q.product if prod is not None and prod.car_t and p.q.product not in p.q.prior_products else None
+    product = asked or _only_policy_product(p.ref, payers[0])
     if product is None:
         return None
     facts = read_scenario(p.q.text, p.ref, (product,), p.today)
@@ -278,7 +292,7 @@ def _plan(p: Planning) -> Plan | None:
         return None
     args: dict[str, Any] = {"payer": payers[0], "product": product, "topic": ",".join(topics) or "criteria",
                             "today": p.today.isoformat()}
-    if not topics or facts.facts >= 2 or _CRITERIA.search(p.text) and facts.given and not _TOPIC_FIRST.search(p.text):
+    if not topics or not _TOPIC_FIRST.search(p.text) and (facts.facts >= 2 or _CRITERIA.search(p.text) and facts.given):
         args["topic"] = "criteria"
         args["scenario"] = p.q.text  # this turn's facts; the earlier turns' come as history
         args["asked_about"] = p.text
