@@ -21,7 +21,7 @@ _BUNDLED = re.compile(r"bundl|not separately payable|informational|within|DRG pa
 def setting_answer(q: Question, passages: list[Passage], ref: Reference) -> tuple[Sentence, str] | None:
     """'What does Medicare pay for Q2055 on an inpatient stay?': not its Part B payment limit.
     The product is paid within MS-DRG 018; lead with that, quoting the passage that says it."""
-    if q.setting != "inpatient" or "payment" not in q.intents or any(p not in ("medicare",) for p in q.payers):
+    if q.setting not in ("inpatient", "both") or "payment" not in q.intents or any(p not in ("medicare",) for p in q.payers):
         return None
     prods = [ref.product_by_id(pid) for pid in q.products] or [ref.product(c) for c in q.codes]
     prod = next((p for p in prods if p is not None and p.hcpcs), None)
@@ -40,9 +40,11 @@ def setting_answer(q: Question, passages: list[Passage], ref: Reference) -> tupl
     if best is None:
         return None
     sentence = best[1]
+    outpatient = (f"**Outpatient: {prod.hcpcs} is paid separately at its Part B payment limit (ask with a date of service "
+                  f"for the amount).**" if q.setting == "both" else "The payment limit applies to an outpatient claim.")
     return sentence, (f"**Inpatient: Medicare does not pay {prod.hcpcs} ({prod.brand}) at its Part B payment limit; the "
-                      f"stay is paid under MS-DRG 018, which includes the product.** The payment limit applies to an "
-                      f"outpatient claim. \"{' '.join(sentence.text.split())}\"")
+                      f"stay is paid under MS-DRG 018, which includes the product.** {outpatient} "
+                      f"\"{' '.join(sentence.text.split())}\"")
 
 
 # --- code questions answered from a document's code table ------------------------------------
@@ -84,8 +86,9 @@ def code_row_answer(q: Question, ref: Reference) -> tuple[Sentence, str] | None:
         names_in_row = {c for _k, c in row.codes} | _drugs_named(text, drug_codes)
         if named and not named & names_in_row:
             continue
-        score = sum(1.0 for w in words if w in text) + (1.5 if q.setting and q.setting in text else 0.0)
-        score -= 2.0 if q.setting and ({"inpatient", "outpatient"} - {q.setting}) & set(_WORD.findall(text)) else 0.0
+        one = q.setting if q.setting in ("inpatient", "outpatient") else None
+        score = sum(1.0 for w in words if w in text) + (1.5 if one and one in text else 0.0)
+        score -= 2.0 if one and ({"inpatient", "outpatient"} - {one}) & set(_WORD.findall(text)) else 0.0
         if best is None or score > best[0]:
             best = (score, row)
     if best is None or best[0] <= 0:

@@ -67,9 +67,10 @@ _INPATIENT_CODES = re.compile(r"ICD-?10-?PCS|\bPCS\b|procedure code|\bDRG\b", re
 
 
 def read_setting(text: str) -> str | None:
-    """"inpatient" or "outpatient" when the text says exactly one of them."""
+    """"inpatient" or "outpatient" when the text says exactly one of them, "both" when it asks
+    about each ("IP vs OP", "OP ... and what if IP")."""
     found = [name for name, rx in SETTINGS.items() if rx.search(text)]
-    return found[0] if len(found) == 1 else None
+    return found[0] if len(found) == 1 else "both" if found else None
 
 
 OFF_TOPIC = re.compile(
@@ -248,7 +249,7 @@ def read_question(text: str, today: dt.date | None = None) -> Question:
     norm = normalize(text)
     service_date = find_service_date(text, today or dt.date.today())
     dates = tuple(find_service_dates(text, today or dt.date.today()))
-    if read_setting(text) == "inpatient" or _INPATIENT_CODES.search(text):
+    if read_setting(text) in ("inpatient", "both") or _INPATIENT_CODES.search(text):
         # an inpatient claim (and its ICD-10-PCS codes) goes by the discharge date: "admit 9/24/21 dc 10/6/21"
         service_date = next((d for d in dates if d.event == "discharge"), service_date)
     intents = tuple(name for name, rx in INTENT_PATTERNS.items() if rx.search(norm))

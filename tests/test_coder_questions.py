@@ -44,6 +44,13 @@ def test_an_inpatient_medicare_stay_is_paid_in_drg_018_not_at_the_part_b_limit(e
     assert "$" not in lead(a)  # no Part B amount presented as what Medicare pays
 
 
+def test_a_question_about_both_settings_gets_both_routes(engine):
+    first = lead(ask(engine, "IP vs OP for carvykti under medicare - how is it paid each way"))
+    assert "**Inpatient:" in first and "MS-DRG 018" in first and "**Outpatient: Q2056 is paid separately" in first
+    first = lead(ask(engine, "abecma outpatient DOS 3/3/26 medicare allowed, and what if IP"))
+    assert first.startswith("**Q2055 payment limit (2026Q1)") and "MS-DRG 018" in first
+
+
 def test_the_setting_carries_over_and_changes_with_a_follow_up(engine):
     conv = Conversation()
     assert "MS-DRG 018" in lead(ask(engine, "carvykti IP admission medicare - do we get paid the ASP for Q2056?", conv))

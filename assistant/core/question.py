@@ -77,7 +77,7 @@ class Question:
     inherited: tuple[str, ...] = ()  # what came from earlier turns, for transparency
     service_date: ServiceDate | None = None  # the date of service the turn answers for
     dates: tuple[ServiceDate, ...] = ()  # every date the question names, in order (a comparison of two periods)
-    setting: str | None = None  # "inpatient" | "outpatient" when the question says (decides how CAR-T is paid)
+    setting: str | None = None  # "inpatient" | "outpatient" | "both" when the question says (decides how CAR-T is paid)
     prior_products: tuple[str, ...] = ()  # products named only as therapies the patient had ("s/p carvykti")
     history: tuple[str, ...] = ()  # earlier turns of the same thread, oldest first (a scenario builds up over them)
     follows: str = ""  # the earlier question this turn keeps asking, changing only what it says ("same but DOS 4/11/24")

@@ -251,6 +251,7 @@ _TOPIC_WORDS = {
     "duration": re.compile(r"how long|approval duration|duration|(?:good|valid|last|approved) for|expire|how many months", re.I),
     "fax": re.compile(r"\bfax\b|where (?:do (?:i|we) |to )(?:send|submit|fax)|phone|submit (?:it )?to\b", re.I),
     "documentation": re.compile(r"\battach|documentation|paperwork|what (?:do (?:i|we) )?(?:need to )?(?:send|submit)|records|"
+                                r"need (?:me|us) to (?:send|submit)|(?:send|submit) (?:with|for) (?:the |an? )?(?:auth|PA|request)|"
                                 r"what goes (?:w|with)\b|what (?:else )?(?:do (?:i|we) )?(?:include|need to include)", re.I),
     "pa_required": re.compile(r"(?:need|require)s? (?:a |an )?(?:PA|prior auth|auth)|(?:PA|prior auth\w*|auth) (?:is )?req(?:uired|'?d)?\b|"
                               r"is (?:a )?(?:PA|prior auth\w*) needed", re.I),

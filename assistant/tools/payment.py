@@ -46,6 +46,8 @@ def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS c
             plan_type: Annotated[Text, param("traditional (default) or medicare-advantage", form=False)] = None,
             asks: Annotated[Text, param("A rule the question asks about besides the amounts: seq-on-coinsurance",
                                         form=False)] = None,
+            setting: Annotated[Text, param("outpatient (default) or both (the inpatient route is said beside the amount)",
+                                           form=False)] = None,
             reference: Reference | None = None) -> ToolResult:
     """Allowed amount, beneficiary coinsurance and Medicare's share for `units` of `code`, from the
     payment limit of the quarter the date of service falls in (or the quarter asked for)."""
@@ -93,6 +95,9 @@ def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS c
     if paid is not None:
         values["remit"] = _remit(Decimal(paid), money_)
         summary = values["remit"]["text"] + "\n\n" + summary
+    if setting == "both":
+        summary += (f" — outpatient (Part B) line. **Inpatient: Medicare does not pay {code} at this limit; the stay is paid "
+                    "under MS-DRG 018, which includes the product.**")
     if asks == "seq-on-coinsurance":
         summary = (f"**No: the 2% sequestration comes off Medicare's share only ({money(money_['medicare'])} − "
                    f"{money(money_['sequestration'])}), not off the patient's coinsurance ({money(money_['coinsurance'])}, "
@@ -300,7 +305,7 @@ def _plan(p: Planning) -> Plan | None:
     """A number-asking payment question about a code (or a product's Q-code); inpatient CAR-T
     is paid within MS-DRG 018, so it is answered from the sources (the composer's setting lead)."""
     asked = PAYMENT_NUMBER.search(p.text) or "question" in p.q.inherited  # "and carvykti?" after a price
-    if not (p.has("payment") and asked) or INPATIENT.search(p.q.text) or p.q.setting == "inpatient":
+    if not (p.has("payment") and asked) or INPATIENT.search(p.q.text) and p.q.setting != "both" or p.q.setting == "inpatient":
         return None
     d = p.q.service_date
     if d is not None and d.source != "today" and d.quarter is None and not p.q.figures.quarter:
@@ -311,6 +316,10 @@ def _plan(p: Planning) -> Plan | None:
         extra["dos"] = p.given_dos.isoformat()
     if (m := _REMIT.search(p.q.text)) is not None:  # this turn's remit amount and rule question, not the followed turn's
         extra["paid"] = str(parse_number(m.group(1)))
+    if p.q.setting == "both" and p.q.service_date is not None and p.q.service_date.source != "today":
+        extra["setting"] = "both"  # "OP DOS 3/3/26 allowed, and what if IP": the amount, and the inpatient route beside it
+    elif p.q.setting == "both":
+        return None  # "IP vs OP, how is it paid": the routes, from the sources
     if _SEQ_ON_COINS.search(p.q.text):
         extra["asks"] = "seq-on-coinsurance"
     if _MEDICARE_ADVANTAGE.search(p.text) and not [x for x in p.q.payers if x != "medicare"]:
