@@ -13,11 +13,15 @@ from index.corpus import load_corpus
 
 pytestmark = pytest.mark.slow
 
-# measured 2026-12-01 on the hybrid system over golden.yaml + golden_dos.yaml (298 cases, evals/REPORT.md):
-# fact accuracy 0.889 (dev 0.898, held-out 0.876; the 223 original cases unchanged at 0.852, the 75
-# date-of-service cases 1.000), hit@5 0.559, behaviour 0.993, citation precision 0.981, calculators 0.970
-THRESHOLDS = {"fact_accuracy": 0.875, "hit@5": 0.55, "behaviour": 0.98, "citation_precision": 0.97,
-              "calculator_exactness": 0.95}
+# measured 2026-12-01 on the hybrid system over every evals/golden*.yaml file (461 cases: the 298 of
+# golden.yaml + golden_dos.yaml, plus 163 coder-style cases in golden_coder_codes.yaml, golden_coder_pa.yaml
+# and golden_probe_dev.yaml, evals/REPORT.md): fact accuracy 0.909 (dev 0.939, held-out 0.857), lead accuracy
+# 0.936, harmful rate 0, hit@5 0.580, behaviour 0.985, citation precision 0.988, calculators 0.935. The set
+# grew with harder cases on that day, so the calculator and behaviour levels are lower than the 298-case
+# set's (0.970, 0.993) without any case that passed before failing (compared case by case).
+THRESHOLDS = {"fact_accuracy": 0.895, "lead_accuracy": 0.92, "hit@5": 0.57, "behaviour": 0.98, "citation_precision": 0.98,
+              "calculator_exactness": 0.925}
+MAXIMA = {"harmful_rate": 0.0}  # a wrong code, unit count, dose or amount in a first paragraph: none
 
 
 def test_golden_set_meets_the_measured_level(retriever):
@@ -28,7 +32,8 @@ def test_golden_set_meets_the_measured_level(retriever):
     texts = {d.id: d.text for d in load_corpus(retriever.cfg.sources_dir).documents}
     rows = run_system("hybrid", engine, cases, texts, verbose=False)
     summary = summarize(rows)
-    print({k: summary[k] for k in THRESHOLDS} | {"heldout_fact_accuracy": summarize(
+    print({k: summary[k] for k in (*THRESHOLDS, *MAXIMA)} | {"heldout_fact_accuracy": summarize(
         [r for r in rows if r["split"] == "heldout"])["fact_accuracy"]})
     failed = {k: (summary[k], v) for k, v in THRESHOLDS.items() if summary[k] is None or summary[k] < v}
+    failed |= {k: (summary[k], v) for k, v in MAXIMA.items() if summary[k] is None or summary[k] > v}
     assert not failed, f"below threshold (measured, threshold): {failed}"

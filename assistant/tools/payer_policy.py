@@ -24,7 +24,7 @@ from assistant.tools.errors import CalcError, MissingDataError
 from assistant.tools.planning import Planning
 from assistant.tools.result import ToolResult, cite
 
-TOPICS = ("criteria", "duration", "fax", "documentation", "pa_required", "outpatient", "redose", "review", "basis")
+TOPICS = ("criteria", "duration", "fax", "documentation", "pa_required", "outpatient", "redose", "review", "basis", "tocilizumab")
 MET, FAILED, UNKNOWN = "met", "not met", "not stated"
 _MARK = {MET: "✓", FAILED: "✗", UNKNOWN: "?"}
 
@@ -38,7 +38,8 @@ def payer_policy(
                                         "findings (e.g. '72 y/o, 4 prior lines incl len, bort, dara; had Tecvayli')",
                                         label="Patient scenario", example="72 y/o, 4 prior lines incl len, bort, dara")] = None,
         topic: Annotated[Text, param("What is asked: criteria (default), duration, fax, documentation, pa_required, "
-                                     "outpatient, redose, review, basis", label="Topic", choices=list(TOPICS))] = "criteria",
+                                     "outpatient, redose, review, basis, tocilizumab", label="Topic",
+                                     choices=list(TOPICS))] = "criteria",
         history: Annotated[Text, param("Earlier turns of the conversation, oldest first, one per line (their facts "
                                        "apply unless the scenario changes them)", form=False)] = None,
         today: Annotated[IsoDate, param("Today's date (YYYY-MM-DD): dates lab values and turns a date of birth into "
@@ -259,10 +260,12 @@ _TOPIC_WORDS = {
     "redose": re.compile(r"\bre-?dos|\bre-?treat|\breauth|(?:second|2nd) (?:\w+ )?(?:dose|infusion)|another (?:\w+ )?(?:dose|infusion)|again\b|"
                          r"subsequent dose|limit on (?:\w+ )?(?:infusions|doses)|how many (?:\w+ )?(?:infusions|doses)", re.I),
     "review": re.compile(r"\bPDAC\b|who reviews|committee", re.I),
+    "tocilizumab": re.compile(r"tocilizumab|actemra|\btoci\b", re.I),
 }
 _CRITERIA = re.compile(r"criteri|qualif|eligib|\bmeet|\bapprov|\bcover|requirement|\breqs?\b|\bminimum\b|\bPA\b|prior auth|\benough\b|\bauth\b|"
                        r"\bpolicy\b|\bget (?:it|abecma|ide)|"
                        r"\bok(?:ay)? for\b|\bcan (?:she|he|they|we|pt|the pt|member)\b|medically necessary|denied|deny", re.I)
+_OTHER_TOPIC = re.compile(r"\bREMS\b|\bFACT\b|certif|boxed warning|contraindicat|\bNCD\b", re.I)
 _ASKS = re.compile(r"\?|\bok\b|\bokay\b|\bproblem\b|\bissue\b|\bgood to go\b", re.I)
 _TOPIC_FIRST = re.compile(r"\b(?:re-?dos|2nd|second|again|another|how long|fax|attach|send)\w*", re.I)
 _NOT_POLICY = re.compile(r"how much|\$|allowable|allowed (?:amount|\$|\d)|payment limit|\bpays?\b|\bpaid\b|coins|\bunits?\b|\bASP\b|hcpcs|\bcpt\b|"
@@ -278,6 +281,11 @@ def _plan(p: Planning) -> Plan | None:
     if "outpatient" in topics and not re.search(r"cover|allow|criteria|attest|PA\b|prior auth|approv", p.text, re.I):
         topics.remove("outpatient")
     # a follow-up in a coverage thread ("what if she had tecvayli", "and if she's carepartners instead?")
+    f = p.q.figures
+    if "tocilizumab" in topics and (f.weight_kg or f.dose_mg or f.mg_per_kg or re.search(r"\bunits?\b|mg/kg", p.text, re.I)):
+        topics.remove("tocilizumab")  # "centene pt 70 kg, toci dose?": the dose calculator's question
+        if not topics:
+            return None
     in_thread = bool(p.q.history) and bool(_CRITERIA.search(p.q.history[-1])) and not _NOT_POLICY.search(p.q.history[-1])
     prod = p.ref.product_by_id(p.q.product or "")
     # "never had tecvayli", "5L: ... Elrexfio 2025": a bispecific named in a CAR-T request is a prior therapy
@@ -291,6 +299,8 @@ def _plan(p: Planning) -> Plan | None:
     if not topics and not _CRITERIA.search(p.text) and not in_thread and not (
             facts.facts >= 2 or facts.given and (_ASKS.search(p.text) or not other_intents)):
         return None
+    if not topics and not facts.given and (other_intents or _OTHER_TOPIC.search(p.q.text)) and not in_thread:
+        return None  # "carepartners tocilizumab requirement before abecma": a policy sentence, not the criteria list
     args: dict[str, Any] = {"payer": payers[0], "product": product, "topic": ",".join(topics) or "criteria",
                             "today": p.today.isoformat()}
     if not topics or not _TOPIC_FIRST.search(p.text) and (facts.facts >= 2 or _CRITERIA.search(p.text) and facts.given):
