@@ -182,7 +182,7 @@ def tool_failure(turn: Turn, missing_data: bool) -> Answer:
 
 # --- code answers ---------------------------------------------------------------------------
 
-_CODE_WORDS = ("hcpcs", "q-code", "q code", "j-code", "drug code", "what code", "which code", "code for",
+_CODE_WORDS = ("hcpcs", "q-code", "q code", "qcode", "j-code", "j code", "jcode", "drug code", "what code", "which code", "code for",
                "billed under", "billing code")
 
 
@@ -197,7 +197,8 @@ def direct_code_answer(q: Question, passages: list[Passage], ref: Reference):
     if answer_type(q.asked).code_system not in (None, "HCPCS"):
         return None  # "dx code for tecartus" asks a diagnosis, not the product's Q-code
     prod = ref.product_by_id(q.product or "")
-    found = code_sentence(prod, passages) if prod else None
+    # a sentence naming the product and its code; else any sentence with the code (the code is reference data)
+    found = (code_sentence(prod, passages) or code_sentence(prod, passages, named_only=False)) if prod else None
     if found is None:
         return None
     sentence, text = found
@@ -205,6 +206,8 @@ def direct_code_answer(q: Question, passages: list[Passage], ref: Reference):
     code = ref.code(prod.hcpcs)
     if re.search(r"\bunits?\b", q.asked, re.I) and code is not None and code.per_dose:
         units = " Billed as one unit per therapeutic dose (one infusion), whatever the cell count."
+    if re.search(r"\bj[- ]?codes?\b", q.asked, re.I) and prod.hcpcs.startswith("Q"):
+        units = f" It is a Q-code; {prod.brand} has no J-code.{units}"
     return sentence, f"**{prod.hcpcs}** is the HCPCS code for {prod.brand} ({prod.generic}).{units} \"{one_line(text)}\""
 
 

@@ -107,8 +107,10 @@ _MG = re.compile(_NUM + r"\s*mg\b(?!\s*/\s*(?:m|kg|dl|24))", re.I)
 _VIAL_COUNT = re.compile(r"(?<![\d.,])(\d+)\s*(?:x|×)\s*" + _NUM + r"(?:\s*mg\b|(?=\s*(?:\+|vials?\b|actemra|toci|&|and\b)))(?!\s*/)",
                          re.I)  # "2x 400mg", "1x400 + 1x200 actemra"
 _GRAMS = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:g|gm|grams?)\b(?!\s*/)", re.I)
-_VIAL_SIZES = re.compile(r"(?:" + _NUM + r"\s*(?:mg\s*)?(?:,|and|&|/|or|\+)\s*)*" + _NUM
-                         + r"\s*mg\s*(?:single[- ]dose\s+)?vials?\b", re.I)  # "80 and 200 mg vials"
+# "80, 200 and 400 mg vials", "400 mg and 200 mg vials"; not "1,250 mg, 500mg vials" (a dose, then the vials)
+_VIAL_SIZES = re.compile(r"(?:" + _NUM + r"\s*(?:,|and|&|/|or|\+)\s*|" + _NUM + r"\s*mg\s*(?:and|&|/|or|\+)\s*)*" + _NUM
+                         + r"\s*mg\s*(?:single[- ]dose\s+)?vials?\b", re.I)
+_VIAL_COUNT_AFTER = re.compile(_NUM + r"\s*mg\s*(?:single[- ]dose\s+)?vials?\s*(?:x|×)\s*(\d+)\b", re.I)  # "500mg vials x3"
 # What was given is the dose; what was opened or wasted feeds the waste (JW) line, never the dose.
 _GIVEN = re.compile(r"\b(?:gave|given|give|administered|infused|dosed|dose(?:\s+(?:of|was|is))?|got)\s*:?\s*" + _NUM
                     + r"\s*mg\b(?!\s*/)|" + _NUM + r"\s*(?:mg\s+)?(?:given|administered|infused)\b", re.I)
@@ -155,6 +157,8 @@ def _vials(text: str) -> tuple[tuple[int, float], ...]:
     """(count, size mg) of the vials a question names; a count of 0 means sizes on hand only."""
     counted = [(int(m.group(1)), _num(m.group(2))) for m in _VIAL_COUNT.finditer(text)]
     rest = _VIAL_COUNT.sub(" ", text)
+    counted += [(int(m.group(2)), _num(m.group(1))) for m in _VIAL_COUNT_AFTER.finditer(rest)]
+    rest = _VIAL_COUNT_AFTER.sub(" ", rest)
     counted += [(1, _num(m.group(1) or m.group(2))) for m in _OPENED.finditer(rest)]  # "600 mg opened"
     rest = _OPENED.sub(" ", rest)
     sizes = [(0, _num(n)) for m in _VIAL_SIZES.finditer(rest) for n in re.findall(_NUM, m.group(0))]
@@ -167,7 +171,7 @@ def _dose(text: str) -> float | None:
     text = _PER_KG.sub(" ", text)
     if m := _GIVEN.search(text):
         return _num(m.group(1) or m.group(2))
-    for rx in (_VIAL_COUNT, _VIAL_SIZES, _NOT_DOSE):
+    for rx in (_VIAL_COUNT, _VIAL_COUNT_AFTER, _VIAL_SIZES, _NOT_DOSE):
         text = rx.sub(" ", text)
     return _first(_MG, text)
 

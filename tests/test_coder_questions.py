@@ -204,6 +204,20 @@ def test_grams_and_vials_are_read(text, dose, vials):
     assert f.dose_mg == dose and f.vials == vials
 
 
+def test_a_dose_before_a_vial_list_is_the_dose():
+    f = read_figures("cyclophosphamide 1,250 mg, 500mg vials x3 opened, DOS 10/2/25 - units + JW", None)
+    assert f.dose_mg == 1250.0 and f.vials == ((3, 500.0),)
+
+
+def test_a_code_set_year_dates_a_cpt_question(engine):
+    assert lead(ask(engine, "apheresis cpt 2026 for abecma")).startswith("**38225**")
+
+
+def test_a_j_code_question_about_a_q_coded_product_says_so(engine):
+    first = lead(ask(engine, "carvykti J code"))
+    assert first.startswith("**Q2056**") and "has no J-code" in first
+
+
 def test_a_spaced_short_name_is_the_product():
     assert read_question("brexu cel OP infusion").products == ("tecartus",)
     assert read_question("cilta cel dose range pt 200 lb").products == ("carvykti",)

@@ -156,6 +156,7 @@ def _preferred(valid: list[Code]) -> Code:
 _PCS = re.compile(r"ICD-?10-?PCS|\bPCS\b|procedure code", re.I)
 _ROUTE = re.compile(r"\b(peripheral|central)\b", re.I)
 _TOPIC = re.compile(r"CPT|HCPCS|PCS|code", re.I)
+_CODE_SET_YEAR = re.compile(r"\b(?:CPT|HCPCS|ICD-?10(?:-?CM|-?PCS)?|PCS)\s*(?:code set\s*)?(20\d\d)\b", re.I)
 _STILL = re.compile(r"\bstill\b|\bcurrent(?:ly)?\b|\bnow\b|\btoday\b|\bvalid\b|\bretired\b|\bdeleted\b", re.I)
 _DESCRIPTOR = re.compile(r"descriptor|description|\bdesc\b|\bcells?\b|million|\b460\b|\b510\b", re.I)
 # the CAR-T service a CPT question names -> the CPT code of that service (the code set's own order)
@@ -179,6 +180,8 @@ def _plan(p: Planning) -> Plan | None:
     args: dict = {"dos": day.isoformat(), "event": "discharge" if d is not None and d.event == "discharge" else "service"}
     if dated and d.precision != "day":
         args["period"] = d.label()
+    if not dated and (m := _CODE_SET_YEAR.search(p.text)):  # "apheresis cpt 2026": the codes of that year's code set
+        dated, args["dos"], args["period"] = True, f"{m.group(1)}-01-01", m.group(1)
     if m := _ROUTE.search(p.q.text) or _ROUTE.search(p.text):  # this turn's route over the followed question's
         args["route"] = m.group(1).lower()
     if p.q.product:
@@ -186,6 +189,9 @@ def _plan(p: Planning) -> Plan | None:
     services = _services_asked(p, dated)
     if len(services) > 1:  # "CPTs for harvest, prep for transport, receipt/prep, admin": every one asked
         return Plan(calls=[("code_on_date", {**args, "code": code}) for code in services])
+    compared = [c for c in p.q.codes if (row := p.ref.any_code(c)) is not None and _has_history(p.ref, row)]
+    if len(compared) > 1 and re.search(r"\bvs\.?\b|versus|difference|or\b|compare", p.text, re.I):
+        return Plan(calls=[("code_on_date", {**args, "code": code}) for code in compared[:3]])  # "J9075 vs J9070"
     code = _asked_code(p, dated)
     if code:
         return call("code_on_date", {**args, "code": code})
