@@ -352,6 +352,9 @@ def resolve(question: Question, previous: Question | None) -> Question:
     if {"product", "payer"} & set(inherited) or is_follow_up:
         changes["history"] = (*previous.history, previous.text)[-_HISTORY:]
     changes["figures"] = question.figures.merged_over(previous.figures, whole="follows" in changes)
+    if question.service_date is not None and question.figures.quarter is None:
+        # "what about last quarter": this turn's date decides, not the quarter an earlier turn named
+        changes["figures"] = replace(changes["figures"], quarter=None)
     if changes["figures"] != question.figures:
         inherited.append("patient figures")
     return replace(question, inherited=tuple(inherited), **changes)
