@@ -158,7 +158,9 @@ def _facts(pol: Mapping[str, Any], topics: list[str]) -> ToolResult:
     """The policy facts asked for, each in the policy's words."""
     rows = list({id(f): f for t in topics for f in pol.get("facts") or [] if t in _topics_of(f)}.values())
     if not rows:
-        raise MissingDataError(f"{pol['name']} does not say ({', '.join(topics)}).", field="topic")
+        asked = " or ".join(_TOPIC_NAMES.get(t, t) for t in topics)
+        raise MissingDataError(f"My sources do not give {asked} for this: {pol['name']}, the policy they hold, does not "
+                               "say. Check the payer's portal or provider manual.", field="topic")
     lead = "; ".join(f"{r['text']} [{i}]" for i, r in enumerate(rows, 1))
     quotes = "\n".join(f"- \"{' '.join(r['quote'].split())}\" [{i}]" for i, r in enumerate(rows, 1))
     return ToolResult(
@@ -166,6 +168,12 @@ def _facts(pol: Mapping[str, Any], topics: list[str]) -> ToolResult:
         values={"policy": pol["id"], "topics": topics},
         summary=f"**{pol['name']}: {lead}**\n\nThe policy's words:\n{quotes}", formula="",
         citations=[cite(f"doc:{pol['doc']}", ", ".join(_topics_of(r)), r["quote"]) for r in rows])
+
+
+_TOPIC_NAMES = {"duration": "an approval duration", "fax": "a fax number or where to send the request",
+                "documentation": "what to attach", "pa_required": "whether prior authorization is required",
+                "outpatient": "an outpatient rule", "redose": "a re-dosing rule", "review": "who reviews the request",
+                "basis": "the coverage basis", "tocilizumab": "a tocilizumab requirement"}
 
 
 def _topics_of(fact: Mapping[str, Any]) -> list[str]:
