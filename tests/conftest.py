@@ -137,3 +137,11 @@ def sources_copy(tmp_path) -> Path:
     dest = tmp_path / "sources"
     shutil.copytree(PROJECT / "sources", dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def engine(retriever):
+    """The default-composer engine over the real index (one per test session)."""
+    from assistant.engine import Engine
+
+    return Engine(retriever, retriever.cfg, llm=None)

@@ -5,35 +5,17 @@ code in force on the discharge date), and a follow-up keeps the question it foll
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 
 import pytest
 
-from assistant.answer import AnswerKind, bad_markers, untraceable_numbers
-from assistant.engine import Conversation, Engine
+from assistant.answer import AnswerKind
+from assistant.engine import Conversation
 from assistant.tools.errors import CalcError
 from assistant.tools.payment_change import payment_change
 from assistant.understand import read_figures, read_question
-
-TODAY = dt.date(2026, 11, 24)
-
-
-@pytest.fixture(scope="module")
-def engine(retriever):
-    return Engine(retriever, retriever.cfg, llm=None)
-
-
-def ask(engine, text, conv=None):
-    a = engine.ask(text, conv or Conversation(), today=TODAY)
-    assert untraceable_numbers(a.text, a.citations, a.tool_calls, a.question) == set(), a.text
-    assert bad_markers(a.text, a.citations) == set()
-    return a
-
-
-def lead(a) -> str:
-    return a.text.split("\n\n")[0]
-
+from tests.answers import ask
+from tests.answers import first_paragraph as lead
 
 # --- setting and payment ----------------------------------------------------------------------
 

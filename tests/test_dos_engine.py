@@ -4,26 +4,10 @@ side of each change date, prices by quarter, dated rules, follow-ups that keep t
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
-from assistant.answer import bad_markers, untraceable_numbers
-from assistant.engine import Conversation, Engine
-
-TODAY = dt.date(2026, 11, 24)
-
-
-@pytest.fixture(scope="module")
-def engine(retriever):
-    return Engine(retriever, retriever.cfg, llm=None)
-
-
-def ask(engine, text, conv=None, dos=None):
-    a = engine.ask(text, conv or Conversation(), today=TODAY, dos=dos)
-    assert untraceable_numbers(a.text, a.citations, a.tool_calls, a.question) == set(), a.text
-    assert bad_markers(a.text, a.citations) == set()
-    return a
+from assistant.engine import Conversation
+from tests.answers import TODAY, ask
 
 
 def lead(a) -> str:

@@ -1,26 +1,10 @@
 """The engine with its calculators on the real corpus: routing, ask-back, conflicts, follow-ups."""
 
-import datetime as dt
 
 import pytest
 
-from assistant.answer import bad_markers, untraceable_numbers
-from assistant.engine import Conversation, Engine
-
-TODAY = dt.date(2026, 11, 24)
-
-
-@pytest.fixture(scope="module")
-def engine(retriever):
-    return Engine(retriever, retriever.cfg, llm=None)
-
-
-def ask(engine, text, conv=None):
-    a = engine.ask(text, conv or Conversation(), today=TODAY)
-    # every number shown is in a cited quote, a tool call or the question
-    assert untraceable_numbers(a.text, a.citations, a.tool_calls, a.question) == set(), a.text
-    assert bad_markers(a.text, a.citations) == set()
-    return a
+from assistant.engine import Conversation
+from tests.answers import ask
 
 
 def tool(a, name):

@@ -9,31 +9,15 @@ import datetime as dt
 
 import pytest
 
-from assistant.answer import AnswerKind, bad_markers, untraceable_numbers
+from assistant.answer import AnswerKind
 from assistant.core.reference import load_reference
 from assistant.core.scenario import read_scenario
-from assistant.engine import Conversation, Engine
+from assistant.engine import Conversation
 from assistant.tools.errors import MissingDataError
 from assistant.tools.payer_policy import payer_policy
 from index.corpus import load_corpus
-
-TODAY = dt.date(2026, 11, 24)
-
-
-@pytest.fixture(scope="module")
-def engine(retriever):
-    return Engine(retriever, retriever.cfg, llm=None)
-
-
-def ask(engine, text, conv=None):
-    a = engine.ask(text, conv or Conversation(), today=TODAY)
-    assert untraceable_numbers(a.text, a.citations, a.tool_calls, a.question) == set(), a.text
-    assert bad_markers(a.text, a.citations) == set()
-    return a
-
-
-def lead(a) -> str:
-    return a.text.split("\n\n")[0]
+from tests.answers import ask
+from tests.answers import first_paragraph as lead
 
 
 def test_every_criterion_quote_is_verbatim_in_its_policy(use_index):
