@@ -108,7 +108,7 @@ _VIAL_COUNT = re.compile(r"(?<![\d.,])(\d+)\s*(?:x|×)\s*" + _NUM + r"(?:\s*mg\b
                          re.I)  # "2x 400mg", "1x400 + 1x200 actemra"
 _GRAMS = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:g|gm|grams?)\b(?!\s*/)", re.I)
 # "80, 200 and 400 mg vials", "400 mg and 200 mg vials"; not "1,250 mg, 500mg vials" (a dose, then the vials)
-_VIAL_SIZES = re.compile(r"(?:" + _NUM + r"\s*(?:,|and|&|/|or|\+)\s*|" + _NUM + r"\s*mg\s*(?:and|&|/|or|\+)\s*)*" + _NUM
+_VIAL_SIZES = re.compile(r"(?:" + _NUM + r"\s*(?:,|and|&|/|or|\+)\s*|" + _NUM + r"\s*mg\s*(?:and|&|/|or|\+)\s*){0,6}" + _NUM
                          + r"\s*mg\s*(?:single[- ]dose\s+)?vials?\b", re.I)
 _VIAL_COUNT_AFTER = re.compile(_NUM + r"\s*mg\s*(?:single[- ]dose\s+)?vials?\s*(?:x|×)\s*(\d+)\b", re.I)  # "500mg vials x3"
 # What was given is the dose; what was opened or wasted feeds the waste (JW) line, never the dose.
