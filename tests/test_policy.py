@@ -105,6 +105,19 @@ def test_a_thread_keeps_the_scenario_and_changes_one_fact(engine):
     assert "✓ 1. Age 18 or older — age 81" in a.text
 
 
+def test_a_new_lab_value_in_a_thread_replaces_the_old_one(engine):
+    conv = Conversation()
+    ask(engine, "centene PA for ide-cel: 70F, relapsed after 3 lines (VRd, KRd, DPd), heme onc, no cns, no bcma, "
+                "no cart, spep 1.1 last week", conv)
+    a = ask(engine, "what if her spep was 0.3", conv)
+    assert "4 (measurable disease" in lead(a) and "SPEP 0.3 below the threshold" in lead(a)
+
+
+def test_a_question_about_one_criterion_is_led_by_it(engine):
+    assert lead(ask(engine, "is there an age max for abecma with centene")).startswith(
+        "**Centene's Abecma policy (CP.PHAR.481), criterion 3: Age 18 or older.**")
+
+
 def test_criteria_without_a_scenario_are_a_readable_list(engine):
     a = ask(engine, "centene abecma PA criteria?")
     assert "must meet all of these criteria" in lead(a)

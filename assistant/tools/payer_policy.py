@@ -189,12 +189,14 @@ def merged(ref: Reference, texts: list[str], requested: tuple[str, ...], today: 
         new = read_scenario(text, ref, requested, today)
         classes = (out.classes - new.ruled_out) | new.classes
         ruled = (out.ruled_out - new.classes) | new.ruled_out
+        # a finding the new turn speaks to (even undecided, e.g. a new lab value) replaces the earlier reading
+        kept = {k: v for k, v in out.flags.items() if k not in new.said}
         out = Scenario(age=new.age if new.age is not None else out.age,
                        # a count typed in a turn replaces the thread's; one counted from a drug named in passing does
                        # not, unless the turn adds it ("and if she then got KPd")
                        prior_lines=_lines(out, new, text),
                        prior_drugs=tuple(dict.fromkeys(out.prior_drugs + new.prior_drugs)),
-                       classes=frozenset(classes), ruled_out=frozenset(ruled), flags={**out.flags, **new.flags},
+                       classes=frozenset(classes), ruled_out=frozenset(ruled), flags={**kept, **new.flags},
                        said={**out.said, **new.said},
                        dose_cells=new.dose_cells if new.dose_cells is not None else out.dose_cells,
                        lines_counted=(new.lines_counted if new.prior_lines is not None and not (new.lines_counted and out.prior_lines)
@@ -304,7 +306,9 @@ def _plan(p: Planning) -> Plan | None:
     facts = read_scenario(p.q.text, p.ref, (product,), p.today)
     # a patient described to a payer ("cpct pt, 3rd line, len/bort/dara, never had car-t - abecma ok?") is a criteria check
     other_intents = set(p.q.intents) - {"policy"}
-    if not topics and not _CRITERIA.search(p.text) and not in_thread and not (
+    pol = p.ref.policy(payers[0], product)
+    focused = pol is not None and _focus(pol, p.text) is not None  # "is there an age max for abecma with centene"
+    if not topics and not _CRITERIA.search(p.text) and not in_thread and not focused and not (
             facts.facts >= 2 or facts.given and (_ASKS.search(p.text) or not other_intents)):
         return None
     if not topics and not facts.given and (other_intents or _OTHER_TOPIC.search(p.q.text)) and not in_thread:
