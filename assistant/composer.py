@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from assistant import config
 from assistant.answer import Answer, AnswerKind, Citation, ToolCall
 from assistant.answer_type import answer_type
 from assistant.conflicts import conflict_notes, retired_code_notes
@@ -27,7 +26,7 @@ from assistant.guards import SCOPE
 from assistant.leads import code_row_answer, dx_answer, setting_answer
 from assistant.retrieval import Passage
 from assistant.tools.registry import get as get_calculator
-from index.corpus import cached_corpus
+from index.corpus import configured_corpus
 
 
 @dataclass
@@ -131,8 +130,7 @@ def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
 def inline_citations(calls: Sequence[ToolCall]) -> list[Citation]:
     """The document citations of a calculator whose summary marks them inline ([1], [2] ... in
     the order of its citations): each becomes an answer citation with its span in the document."""
-    cfg = config.load()
-    docs = cached_corpus(cfg.sources_dir, cfg.reference_dir).documents
+    docs = configured_corpus().documents
     out: list[Citation] = []
     for c in calls:
         calc = get_calculator(c.name)
@@ -298,8 +296,7 @@ def _day(text: str) -> dt.date | None:
 
 def uncovered_products(q: Question) -> list[str]:
     """Products the question names that no source document is about."""
-    cfg = config.load()
-    covered = cached_corpus(cfg.sources_dir, cfg.reference_dir).products
+    covered = configured_corpus().products
     return [p for p in q.products if p not in covered]
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from assistant import config
 from assistant.answer import Citation
 from assistant.core.question import Question
 from assistant.core.reference import load_reference
-from index.corpus import cached_corpus
+from index.corpus import configured_corpus
 
 
 def _doc_label(doc_id: str, docs: dict) -> str:
@@ -27,8 +26,7 @@ def _doc_label(doc_id: str, docs: dict) -> str:
 
 def conflict_notes(q: Question, citations: list[Citation], exclude: set[str] = frozenset()) -> list[str]:
     """A note per known disagreement the question or its cited passages touch."""
-    cfg = config.load()
-    docs = cached_corpus(cfg.sources_dir, cfg.reference_dir).documents
+    docs = configured_corpus().documents
     quotes = " ".join(c.quote for c in citations)
     notes = []
     for c in load_reference().conflicts:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from assistant import config
 from assistant.answer import Answer, AnswerKind
 from assistant.core.question import Question
 from assistant.core.reference import load_reference
 from assistant.core.scenario import negated_mention, prior_mention
-from index.corpus import cached_corpus
+from index.corpus import configured_corpus
 
 MAX_QUESTION_CHARS = 4000
 _INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
@@ -113,5 +112,4 @@ def is_noise(q: Question) -> bool:
 
 def vocabulary() -> frozenset[str]:
     """Every word of the corpus and its reference data (lower case)."""
-    cfg = config.load()
-    return cached_corpus(cfg.sources_dir, cfg.reference_dir).vocabulary
+    return configured_corpus().vocabulary

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import re
 
+from assistant.answer_type import AnswerType, answer_type, code_system_of, row_answers
 from assistant.core.question import Question
 from assistant.core.reference import Reference
 from assistant.extract import Sentence, split_sentences
 from assistant.retrieval import Passage
+from index.corpus import SourceDocument, configured_corpus
+from index.tables import TableRow, all_table_rows, readable
 
 _DRG = re.compile(r"MS-DRG\s*018", re.I)
 _BUNDLED = re.compile(r"bundl|not separately payable|informational|within|DRG payment", re.I)
@@ -64,9 +67,6 @@ def code_row_answer(q: Question, ref: Reference) -> tuple[Sentence, str] | None:
     """'POS for abecma OP infusion', 'z code for car-t hx', 'FL for the NDC': the row of a
     document's code table that gives a code of the asked system for the product, shown as a
     readable row (its header's names with the cells); the exact row text stays the citation."""
-    from assistant.answer_type import answer_type, row_answers
-    from index.tables import all_table_rows, readable
-
     at = answer_type(q.asked)
     if at.code_system not in _TABLE_SYSTEMS or (at.code_system == "ICD-10-CM" and at.detail != "Z"):
         return None  # a diagnosis question is the product's diagnosis sentence; a Z code is a table row
@@ -75,18 +75,18 @@ def code_row_answer(q: Question, ref: Reference) -> tuple[Sentence, str] | None:
     # the drugs and codes the question names: a row about another drug does not answer it
     drug_codes = ref.code_for_name()
     named = {c.upper() for c in q.codes} | _drugs_named(q.asked, drug_codes)
-    best: tuple[float, object] | None = None
+    docs = configured_corpus().documents
+    one = q.setting if q.setting in ("inpatient", "outpatient") else None
+    best: tuple[float, TableRow] | None = None
     for row in all_table_rows():
         if not row.complete or not row_answers(row, at):
             continue
-        docs_products = _doc_products(row.doc_id)
-        if q.products and not set(q.products) & docs_products:
+        if q.products and not set(q.products) & set(docs[row.doc_id].products):
             continue
         text = " ".join(row.cells).lower()
         names_in_row = {c for _k, c in row.codes} | _drugs_named(text, drug_codes)
         if named and not named & names_in_row:
             continue
-        one = q.setting if q.setting in ("inpatient", "outpatient") else None
         score = sum(1.0 for w in words if w in text) + (1.5 if one and one in text else 0.0)
         score -= 2.0 if one and ({"inpatient", "outpatient"} - {one}) & set(_WORD.findall(text)) else 0.0
         if best is None or score > best[0]:
@@ -94,17 +94,15 @@ def code_row_answer(q: Question, ref: Reference) -> tuple[Sentence, str] | None:
     if best is None or best[0] <= 0:
         return None
     row = best[1]
-    return _row_sentence(row), f"**{_asked_value(row, at)}** — {readable(row)}"
+    return _row_sentence(row, docs[row.doc_id]), f"**{_asked_value(row, at)}** — {readable(row)}"
 
 
 def _drugs_named(text: str, drug_codes: dict[str, str]) -> set[str]:
     return {code for name, code in drug_codes.items() if re.search(rf"(?<![a-z]){re.escape(name)}(?![a-z])", text, re.I)}
 
 
-def _asked_value(row, at) -> str:
+def _asked_value(row: TableRow, at: AnswerType) -> str:
     """The cell a coder copies: the asked system's column, else the row's codes of that system."""
-    from assistant.answer_type import code_system_of
-
     column = _COLUMNS.get(at.code_system or "")
     for name, cell in zip(row.columns, row.cells, strict=True):
         if cell and column is not None and column.search(name):
@@ -113,22 +111,8 @@ def _asked_value(row, at) -> str:
     return ", ".join(dict.fromkeys(codes)) or row.cells[0]
 
 
-def _doc_products(doc_id: str) -> set[str]:
-    from assistant import config
-    from index.corpus import cached_corpus
-
-    cfg = config.load()
-    doc = cached_corpus(cfg.sources_dir, cfg.reference_dir).documents.get(doc_id)
-    return set(doc.products) if doc else set()
-
-
-def _row_sentence(row) -> Sentence:
+def _row_sentence(row: TableRow, doc: SourceDocument) -> Sentence:
     """A table row as a quoted sentence (the composer cites it like any passage sentence)."""
-    from assistant import config
-    from index.corpus import cached_corpus
-
-    cfg = config.load()
-    doc = cached_corpus(cfg.sources_dir, cfg.reference_dir).documents[row.doc_id]
     passage = Passage(node_id=f"{row.doc_id}:{row.start}", doc_id=doc.id, title=doc.title, kind=doc.kind,
                       section=row.section, chunk_type="table_row", quote=row.quote, span=(row.start, row.end),
                       header=" | ".join(row.columns), products=[], doc_products=list(doc.products),
@@ -153,8 +137,6 @@ def dx_answer(q: Question, passages: list[Passage], ref: Reference) -> tuple[Sen
     ICD-10-CM code (reference data, the code set's descriptor) the question's words describe,
     backed by a passage that names the code or its family. Without a qualifier that decides it, the
     candidates lead together with what decides between them."""
-    from assistant.answer_type import answer_type
-
     at = answer_type(q.asked)
     if at.code_system != "ICD-10-CM" or at.detail == "Z" or q.codes:
         return None

@@ -267,3 +267,11 @@ def cached_corpus(sources_dir: Path, reference_dir: Path) -> CorpusView:
     documents = Path(sources_dir) / "documents"
     signature = files_signature(documents, depth=0) + files_signature(Path(reference_dir), (".yaml", ".yml", ".csv"))
     return _corpus_view(str(sources_dir), str(reference_dir), signature)
+
+
+def configured_corpus() -> CorpusView:
+    """`cached_corpus` of the configured sources and reference folders: what the engine answers from."""
+    from assistant import config
+
+    cfg = config.load()
+    return cached_corpus(cfg.sources_dir, cfg.reference_dir)

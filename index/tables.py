@@ -36,7 +36,7 @@ from functools import lru_cache
 
 from index.chunking import Block, blocks_of, chunk_document
 from index.codes import codes_in, find_codes
-from index.corpus import SourceDocument, cached_corpus
+from index.corpus import SourceDocument, configured_corpus
 
 __all__ = ["TableRow", "TableShape", "readable", "header_columns", "split_row", "table_shape", "candidate_cuts",
            "code_spans", "table_rows", "all_table_rows"]
@@ -561,8 +561,4 @@ def table_rows(doc: SourceDocument) -> list[TableRow]:
 
 def all_table_rows() -> list[TableRow]:
     """Every table row of the configured corpus (reloaded when a document changes)."""
-    from assistant import config
-
-    cfg = config.load()
-    view = cached_corpus(cfg.sources_dir, cfg.reference_dir)
-    return [row for doc in view.documents.values() for row in table_rows(doc)]
+    return [row for doc in configured_corpus().documents.values() for row in table_rows(doc)]

@@ -200,11 +200,15 @@ def _plan(p: Planning) -> Plan | None:
     return None
 
 
+def _asks_cpt(p: Planning, dated: bool) -> bool:
+    """A dated (or 'still valid') code question that is not about ICD-10-PCS: a CAR-T service's CPT code."""
+    return bool((dated or _STILL.search(p.text)) and re.search(r"\bcpts?\b|\bcodes?\b", p.text, re.I)
+                and not _PCS.search(p.text))
+
+
 def _services_asked(p: Planning, dated: bool) -> list[str]:
     """The CPT codes of every CAR-T service a CPT question names, in the code set's order."""
-    if not ((dated or _STILL.search(p.text)) and re.search(r"\bcpts?\b|\bcodes?\b", p.text, re.I)) or _PCS.search(p.text):
-        return []
-    return [code for rx, code in _SERVICES if rx.search(p.text)]
+    return [code for rx, code in _SERVICES if rx.search(p.text)] if _asks_cpt(p, dated) else []
 
 
 def _asked_code(p: Planning, dated: bool) -> str | None:
@@ -217,8 +221,8 @@ def _asked_code(p: Planning, dated: bool) -> str | None:
     named = [c for c in p.q.codes if (row := p.ref.any_code(c)) is not None and _has_history(p.ref, row)]
     if named and (dated or _STILL.search(p.text)):
         return named[0]
-    if (dated or _STILL.search(p.text)) and re.search(r"\bcpts?\b|\bcodes?\b", p.text, re.I) and not _PCS.search(p.text):
-        return next((code for rx, code in _SERVICES if rx.search(p.text)), None)
+    if _asks_cpt(p, dated):
+        return next(iter(_services_asked(p, dated)), None)
     if dated and _DESCRIPTOR.search(p.text) and p.q.product:
         prod = p.ref.product_by_id(p.q.product)
         return prod.hcpcs if prod and p.ref.code(prod.hcpcs) and p.ref.code(prod.hcpcs).dosages else None
