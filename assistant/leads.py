@@ -166,7 +166,8 @@ def _qualifier_score(code, text: str) -> int:
     grade = _GRADE.search(text)
     if grade is not None and code.condition in ("crs", "icans"):
         return 3 if code.descriptor.endswith(f"grade {grade.group(1)}") else 0
-    return max((len(n.split()) for n in code.names if re.search(rf"(?<![a-z]){re.escape(n)}(?![a-z])", text, re.I)), default=0)
+    return max((len(n.split()) for n in code.names if re.search(rf"(?<![a-z]){re.escape(n)}(?:e?s)?(?![a-z])", text, re.I)),
+               default=0)  # "multiple lymph nodes" names "multiple lymph node"
 
 
 def _family_sentence(family, passages: list[Passage]) -> Sentence | None:

@@ -116,6 +116,8 @@ _GIVEN = re.compile(r"\b(?:gave|given|give|administered|infused|dosed|dose(?:\s+
                     + r"\s*mg\b(?!\s*/)|" + _NUM + r"\s*(?:mg\s+)?(?:given|administered|infused)\b", re.I)
 _OPENED = re.compile(_NUM + r"\s*mg\s*(?:vial\s+)?opened\b|\bopened\s*:?\s*(?:a\s+|an\s+|one\s+)?" + _NUM
                      + r"\s*mg\b(?!\s*/)", re.I)
+_OPENED_LIST = re.compile(r"\bopened\s*:?\s*" + _NUM + r"\s*(?:mg)?\s*(?:\+|&|and)\s*" + _NUM + r"\s*(?:mg)?\b", re.I)  # "opened 400+200"
+_VIAL_NAMED_FIRST = re.compile(r"\bvials?\s*(?:of|size)?\s*:?\s*" + _NUM + r"\s*mg\b(?!\s*/)", re.I)  # "vial 1g" (read as 1000 mg)
 _NOT_DOSE = re.compile(_NUM + r"\s*mg\s*(?:opened|wasted|discarded|waste|drawn up|on hand|in stock)\b|"
                        r"\b(?:opened|wasted|discarded|waste(?:d)? of|stock(?:ed)?)\s*:?\s*" + _NUM + r"\s*mg\b", re.I)
 _UNITS = re.compile(r"\b(\d+)\s*units?\b", re.I)
@@ -159,6 +161,10 @@ def _vials(text: str) -> tuple[tuple[int, float], ...]:
     rest = _VIAL_COUNT.sub(" ", text)
     counted += [(int(m.group(2)), _num(m.group(1))) for m in _VIAL_COUNT_AFTER.finditer(rest)]
     rest = _VIAL_COUNT_AFTER.sub(" ", rest)
+    counted += [(1, _num(n)) for m in _OPENED_LIST.finditer(rest) for n in (m.group(1), m.group(2))]
+    rest = _OPENED_LIST.sub(" ", rest)
+    counted += [(0, _num(m.group(1))) for m in _VIAL_NAMED_FIRST.finditer(rest)]
+    rest = _VIAL_NAMED_FIRST.sub(" ", rest)
     counted += [(1, _num(m.group(1) or m.group(2))) for m in _OPENED.finditer(rest)]  # "600 mg opened"
     rest = _OPENED.sub(" ", rest)
     sizes = [(0, _num(n)) for m in _VIAL_SIZES.finditer(rest) for n in re.findall(_NUM, m.group(0))]
@@ -171,7 +177,7 @@ def _dose(text: str) -> float | None:
     text = _PER_KG.sub(" ", text)
     if m := _GIVEN.search(text):
         return _num(m.group(1) or m.group(2))
-    for rx in (_VIAL_COUNT, _VIAL_COUNT_AFTER, _VIAL_SIZES, _NOT_DOSE):
+    for rx in (_VIAL_COUNT, _VIAL_COUNT_AFTER, _OPENED_LIST, _VIAL_NAMED_FIRST, _VIAL_SIZES, _NOT_DOSE):
         text = rx.sub(" ", text)
     return _first(_MG, text)
 

@@ -191,6 +191,22 @@ def test_a_dose_before_a_vial_list_is_the_dose():
     assert f.dose_mg == 1250.0 and f.vials == ((3, 500.0),)
 
 
+@pytest.mark.parametrize("text, first", [
+    ("actemra gave 560mg, opened 400+200, JW units?", "**J3262-JW: 40 unit(s)**"),
+    ("cy 600mg OP DOS 5/5/24, vial 1g", "**J9075-JW: 80 unit(s)**"),
+])
+def test_vials_named_after_the_amount_give_the_jw_line(engine, text, first):
+    assert first in lead(ask(engine, text))
+
+
+def test_two_quarters_compare_from_the_earlier_to_the_later(engine):
+    assert "+$679.82" in lead(ask(engine, "Q2053 1q26 vs 4q25 change in coins"))
+
+
+def test_a_plural_qualifier_picks_the_dx_code(engine):
+    assert lead(ask(engine, "tecartus mcl site multiple lymph nodes dx")).startswith("**C83.18**")
+
+
 def test_a_code_set_year_dates_a_cpt_question(engine):
     assert lead(ask(engine, "apheresis cpt 2026 for abecma")).startswith("**38225**")
 

@@ -77,6 +77,8 @@ def test_regimen_letters_negation_lists_and_labs():
     assert read_scenario("involved kappa FLC 62 mg/dL, ratio 25 (drawn 11/18/26)", ref, (), today).flags["measurable"] is True
     assert read_scenario("M-spike 0.3, kappa FLC 4 mg/dL w/ nl ratio; no progression", ref, (), today).flags["measurable"] is False
     assert read_scenario("DOB 2/11/2009, RRMM", ref, (), today).age == 17
+    s = read_scenario("54M RRMM, 450M - approvable", ref, (), today)
+    assert s.age == 54 and s.dose_cells == 450_000_000  # "450M" is a cell dose, "54M" an age and sex
 
 
 def test_prior_anti_bcma_fails_centene_criterion_7(engine):
@@ -111,6 +113,15 @@ def test_a_new_lab_value_in_a_thread_replaces_the_old_one(engine):
                 "no cart, spep 1.1 last week", conv)
     a = ask(engine, "what if her spep was 0.3", conv)
     assert "4 (measurable disease" in lead(a) and "spep was 0.3 below the threshold" in lead(a)
+
+
+def test_a_lab_date_alone_in_a_follow_up_makes_the_lab_stale(engine):
+    conv = Conversation()
+    first = lead(ask(engine, "centene 71M RRMM, KRd->ASCT->len maint, then DPd, M-spike 0.8 g/dL on 11/9/26, heme/onc, "
+                             "no CNS/BCMA/CAR-T, 450M. meets?", conv))
+    assert first.startswith("**Meets all 11 criteria")
+    first = lead(ask(engine, "what if the SPEP is from august", conv))
+    assert first.startswith("**Cannot tell yet") and "more than 30 days ago" in first
 
 
 def test_a_question_about_one_criterion_is_led_by_it(engine):

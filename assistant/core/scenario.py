@@ -13,7 +13,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from assistant.core.dates import find_service_dates
+from assistant.core.dates import find_service_dates, month_number
 from assistant.core.reference import Reference
 
 _WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
@@ -51,7 +51,8 @@ _FLAGS = {
 }
 _DOSE_CELLS = re.compile(r"\b(\d{2,4}(?:\.\d+)?)\s*(?:x|×|\*)\s*10\s*\^?\s*(?:6|⁶)|"
                          r"\b(\d{2,4})\s*(?:million|M)\s*(?:CAR\+?\s*)?(?:T[\s-]?)?cells\b|"
-                         r"\b(?:dose|target)\s*(?:dose\s*)?(?:of\s*)?(\d{3})(?:\s*(?:M|million)\b)?(?![\d.,/])", re.I)
+                         r"\b(?:dose|target)\s*(?:dose\s*)?(?:of\s*)?(\d{3})(?:\s*(?:M|million)\b)?(?![\d.,/])|"
+                         r"\b(\d{3})\s*M\b(?![\w/])", re.I)  # "450M": three digits (an age with a sex is two, "54M")
 # Myeloma regimens by their letters ("VRd", "DKd", "Pd", "dara-VRd", "elo-pom-dex"): the capitals
 # before the lowercase d (dexamethasone) name the drugs. Case matters ("PD" is progressive disease).
 _REGIMEN = re.compile(r"(?<![A-Za-z])(?:(?:[Dd]ara|[Ii]sa|[Ee]lo)-?)?(?P<letters>[VRKPCTDIES]{1,3})d(?![A-Za-z])")
@@ -70,6 +71,7 @@ _LABS = {
     "urine": (re.compile(r"\b(?:UPEP|urine M-?protein|24\s*h(?:ou)?r? urine)\b\D{0,12}?(\d+(?:\.\d+)?)\s*mg", re.I), 200.0),
     "flc": (re.compile(r"\bFLC\b\D{0,12}?(\d+(?:\.\d+)?)\s*mg/dL", re.I), 10.0),
 }
+_LAB_DATED = re.compile(r"\b(SPEP|UPEP|M-?spike|M-?protein|FLC|labs?)\b[^.;?]{0,25}?\b(?:from|drawn|dated|done|on|in)\b[^.;?]{0,20}", re.I)
 _NORMAL_RATIO = re.compile(r"\b(?:nl|normal)\s+(?:FLC\s+)?ratio\b", re.I)
 _PROGRESSION = re.compile(r"\b(?:progressed|progressing|progressive disease|progression|PD)\b")
 _LAB_WINDOW_DAYS = 30
@@ -161,6 +163,19 @@ def read_scenario(text: str, ref: Reference, requested: tuple[str, ...] = (), to
                     other=tuple(m.group(0) for rx in _OTHER_FINDINGS.values() if (m := rx.search(text))))
 
 
+def _last_day_named(text: str, today: dt.date) -> dt.date | None:
+    """The last day of the date a phrase names: a full date, or a bare month ("from august": its most
+    recent occurrence up to today)."""
+    found = next(iter(find_service_dates(text, today)), None)
+    if found is not None:
+        return found.end
+    month = next((n for w in re.findall(r"[a-z]+", text.lower()) if (n := month_number(w))), None)
+    if month is None:
+        return None
+    year = today.year if month <= today.month else today.year - 1
+    return (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1))
+
+
 def _age(text: str, today: dt.date) -> int | None:
     if (m := _DOB.search(text)) is not None:
         born = next((d for d in find_service_dates(m.group(1), today) if d.precision == "day"), None)
@@ -227,6 +242,11 @@ def _measurable(text: str, today: dt.date) -> tuple[bool | None, str] | None:
                 return True, m.group(0)
             reasons.append(f"{m.group(0)} drawn {drawn.label()}, more than {_LAB_WINDOW_DAYS} days ago" if stale
                            else f"{m.group(0)} below the threshold")
+    if not reasons and (m := _LAB_DATED.search(text)):
+        # "what if the SPEP is from august": a lab's date alone, in a thread that gave its value
+        last_day = _last_day_named(m.group(0), today)
+        if last_day is not None and (today - last_day).days > _LAB_WINDOW_DAYS:
+            reasons.append(f"{m.group(1)} from {m.group(0)[m.end(1) - m.start():].strip()}, more than {_LAB_WINDOW_DAYS} days ago")
     mentions = list(_PROGRESSION.finditer(text))
     progression = next((m for m in mentions if not _negated(text, m.start())), None)
     if progression is not None:
@@ -299,4 +319,4 @@ def _dose_cells(text: str) -> int | None:
     m = _DOSE_CELLS.search(text)
     if m is None:
         return None
-    return int(float(m.group(1) or m.group(2) or m.group(3)) * 1_000_000)
+    return int(float(m.group(1) or m.group(2) or m.group(3) or m.group(4)) * 1_000_000)

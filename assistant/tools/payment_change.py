@@ -12,6 +12,7 @@ import re
 from decimal import Decimal
 from typing import Annotated
 
+from assistant.core.quarters import Quarter
 from assistant.core.reference import Reference
 from assistant.tools._inputs import fmt, money
 from assistant.tools.component import Calculator, IsoDate, Plan, Text, call, param
@@ -105,7 +106,8 @@ def _plan(p: Planning) -> Plan | None:
     """A payment question asking for a difference between two quarters or two codes."""
     if not (p.has("payment") and PAYMENT_NUMBER.search(p.text) and CHANGE.search(p.text)) or p.q.setting == "inpatient":
         return None
-    quarters = [str(d.quarter) for d in p.q.dates if d.quarter is not None]
+    # two periods are compared in time order, so the change reads from the earlier to the later
+    quarters = sorted({str(d.quarter) for d in p.q.dates if d.quarter is not None}, key=Quarter.parse)
     codes = p.product_codes()
     args: dict = {"today": p.today.isoformat()}
     if (figure := next((k for k, rx in _FIGURE_WORDS.items() if rx.search(p.text)), None)) is not None:
