@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 # measured 2026-12-01 on the hybrid system over every evals/golden*.yaml file (461 cases: the 298 of
 # golden.yaml + golden_dos.yaml, plus 163 coder-style cases in golden_coder_codes.yaml, golden_coder_pa.yaml
 # and golden_probe_dev.yaml, evals/REPORT.md): fact accuracy 0.909 (dev 0.939, held-out 0.857), lead accuracy
-# 0.936, harmful rate 0, hit@5 0.580, behaviour 0.985, citation precision 0.988, calculators 0.935. The set
+# 0.941, harmful rate 0, hit@5 0.580, behaviour 0.985, citation precision 0.988, calculators 0.935. The set
 # grew with harder cases on that day, so the calculator and behaviour levels are lower than the 298-case
 # set's (0.970, 0.993) without any case that passed before failing (compared case by case).
 THRESHOLDS = {"fact_accuracy": 0.895, "lead_accuracy": 0.92, "hit@5": 0.57, "behaviour": 0.98, "citation_precision": 0.98,
