@@ -119,7 +119,7 @@ def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
     exclude: set[str] = set()
     for c in calls:
         calc = get_calculator(c.name)
-        if c.result and calc is not None:
+        if c.result and calc is not None and c.result.values.get("supersedes", True):
             exclude |= calc.supersedes
     notes = turn.notes + warned + policy_version_notes(citations, q) + conflict_notes(q, citations, exclude=exclude)
     notes += retired_code_notes([c.quote for c in citations], turn.question.service_day(turn.today))
@@ -185,7 +185,12 @@ _CODE_WORDS = ("hcpcs", "q-code", "q code", "qcode", "j-code", "j code", "jcode"
 
 
 def direct_code_answer(q: Question, passages: list[Passage], ref: Reference):
-    """'What is the code for X?': the product's HCPCS code, backed by a passage that states it."""
+    """'What is the code for X?': the product's HCPCS code, backed by a passage that states it;
+    'what is Q2056?': the product the code is for."""
+    if (rev := _REVERSE.match(q.asked.strip())) and (prod := ref.product(rev.group(1) or rev.group(2))) and prod.hcpcs:
+        found = code_sentence(prod, passages) or code_sentence(prod, passages, named_only=False)
+        if found is not None:  # (the CMS descriptor's cell count is not in the quote: not shown)
+            return found[0], f"**{prod.hcpcs}** is the HCPCS code for {prod.brand} ({prod.generic}). \"{one_line(found[1])}\""
     if "code" not in q.intents or not q.products:
         return None
     if q.comparison or len(q.products) > 1:
@@ -207,6 +212,11 @@ def direct_code_answer(q: Question, passages: list[Passage], ref: Reference):
     if re.search(r"\bj[- ]?codes?\b", q.asked, re.I) and prod.hcpcs.startswith("Q"):
         units = f" It is a Q-code; {prod.brand} has no J-code.{units}"
     return sentence, f"**{prod.hcpcs}** is the HCPCS code for {prod.brand} ({prod.generic}).{units} \"{one_line(text)}\""
+
+
+# "what is Q2056", "whats q2053 for", "Q2055 = which product?": the code's product
+_REVERSE = re.compile(r"(?:what(?:'?s| is| are)?|which (?:drug|product) is)\s+(?:hcpcs\s+|code\s+)?(Q\d{4})\b"
+                      r"(?:\s+(?:for|code|hcpcs|again|mean))*\s*\??$|(Q\d{4})\s*(?:=|is)\s*(?:what|which)\b.*$", re.I)
 
 
 def comparison_code_answer(q: Question, passages: list[Passage], ref: Reference):

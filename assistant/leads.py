@@ -151,14 +151,33 @@ def dx_answer(q: Question, passages: list[Passage], ref: Reference) -> tuple[Sen
     scored = sorted(((_qualifier_score(c, q.asked), c) for c in family), key=lambda t: (-t[0], t[1].code))
     if not scored:
         return None
-    support = _family_sentence(family, passages)
+    support = _family_sentence(family, passages) or _family_row(family, q)
     if support is None:
         return None
     top, best = scored[0]
     if top > 0 and (len(scored) == 1 or scored[1][0] < top):
         return support, f"**{best.code}** is the ICD-10-CM code for {best.descriptor[0].lower() + best.descriptor[1:]} (ICD-10-CM tabular list)."
     options = "; ".join(f"**{c.code}** {c.descriptor}" for _s, c in scored)
+    if (status := _STATUS.search(q.asked)) and top == 0:
+        # "MCL in remission": no code of the family says so; never another condition's remission code
+        return support, (f"My sources give no ICD-10-CM code for {_CONDITION_NAMES[condition]} "
+                         f"{status.group(0).lower()}. The codes they list for it: {options} (ICD-10-CM tabular list).")
     return support, f"ICD-10-CM by what the record documents: {options} (ICD-10-CM tabular list)."
+
+
+_STATUS = re.compile(r"\b(?:in |not in )?remission\b", re.I)  # an axis of the leukemia and myeloma codes
+_CONDITION_NAMES = {"crs": "cytokine release syndrome", "icans": "ICANS", "mcl": "mantle cell lymphoma",
+                    "all": "B-cell ALL", "mm": "multiple myeloma"}
+
+
+def _family_row(family, q: Question) -> Sentence | None:
+    """A document table row naming a code of the family, when no retrieved passage does: the
+    guide's ICD-10-CM table holds the codes even when the search found other rows."""
+    docs = configured_corpus().documents
+    stems = {c.code for c in family} | {c.code[:5] for c in family}
+    rows = [r for r in all_table_rows() if any(s in r.quote for s in stems) and len(r.quote) < 420]
+    rows.sort(key=lambda r: (not (q.product and q.product in docs[r.doc_id].products), r.doc_id, r.start))
+    return _row_sentence(rows[0], docs[rows[0].doc_id]) if rows else None
 
 
 def _qualifier_score(code, text: str) -> int:

@@ -25,6 +25,7 @@ from index import store
 from index.codes import codes_in, tokenize
 from index.entities import payers, payers_in, products, products_in_question
 from index.normalize import normalize
+from index.sentences import quotable_sentences, sentence_id
 
 POOL = 40  # candidates per retriever before fusion: 100 cost 40% more per answer (Chroma fetch + node parsing) for the same dev-set results
 _COMPARE_RE = re.compile(r"\b(?:vs\.?|versus|compare[ds]?|comparison|differ(?:ence|ent)?|both|between)\b", re.I)
@@ -53,6 +54,8 @@ class Passage:
     score: float
     rank: int = 0
     why: list[str] = field(default_factory=list)  # which retrievers found it, entity tier
+    # sentence_id -> cosine similarity of the sentence to the question (index.sentences)
+    sentence_sims: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -306,10 +309,44 @@ class HybridRetriever:
                         lead.append(p)
                         seen.add(p.node_id)
             fused = lead + [p for p in fused if p.node_id not in seen]
-        ranked = order_by_codes(fused, ents)
-        for i, p in enumerate(ranked[:top_k], 1):
+        ranked = order_by_codes(fused, ents)[:top_k]
+        for i, p in enumerate(ranked, 1):
             p.rank = i
-        return ranked[:top_k]
+        self._score_sentences(ranked, embedding)
+        return ranked
+
+    def _score_sentences(self, passages: list[Passage], embedding: list[float]) -> None:
+        """Each passage's sentences' similarity to the question, from the vectors stored at build
+        time (one Chroma read for all of them). An index without them scores by words alone."""
+        if self.sentences is None:
+            return
+        import numpy as np
+
+        ids = {p.node_id: [sentence_id(t) for _a, _b, t in quotable_sentences(p.quote, p.span, p.chunk_type)]
+               for p in passages}
+        wanted = sorted({i for v in ids.values() for i in v})
+        if not wanted:
+            return
+        got = self.sentences.get(ids=wanted, include=["embeddings"])
+        if not len(got["ids"]):
+            return
+        sims = np.asarray(got["embeddings"], dtype=np.float32) @ np.asarray(embedding, dtype=np.float32)
+        by_id = dict(zip(got["ids"], map(float, sims), strict=True))
+        for p in passages:
+            p.sentence_sims = {i: by_id[i] for i in ids[p.node_id] if i in by_id}
+
+    @cached_property
+    def sentences(self):
+        """The build's sentence collection, or None for an index built without one."""
+        name = self.manifest.sentences
+        if not name:
+            return None
+        try:
+            return store.open_collection(store.client_for(self.cfg, self.manifest.build_id), name)
+        except Exception as exc:
+            if store.is_store_error(exc):
+                return None
+            raise
 
     @cached_property
     def _vector_index(self):

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from assistant.core.dates import ServiceDate, find_service_date, find_service_dates
 from assistant.core.quantities import NUMBER, number_float
-from assistant.core.quarters import find_quarter
+from assistant.core.quarters import Quarter, find_quarter
 from assistant.core.question import Figures, Question
 from assistant.core.reference import load_reference
 from assistant.core.scenario import negated_mention, prior_mention
@@ -299,6 +299,9 @@ def _split_prior(text: str, found: list[str]) -> tuple[tuple[str, ...], tuple[st
 
 _QUARTER_BEFORE = re.compile(r"\b(?:the )?(?:quarter|qtr) before\b|\b(?:the )?(?:prior|previous|preceding) (?:quarter|qtr)\b|"
                              r"\ba quarter earlier\b", re.I)
+_BARE_QUARTER = re.compile(r"\b(?:Q(?P<q>[1-4])|(?P<q2>[1-4])Q|(?P<nth>first|second|third|fourth|1st|2nd|3rd|4th) (?:quarter|qtr))\b"
+                           r"(?!\s*'?\d)", re.I)
+_ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
 _HISTORY = 5
 _FOLLOWS_CHARS = 600  # how much of the followed question a turn keeps  # earlier turns a thread keeps (their scenario facts carry over)
 _FIGURE_INTENTS = {"bsa"}  # intents a changed patient figure brings, not a new question
@@ -319,6 +322,11 @@ def _thread_date(question: Question, previous: Question):
     date, or the thread's date when the turn gives none."""
     if (m := _QUARTER_BEFORE.search(question.text)) and previous.service_date is not None:
         return previous.service_date.quarter_before(m.group(0))
+    if (question.service_date is None and (m := _BARE_QUARTER.search(question.text))
+            and previous.service_date is not None and previous.service_date.source != "today"):
+        # "and Q4?" after "Q3 2025": the thread's year
+        q = Quarter(previous.service_date.start.year, int(m["q"] or m["q2"] or _ORDINALS[m["nth"].lower()]))
+        return ServiceDate(q.start, q.end, "quarter", m.group(0), "question", previous.service_date.event)
     if question.service_date is None and previous.service_date is not None and previous.service_date.source != "today":
         return previous.service_date.with_source("conversation")
     return None
@@ -358,7 +366,7 @@ def resolve(question: Question, previous: Question | None) -> Question:
     if {"product", "payer"} & set(inherited) or is_follow_up:
         changes["history"] = (*previous.history, previous.text)[-_HISTORY:]
     changes["figures"] = question.figures.merged_over(previous.figures, whole="follows" in changes)
-    if question.service_date is not None and question.figures.quarter is None:
+    if (question.service_date is not None or (date is not None and date.source == "question")) and question.figures.quarter is None:
         # "what about last quarter": this turn's date decides, not the quarter an earlier turn named
         changes["figures"] = replace(changes["figures"], quarter=None)
     if changes["figures"] != question.figures:

@@ -23,6 +23,8 @@ from index import store
 from index.chunking import Chunk, chunk_document
 from index.corpus import DocumentError, SourceDocument, load_corpus
 from index.embedding import embedder_id, get_embedder
+from index.sentences import COLLECTION_SUFFIX, quotable_sentences, sentence_id
+from index.sentences import VERSION as SENTENCES_VERSION
 
 BATCH = 64
 
@@ -34,6 +36,8 @@ class BuildReport:
     chunks: int = 0
     embedded: int = 0
     reused: int = 0
+    sentences: int = 0            # sentence vectors in the build (index.sentences)
+    sentences_embedded: int = 0   # of which embedded now (the rest copied from the live build)
     seconds: float = 0.0
     build_id: str = ""
     skipped: list[DocumentError] = field(default_factory=list)
@@ -68,7 +72,7 @@ def corpus_nodes(documents: list[SourceDocument]) -> list[TextNode]:
 
 
 def corpus_hash(nodes: list[TextNode]) -> str:
-    digest = hashlib.sha256(embedder_id().encode())
+    digest = hashlib.sha256(embedder_id().encode() + SENTENCES_VERSION.encode())
     for node in nodes:
         digest.update(node.id_.encode())
         digest.update(repr(sorted(node.metadata.items())).encode("utf-8"))
@@ -124,8 +128,10 @@ def _build_locked(cfg: Config, started: float, quiet: bool, force: bool) -> Buil
          f"{len(reuse)} vectors reused, {len(todo)} to embed.", quiet)
     _attach_vectors(nodes, reuse, todo, quiet)
     _store_nodes(collection, vector_store, nodes, build_id)
+    sentences, report.sentences, report.sentences_embedded = _store_sentences(
+        cfg, live, build_id, name + COLLECTION_SUFFIX, nodes, quiet)
 
-    manifest = _manifest(build_id, name, chash, corpus.documents, nodes)
+    manifest = _manifest(build_id, name, chash, corpus.documents, nodes, sentences)
     store.write_manifest(cfg, manifest)  # the swap: from here on readers see the new build
     store.remove_stale_builds(cfg, keep={build_id} | ({live.build_id} if live else set()))
     report.build_id = build_id
@@ -133,7 +139,8 @@ def _build_locked(cfg: Config, started: float, quiet: bool, force: bool) -> Buil
     report.reused = len(reuse)
     report.seconds = time.perf_counter() - started
     report.message = (f"Built index {build_id}: {report.documents} documents, {report.chunks} chunks; "
-                      f"embedded {report.embedded}, reused {report.reused} in {report.seconds:.1f} s.")
+                      f"embedded {report.embedded}, reused {report.reused}; {report.sentences} sentence vectors "
+                      f"({report.sentences_embedded} embedded) in {report.seconds:.1f} s.")
     return report
 
 
@@ -187,6 +194,49 @@ def _attach_vectors(nodes: list[TextNode], reuse: dict[str, list[float]], todo: 
         _say(f"  embedded {min(i + BATCH, len(todo))}/{len(todo)}", quiet)
 
 
+def node_sentences(nodes: list[TextNode]) -> dict[str, str]:
+    """sentence_id -> text of every quotable sentence of the nodes (each wording once)."""
+    out: dict[str, str] = {}
+    for n in nodes:
+        m = n.metadata
+        for _a, _b, text in quotable_sentences(m["quote"], (int(m["span_start"]), int(m["span_end"])), m["chunk_type"]):
+            out.setdefault(sentence_id(text), text)
+    return out
+
+
+def _store_sentences(cfg: Config, live: store.Manifest | None, build_id: str, name: str,
+                     nodes: list[TextNode], quiet: bool) -> tuple[str, int, int]:
+    """The new build's sentence collection: vectors of sentences the live build has are copied,
+    the others embedded. Returns its name (for the manifest), the sentence count and how many
+    were embedded."""
+    wanted = node_sentences(nodes)
+    vectors: dict[str, list[float]] = {}
+    if live and live.sentences and live.model_sha256 == embedder_id():
+        try:
+            old = store.open_collection(store.client_for(cfg, live.build_id), live.sentences)
+            ids = sorted(wanted)
+            for i in range(0, len(ids), 500):
+                got = old.get(ids=ids[i:i + 500], include=["embeddings"])
+                vectors.update(zip(got["ids"], (list(map(float, e)) for e in got["embeddings"]), strict=True))
+        except Exception as exc:  # a damaged live build: embed everything
+            _say(f"Could not reuse sentence vectors ({exc.__class__.__name__}); re-embedding them.", quiet)
+            vectors = {}
+    todo = [i for i in wanted if i not in vectors]
+    if todo:
+        embedder = get_embedder()
+        for i in range(0, len(todo), BATCH):
+            batch = todo[i:i + BATCH]
+            vectors.update(zip(batch, embedder.get_text_embedding_batch([wanted[j] for j in batch]), strict=True))
+        _say(f"  embedded {len(todo)} sentences ({len(wanted) - len(todo)} reused)", quiet)
+    collection = store.open_collection(store.client_for(cfg, build_id), name, create=True)
+    ids = sorted(wanted)
+    for i in range(0, len(ids), 1000):
+        collection.add(ids=ids[i:i + 1000], embeddings=[vectors[j] for j in ids[i:i + 1000]])
+    if collection.count() != len(ids):
+        raise RuntimeError(f"build {build_id} holds {collection.count()} sentences, expected {len(ids)}")
+    return name, len(ids), len(todo)
+
+
 def _store_nodes(collection, vector_store, nodes: list[TextNode], build_id: str) -> None:
     """Write the nodes into the new collection and check that all of them arrived before it can go live."""
     for i in range(0, len(nodes), 256):
@@ -195,7 +245,8 @@ def _store_nodes(collection, vector_store, nodes: list[TextNode], build_id: str)
         raise RuntimeError(f"build {build_id} holds {collection.count()} chunks, expected {len(nodes)}")
 
 
-def _manifest(build_id: str, name: str, chash: str, documents: list[SourceDocument], nodes: list[TextNode]) -> store.Manifest:
+def _manifest(build_id: str, name: str, chash: str, documents: list[SourceDocument], nodes: list[TextNode],
+              sentences: str) -> store.Manifest:
     """The pointer record for the new build: its collection, hashes, per-document metadata and chunk ids."""
     per_doc = Counter(n.metadata["source_id"] for n in nodes)  # one pass, not one per document
     docs_meta = {doc.id: {**doc.metadata(), "hash": doc.content_hash, "chunks": per_doc[doc.id]}
@@ -204,5 +255,5 @@ def _manifest(build_id: str, name: str, chash: str, documents: list[SourceDocume
         build_id=build_id, collection=name,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         corpus_hash=chash, model_sha256=embedder_id(), documents=docs_meta,
-        chunk_ids=[n.id_ for n in nodes],
+        chunk_ids=[n.id_ for n in nodes], sentences=sentences,
     )

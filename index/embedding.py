@@ -122,11 +122,56 @@ def HashEmbedding(**kwargs):  # noqa: N802 (a class, built lazily so llama-index
 
 @lru_cache(maxsize=1)
 def _model_embedder():
-    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
-
     path = model_dir()
     verify_model(path)
-    return HuggingFaceEmbedding(
-        model_name=str(path), device="cpu", embed_batch_size=64, normalize=True,
-        cache_folder=str(path),
-    )
+    return _model_embedding_class()(path)
+
+
+@lru_cache(maxsize=1)
+def _query_encoder(path: Path):
+    from index.minilm import MiniLM
+
+    return MiniLM.load(path)
+
+
+@lru_cache(maxsize=1)
+def _build_encoder(path: Path):
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+    return HuggingFaceEmbedding(model_name=str(path), device="cpu", embed_batch_size=64, normalize=True,
+                                cache_folder=str(path))
+
+
+def _model_embedding_class():
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from pydantic import PrivateAttr
+
+    class MiniLMEmbedding(BaseEmbedding):
+        """all-MiniLM-L6-v2 as one llama-index embedding with two engines: a query (one short
+        text per answer) runs in numpy (index.minilm: no torch import, ~10 ms), batches of
+        document text at build time run in sentence-transformers. Tests hold the two to the same
+        vectors (within 1e-5)."""
+
+        _path: Path = PrivateAttr()
+
+        def __init__(self, path: Path, **kwargs):
+            super().__init__(model_name=str(path), embed_batch_size=64, **kwargs)
+            self._path = path
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            from threadpoolctl import threadpool_limits
+
+            # one short text gains nothing from BLAS threads and loses much when the CPU is shared
+            with threadpool_limits(limits=1, user_api="blas"):
+                return _query_encoder(self._path).encode([query])[0].tolist()
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return self._get_query_embedding(query)
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return self._get_text_embeddings([text])[0]
+
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            return _build_encoder(self._path).get_text_embedding_batch(texts)
+
+    return MiniLMEmbedding

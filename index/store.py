@@ -19,6 +19,7 @@ from pathlib import Path
 from assistant import config as config_mod
 from assistant.config import Config
 from assistant.core.files import write_atomic
+from index.sentences import COLLECTION_SUFFIX
 
 
 class IndexMissingError(RuntimeError):
@@ -70,6 +71,7 @@ class Manifest:
     model_sha256: str
     documents: dict  # doc id -> {title, kind, hash, chunks, ...}
     chunk_ids: list[str]
+    sentences: str = ""  # the sentence-vector collection ("" in a build made before it existed)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=1, sort_keys=True)
@@ -163,7 +165,7 @@ def remove_stale_builds(cfg: Config, keep: set[str]) -> list[str]:
         prefix = f"{cfg.collection_prefix}_"
         for col in client.list_collections():
             name = col if isinstance(col, str) else col.name
-            build = name[len(prefix):]
+            build = name[len(prefix):].removesuffix(COLLECTION_SUFFIX)  # a build's sentence collection goes with it
             if name.startswith(prefix) and not name.startswith(prefix + "_") and build not in keep:
                 client.delete_collection(name)
                 removed.append(build)

@@ -64,7 +64,8 @@ def test_conversation_continuity(server):
     # without the conversation the same follow-up has nothing to inherit
     alone = ask(server, "And its payment limit?")
     assert alone["conversation_id"] != first["conversation_id"]
-    assert "Q2055" not in alone["answer"]["text"]
+    # no Abecma payment computed: the sources' per-code sentences may still be quoted
+    assert not alone["answer"]["tool_calls"] and "$" not in alone["answer"]["text"].split("\n")[0]
 
 
 def _error(status_expected, status, raw):

@@ -245,13 +245,23 @@ def test_tecartus_mcl():
     {"product": "Tecartus", "bsa_m2": 1.8},                    # indication needed
     {"product": "Abecma", "indication": "mcl", "bsa_m2": 1.8},  # not its indication
     {"product": "Yescarta", "bsa_m2": 1.8},                     # no dose rule
-    {"product": "Abecma"},                                      # no BSA
+    {"product": "Abecma", "height": 170},                       # height without weight
     {"product": "Abecma", "bsa_m2": 9},
     {"product": "Abecma", "bsa_m2": 1.8, "infusion_date": "20/05/2026"},
 ])
 def test_lymphodepletion_bad_input(kwargs):
     with pytest.raises(CalcError):
         lymphodepletion_plan(**kwargs)
+
+
+def test_lymphodepletion_without_patient_figures_is_the_label_regimen():
+    r = lymphodepletion_plan(product="Tecartus", indication="all")
+    assert r.values["regimen"] == [{"drug": "fludarabine", "mg_per_m2": "25", "days": [-4, -3, -2]},
+                                   {"drug": "cyclophosphamide", "mg_per_m2": "900", "days": [-2]}]
+    assert "cyclophosphamide 900 mg/m² IV on day -2 (1 dose)" in r.summary and "mg/day" not in r.summary
+    # the guide's daily-x3 cyclophosphamide is shown beside it, never taken
+    assert any("900 mg/m^2 IV daily x 3 days" in w for w in r.warnings)
+    assert lymphodepletion_plan(product="Abecma").values["regimen"][1]["mg_per_m2"] == "300"
 
 
 # --- cell dose ------------------------------------------------------------------------------

@@ -219,3 +219,63 @@ def test_a_j_code_question_about_a_q_coded_product_says_so(engine):
 def test_a_spaced_short_name_is_the_product():
     assert read_question("brexu cel OP infusion").products == ("tecartus",)
     assert read_question("cilta cel dose range pt 200 lb").products == ("carvykti",)
+
+
+# --- current facts lead, without a date of service ----------------------------------------------
+
+def test_an_ended_rule_is_answered_for_today_and_the_guides_are_flagged(engine):
+    a = ask(engine, "is REMS still required for carvykti")
+    assert lead(a).startswith("**As of today (2026-11-24), no REMS applies**") and "June 26, 2025" in lead(a)
+    # the guide's "REMS required" may be quoted below, but never without the note that it is outdated
+    assert any(n.startswith("Sources disagree on REMS") and "outdated" in n for n in a.notes)
+    dated = ask(engine, "REMS for tecartus DOS 3/1/25")
+    assert "was in force" in lead(dated)
+
+
+def test_a_cpt_question_gets_the_code_in_force_and_a_code_set_year_is_not_a_date_of_service(engine):
+    assert lead(ask(engine, "what cpt do i bill for the carvykti infusion")).startswith("**38228** is the CPT code")
+    first = lead(ask(engine, "CPT for CAR-T cell infusion 2025"))
+    assert first.startswith("**38228**") and "the 2025 code set" in first and "date of service" not in first
+    assert lead(ask(engine, "2024 cpt for car-t harvest")).startswith("**0537T**")
+    # the lymphodepletion infusions are chemotherapy administration, not the CAR-T service
+    a = ask(engine, "admin cpt for cy/flu infusion days")
+    assert not any(c.name == "code_on_date" for c in a.tool_calls) and "38228" not in lead(a)
+
+
+def test_a_bare_quarter_in_a_follow_up_is_the_threads_year(engine):
+    conv = Conversation()
+    assert "(2025Q3)" in lead(ask(engine, "carvykti q2056 price Q3 2025", conv))
+    assert "(2025Q4)" in lead(ask(engine, "and Q4?", conv))
+    assert "(2025Q1)" in lead(ask(engine, "what about 1Q", conv))
+
+
+def test_a_products_ndc_is_its_crosswalk_ndcs_not_its_labelers_other_drugs(engine):
+    first = lead(ask(engine, "NDC 11 digit for carvykti"))
+    assert first.startswith("**Carvykti NDC (11-digit, 5-4-2): 57894-0111-01, 57894-0111-02**") and "Tecvayli" not in first
+    assert "Tecvayli" in lead(ask(engine, "labeler 57894"))  # a labeler alone still lists every product
+
+
+def test_what_is_a_q_code_names_its_product(engine):
+    assert lead(ask(engine, "whats q2053 for")).startswith("**Q2053** is the HCPCS code for Tecartus")
+    assert lead(ask(engine, "Q2055 = which product?")).startswith("**Q2055** is the HCPCS code for Abecma")
+
+
+def test_a_remission_status_the_conditions_codes_lack_is_said_not_borrowed(engine):
+    first = lead(ask(engine, "what ICD10 for MCL in remission tecartus"))
+    assert first.startswith("My sources give no ICD-10-CM code for mantle cell lymphoma in remission")
+    assert "C83.10" in first and "C91.01" not in first  # never the ALL remission code
+    assert lead(ask(engine, "ALL in remission dx tecartus")).startswith("**C91.01**")
+
+
+def test_a_regimen_question_without_a_patient_gets_the_label_regimen(engine):
+    first = lead(ask(engine, "tecartus ALL cy dose"))
+    assert "cyclophosphamide 900 mg/m² IV on day -2 (1 dose)" in first and "FDA label" in first
+    both = lead(ask(engine, "tecartus LD regimen"))
+    assert "Tecartus (MCL)" in both and "Tecartus (ALL)" in both
+
+
+def test_a_tocilizumab_dose_question_without_a_weight_gets_the_label_rule(engine):
+    first = lead(ask(engine, "toci dose for CRS"))
+    assert first.startswith("**Tocilizumab for CRS (FDA label): 8 mg/kg IV for patients 30 kg or more, 12 mg/kg under 30 kg")
+    assert "800 mg per dose" in first and "3 doses in 24 h and 4 in total" in first
+    assert lead(ask(engine, "toci 70kg")).startswith("**Tocilizumab 560 mg per dose → J3262 560 units")

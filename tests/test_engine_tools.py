@@ -4,7 +4,7 @@
 import pytest
 
 from assistant.engine import Conversation
-from tests.answers import ask
+from tests.answers import ask, first_paragraph
 
 
 def tool(a, name):
@@ -103,8 +103,12 @@ def test_abecma_dose_conflict_is_shown(engine):
 
 
 def test_retired_codes_in_a_quote_get_their_replacements(engine):
-    a = ask(engine, "what cpt codes for car-t administration")
+    a = ask(engine, "abecma admin codes 0537T-0541T")
+    assert "0540T" in " ".join(c.quote for c in a.citations)
     assert any("0540T → 38228" in n and "January 1, 2025" in n for n in a.notes)
+    # asked as a CPT code, the code in force today leads and the deleted one is named as such
+    first = first_paragraph(ask(engine, "what cpt codes for car-t administration"))
+    assert first.startswith("**38228** is the CPT code") and "0540T is not" in first
 
 
 def test_comparison_gives_each_product(engine):

@@ -48,6 +48,8 @@ def test_changing_one_document_reembeds_only_its_changed_chunks(index_env, tmp_p
     report = build_mod.build(cfg, quiet=True)
     assert report.status == "built"
     assert 1 <= report.embedded <= 3 and report.reused == report.chunks - report.embedded
+    # sentence vectors likewise: only the new paragraph's sentence is embedded
+    assert report.sentences > 1000 and 1 <= report.sentences_embedded <= 3
     after = read_manifest(cfg)
     assert after.build_id != before.build_id and len(after.chunk_ids) == report.chunks
     # the previous build is kept for readers that still hold it; nothing older

@@ -46,6 +46,8 @@ def calls(text: str, previous: str | None = None) -> list[tuple[str, dict]]:
     ("What is the Q2055 payment limit for 2026Q1?", "payment",
      {"code": "Q2055", "units": 1, "today": "2026-11-24", "quarter": "2026Q1"}),
     ("NDC 71287-219-01 to 11 digits", "ndc", {"ndc": "71287-219-01"}),
+    ("cy/flu doses for carvykti", "lymphodepletion_plan", {"product": "carvykti"}),  # no patient: the label's regimen
+    ("carvykti ndc", "ndc", {"ndc": "57894", "product": "carvykti"}),
 ])
 def test_each_calculator_is_reached_with_its_arguments(text, name, args):
     assert calls(text) == [(name, args)]
@@ -66,7 +68,6 @@ def test_missing_patient_figures_are_asked_back(text, needs):
 
 @pytest.mark.parametrize("text", [
     "carvykti target dose cells per kg",       # the rule, from the sources
-    "cy/flu doses for carvykti",
     "how many doses of tocilizumab can be given",
     "What is the HCPCS code for Carvykti?",
     "Q2055 inpatient payment under the DRG",   # inpatient: paid within MS-DRG 018

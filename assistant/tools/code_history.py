@@ -30,7 +30,8 @@ def code_on_date(
                                        label="Product (for ICD-10-PCS)", choices="products")] = None,
         route: Annotated[Text, param("peripheral or central vein (ICD-10-PCS infusion codes)", label="Vein",
                                      choices=["peripheral", "central"])] = None,
-        event: Annotated[Text, param("service or discharge: what the date is of", form=False)] = "service",
+        event: Annotated[Text, param("service, discharge or code_set (a code set's year, as in 'CPT 2025'): "
+                                     "what the date is of", form=False)] = "service",
         period: Annotated[Text, param("The date as the question gave it when it is a month, quarter or year "
                                       "(e.g. 'February 2025'); `dos` is its first day", form=False)] = None,
         reference: Reference | None = None) -> ToolResult:
@@ -46,8 +47,11 @@ def code_on_date(
                                f"(it holds the product-specific codes of "
                                f"{', '.join(sorted({p.brand for c in ref.pcs.values() if c.product and (p := ref.product_by_id(c.product))}))}"
                                "). Check the current ICD-10-PCS tables for this product.", field="product")
-    when = ("a discharge" if event == "discharge" else "a date of service") + (f" in {period}" if period else
-                                                                               f" {'on' if event == 'discharge' else 'of'} {day.isoformat()}")
+    if event == "code_set":  # "CPT 2025": a code set's year, not a date of service
+        when = f"the {period or day.year} code set"
+    else:
+        when = ("a discharge" if event == "discharge" else "a date of service") + (
+            f" in {period}" if period else f" {'on' if event == 'discharge' else 'of'} {day.isoformat()}")
     lead = _lead(asked, valid, family, day, when) + _descriptor_change(asked, day)
     if asked is not None and asked.system == "ICD-10-CM" and asked.note:
         lead += f" **{asked.note}**"  # the guide's description of this code is wrong: the correction leads
@@ -157,6 +161,7 @@ _PCS = re.compile(r"ICD-?10-?PCS|\bPCS\b|procedure code", re.I)
 _ROUTE = re.compile(r"\b(peripheral|central)\b", re.I)
 _TOPIC = re.compile(r"CPT|HCPCS|PCS|code", re.I)
 _CODE_SET_YEAR = re.compile(r"\b(?:CPT|HCPCS|ICD-?10(?:-?CM|-?PCS)?|PCS)\s*(?:code set\s*)?(20\d\d)\b", re.I)
+_BARE_YEAR = re.compile(r"(?<![\w.$/-])(20[12]\d)(?![\w.,/-])")  # "CPT for CAR-T infusion 2025": that year's code set
 _STILL = re.compile(r"\bstill\b|\bcurrent(?:ly)?\b|\bnow\b|\btoday\b|\bvalid\b|\bretired\b|\bdeleted\b", re.I)
 _DESCRIPTOR = re.compile(r"descriptor|description|\bdesc\b|\bcells?\b|million|\b460\b|\b510\b", re.I)
 # the CAR-T service a CPT question names -> the CPT code of that service (the code set's own order)
@@ -180,8 +185,8 @@ def _plan(p: Planning) -> Plan | None:
     args: dict = {"dos": day.isoformat(), "event": "discharge" if d is not None and d.event == "discharge" else "service"}
     if dated and d.precision != "day":
         args["period"] = d.label()
-    if not dated and (m := _CODE_SET_YEAR.search(p.text)):  # "apheresis cpt 2026": the codes of that year's code set
-        dated, args["dos"], args["period"] = True, f"{m.group(1)}-01-01", m.group(1)
+    if not dated and (m := _CODE_SET_YEAR.search(p.text) or _BARE_YEAR.search(p.text)):  # "apheresis cpt 2026": the codes of that year's code set
+        dated, args["dos"], args["period"], args["event"] = True, f"{m.group(1)}-01-01", m.group(1), "code_set"
     if m := _ROUTE.search(p.q.text) or _ROUTE.search(p.text):  # this turn's route over the followed question's
         args["route"] = m.group(1).lower()
     if p.q.product:
@@ -200,10 +205,20 @@ def _plan(p: Planning) -> Plan | None:
     return None
 
 
+# services of the lymphodepletion or of supportive drugs have CPT codes of their own (96413 ...)
+_NOT_CART_SERVICE = re.compile(r"chemo|\bcy\b|\bflu\b|fludara|cyclophos|lymphodepl|\bLD\b|toci|actemra|"
+                               r"hydration|\bIVIG\b|\bpush\b|transfusion", re.I)
+
+
 def _asks_cpt(p: Planning, dated: bool) -> bool:
-    """A dated (or 'still valid') code question that is not about ICD-10-PCS: a CAR-T service's CPT code."""
-    return bool((dated or _STILL.search(p.text)) and re.search(r"\bcpts?\b|\bcodes?\b", p.text, re.I)
-                and not _PCS.search(p.text))
+    """A CAR-T service's CPT code: asked as a CPT code, or as a code with a date (or 'still
+    valid'), not about ICD-10-PCS or a lymphodepletion / supportive-drug service. Without a date
+    the code in force today answers: the guides' 0537T-0540T were deleted in 2025."""
+    if _PCS.search(p.text) or _NOT_CART_SERVICE.search(p.text):
+        return False
+    if re.search(r"\bcpts?\b", p.text, re.I):
+        return True
+    return bool((dated or _STILL.search(p.text)) and re.search(r"\bcodes?\b", p.text, re.I))
 
 
 def _services_asked(p: Planning, dated: bool) -> list[str]:

@@ -67,9 +67,11 @@ def lymphodepletion_plan(
     prod, ind, rules = product_rules(product, indication, ref)
     infusion = to_date(infusion_date, "infusion_date")
     service = to_date(dos, "dos") or date.today()
-    bsa, bsa_source, assumptions = _patient_bsa(bsa_m2, height, weight, height_unit, weight_unit)
     lymph = rules.get("lymphodepletion") or {}
     label = lymph.get("label") or {}
+    if all(x in (None, "") for x in (bsa_m2, height, weight)):
+        return _regimen(prod.brand, prod.id, ind, lymph)
+    bsa, bsa_source, assumptions = _patient_bsa(bsa_m2, height, weight, height_unit, weight_unit)
     lines = _drug_lines(label.get("drugs") or [], bsa, ref, infusion, service)
     citations = [cite(f"dosing.yaml#{prod.id}.{ind}.lymphodepletion.label", "FDA label regimen", str(label.get("cite", "")))]
     for code in dict.fromkeys(line["hcpcs"] for line in lines):
@@ -91,6 +93,30 @@ def lymphodepletion_plan(
                               "height_unit": height_unit, "weight_unit": weight_unit, "infusion_date": infusion_date},
                       values=values, summary=_summary(prod.brand, ind, bsa, lines, infusion is not None),
                       formula=_formula(lines, bsa), assumptions=assumptions, warnings=warnings, citations=citations)
+
+
+def _regimen(brand: str, product_id: str, ind: str, lymph: dict) -> ToolResult:
+    """No patient figures: the label's regimen in mg/m² and days, and the sources that differ."""
+    label = lymph.get("label") or {}
+    drugs = label.get("drugs") or []
+    citations = [cite(f"dosing.yaml#{product_id}.{ind}.lymphodepletion.label", "FDA label regimen", str(label.get("cite", "")))]
+    warnings = []
+    for src in lymph.get("sources") or []:
+        citations.append(cite(f"doc:{src['doc']}", src.get("section", ""), src["quote"]))
+        src_drugs = [{k: v for k, v in d.items() if k != "hcpcs"} for d in src.get("drugs") or []]
+        if _regimen_key(src_drugs) != _regimen_key(drugs):
+            warnings.append(f"⚠ {src['doc']} gives a different regimen: \"{src['quote']}\". "
+                            f"{lymph.get('conflict_note', '')} The label's regimen is the one above.")
+    text = "; ".join(f"{d['drug']} {fmt(Decimal(str(d['mg_per_m2'])))} mg/m² IV on day"
+                     f"{'s' if len(d['days']) > 1 else ''} {', '.join(str(x) for x in d['days'])}"
+                     f" ({len(d['days'])} dose{'s' if len(d['days']) > 1 else ''})" for d in drugs)
+    return ToolResult(
+        name="lymphodepletion_plan", inputs={"product": product_id, "indication": ind},
+        values={"product": product_id, "indication": ind, "regimen": drugs},
+        summary=f"**{brand} ({ind.upper()}) lymphodepletion (FDA label): {text}.** For mg per day and HCPCS units, "
+                "give the patient's BSA (or height and weight).",
+        formula="the label's regimen; days are relative to the CAR-T infusion (day 0)",
+        warnings=warnings, citations=citations)
 
 
 def _code_assumptions(ref: Reference, lines: list[dict], dated: bool) -> list[str]:
@@ -216,11 +242,14 @@ def _plan(p: Planning) -> Plan | None:
         return None
     inds = p.indications(product)
     size = _size_args(p)
-    if size is None and not p.about_patient and not p.says_units:
-        return Plan()
+    regimen_only = size is None and not p.about_patient and not p.says_units
     if p.q.indication not in inds and len(inds) > 1:
+        if regimen_only:  # "tecartus flu/cy doses": both indications' regimens
+            return Plan(calls=[("lymphodepletion_plan", {"product": product, "indication": i}) for i in inds])
         return ask(["indication"], f"Which indication is this for ({' or '.join(i.upper() for i in inds)})? "
                                    "The regimens differ.")
+    if regimen_only:
+        return call("lymphodepletion_plan", {"product": product, **({"indication": p.q.indication} if p.q.indication in inds else {})})
     if size is None:
         return ask(["bsa"], "To work out the lymphodepletion doses and units I need the patient's "
                             "BSA (m²) or height and weight.")

@@ -36,8 +36,11 @@ _digits = digits
 
 def ndc(ndc: Annotated[Text, param("NDC (hyphenated 10-digit, or 11-digit) or 5-digit labeler", label="NDC or labeler",
                                    example="71287-119-01")],
+        product: Annotated[Text, param("With a labeler: the product whose NDCs are asked ('carvykti ndc')",
+                                       form=False)] = None,
         reference: Reference | None = None) -> ToolResult:
-    """Normalise an NDC and find its product and HCPCS code; a 5-digit labeler lists candidates."""
+    """Normalise an NDC and find its product and HCPCS code; a 5-digit labeler lists candidates
+    (or, with `product`, that product's NDCs)."""
     ref = get_reference(reference)
     raw = to_text(ndc, "ndc", "NDC")
     if re.fullmatch(r"\d{5}", raw.strip()):
@@ -49,6 +52,9 @@ def ndc(ndc: Annotated[Text, param("NDC (hyphenated 10-digit, or 11-digit) or 5-
     _crosswalk_matches(asked, ref, found)
     _reference_matches(asked, ref, found)
     _source_matches(asked, ref, found)
+    wanted = ref.product(product) if product else None
+    if wanted is not None and asked.labeler_only:  # "carvykti ndc": that product's rows of its labeler
+        found.matches = [m for m in found.matches if m.get("product") == wanted.id]
     products = sorted({m["product"] for m in found.matches if m.get("product")})
     if asked.labeler_only and len(products) > 1:
         found.warnings.append(f"Labeler {asked.labeler} carries more than one product ({', '.join(products)}): "
@@ -61,8 +67,8 @@ def ndc(ndc: Annotated[Text, param("NDC (hyphenated 10-digit, or 11-digit) or 5-
                                 "NDC-HCPCS crosswalk and claims use",
                                 "4-4-2 gets a leading zero on the labeler; 5-3-2 a leading zero on the product; "
                                 "5-4-1 a leading zero on the package."))
-    summary, formula = _summary(asked, found.matches)
-    return ToolResult(name="ndc", inputs={"ndc": raw},
+    summary, formula = _summary(asked, found.matches, wanted.brand if wanted else None)
+    return ToolResult(name="ndc", inputs={"ndc": raw, "product": product},
                       values={"ndc11": asked.ndc11, "layout": asked.layout, "labeler": asked.labeler,
                               "claim_format": f"N4{_digits(asked.ndc11)}" if asked.ndc11 else None,
                               "matches": found.matches, "products": products},
@@ -165,8 +171,17 @@ def _source_differs(src: dict, known: dict) -> list[str]:
     return out
 
 
-def _summary(asked: _Asked, matches: list[dict]) -> tuple[str, str]:
+def _summary(asked: _Asked, matches: list[dict], brand: str | None = None) -> tuple[str, str]:
     found = _uniq(matches)
+    cms = list(dict.fromkeys(m["ndc11"] for m in matches if m["source"] == "cms-crosswalk" and m.get("ndc11")))
+    cms = cms or list(dict.fromkeys(n for m in matches if m["source"] == "reference" for n in m.get("known_ndcs") or []))
+    if asked.labeler_only and brand and cms:
+        hcpcs = next((m["hcpcs"] for m in found), "")
+        where = next((f"CMS NDC-HCPCS crosswalk {m['quarter']}" for m in matches if m["source"] == "cms-crosswalk"),
+                     "CMS NDC-HCPCS crosswalk, as recorded in the reference data")
+        return (f"**{brand} NDC (11-digit, 5-4-2): {', '.join(cms)}** → HCPCS {hcpcs} ({where}); "
+                f"on the claim: N4 + the 11 digits, e.g. N4{_digits(cms[0])}"), \
+            f"Product look-up under labeler {asked.labeler} (first 5 digits of the NDC)"
     if asked.labeler_only:
         listed = ", ".join(f"{_brand(m['product'])} ({m['hcpcs']}, {m['source']})" for m in found)
         return f"**Labeler {asked.labeler}: {listed or 'no CAR-T product known'}**", \
@@ -219,7 +234,9 @@ def _plan(p: Planning) -> Plan | None:
         labelers = p.labelers(p.q.products)[:3]  # the result lists the crosswalk NDCs
     if not (ndcs or labelers):
         return None
-    return Plan(calls=[("ndc", {"ndc": n}) for n in ndcs + labelers])
+    named = p.q.product if not ndcs and p.q.product and len(p.q.products) == 1 else None
+    return Plan(calls=[("ndc", {"ndc": n} | ({"product": named} if named and n in labelers else {}))
+                       for n in ndcs + labelers])
 
 
 CALCULATOR = Calculator(

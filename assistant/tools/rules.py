@@ -24,7 +24,8 @@ def rule_on_date(
         rule: Annotated[Text, param("The rule: rems or jw-jz", label="Rule", example="rems", choices=["rems", "jw-jz"])],
         dos: Annotated[IsoDate, param("Date of service (YYYY-MM-DD)", label="Date of service (YYYY-MM-DD)",
                                       example="2025-03-14")],
-        period: Annotated[Text, param("The date as the question gave it when it is a month, quarter or year",
+        period: Annotated[Text, param("The date as the question gave it when it is a month, quarter or year "
+                                      "('today' when the question gives none)",
                                       form=False)] = None,
         waste: Annotated[Text, param("For JW/JZ: 'none' (whole vial used) or 'some' (drug discarded), when the question says",
                                      form=False)] = None,
@@ -38,8 +39,11 @@ def rule_on_date(
     start, end = iso_date(row.get("in_force_from")), iso_date(row.get("in_force_until"))
     applies = (start is None or day >= start) and (end is None or day <= end)
     state = row["while_in_force"] if applies else (row.get("after") if end and day > end else row.get("before_in_force"))
-    when = f"in {period}" if period else f"of {day.isoformat()}"
-    summary = f"**For a date of service {when}, {state}**: {row['change']}."
+    if period == "today":  # no date of service given
+        summary = f"**As of today ({day.isoformat()}), {state}**: {row['change']}."
+    else:
+        when = f"in {period}" if period else f"of {day.isoformat()}"
+        summary = f"**For a date of service {when}, {state}**: {row['change']}."
     if applies and waste in ("none", "some") and row.get("on_" + waste):
         summary = f"**{row['on_' + waste]}** " + summary  # the modifier this line takes leads
     bounds = f"in force {start.isoformat() if start else '…'} to {end.isoformat() if end else '…'}"
@@ -47,7 +51,10 @@ def rule_on_date(
         name="rule_on_date", inputs={"rule": row["id"], "dos": day.isoformat(), "period": period},
         values={"rule": row["id"], "dos": day.isoformat(), "applies": applies,
                 "in_force_from": start, "in_force_until": end,
-                "changed_on": (end + timedelta(days=1)) if end else start},
+                "changed_on": (end + timedelta(days=1)) if end else start,
+                # for a date the user gave, the answer says which side held then; for today, the
+                # sources that still call the rule current keep their "outdated" note
+                "supersedes": period != "today"},
         summary=summary, formula=f"{row['topic']}: {bounds}; {day.isoformat()} → {'applies' if applies else 'does not apply'}",
         citations=[cite(f"rules#{row['id']}", row["topic"], row.get("cite", ""))])
 
@@ -66,10 +73,14 @@ def _plan(p: Planning) -> Plan | None:
         return None  # an amount to bill is the units calculator's question (it states JW/JZ too)
     row = next((r for r in p.ref.rules if re.search(r.get("when", "$^"), p.text, re.I)), None)
     waste = "none" if _NO_WASTE.search(p.text) else "some" if _WASTE.search(p.text) else None
-    if row is None or ((d is None or d.source == "today") and waste is None):
+    undated = d is None or d.source == "today"
+    # a rule that has ended ("is REMS still required?") is answered for today: the guides still say it applies
+    if row is None or (undated and waste is None and not row.get("in_force_until")):
         return None
-    args = {"rule": row["id"], "dos": (d.day if d is not None else p.today).isoformat()}
-    if d is not None and d.precision != "day":
+    args = {"rule": row["id"], "dos": (p.today if undated else d.day).isoformat()}
+    if undated:
+        args["period"] = "today"
+    elif d.precision != "day":
         args["period"] = d.label()
     if waste and row.get("on_" + waste):
         args["waste"] = waste

@@ -16,7 +16,8 @@ from assistant.tools.result import ToolResult, cite
 from assistant.tools.units import code_citation, unit_size, waste_lines, waste_text
 
 
-def tocilizumab_dose(weight: Annotated[Number, param("Weight (kg unless weight_unit='lb')", label="Weight", example=70)],
+def tocilizumab_dose(weight: Annotated[Number, param("Weight (kg unless weight_unit='lb'); none for the label's rule",
+                                                     label="Weight", example=70)] = None,
                      weight_unit: WeightUnit = "kg",
                      vial_sizes: Annotated[Numbers, param("Vial sizes in mg, e.g. [80, 200, 400]", label=VIAL_LABEL,
                                                           example="80, 200, 400")] = None,
@@ -30,6 +31,8 @@ def tocilizumab_dose(weight: Annotated[Number, param("Weight (kg unless weight_u
     code = rule.get("hcpcs", "J3262")
     row = ref.code(code) or Code(code=code, system="HCPCS", unit_value=Decimal(1), unit_kind="mg")
     size, _ = unit_size(row)
+    if weight in (None, ""):
+        return _label_rule(label, code, row, size)
     w = weight_kg(weight, weight_unit)
     threshold = Decimal(str(label.get("weight_threshold_kg", "30")))
     per_kg = Decimal(str(label["mg_per_kg_30kg_or_more"] if w >= threshold else label["mg_per_kg_under_30kg"]))
@@ -79,6 +82,20 @@ def tocilizumab_dose(weight: Annotated[Number, param("Weight (kg unless weight_u
         assumptions=assumptions, warnings=warnings, citations=citations)
 
 
+def _label_rule(label: dict, code: str, row: Code, size: Decimal) -> ToolResult:
+    """No weight given: the label's dosing rule itself, with the code's unit."""
+    threshold = label.get("weight_threshold_kg", 30)
+    summary = (f"**Tocilizumab for CRS (FDA label): {label['mg_per_kg_30kg_or_more']} mg/kg IV for patients "
+               f"{threshold} kg or more, {label['mg_per_kg_under_30kg']} mg/kg under {threshold} kg; at most "
+               f"{label.get('max_mg_per_dose', 800)} mg per dose; at least {label.get('min_hours_between_doses')} h apart; "
+               f"at most {label.get('max_doses_24h')} doses in 24 h and {label.get('max_doses_total')} in total.** "
+               f"{code} is {fmt(size)} mg per unit; give the weight for the mg and units of a dose.")
+    return ToolResult(name="tocilizumab_dose", inputs={"weight": None}, values={"rule": dict(label), "hcpcs": code},
+                      summary=summary, formula="the label's rule (no weight given)",
+                      citations=[cite("dosing.yaml#tocilizumab.label", "FDA Actemra label (CRS)", str(label.get("cite", ""))),
+                                 code_citation(code, row)])
+
+
 # --- the component ------------------------------------------------------------------------
 _HOW_MANY_DOSES = re.compile(r"how many doses|max(?:imum)? (?:number of )?doses", re.I)
 _TOPIC = re.compile(r"tocilizumab|actemra|J3262", re.I)
@@ -92,7 +109,7 @@ def _plan(p: Planning) -> Plan | None:
     args = p.weight_args()
     if not args:
         if not p.about_patient and not p.says_units:
-            return Plan()  # the rule itself: answered from the sources
+            return call("tocilizumab_dose", {})  # the label's rule itself
         return ask(["weight"], "To work out the tocilizumab dose and J3262 units I need the patient's weight (kg or lb).")
     if f.vials:
         args["vial_sizes"] = p.vial_sizes()
