@@ -87,6 +87,8 @@ def code_row_answer(q: Question, ref: Reference) -> tuple[Sentence, str] | None:
         names_in_row = {c for _k, c in row.codes} | _drugs_named(text, drug_codes)
         if named and not named & names_in_row:
             continue
+        if not named and q.products and names_in_row & set(drug_codes.values()):
+            continue  # "JZ rule for abecma": a row about fludarabine's line is not about the product
         score = sum(1.0 for w in words if w in text) + (1.5 if one and one in text else 0.0)
         score -= 2.0 if one and ({"inpatient", "outpatient"} - {one}) & set(_WORD.findall(text)) else 0.0
         if best is None or score > best[0]:

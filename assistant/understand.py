@@ -251,11 +251,35 @@ def drop_instructions(text: str) -> tuple[str, bool]:
     return " ".join(" ".join(kept).split()).strip(), True
 
 
+_LONG_WORD = re.compile(r"[A-Za-z]{6,}")
+
+
+def repair_drug_names(text: str) -> str:
+    """'fludarabin', 'cyclophosphamid', 'tocilizamab' -> the drug's name, so that every reader of
+    the question (intents, the drug's code, the units calculator) sees the drug. Only long names
+    (7+ letters), only close misspellings, never a word that is itself a known name."""
+    import difflib
+
+    ref = load_reference()
+    names = [n for n in ref.code_for_name() if len(n) >= 7]
+    known = set(names) | {n for group in ref.drug_classes.values() for n in group}
+
+    def fix(m: re.Match[str]) -> str:
+        word = m.group(0)
+        if word.lower() in known:  # "belantamab" is a drug of its own, not a misspelt elranatamab
+            return word
+        close = difflib.get_close_matches(word.lower(), names, n=1, cutoff=0.88)
+        return close[0] if close else word
+
+    return _LONG_WORD.sub(fix, text)
+
+
 def read_question(text: str, today: dt.date | None = None) -> Question:
     """Read a question; sentences that try to instruct the assistant are dropped first, so
     they cannot steer retrieval, tools or the answer. `today` anchors relative dates ("last
     quarter")."""
     text, injected = drop_instructions(text)
+    text = repair_drug_names(text)
     norm = normalize(text)
     service_date = find_service_date(text, today or dt.date.today())
     dates = tuple(find_service_dates(text, today or dt.date.today()))

@@ -279,3 +279,20 @@ def test_a_tocilizumab_dose_question_without_a_weight_gets_the_label_rule(engine
     assert first.startswith("**Tocilizumab for CRS (FDA label): 8 mg/kg IV for patients 30 kg or more, 12 mg/kg under 30 kg")
     assert "800 mg per dose" in first and "3 doses in 24 h and 4 in total" in first
     assert lead(ask(engine, "toci 70kg")).startswith("**Tocilizumab 560 mg per dose → J3262 560 units")
+
+
+def test_a_misspelt_drug_name_is_read_as_the_drug_and_another_drug_is_not_renamed(engine):
+    from assistant.understand import repair_drug_names
+
+    assert repair_drug_names("fludarabin 48mg, cyclophosphamid 1g, tocilizamab, actemera") == \
+        "fludarabine 48mg, cyclophosphamide 1g, tocilizumab, actemra"
+    assert repair_drug_names("prior belantamab and talquetamab") == "prior belantamab and talquetamab"
+    first = lead(ask(engine, "fludarabin units for 48mg"))
+    assert first.startswith("**J9185: 1 unit(s) per date of service**")  # 50 mg per unit, never "1 mg = 1 unit"
+
+
+def test_a_waste_modifier_question_gets_the_jw_rule_and_a_product_question_no_drug_row(engine):
+    assert lead(ask(engine, "what modifier for wasted fludarabine")).startswith(
+        "**JW: the discarded amount goes on its own line with JW")
+    assert lead(ask(engine, "JW or JZ if we used the whole vial of toci")).startswith("**JZ: nothing was discarded")
+    assert "Fludarabine" not in lead(ask(engine, "whats the JZ rule for abecma"))

@@ -62,8 +62,8 @@ def rule_on_date(
 # --- the component ------------------------------------------------------------------------
 _TOPIC = re.compile(r"REMS|JW|JZ|modifier", re.I)
 _NO_WASTE = re.compile(r"whole (?:vial|bag)|entire (?:vial|bag)|all of (?:it|the vial)|no waste|nothing (?:was )?(?:wasted|discarded)|"
-                       r"none (?:was )?(?:wasted|discarded)|zero waste|used (?:it )?all", re.I)
-_WASTE = re.compile(r"wasted|discard(?:ed)?|left over|leftover|partial vial", re.I)
+                       r"none (?:was )?(?:wasted|discarded)|\bzero waste|used (?:it )?all", re.I)
+_WASTE = re.compile(r"\bwasted\b|\bdiscard(?:ed)?\b|left over|leftover|partial vial", re.I)
 
 
 def _plan(p: Planning) -> Plan | None:
