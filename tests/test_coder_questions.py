@@ -296,3 +296,13 @@ def test_a_waste_modifier_question_gets_the_jw_rule_and_a_product_question_no_dr
         "**JW: the discarded amount goes on its own line with JW")
     assert lead(ask(engine, "JW or JZ if we used the whole vial of toci")).startswith("**JZ: nothing was discarded")
     assert "Fludarabine" not in lead(ask(engine, "whats the JZ rule for abecma"))
+
+
+def test_two_quarters_of_a_code_compare_its_payment_limit_without_the_word_payment(engine):
+    first = lead(ask(engine, "diff between q1 2025 and q1 2026 for Q2056"))
+    assert first.startswith("**Q2056 2026Q1 vs Q2056 2025Q1: payment limit up")
+
+
+def test_a_year_next_to_discharge_is_a_discharge_year_not_a_code_set(engine):
+    first = lead(ask(engine, "ICD-10-PCS for abecma central line 2023 discharge"))
+    assert first.startswith("**XW043K7**") and "for a discharge in 2023" in first

@@ -162,6 +162,8 @@ _ROUTE = re.compile(r"\b(peripheral|central)\b", re.I)
 _TOPIC = re.compile(r"CPT|HCPCS|PCS|code", re.I)
 _CODE_SET_YEAR = re.compile(r"\b(?:CPT|HCPCS|ICD-?10(?:-?CM|-?PCS)?|PCS)\s*(?:code set\s*)?(20\d\d)\b", re.I)
 _BARE_YEAR = re.compile(r"(?<![\w.$/-])(20[12]\d)(?![\w.,/-])")  # "CPT for CAR-T infusion 2025": that year's code set
+_DISCHARGE_WORD = re.compile(r"\bdischarg\w*|\bd/?c\b|\bdc'?d\b", re.I)
+_SERVICE_WORD = re.compile(r"\bDOS\b|\bclaims?\b|\bdates? of service\b", re.I)
 _STILL = re.compile(r"\bstill\b|\bcurrent(?:ly)?\b|\bnow\b|\btoday\b|\bvalid\b|\bretired\b|\bdeleted\b", re.I)
 _DESCRIPTOR = re.compile(r"descriptor|description|\bdesc\b|\bcells?\b|million|\b460\b|\b510\b", re.I)
 # the CAR-T service a CPT question names -> the CPT code of that service (the code set's own order)
@@ -186,7 +188,11 @@ def _plan(p: Planning) -> Plan | None:
     if dated and d.precision != "day":
         args["period"] = d.label()
     if not dated and (m := _CODE_SET_YEAR.search(p.text) or _BARE_YEAR.search(p.text)):  # "apheresis cpt 2026": the codes of that year's code set
-        dated, args["dos"], args["period"], args["event"] = True, f"{m.group(1)}-01-01", m.group(1), "code_set"
+        # "2023 discharge", "dc in 2023": a discharge year; "2024 claims", "DOS 2024": a service year
+        around = p.text[max(0, m.start() - 14):m.end() + 14]
+        event = ("discharge" if _DISCHARGE_WORD.search(around) else "service" if _SERVICE_WORD.search(around)
+                 else "code_set")
+        dated, args["dos"], args["period"], args["event"] = True, f"{m.group(1)}-01-01", m.group(1), event
     if m := _ROUTE.search(p.q.text) or _ROUTE.search(p.text):  # this turn's route over the followed question's
         args["route"] = m.group(1).lower()
     if p.q.product:

@@ -104,11 +104,13 @@ _FIGURE_WORDS = {
 
 def _plan(p: Planning) -> Plan | None:
     """A payment question asking for a difference between two quarters or two codes."""
-    if not (p.has("payment") and PAYMENT_NUMBER.search(p.text) and CHANGE.search(p.text)) or p.q.setting == "inpatient":
-        return None
     # two periods are compared in time order, so the change reads from the earlier to the later
     quarters = sorted({str(d.quarter) for d in p.q.dates if d.quarter is not None}, key=Quarter.parse)
     codes = p.product_codes()
+    # "diff between q1 2025 and q1 2026 for Q2056": a product's code in two quarters is its payment limit
+    priced = (p.has("payment") and PAYMENT_NUMBER.search(p.text)) or (len(quarters) >= 2 and codes)
+    if not (priced and CHANGE.search(p.text)) or p.q.setting == "inpatient":
+        return None
     args: dict = {"today": p.today.isoformat()}
     if (figure := next((k for k, rx in _FIGURE_WORDS.items() if rx.search(p.text)), None)) is not None:
         args["figure"] = figure
