@@ -83,7 +83,8 @@ TREATMENT_DECISION = re.compile(
     r"best (?:treatment|therapy|option)|which (?:one |product |therapy |car-?t )?(?:is|would be|'s) (?:better|best)|"
     r"better (?:pick|choice|option|fit) for|would \w+ be (?:the |a )?better|"
     r"would (?:u|you|we) (?:pick|choose|go with|use|give)|which (?:one )?(?:would|should) (?:u|you|we) (?:pick|choose|use|give)|"
-    r"prescribe|treat (?:my|her|his|the patient)|good candidate|"
+    r"(?<!who can )(?<!who should )(?<!who may )(?<!who must )(?<!who is allowed to )prescribe(?!r)|"
+    r"treat (?:my|her|his|the patient)|good candidate|"
     r"candidate for|better survival|so we can pick|which (?:one )?should|what do i do|is (?:it|this) CRS|"
     r"diagnos(?:e|is))\b", re.I)
 INJECTION = re.compile(

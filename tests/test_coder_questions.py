@@ -306,3 +306,18 @@ def test_two_quarters_of_a_code_compare_its_payment_limit_without_the_word_payme
 def test_a_year_next_to_discharge_is_a_discharge_year_not_a_code_set(engine):
     first = lead(ask(engine, "ICD-10-PCS for abecma central line 2023 discharge"))
     assert first.startswith("**XW043K7**") and "for a discharge in 2023" in first
+
+
+def test_a_cell_count_is_checked_against_the_label_range(engine):
+    assert lead(ask(engine, "abecma 600M cells ok?")).startswith(
+        "**600 × 10^6 cells is above the Abecma label range of 300 × 10^6 to 510 × 10^6")
+    assert lead(ask(engine, "abecma 300 million cells - within label?")).startswith("**300 × 10^6 cells is within")
+    assert "within the Carvykti (MM) label range of 40 × 10^6 to 80 × 10^6" in lead(
+        ask(engine, "carvykti 80 kg, bag says 75 x 10^6 cells - in range?"))
+
+
+def test_a_products_units_are_its_q_code_and_a_payer_prescriber_question_is_not_advice(engine):
+    assert lead(ask(engine, "tecartus billing units")).startswith("**Q2053: 1 unit**")
+    a = ask(engine, "who should prescribe abecma per centene")
+    assert a.kind is not AnswerKind.REFUSAL and "criterion 2" in lead(a)
+    assert ask(engine, "should we prescribe abecma or carvykti").kind is AnswerKind.REFUSAL

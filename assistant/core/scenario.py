@@ -51,7 +51,8 @@ _FLAGS = {
 }
 _DOSE_CELLS = re.compile(r"\b(\d{2,4}(?:\.\d+)?)\s*(?:x|×|\*)\s*10\s*\^?\s*(?:6|⁶)|"
                          r"\b(\d{2,4})\s*(?:million|M)\s*(?:CAR\+?\s*)?(?:T[\s-]?)?cells\b|"
-                         r"\b(?:dose|target)\s*(?:dose\s*)?(?:of\s*)?(\d{3})(?:\s*(?:M|million)\b)?(?![\d.,/])|"
+                         r"\b(?:dose|target)\s*(?:dose\s*)?(?:of\s*)?(\d{3})(?:\s*(?:M|million)\b)?(?![\d.,/])"
+                         r"(?!\s*(?:kg|lbs?|pounds|cm|mg|m2|m²)\b)|"  # "cell dose 154 lb" is a weight
                          r"\b(\d{3})\s*M\b(?![\w/])", re.I)  # "450M": three digits (an age with a sex is two, "54M")
 # Myeloma regimens by their letters ("VRd", "DKd", "Pd", "dara-VRd", "elo-pom-dex"): the capitals
 # before the lowercase d (dexamethasone) name the drugs. Case matters ("PD" is progressive disease).
@@ -159,7 +160,7 @@ def read_scenario(text: str, ref: Reference, requested: tuple[str, ...] = (), to
     lines, counted = _prior_lines(text)
     return Scenario(age=_age(text, today), prior_lines=lines, lines_counted=counted, prior_drugs=tuple(drugs),
                     classes=frozenset(classes - ruled_out), ruled_out=frozenset(ruled_out), flags=flags, said=said,
-                    dose_cells=_dose_cells(text),
+                    dose_cells=dose_cells_in(text),
                     other=tuple(m.group(0) for rx in _OTHER_FINDINGS.values() if (m := rx.search(text))))
 
 
@@ -315,7 +316,8 @@ def _negated(text: str, pos: int, ref: Reference | None = None) -> bool:
     return all(not p or p in names or p.removeprefix("prior ") in names for p in pieces)
 
 
-def _dose_cells(text: str) -> int | None:
+def dose_cells_in(text: str) -> int | None:
+    """A CAR-T cell count the text gives ("450M", "300 million cells", "4.5 x 10^8" is not read)."""
     m = _DOSE_CELLS.search(text)
     if m is None:
         return None

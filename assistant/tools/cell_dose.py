@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from assistant.core.reference import Reference, get_reference
+from assistant.core.scenario import dose_cells_in
 from assistant.tools._dosing import product_rules
 from assistant.tools._inputs import fmt, weight_kg
 from assistant.tools.component import Calculator, IndicationParam, Number, Plan, Text, WeightUnit, ask, call, param
@@ -31,8 +32,12 @@ def cell_dose(product: Annotated[Text, param("Product name or HCPCS", label="Pro
               indication: IndicationParam = None,
               weight: Annotated[Number, param("Weight (kg unless weight_unit='lb'); not needed for Abecma",
                                               label="Weight", example=120)] = None,
-              weight_unit: WeightUnit = "kg", reference: Reference | None = None) -> ToolResult:
-    """Target CAR-positive T-cell dose range (cells) and the Q-code billing (always 1 unit)."""
+              weight_unit: WeightUnit = "kg",
+              dose_cells: Annotated[Number, param("A cell count to check against the range (e.g. from the product's "
+                                                  "label)", label="Cells to check (optional)", example=450000000)] = None,
+              reference: Reference | None = None) -> ToolResult:
+    """Target CAR-positive T-cell dose range (cells) and the Q-code billing (always 1 unit); with
+    `dose_cells`, whether that count is inside the range."""
     ref = get_reference(reference)
     prod, ind, rules = product_rules(product, indication, ref)
     rule = rules.get("cell_dose") or {}
@@ -86,13 +91,27 @@ def cell_dose(product: Annotated[Text, param("Product name or HCPCS", label="Pro
             citations.append(cite(f"doc:{src['doc']}", src.get("section", ""), src["quote"]))
             if (Decimal(src["min_per_kg"]), Decimal(src["max_per_kg"]), Decimal(src["cap_cells"])) != (per_lo, per_hi, cap):
                 warnings.append(f"⚠ {src['doc']} gives a different dose rule: \"{src['quote']}\".")
+    if dose_cells not in (None, ""):
+        name = prod.brand + (f" ({ind.upper()})" if rule.get("basis") != "flat" else "")
+        summary, formula = _check(Decimal(str(dose_cells)), values, name, summary, formula)
     assumptions.append("The actual cell count is on the product's chain-of-identity label / certificate of analysis; "
                        "the claim carries 1 unit regardless.")
     return ToolResult(name="cell_dose",
                       inputs={"product": str(product), "indication": indication,
-                              "weight": None if weight is None else str(weight), "weight_unit": weight_unit},
+                              "weight": None if weight is None else str(weight), "weight_unit": weight_unit,
+                              "dose_cells": None if dose_cells is None else str(dose_cells)},
                       values=values, summary=summary, formula=formula,
                       assumptions=assumptions, warnings=warnings, citations=citations)
+
+
+def _check(cells: Decimal, values: dict, name: str, summary: str, formula: str) -> tuple[str, str]:
+    """A given cell count against the range: the verdict leads the range (values gain it)."""
+    lo, hi = values["min_cells"], values["max_cells"]
+    where = "below" if cells < lo else "above" if cells > hi else "within"
+    values.update({"dose_cells": cells, "in_range": where == "within"})
+    return (f"**{cells_text(cells)} cells is {where} the {name} label range of {cells_text(lo)} to {cells_text(hi)} "
+            "CAR-positive T cells.** " + summary.replace("**", ""),
+            formula + f"; {fmt(cells)} cells vs {fmt(lo)}–{fmt(hi)} → {where}")
 
 
 # --- the component ------------------------------------------------------------------------
@@ -106,7 +125,9 @@ def _plan(p: Planning) -> Plan | None:
     product = p.dosing_product()
     # "payment per dose", "units": the word dose alone does not make a cell-dose question
     other_topic = {"lymphodepletion", "tocilizumab", "units", "payment"} & set(p.q.intents)
-    if not product or not (p.has("cell_dose") or (_DOSE_WORD.search(p.text) and not other_topic)):
+    # "abecma 600M cells ok?": a count to check ("Q2055 desc - 460M or 510M" asks the code's descriptor)
+    counted = None if re.search(r"\bdesc", p.text, re.I) else dose_cells_in(p.text)
+    if not product or not (p.has("cell_dose") or counted or (_DOSE_WORD.search(p.text) and not other_topic)):
         return None
     inds = p.indications(product)
     indication = p.q.indication if p.q.indication in inds else None
@@ -120,7 +141,8 @@ def _plan(p: Planning) -> Plan | None:
         if not p.about_patient:
             return Plan()  # the per-kg rule itself, quoted from the sources
         return ask(["weight"], "The cell dose is per kg of body weight: what does the patient weigh (kg or lb)?")
-    return call("cell_dose", {"product": product, **({"indication": indication} if indication else {}), **weight})
+    return call("cell_dose", {"product": product, **({"indication": indication} if indication else {}), **weight,
+                              **({"dose_cells": counted} if counted else {})})
 
 
 CALCULATOR = Calculator(

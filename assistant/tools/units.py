@@ -281,9 +281,16 @@ def _amount(p: Planning) -> tuple[float | None, list[str]]:
     return None, []
 
 
+_CODE_ASKED = re.compile(r"\b[qj][- ]?codes?\b|\bhcpcs\b|\bcodes?\b", re.I)
+
+
 def _plan(p: Planning) -> Plan | None:
     """Units of a drug code for an administered amount ('Q2055 payment for 2 units' is payment's)."""
     code = p.drug_code()
+    if (code is None and p.q.product and len(p.q.products) == 1 and not (p.has("lymphodepletion") or p.has("tocilizumab"))
+            and not _CODE_ASKED.search(p.text)):  # "Q code + how many units": the code answer says both
+        prod = p.ref.product_by_id(p.q.product)  # "tecartus billing units": the product's own Q-code
+        code = prod.hcpcs if prod is not None and prod.hcpcs else None
     if not code or (code.startswith("Q") and p.has("payment")):
         return None
     if not ((p.has("units") or p.has("lymphodepletion")) and p.wants_number):
