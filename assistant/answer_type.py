@@ -68,7 +68,8 @@ _SYSTEM_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("CPT", re.compile(r"\bcpts?\b|\badmin(?:istration)? codes?\b|\bcat(?:egory)? ?(?:iii|3) codes?\b|"
                        r"\bproc(?:edure)? codes?\b|\bt[- ]?codes?\b|\binfusion codes?\b", _I)),
     ("claim field", re.compile(r"\bFL ?\d{1,2}[A-Z]?\b|\bform locator\b|\bbox ?\d{1,2}[A-Z]?\b|\bwhich (?:box|field|fl)\b|"
-                               r"\b(?:what|which) (?:field|box)\b|\bfield \d{1,2}[A-Z]?\b", _I)),
+                               r"\b(?:what|which) (?:field|box)\b|\bfield \d{1,2}[A-Z]?\b|"
+                               r"\b(?:FL|box|field|form locator)s? (?:for|of)\b|\b(?:UB-?04|1500)\s+(?:FL|box|field)s?\b", _I)),
 )
 _FIELD_NO = re.compile(r"\b(?:FL|box|field|form locator) ?(\d{1,2}[A-Z]?)\b", _I)
 

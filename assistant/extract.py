@@ -97,8 +97,10 @@ def best_sentences(question: str, passages: list[Passage], k: int = 3,
             code_hits = len(q_codes & {c.upper() for c in codes_in(normalize(text))})
             if text.rstrip().endswith("?"):
                 # a question is never the answer; in a FAQ its match lifts the answer that follows it
-                faq_match = (overlap + 2.0 * code_hits + SEMANTIC_WEIGHT * p.sentence_sims.get(sentence_id(text), 0.0)
-                             if p.chunk_type == "faq" else 0.0)
+                # (by its words: every FAQ of a guide names the product's code)
+                words = len((q_tokens - {c.lower() for c in q_codes}) & toks)
+                faq_match = (words + SEMANTIC_WEIGHT * p.sentence_sims.get(sentence_id(text), 0.0)
+                             if p.chunk_type == "faq" and words else 0.0)
                 continue
             if overlap == 0 and code_hits == 0 and faq_match == 0:
                 continue

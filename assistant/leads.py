@@ -90,6 +90,8 @@ def code_row_answer(q: Question, ref: Reference) -> tuple[Sentence, str] | None:
         if not named and q.products and names_in_row & set(drug_codes.values()):
             continue  # "JZ rule for abecma": a row about fludarabine's line is not about the product
         score = sum(1.0 for w in words if w in text) + (1.5 if one and one in text else 0.0)
+        # "box on the 1500 for NDC": the row whose label (first cell) is the thing asked about
+        score += 2.0 if words & {w.lower() for w in _WORD.findall(row.cells[0])} - _STOP else 0.0
         score -= 2.0 if one and ({"inpatient", "outpatient"} - {one}) & set(_WORD.findall(text)) else 0.0
         if best is None or score > best[0]:
             best = (score, row)

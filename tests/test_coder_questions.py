@@ -321,3 +321,15 @@ def test_a_products_units_are_its_q_code_and_a_payer_prescriber_question_is_not_
     a = ask(engine, "who should prescribe abecma per centene")
     assert a.kind is not AnswerKind.REFUSAL and "criterion 2" in lead(a)
     assert ask(engine, "should we prescribe abecma or carvykti").kind is AnswerKind.REFUSAL
+
+
+def test_a_claim_field_question_gets_the_row_of_the_thing_asked(engine):
+    assert lead(ask(engine, "what box on the 1500 for NDC")).startswith("**Field 24A shaded** — Information: NDC")
+    assert lead(ask(engine, "UB04 FL for HCPCS")).startswith("**24D (1500) or 44 (UB-04)** — Information: HCPCS")
+
+
+def test_a_faq_lifts_its_answer_by_its_words_not_by_the_products_code(engine):
+    assert lead(ask(engine, "is there a JW for Q2056")).startswith("Unlike weight-based drug J-codes, the single-dose Q2056")
+    assert lead(ask(engine, "is carvykti cd19")).startswith("Carvykti is an anti-BCMA CAR-T, not a CD19 CAR-T.")
+    a = ask(engine, "how often does the Q2056 ASP update")
+    assert not a.tool_calls and "quarterly" in lead(a)  # a rule, not a price

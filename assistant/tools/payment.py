@@ -301,10 +301,16 @@ INPATIENT = re.compile(r"\binpatient\b|\bDRG\b|\bbundl|\bseparately\b", re.I)
 _TOPIC = re.compile(r"payment limit|ASP|\$", re.I)
 
 
+_HOW_OFTEN = re.compile(r"\bhow often\b|\bwhen (?:does|do|is|are) (?:the )?(?:\w+ ){0,3}(?:update|publish|change)|"
+                        r"\bhow (?:is|are) (?:the )?(?:\w+ ){0,4}(?:set|calculated|determined)\b", re.I)
+
+
 def _plan(p: Planning) -> Plan | None:
     """A number-asking payment question about a code (or a product's Q-code); inpatient CAR-T
     is paid within MS-DRG 018, so it is answered from the sources (the composer's setting lead)."""
     asked = PAYMENT_NUMBER.search(p.text) or "question" in p.q.inherited  # "and carvykti?" after a price
+    if _HOW_OFTEN.search(p.q.text):
+        return None  # "how often does the ASP update": the rule, from the sources
     if not (p.has("payment") and asked) or INPATIENT.search(p.q.text) and p.q.setting != "both" or p.q.setting == "inpatient":
         return None
     d = p.q.service_date
