@@ -81,17 +81,38 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
     if not sentences and lead is None:
         return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=turn.context,
                       text="I found nothing in my sources that answers this. " + SCOPE)
+    compared = comparison_lead(q, turn.passages, ref) if lead is None else None
     if lead is not None:
         sentences = [lead[0]] + [s for s in sentences if s.text != lead[0].text][:2]
+    elif compared:  # "abecma vs carvykti target antigen": each product's own sentence leads
+        sentences = [s for _b, s in compared] + [s for s in sentences if s.text not in {c.text for _b, c in compared}][:1]
     citations = [cite_sentence(s, i) for i, s in enumerate(sentences, 1)]
     lines = [f"{one_line(s.text)} [{c.marker}]" for s, c in zip(sentences, citations, strict=True)]
     if lead is not None:
         lines[0] = f"{lead[1]} [1]"
+    elif compared:
+        lines = [" ".join(f"**{brand}:** {lines[i]}" for i, (brand, _s) in enumerate(compared))] + lines[len(compared):]
     body = lines[0] + ("\n\n" + "\n".join(f"- {line}" for line in lines[1:]) if len(lines) > 1 else "")
     notes = notes + stale_price_notes(citations, sentences, turn.today) + policy_version_notes(citations, q)
     notes += conflict_notes(q, citations) + retired_code_notes([c.quote for c in citations], turn.question.service_day(turn.today))
     return Answer(question=q.text, kind=AnswerKind.ANSWER, text=body, citations=citations, notes=dedupe(notes),
                   context=turn.context)
+
+
+def comparison_lead(q: Question, passages: list[Passage], ref: Reference) -> list[tuple[str, Sentence]] | None:
+    """A comparison of products: each product's best sentence from its own documents (one product's
+    guide says nothing reliable about the other), or None unless every product has one."""
+    if not q.comparison or len(q.products) < 2:
+        return None
+    out: list[tuple[str, Sentence]] = []
+    for pid in q.products[:3]:
+        prod = ref.product_by_id(pid)
+        own = [p for p in passages if pid in p.doc_products]
+        best = best_sentences(q.asked, own, k=1) if prod is not None and own else []
+        if not best or best[0].text in {s.text for _b, s in out}:
+            return None
+        out.append((prod.brand, best[0]))
+    return out
 
 
 def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:

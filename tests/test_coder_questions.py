@@ -333,3 +333,11 @@ def test_a_faq_lifts_its_answer_by_its_words_not_by_the_products_code(engine):
     assert lead(ask(engine, "is carvykti cd19")).startswith("Carvykti is an anti-BCMA CAR-T, not a CD19 CAR-T.")
     a = ask(engine, "how often does the Q2056 ASP update")
     assert not a.tool_calls and "quarterly" in lead(a)  # a rule, not a price
+
+
+def test_a_comparison_leads_with_each_products_own_sentence(engine):
+    first = lead(ask(engine, "patient support hub for abecma vs carvykti"))
+    assert first.startswith("**Abecma:** BMS administers Abecma patient support through BMS Cell Therapy 360")
+    assert "**Carvykti:** Janssen CarePath" in first
+    first = lead(ask(engine, "carvykti vs abecma manufacturing time"))
+    assert "4-6 weeks" in first.split("**Carvykti:**")[0] and "5-7 weeks" in first.split("**Carvykti:**")[1]
