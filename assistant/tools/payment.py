@@ -48,6 +48,8 @@ def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS c
                                         form=False)] = None,
             setting: Annotated[Text, param("outpatient (default) or both (the inpatient route is said beside the amount)",
                                            form=False)] = None,
+            figure: Annotated[Text, param("The one figure asked, to lead with: coinsurance, medicare or "
+                                          "medicare_after_sequestration", form=False)] = None,
             reference: Reference | None = None) -> ToolResult:
     """Allowed amount, beneficiary coinsurance and Medicare's share for `units` of `code`, from the
     payment limit of the quarter the date of service falls in (or the quarter asked for)."""
@@ -98,6 +100,8 @@ def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS c
     if setting == "both":
         summary += (f" — outpatient (Part B) line. **Inpatient: Medicare does not pay {code} at this limit; the stay is paid "
                     "under MS-DRG 018, which includes the product.**")
+    if figure in FIGURE_WORDS and paid is None and asks is None:
+        summary = _figure_lead(figure, code, q, pct, money_) + "\n\n" + summary
     if asks == "seq-on-coinsurance":
         summary = (f"**No: the 2% sequestration comes off Medicare's share only ({money(money_['medicare'])} − "
                    f"{money(money_['sequestration'])}), not off the patient's coinsurance ({money(money_['coinsurance'])}, "
@@ -274,6 +278,18 @@ def _summary(code: str, pick: _Pick, primary: LimitSource, limit: Decimal, n: in
             f"({money(m['medicare_after_sequestration'])} after 2% sequestration)")
 
 
+def _figure_lead(figure: str, code: str, quarter: str, pct: Decimal, m: dict[str, Decimal]) -> str:
+    """The one figure a question asks for ("coins % for Q2053 in Q4 2025"), first."""
+    if figure == "coinsurance":
+        return (f"**Patient coinsurance on {code} ({quarter}): {fmt(pct)}% of the allowed amount "
+                f"({money(m['allowed'])}) = {money(m['coinsurance'])}.**")
+    if figure == "medicare_after_sequestration":
+        return (f"**2% sequestration on {code} ({quarter}): {money(m['sequestration'])} off Medicare's "
+                f"{money(m['medicare'])}, so Medicare pays {money(m['medicare_after_sequestration'])}.**")
+    return (f"**Medicare pays {money(m['medicare'])} on {code} ({quarter}), "
+            f"{money(m['medicare_after_sequestration'])} after 2% sequestration.**")
+
+
 def _latest_cms_coinsurance(ref: Reference, code: str) -> tuple[str, Decimal] | None:
     """The newest CMS quarter's coinsurance percentage for `code`, if any is loaded."""
     for quarter in reversed(ref.quarters()):
@@ -285,6 +301,12 @@ def _latest_cms_coinsurance(ref: Reference, code: str) -> tuple[str, Decimal] | 
 
 
 # --- the component ------------------------------------------------------------------------
+# the one figure of a payment a question asks for (payment and payment_change lead with it)
+FIGURE_WORDS = {
+    "coinsurance": re.compile(r"\bcoins\w*|co-?insurance|patient (?:pays?|owes|share|responsibility)|\bpt (?:pays?|owes)", re.I),
+    "medicare_after_sequestration": re.compile(r"\bseq\w*|after sequestration", re.I),
+    "medicare": re.compile(r"medicare(?:.s)? (?:pays?|share|portion|payment|pmt|pymt|paid)|program payment", re.I),
+}
 PAYMENT_NUMBER = re.compile(r"payment limit|\bpayment\b|\b(?:pmts?|pymts?|paymts?)\b|\bremit\w*|\bEOB\b|\bERA\b|\blimit\b|"
                             r"\bASP\b|\ballow(?:ed|able|s)?\b|\bpric(?:e|ed|ing)\b|reimburs|"
                             r"coinsurance|co-insurance|\bcoins\b|"
@@ -292,7 +314,7 @@ PAYMENT_NUMBER = re.compile(r"payment limit|\bpayment\b|\b(?:pmts?|pymts?|paymts
                             r"patient (?:pays?|owes|responsibility)|\bpay(?:s|ment)?\b.*\bunits?\b", re.I)
 # the amount a remittance paid ("remit paid 383,959.20", "ERA shows $380,000")
 _REMIT = re.compile(r"\b(?:remit(?:tance)?|EOB|ERA|RA|pd|paid|got|received|check)\b(?:\s+(?:paid|shows?|was|for|of|is))?\s*:?\s*"
-                    r"\$?\s?(\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d{4,}(?:\.\d{1,2})?)", re.I)
+                    r"\$?\s?(\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d{4,}(?:\.\d{1,2})?|\d{2,3}(?:\.\d{1,3})?\s?[kK]\b)", re.I)
 # a yes/no question on whether sequestration reduces the coinsurance ("does the 2% seq come off the pt's coins?")
 _SEQ_ON_COINS = re.compile(r"\b(?:does|do|is|are|should|will|would)\b[^?]{0,30}\bseq\w*\b[^?]{0,40}\b(?:coins\w*|co-?insurance)\b|"
                            r"\b(?:does|do|is|are|should|will|would)\b[^?]{0,30}\b(?:coins\w*|co-?insurance)\b[^?]{0,40}\bseq\w*", re.I)
@@ -321,13 +343,16 @@ def _plan(p: Planning) -> Plan | None:
     if p.given_dos and not extra:
         extra["dos"] = p.given_dos.isoformat()
     if (m := _REMIT.search(p.q.text)) is not None:  # this turn's remit amount and rule question, not the followed turn's
-        extra["paid"] = str(parse_number(m.group(1)))
+        amount = m.group(1).rstrip("kK ")
+        extra["paid"] = str(parse_number(amount) * (1000 if m.group(1)[-1] in "kK" else 1))  # "430k"
     if p.q.setting == "both" and p.q.service_date is not None and p.q.service_date.source != "today":
         extra["setting"] = "both"  # "OP DOS 3/3/26 allowed, and what if IP": the amount, and the inpatient route beside it
     elif p.q.setting == "both":
         return None  # "IP vs OP, how is it paid": the routes, from the sources
     if _SEQ_ON_COINS.search(p.q.text):
         extra["asks"] = "seq-on-coinsurance"
+    elif len(asked_figures := [k for k, rx in FIGURE_WORDS.items() if rx.search(p.q.text)]) == 1 and "paid" not in extra:
+        extra["figure"] = asked_figures[0]
     if _MEDICARE_ADVANTAGE.search(p.text) and not [x for x in p.q.payers if x != "medicare"]:
         extra["plan_type"] = "medicare-advantage"
     return Plan(calls=[("payment", {"code": code, "units": p.q.figures.units or 1, "today": p.today.isoformat(), **extra})

@@ -17,7 +17,7 @@ from assistant.core.reference import Reference
 from assistant.tools._inputs import fmt, money
 from assistant.tools.component import Calculator, IsoDate, Plan, Text, call, param
 from assistant.tools.errors import CalcError
-from assistant.tools.payment import PAYMENT_NUMBER, payment
+from assistant.tools.payment import FIGURE_WORDS, PAYMENT_NUMBER, payment
 from assistant.tools.planning import Planning
 from assistant.tools.result import ToolResult
 
@@ -95,13 +95,6 @@ CHANGE = re.compile(r"\bdiff(?:erence)?\b|\bchange[ds]?\b|\bvs\.?\b|\bversus\b|\
                     r"\bwent (?:up|down)\b|\bgo(?:ne)? (?:up|down)\b|\bhigher\b|\blower\b|\bmore than\b|\bless than\b|\bdelta\b", re.I)
 
 
-_FIGURE_WORDS = {
-    "coinsurance": re.compile(r"\bcoins\w*|co-?insurance|patient (?:pays?|owes|share|responsibility)|\bpt (?:pays?|owes)", re.I),
-    "medicare_after_sequestration": re.compile(r"\bseq\w*|after sequestration", re.I),
-    "medicare": re.compile(r"medicare(?:.s)? (?:pays?|share|portion|payment|pmt|pymt|paid)|program payment", re.I),
-}
-
-
 def _plan(p: Planning) -> Plan | None:
     """A payment question asking for a difference between two quarters or two codes."""
     # two periods are compared in time order, so the change reads from the earlier to the later
@@ -112,7 +105,7 @@ def _plan(p: Planning) -> Plan | None:
     if not (priced and CHANGE.search(p.text)) or p.q.setting == "inpatient":
         return None
     args: dict = {"today": p.today.isoformat()}
-    if (figure := next((k for k, rx in _FIGURE_WORDS.items() if rx.search(p.text)), None)) is not None:
+    if (figure := next((k for k, rx in FIGURE_WORDS.items() if rx.search(p.text)), None)) is not None:
         args["figure"] = figure
     if len(dict.fromkeys(quarters)) >= 2 and codes:
         args |= {"code": codes[0], "quarter": quarters[0], "other_quarter": quarters[1]}
