@@ -23,7 +23,7 @@ from assistant.core.question import Question
 from assistant.core.reference import Product, Reference, load_reference
 from assistant.extract import Sentence, best_sentences, split_sentences
 from assistant.guards import SCOPE
-from assistant.leads import code_row_answer, dx_answer, setting_answer
+from assistant.leads import code_row_answer, dx_answer, extra_leads, setting_answer
 from assistant.retrieval import Passage
 from assistant.tools.registry import get as get_calculator
 from index.corpus import configured_corpus
@@ -82,14 +82,21 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
         return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=turn.context,
                       text="I found nothing in my sources that answers this. " + SCOPE)
     compared = comparison_lead(q, turn.passages, ref) if lead is None else None
+    extras = extra_leads(q, turn.passages, ref, lead[1] if lead else sentences[0].text if sentences else "")
+    parts = [s for s, _t in extras if s is not None]
     if lead is not None:
-        sentences = [lead[0]] + [s for s in sentences if s.text != lead[0].text][:2]
+        sentences = [lead[0], *parts] + [s for s in sentences if s.text not in {lead[0].text, *(p.text for p in parts)}][:2]
     elif compared:  # "abecma vs carvykti target antigen": each product's own sentence leads
         sentences = [s for _b, s in compared] + [s for s in sentences if s.text not in {c.text for _b, c in compared}][:1]
     citations = [cite_sentence(s, i) for i, s in enumerate(sentences, 1)]
     lines = [f"{one_line(s.text)} [{c.marker}]" for s, c in zip(sentences, citations, strict=True)]
     if lead is not None:
         lines[0] = f"{lead[1]} [1]"
+        marker = 2
+        for sent, text in extras:  # the compound question's other parts, in the lead paragraph
+            lines[0] += f" {text}" + (f" [{marker}]" if sent is not None else "")
+            marker += sent is not None
+        lines = [lines[0]] + lines[1 + len(parts):]
     elif compared:
         lines = [" ".join(f"**{brand}:** {lines[i]}" for i, (brand, _s) in enumerate(compared))] + lines[len(compared):]
     body = lines[0] + ("\n\n" + "\n".join(f"- {line}" for line in lines[1:]) if len(lines) > 1 else "")
@@ -132,6 +139,11 @@ def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
     inline = inline_citations(calls)
     sentences = [] if inline else [s for s in sentences if backs_a_result(s, calls, ref)][:2]
     citations = inline + [cite_sentence(s, i) for i, s in enumerate(sentences, len(inline) + 1)]
+    answered = {row["system"] for c in calls if c.result for row in c.result.values.get("codes") or []}
+    for sent, text in extra_leads(q, turn.passages, ref, "\n".join(lines), answered):  # a compound question's other parts
+        if sent is not None:
+            citations.append(cite_sentence(sent, len(citations) + 1))
+        lines[0] += f" {text}" + (f" [{citations[-1].marker}]" if sent is not None else "")
     body = "\n\n".join(lines)
     if sentences:
         body += "\n\nFrom the sources:\n" + "\n".join(f"- {one_line(c.quote)} [{c.marker}]" for c in citations[len(inline):])

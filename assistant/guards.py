@@ -10,6 +10,7 @@ import re
 import unicodedata
 
 from assistant.answer import Answer, AnswerKind
+from assistant.answer_type import answer_type
 from assistant.core.question import Question
 from assistant.core.reference import load_reference
 from assistant.core.scenario import negated_mention, prior_mention
@@ -75,8 +76,8 @@ def check_question(q: Question, text: str, notes: list[str]) -> Answer | None:
 def check_names(q: Question, notes: list[str], context: dict) -> Answer | None:
     """A payer, drug or code set the sources never mention: not covered."""
     missing = unknown_terms(q)
-    if not missing:
-        return None
+    if not missing or len(answer_type(q.asked).code_systems) > 1:
+        return None  # "Q code, units and rev code": the other parts are answered, the missing one said so
     return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=context,
                   text=f"My sources do not mention {', '.join(missing)}, so I can't answer this from them. {SCOPE}")
 

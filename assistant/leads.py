@@ -8,6 +8,7 @@ other retrieved sentences follow as support.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from assistant.answer_type import AnswerType, answer_type, code_system_of, row_answers
 from assistant.core.question import Question
@@ -63,11 +64,11 @@ _STOP = frozenset("the a an and or for of to on in at is it what which who how d
                   "w with per this that be can".split())
 
 
-def code_row_answer(q: Question, ref: Reference) -> tuple[Sentence, str] | None:
+def code_row_answer(q: Question, ref: Reference, at: AnswerType | None = None) -> tuple[Sentence, str] | None:
     """'POS for abecma OP infusion', 'z code for car-t hx', 'FL for the NDC': the row of a
     document's code table that gives a code of the asked system for the product, shown as a
     readable row (its header's names with the cells); the exact row text stays the citation."""
-    at = answer_type(q.asked)
+    at = at or answer_type(q.asked)
     if at.code_system not in _TABLE_SYSTEMS or (at.code_system == "ICD-10-CM" and at.detail != "Z"):
         return None  # a diagnosis question is the product's diagnosis sentence; a Z code is a table row
     words = {w.lower() for w in _WORD.findall(q.asked)} - _STOP
@@ -136,12 +137,13 @@ _CONDITION_WORDS = {
 _GRADE = re.compile(r"\b(?:grade|gr|g)\s*([1-5])\b", re.I)
 
 
-def dx_answer(q: Question, passages: list[Passage], ref: Reference) -> tuple[Sentence, str] | None:
+def dx_answer(q: Question, passages: list[Passage], ref: Reference,
+              at: AnswerType | None = None) -> tuple[Sentence, str] | None:
     """'CRS grade 3 dx', 'abecma dx code relapsed', 'tecartus MCL site not documented dx': the one
     ICD-10-CM code (reference data, the code set's descriptor) the question's words describe,
     backed by a passage that names the code or its family. Without a qualifier that decides it, the
     candidates lead together with what decides between them."""
-    at = answer_type(q.asked)
+    at = at or answer_type(q.asked)
     if at.code_system != "ICD-10-CM" or at.detail == "Z" or q.codes:
         return None
     condition = next((c for c, rx in _CONDITION_WORDS.items() if rx.search(q.asked)), None)
@@ -202,3 +204,34 @@ def _family_sentence(family, passages: list[Passage]) -> Sentence | None:
             if len(text) < 420 and any(s in text for s in stems):
                 return Sentence(p, a, b, text, 99.0)
     return None
+
+
+# --- the other parts of a compound question ------------------------------------------------------
+_SHOWN = {"ICD-10-CM": re.compile(r"\b[A-TV-Z]\d{2}\.\w{1,4}\b"), "DRG": re.compile(r"\bMS-DRG \d{3}\b|\bDRG \d{3}\b"),
+          "POS": re.compile(r"\bPOS:? \d{2}\b"), "HCPCS": re.compile(r"\b[QJ]\d{4}\b"),
+          "modifier": re.compile(r"\bJ[WZ]\b"), "claim field": re.compile(r"\b(?:FL|[Ff]ield|box) ?\d")}
+
+
+def extra_leads(q: Question, passages: list[Passage], ref: Reference, shown: str,
+                answered: set[str] | None = None) -> list[tuple[Sentence | None, str]]:
+    """'abecma Q code, units and rev code', 'tecartus MCL dx code and PCS code': every code system
+    the question asks for beyond the one the lead answers (`answered`; the question's first by
+    default), each in one sentence of its own (with its citation), or said to be missing from the
+    sources. `shown` is the answer so far: a system whose code it already shows is not repeated."""
+    at = answer_type(q.asked)
+    answered = {at.code_system} if answered is None else answered
+    out: list[tuple[Sentence | None, str]] = []
+    for system in at.code_systems:
+        if system in answered or ((rx := _SHOWN.get(system)) is not None and rx.search(shown)):
+            continue
+        part = replace(at, code_system=system, detail=None)
+        found = None
+        if system == "ICD-10-CM":
+            found = dx_answer(q, passages, ref, part)
+        elif system in _TABLE_SYSTEMS:
+            found = code_row_answer(q, ref, part)
+        if found is not None:
+            out.append(found)
+        elif system == "revenue" and not any(re.search(r"revenue code|\brev(?:enue)? code", p.quote, re.I) for p in passages):
+            out.append((None, "My sources give no revenue code for this."))
+    return out

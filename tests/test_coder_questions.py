@@ -350,3 +350,13 @@ def test_the_one_payment_figure_asked_leads_and_a_remit_in_thousands_is_compared
         "**2% sequestration on Q2056 (2026Q1): $9,603.25 off Medicare's $480,162.59, so Medicare pays $470,559.34.**")
     assert lead(ask(engine, "remit paid 430k on Q2055 DOS 2/14/26, expected?")).startswith(
         "**The remit's $430,000.00 is $13,787.37 below Medicare's share after 2% sequestration ($443,787.37).**")
+
+
+def test_a_compound_question_gets_every_code_system_it_asks_for(engine):
+    first = lead(ask(engine, "tecartus MCL dx code and PCS code for peripheral"))
+    assert first.startswith("**XW033M7**") and "**C83.10**" in first
+    first = lead(ask(engine, "abecma IP: DRG and PCS"))
+    assert first.startswith("**XW033K7**") and "**MS-DRG 018**" in first
+    a = ask(engine, "abecma Q code, units and rev code")  # the part the sources lack is said, the rest answered
+    assert a.kind is AnswerKind.ANSWER and lead(a).startswith("**Q2055**") and "one unit per therapeutic dose" in lead(a)
+    assert "My sources give no revenue code" in lead(a)
