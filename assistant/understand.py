@@ -81,7 +81,7 @@ TREATMENT_DECISION = re.compile(
     r"\b(?:should (?:i|we|my|the patient|she|he)|which (?:product|therapy|car-?t) is better|"
     r"is (?:it|\w+) safe for|recommend(?:ed)? (?:a|the)? ?(?:treatment|therapy)|"
     r"best (?:treatment|therapy|option)|which (?:one |product |therapy |car-?t )?(?:is|would be|'s) (?:better|best)|"
-    r"better (?:pick|choice|option|fit) for|would \w+ be (?:the |a )?better|"
+    r"better (?:pick|choice|option|fit) for|would \w+ be (?:the |a )?better|\bis \w+ better than\b|"
     r"would (?:u|you|we) (?:pick|choose|go with|use|give)|which (?:one )?(?:would|should) (?:u|you|we) (?:pick|choose|use|give)|"
     r"(?<!who can )(?<!who should )(?<!who may )(?<!who must )(?<!who is allowed to )prescribe(?!r)|"
     r"treat (?:my|her|his|the patient)|good candidate|"

@@ -360,3 +360,10 @@ def test_a_compound_question_gets_every_code_system_it_asks_for(engine):
     a = ask(engine, "abecma Q code, units and rev code")  # the part the sources lack is said, the rest answered
     assert a.kind is AnswerKind.ANSWER and lead(a).startswith("**Q2055**") and "one unit per therapeutic dose" in lead(a)
     assert "My sources give no revenue code" in lead(a)
+
+
+def test_a_drugs_code_question_gets_the_code_billed_today(engine):
+    assert lead(ask(engine, "cyclophosphamide hcpcs")).startswith("**J9075** is the HCPCS code")  # not the guides' J9070
+    assert lead(ask(engine, "J code for fludarabine")).startswith("**J9185** is the HCPCS code (Fludarabine phosphate injection, 50 mg per unit)")
+    assert lead(ask(engine, "what's the J code for elranatamab")).startswith("**J1323**")
+    assert ask(engine, "is abecma better than carvykti for my pt").kind is AnswerKind.REFUSAL

@@ -203,7 +203,7 @@ def _plan(p: Planning) -> Plan | None:
     compared = [c for c in p.q.codes if (row := p.ref.any_code(c)) is not None and _has_history(p.ref, row)]
     if len(compared) > 1 and re.search(r"\bvs\.?\b|versus|difference|or\b|compare", p.text, re.I):
         return Plan(calls=[("code_on_date", {**args, "code": code}) for code in compared[:3]])  # "J9075 vs J9070"
-    code = _asked_code(p, dated)
+    code = _asked_code(p, dated) or _drug_code_asked(p)
     if code:
         return call("code_on_date", {**args, "code": code})
     if (_PCS.search(p.text) or ("route" in args and p.has("code"))) and p.q.product:
@@ -248,6 +248,18 @@ def _asked_code(p: Planning, dated: bool) -> str | None:
         prod = p.ref.product_by_id(p.q.product)
         return prod.hcpcs if prod and p.ref.code(prod.hcpcs) and p.ref.code(prod.hcpcs).dosages else None
     return None
+
+
+_HCPCS_ASK = re.compile(r"\b[jq][- ]?codes?\b|\bhcpcs\b|\bbilling code\b|\bwhat(?:'?s| is)? the code\b|\bwhich code\b", re.I)
+
+
+def _drug_code_asked(p: Planning) -> str | None:
+    """'J code for elranatamab', 'cyclophosphamide hcpcs': the code a drug named (not coded) in
+    the question is billed under on the date, from reference data (the guides' J9070 is retired)."""
+    cart = [x for x in p.q.products if (prod := p.ref.product_by_id(x)) is not None and prod.hcpcs.startswith("Q")]
+    if p.q.codes or cart or not _HCPCS_ASK.search(p.text):
+        return None  # a CAR-T product's Q-code is the composer's (quoted with the guide's sentence)
+    return p.drug_code()
 
 
 def _has_history(ref: Reference, row: Code) -> bool:
