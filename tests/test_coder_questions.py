@@ -348,6 +348,8 @@ def test_the_one_payment_figure_asked_leads_and_a_remit_in_thousands_is_compared
         "**Patient coinsurance on Q2053 (2025Q4): 19.819% of the allowed amount ($489,304.61) = $96,975.28.**")
     assert lead(ask(engine, "sequestration amount on a Q2056 line jan 2026")).startswith(
         "**2% sequestration on Q2056 (2026Q1): $9,603.25 off Medicare's $480,162.59, so Medicare pays $470,559.34.**")
+    # asked with the limit, the whole line answers both
+    assert lead(ask(engine, "tecartus DOS 3 Feb 2026 - medicare limit and coins %")).startswith("**Q2053 payment limit (2026Q1)")
     assert lead(ask(engine, "remit paid 430k on Q2055 DOS 2/14/26, expected?")).startswith(
         "**The remit's $430,000.00 is $13,787.37 below Medicare's share after 2% sequestration ($443,787.37).**")
 

@@ -312,6 +312,7 @@ PAYMENT_NUMBER = re.compile(r"payment limit|\bpayment\b|\b(?:pmts?|pymts?|paymts
                             r"coinsurance|co-insurance|\bcoins\b|"
                             r"sequestration|\bseq\b|medicare (?:share|pays?|paying)|how much|\bprice\b|\brate\b|\bcosts?\b|"
                             r"patient (?:pays?|owes|responsibility)|\bpay(?:s|ment)?\b.*\bunits?\b", re.I)
+_LIMIT_TOO = re.compile(r"\blimit\b|\ballow(?:ed|able)\b|\bASP\b|\bprice\b|\brate\b", re.I)
 # the amount a remittance paid ("remit paid 383,959.20", "ERA shows $380,000")
 _REMIT = re.compile(r"\b(?:remit(?:tance)?|EOB|ERA|RA|pd|paid|got|received|check)\b(?:\s+(?:paid|shows?|was|for|of|is))?\s*:?\s*"
                     r"\$?\s?(\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d{4,}(?:\.\d{1,2})?|\d{2,3}(?:\.\d{1,3})?\s?[kK]\b)", re.I)
@@ -351,7 +352,8 @@ def _plan(p: Planning) -> Plan | None:
         return None  # "IP vs OP, how is it paid": the routes, from the sources
     if _SEQ_ON_COINS.search(p.q.text):
         extra["asks"] = "seq-on-coinsurance"
-    elif len(asked_figures := [k for k, rx in FIGURE_WORDS.items() if rx.search(p.q.text)]) == 1 and "paid" not in extra:
+    elif (len(asked_figures := [k for k, rx in FIGURE_WORDS.items() if rx.search(p.q.text)]) == 1 and "paid" not in extra
+          and not _LIMIT_TOO.search(p.q.text)):  # "limit and coins %": the whole line answers both
         extra["figure"] = asked_figures[0]
     if _MEDICARE_ADVANTAGE.search(p.text) and not [x for x in p.q.payers if x != "medicare"]:
         extra["plan_type"] = "medicare-advantage"
