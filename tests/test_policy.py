@@ -164,3 +164,16 @@ def test_a_policy_the_corpus_does_not_hold_is_missing(engine, text, payer):
 def test_calculator_refuses_a_missing_policy_with_its_own_error():
     with pytest.raises(MissingDataError):
         payer_policy(payer="centene", product="tecartus")
+
+
+def test_a_criterion_the_policy_lacks_is_said_to_be_absent(engine):
+    first = lead(ask(engine, "does carepartners require a specific prescriber"))
+    assert "has no criterion on the prescriber" in first
+    first = lead(ask(engine, "does centene require a specific prescriber for abecma"))
+    assert "criterion 2: Prescribed by or in consultation with an oncologist or hematologist" in first
+
+
+def test_auth_length_and_renewal_are_policy_facts_and_pt_45_is_an_age(engine):
+    first = lead(ask(engine, "centene abecma initial auth length and renewal"))
+    assert "Initial approval: 3 months" in first and "subsequent doses are not" in first
+    assert read_scenario("pt 45, IgG kappa MM, 2 prior lines", load_reference(), ("abecma",), dt.date(2026, 11, 24)).age == 45

@@ -19,7 +19,8 @@ from assistant.core.reference import Reference
 _WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
 _NUM = r"(\d{1,2}|" + "|".join(_WORDS) + r")"
 _AGE = re.compile(r"\b(\d{1,3})\s*(?:-?\s*(?:y/?o|yrs?\.?(?:\s*old)?|years?[\s-]*old|yo)\b|[MF]\b(?!\w))|\bage[ds]?\s*:?\s*(\d{1,3})\b|"
-                  r"\b(?:pt|patient|member|she|he)\s*(?:is|'s)\s+(?:only\s+|now\s+|actually\s+)?(\d{1,3})\b(?!\s*(?:kg|lbs?|cm|mg|%|days?|mo|wks?))",
+                  r"\b(?:pt|patient|member|she|he)\s*(?:is|'s)\s+(?:only\s+|now\s+|actually\s+)?(\d{1,3})\b(?!\s*(?:kg|lbs?|cm|mg|%|days?|mo|wks?))|"
+                  r"\b(?:pt|patient|member)\s+(\d{2})\s*(?=,|;)",  # "pt 45, IgG kappa MM"
                   re.I)
 _LINES = re.compile(r"\b" + _NUM + r"\+?\s*(?:prior\s+|previous\s+|pr\s+)?(?:lines?|LOT|regimens?)\b(?!\s*(?:of\s+)?(?:infusion|access|item))"
                     r"|\b(?:lines?\s+of\s+(?:therapy|tx|treatment)\s*[:=]?\s*)" + _NUM + r"\b", re.I)
@@ -186,7 +187,7 @@ def _age(text: str, today: dt.date) -> int | None:
     m = _AGE.search(text)
     if m is None:
         return None
-    value = int(m.group(1) or m.group(2) or m.group(3))
+    value = int(m.group(1) or m.group(2) or m.group(3) or m.group(4))
     return value if 0 < value < 120 else None
 
 

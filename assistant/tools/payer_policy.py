@@ -72,6 +72,9 @@ def payer_policy(
         verdict = f"**Not a criterion of {pol['name']}: {', '.join(unchecked)}.** " + verdict
     if not facts.given and (focus := _focus(pol, asked_about or "")) is not None:
         verdict = f"**{name}, criterion {focus['n']}: {focus['text']}.** [{pol['criteria'].index(focus) + 1}] " + verdict
+    elif not facts.given and (absent := _absent_focus(pol, asked_about or "")):
+        # "does carepartners require a specific prescriber": this policy has no such criterion
+        verdict = f"**{name} has no criterion on {absent}: its {len(rows)} criteria are listed below.** " + verdict
     if facts.given:
         verdict += f" Read from the question: {'; '.join(facts.described(dict(ref.class_names)))}."
         if unchecked and not answered_first:
@@ -123,6 +126,18 @@ def _focus(pol: Mapping[str, Any], text: str) -> Mapping[str, Any] | None:
     """The criterion a question asks about ("centene prescriber req for abecma"), if exactly one fits."""
     hits = [c for c in pol["criteria"] if (rx := _FOCUS_WORDS.get(c["check"]["fact"])) and re.search(rx, text, re.I)]
     return hits[0] if len(hits) == 1 else None
+
+
+_FOCUS_NAMES = {"prescriber": "the prescriber", "age": "age", "measurable": "measurable disease (labs)",
+                "prior_lines": "the number of prior lines", "cns": "CNS disease", "anti_bcma": "prior anti-BCMA therapy",
+                "cart": "prior CAR-T", "diagnosis_rrmm": "the diagnosis"}
+
+
+def _absent_focus(pol: Mapping[str, Any], text: str) -> str | None:
+    """What the question asks about that none of the policy's criteria tests, if exactly one thing."""
+    tested = {c["check"]["fact"] for c in pol["criteria"]}
+    hits = [f for f, rx in _FOCUS_WORDS.items() if f in _FOCUS_NAMES and f not in tested and re.search(rx, text, re.I)]
+    return _FOCUS_NAMES[hits[0]] if len(hits) == 1 else None
 
 
 def not_criteria(pol: Mapping[str, Any], facts: Scenario, ref: Reference) -> list[str]:
@@ -259,7 +274,8 @@ def _why(c: Mapping[str, Any], state: str, s: Scenario, ref: Reference) -> str:
 
 # --- the component ------------------------------------------------------------------------
 _TOPIC_WORDS = {
-    "duration": re.compile(r"how long|approval duration|duration|(?:good|valid|last|approved) for|expire|how many months", re.I),
+    "duration": re.compile(r"how long|approval duration|duration|(?:good|valid|last|approved) for|expire|how many months|"
+                          r"\b(?:auth(?:orization)?|approval|PA)\s+(?:length|period|span)\b", re.I),
     "fax": re.compile(r"\bfax\b|where (?:do (?:i|we) |to )(?:send|submit|fax)|phone|submit (?:it )?to\b", re.I),
     "documentation": re.compile(r"\battach|documentation|paperwork|what (?:do (?:i|we) )?(?:need to )?(?:send|submit)|records|"
                                 r"need (?:me|us) to (?:send|submit)|(?:send|submit) (?:with|for) (?:the |an? )?(?:auth|PA|request)|"
@@ -267,12 +283,14 @@ _TOPIC_WORDS = {
     "pa_required": re.compile(r"(?:need|require)s? (?:a |an )?(?:PA|prior auth|auth)|(?:PA|prior auth\w*|auth) (?:is )?req(?:uired|'?d)?\b|"
                               r"is (?:a )?(?:PA|prior auth\w*) needed", re.I),
     "outpatient": re.compile(r"\boutpatient\b|\bOP\b", re.I),
-    "redose": re.compile(r"\bre-?dos|\bre-?treat|\breauth|(?:second|2nd) (?:\w+ )?(?:dose|infusion)|another (?:\w+ )?(?:dose|infusion)|again\b|"
+    "redose": re.compile(r"\bre-?dos|\bre-?treat|\breauth|\brenew|(?:second|2nd) (?:\w+ )?(?:dose|infusion)|"
+                         r"another (?:\w+ )?(?:dose|infusion)|again\b|"
                          r"subsequent dose|limit on (?:\w+ )?(?:infusions|doses)|how many (?:\w+ )?(?:infusions|doses)", re.I),
     "review": re.compile(r"\bPDAC\b|who reviews|committee", re.I),
     "tocilizumab": re.compile(r"tocilizumab|actemra|\btoci\b", re.I),
 }
-_CRITERIA = re.compile(r"criteri|qualif|eligib|\bmeet|\bapprov|\bcover|requirement|\breqs?\b|\bminimum\b|\bPA\b|prior auth|\benough\b|\bauth\b|"
+_CRITERIA = re.compile(r"criteri|qualif|eligib|\bmeet|\bapprov|\bcover|\brequir\w*|\breqs?\b|"
+                       r"\bminimum\b|\bPA\b|prior auth|\benough\b|\bauth\b|"
                        r"\bpolicy\b|\bget (?:it|abecma|ide)|"
                        r"\bok(?:ay)? for\b|\bcan (?:she|he|they|we|pt|the pt|member)\b|medically necessary|denied|deny", re.I)
 _OTHER_TOPIC = re.compile(r"\bREMS\b|\bFACT\b|certif|boxed warning|contraindicat|\bNCD\b", re.I)
