@@ -133,6 +133,7 @@ _CONDITION_WORDS = {
     "mcl": re.compile(r"\bMCL\b|mantle", re.I),
     "all": re.compile(r"\bB-?ALL\b|lymphoblastic", re.I),
     "mm": re.compile(r"\bMM\b|myeloma", re.I),
+    "parkinsonism": re.compile(r"parkinsonism|\bMNT\b|movement and neurocognitive", re.I),
 }
 _GRADE = re.compile(r"\b(?:grade|gr|g)\s*([1-5])\b", re.I)
 
@@ -157,23 +158,30 @@ def dx_answer(q: Question, passages: list[Passage], ref: Reference,
     scored = sorted(((_qualifier_score(c, q.asked), c) for c in family), key=lambda t: (-t[0], t[1].code))
     if not scored:
         return None
-    support = _family_sentence(family, passages) or _family_row(family, q)
+    # a passage naming the family, or naming a code the guides misuse for it (G20.A1 for drug-induced parkinsonism)
+    misused = [c for c in ref.icd10cm.values() if c.note and any(f.code in c.note for f in family)]
+    support = _family_sentence(family, passages) or _family_row(family, q) or _family_sentence(misused, passages)
     if support is None:
         return None
     top, best = scored[0]
+    # a code the quoted guide misdescribes ("G20.A1/A2" for CAR-T parkinsonism) is corrected beside it
+    misdescribed = " ".join(f"The quoted guide's {c}: {row.note}" for c, row in sorted(ref.icd10cm.items())
+                            if row.note and c in support.text and c not in {f.code for f in family})
     if top > 0 and (len(scored) == 1 or scored[1][0] < top):
-        return support, f"**{best.code}** is the ICD-10-CM code for {best.descriptor[0].lower() + best.descriptor[1:]} (ICD-10-CM tabular list)."
+        return support, (f"**{best.code}** is the ICD-10-CM code for {best.descriptor[0].lower() + best.descriptor[1:]} "
+                         f"(ICD-10-CM tabular list).{' ' + misdescribed if misdescribed else ''}")
     options = "; ".join(f"**{c.code}** {c.descriptor}" for _s, c in scored)
     if (status := _STATUS.search(q.asked)) and top == 0:
         # "MCL in remission": no code of the family says so; never another condition's remission code
         return support, (f"My sources give no ICD-10-CM code for {_CONDITION_NAMES[condition]} "
                          f"{status.group(0).lower()}. The codes they list for it: {options} (ICD-10-CM tabular list).")
-    return support, f"ICD-10-CM by what the record documents: {options} (ICD-10-CM tabular list)."
+    return support, (f"ICD-10-CM by what the record documents: {options} (ICD-10-CM tabular list)."
+                     f"{' ' + misdescribed if misdescribed else ''}")
 
 
 _STATUS = re.compile(r"\b(?:in |not in )?remission\b", re.I)  # an axis of the leukemia and myeloma codes
 _CONDITION_NAMES = {"crs": "cytokine release syndrome", "icans": "ICANS", "mcl": "mantle cell lymphoma",
-                    "all": "B-cell ALL", "mm": "multiple myeloma"}
+                    "all": "B-cell ALL", "mm": "multiple myeloma", "parkinsonism": "parkinsonism"}
 
 
 def _family_row(family, q: Question) -> Sentence | None:

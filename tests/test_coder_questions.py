@@ -369,3 +369,10 @@ def test_a_drugs_code_question_gets_the_code_billed_today(engine):
     assert lead(ask(engine, "J code for fludarabine")).startswith("**J9185** is the HCPCS code (Fludarabine phosphate injection, 50 mg per unit)")
     assert lead(ask(engine, "what's the J code for elranatamab")).startswith("**J1323**")
     assert ask(engine, "is abecma better than carvykti for my pt").kind is AnswerKind.REFUSAL
+
+
+def test_drug_induced_parkinsonism_gets_its_code_and_the_guides_g20_codes_are_corrected(engine):
+    first = lead(ask(engine, "what ICD for drug induced parkinsonism after carvykti"))
+    assert first.startswith("**G21.19** is the ICD-10-CM code for other drug induced secondary parkinsonism")
+    assert "The quoted guide's G20.A1: A Parkinson's disease code, not drug-induced parkinsonism" in first
+    assert "C90.0" not in first  # never the product's myeloma codes for a toxicity question
