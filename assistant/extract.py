@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from assistant.retrieval import Passage, strip_entity_names
 from index.codes import codes_in, find_codes, tokenize
+from index.entities import products_in, products_in_question
 from index.normalize import normalize
 from index.sentences import MAX_CHARS, sentence_id, sentence_spans
 
@@ -70,6 +71,7 @@ def expand_query(text: str) -> str:
 # began to put a sentence that talks about a code system above the row that gives the code.
 SEMANTIC_WEIGHT = 2.0
 FAQ_WEIGHT = 0.5  # share of a FAQ question's match given to its answer's first sentence
+OTHER_PRODUCT_PENALTY = 6.0  # a sentence about other products only, for a question about one
 
 
 def best_sentences(question: str, passages: list[Passage], k: int = 3,
@@ -84,6 +86,7 @@ def best_sentences(question: str, passages: list[Passage], k: int = 3,
     kinds = asked_code_kinds(question) if prefer_codes else set()
     if not q_tokens and not q_codes:
         return []
+    asked_products = set(products_in_question(normalize(question)))
     found: list[Sentence] = []
     for rank, p in enumerate(passages):
         scored = []
@@ -106,6 +109,8 @@ def best_sentences(question: str, passages: list[Passage], k: int = 3,
                 continue
             score = (overlap + 2.0 * code_hits + 0.5 / (rank + 1) + FAQ_WEIGHT * faq_match
                      + SEMANTIC_WEIGHT * p.sentence_sims.get(sentence_id(text), 0.0))
+            if asked_products and (named := set(products_in(normalize(text)))) and not named & asked_products:
+                score -= OTHER_PRODUCT_PENALTY  # "tecartus MCL 2L?": a Breyanzi row says nothing about Tecartus
             faq_match *= 0.5  # the answer's first sentence most
             if prefer_codes:
                 # a "which code" question wants a sentence that gives one, of the kind asked

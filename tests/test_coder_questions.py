@@ -376,3 +376,7 @@ def test_drug_induced_parkinsonism_gets_its_code_and_the_guides_g20_codes_are_co
     assert first.startswith("**G21.19** is the ICD-10-CM code for other drug induced secondary parkinsonism")
     assert "The quoted guide's G20.A1: A Parkinson's disease code, not drug-induced parkinsonism" in first
     assert "C90.0" not in first  # never the product's myeloma codes for a toxicity question
+
+
+def test_a_sentence_about_other_products_only_does_not_lead_a_product_question(engine):
+    assert "Breyanzi" not in lead(ask(engine, "tecartus MCL 2L?"))
