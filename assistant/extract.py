@@ -72,6 +72,10 @@ def expand_query(text: str) -> str:
 SEMANTIC_WEIGHT = 2.0
 FAQ_WEIGHT = 0.5  # share of a FAQ question's match given to its answer's first sentence
 OTHER_PRODUCT_PENALTY = 6.0  # a sentence about other products only, for a question about one
+STATUS_BONUS = 1.5  # a "still / now" question: a sentence that says a thing ended, changed or is current
+_STILL = re.compile(r"\bstill\b|\bcurrently\b|\bnow\b|\bany ?more\b|\bthese days\b", re.I)
+_STATUS = re.compile(r"\b(?:ended|expired|no longer|discontinued|eliminated|deleted|replaced|retired|removed|"
+                     r"current(?:ly)?|as of|since|effective)\b", re.I)
 
 
 def best_sentences(question: str, passages: list[Passage], k: int = 3,
@@ -87,6 +91,7 @@ def best_sentences(question: str, passages: list[Passage], k: int = 3,
     if not q_tokens and not q_codes:
         return []
     asked_products = set(products_in_question(normalize(question)))
+    currency = bool(_STILL.search(question))  # "NTAP still?": the sentence saying what holds now
     found: list[Sentence] = []
     for rank, p in enumerate(passages):
         scored = []
@@ -109,6 +114,8 @@ def best_sentences(question: str, passages: list[Passage], k: int = 3,
                 continue
             score = (overlap + 2.0 * code_hits + 0.5 / (rank + 1) + FAQ_WEIGHT * faq_match
                      + SEMANTIC_WEIGHT * p.sentence_sims.get(sentence_id(text), 0.0))
+            if currency and _STATUS.search(text):
+                score += STATUS_BONUS
             if asked_products and (named := set(products_in(normalize(text)))) and not named & asked_products:
                 score -= OTHER_PRODUCT_PENALTY  # "tecartus MCL 2L?": a Breyanzi row says nothing about Tecartus
             faq_match *= 0.5  # the answer's first sentence most

@@ -177,3 +177,9 @@ def test_auth_length_and_renewal_are_policy_facts_and_pt_45_is_an_age(engine):
     first = lead(ask(engine, "centene abecma initial auth length and renewal"))
     assert "Initial approval: 3 months" in first and "subsequent doses are not" in first
     assert read_scenario("pt 45, IgG kappa MM, 2 prior lines", load_reference(), ("abecma",), dt.date(2026, 11, 24)).age == 45
+
+
+def test_a_policy_fact_about_the_codes_asked_answers_before_the_general_one(engine):
+    first = lead(ask(engine, "does carepartners still need PA for 0537T"))
+    assert "No prior authorization for the CAR-T administration codes 0537T" in first and "January 1, 2025" in first
+    assert "Prior authorization is required" in lead(ask(engine, "carepartners abecma PA required?"))

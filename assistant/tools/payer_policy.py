@@ -46,6 +46,8 @@ def payer_policy(
                                         "an age", form=False)] = None,
         asked_about: Annotated[Text, param("The question as typed: a criterion it names leads a criteria list",
                                            form=False)] = None,
+        codes: Annotated[Text, param("Codes the question names, comma-separated: a policy fact about those codes "
+                                     "answers before the general one", form=False)] = None,
         reference: Reference | None = None) -> ToolResult:
     """The verdict (or criteria list, or policy fact) for one payer's policy on one product."""
     ref = get_reference(reference)
@@ -55,7 +57,7 @@ def payer_policy(
         raise CalcError(f"Unknown topic {unknown[0]!r}; known: {', '.join(TOPICS)}.", field="topic")
     doc, name = pol["doc"], pol["name"]
     if topics != ["criteria"] and "criteria" not in topics:
-        return _facts(pol, topics)
+        return _facts(pol, topics, {c.strip().upper() for c in str(codes or "").split(",") if c.strip()})
     texts = [t for t in (history or "").splitlines() if t.strip()] + ([scenario] if scenario else [])
     facts = merged(ref, texts, (pol["product"],), dt.date.fromisoformat(today) if today else dt.date.today())
     rows = [(c, check(c["check"], facts)) for c in pol["criteria"]]
@@ -169,9 +171,13 @@ def _policy(ref: Reference, payer: str, product: str) -> Mapping[str, Any]:
                                 if held else ".") + " Check the payer's own policy or portal.", field="payer")
 
 
-def _facts(pol: Mapping[str, Any], topics: list[str]) -> ToolResult:
-    """The policy facts asked for, each in the policy's words."""
+def _facts(pol: Mapping[str, Any], topics: list[str], codes: set[str] = frozenset()) -> ToolResult:
+    """The policy facts asked for, each in the policy's words; a fact about particular codes
+    ("PA removed from 0537T-0540T") only when the question names one, and then instead of the
+    general fact."""
     rows = list({id(f): f for t in topics for f in pol.get("facts") or [] if t in _topics_of(f)}.values())
+    about_codes = [r for r in rows if codes & set(r.get("codes") or [])]
+    rows = about_codes or [r for r in rows if not r.get("codes")]
     if not rows:
         asked = " or ".join(_TOPIC_NAMES.get(t, t) for t in topics)
         raise MissingDataError(f"My sources do not give {asked} for this: {pol['name']}, the policy they hold, does not "
@@ -305,15 +311,10 @@ def _plan(p: Planning) -> Plan | None:
     payers = [x for x in p.q.payers if x != "medicare"]
     if not payers or _NOT_POLICY.search(p.text):
         return None
-    topics = [t for t, rx in _TOPIC_WORDS.items() if rx.search(p.text)]
-    if "outpatient" in topics and not re.search(r"cover|allow|criteria|attest|PA\b|prior auth|approv", p.text, re.I):
-        topics.remove("outpatient")
+    topics = _topics(p)
+    if topics is None:
+        return None
     # a follow-up in a coverage thread ("what if she had tecvayli", "and if she's carepartners instead?")
-    f = p.q.figures
-    if "tocilizumab" in topics and (f.weight_kg or f.dose_mg or f.mg_per_kg or re.search(r"\bunits?\b|mg/kg", p.text, re.I)):
-        topics.remove("tocilizumab")  # "centene pt 70 kg, toci dose?": the dose calculator's question
-        if not topics:
-            return None
     in_thread = bool(p.q.history) and bool(_CRITERIA.search(p.q.history[-1])) and not _NOT_POLICY.search(p.q.history[-1])
     prod = p.ref.product_by_id(p.q.product or "")
     # "never had tecvayli", "5L: ... Elrexfio 2025": a bispecific named in a CAR-T request is a prior therapy
@@ -333,6 +334,8 @@ def _plan(p: Planning) -> Plan | None:
         return None  # "carepartners tocilizumab requirement before abecma": a policy sentence, not the criteria list
     args: dict[str, Any] = {"payer": payers[0], "product": product, "topic": ",".join(topics) or "criteria",
                             "today": p.today.isoformat()}
+    if p.q.codes:
+        args["codes"] = ",".join(c.upper() for c in p.q.codes)
     if not topics or not _TOPIC_FIRST.search(p.text) and (facts.facts >= 2 or _CRITERIA.search(p.text) and facts.given):
         args["topic"] = "criteria"
         args["scenario"] = p.q.text  # this turn's facts; the earlier turns' come as history
@@ -340,6 +343,20 @@ def _plan(p: Planning) -> Plan | None:
         if p.q.history:
             args["history"] = "\n".join(p.q.history)
     return call("payer_policy", args)
+
+
+def _topics(p: Planning) -> list[str] | None:
+    """The policy facts a question asks for (none: the criteria); None when it is another
+    calculator's question ("centene pt 70 kg, toci dose?": the dose calculator's)."""
+    topics = [t for t, rx in _TOPIC_WORDS.items() if rx.search(p.text)]
+    if "outpatient" in topics and not re.search(r"cover|allow|criteria|attest|PA\b|prior auth|approv", p.text, re.I):
+        topics.remove("outpatient")
+    f = p.q.figures
+    if "tocilizumab" in topics and (f.weight_kg or f.dose_mg or f.mg_per_kg or re.search(r"\bunits?\b|mg/kg", p.text, re.I)):
+        topics.remove("tocilizumab")
+        if not topics:
+            return None
+    return topics
 
 
 def _only_policy_product(ref: Reference, payer: str) -> str | None:
