@@ -63,7 +63,7 @@ _SYSTEM_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("POS", re.compile(r"\bPOS\b|\bplace of (?:service|svc)\b", _I)),
     ("modifier", re.compile(r"\bmod(?:ifi?er|ifers?)?s?\b|\bJW\b|\bJZ\b", _I)),
     ("DRG", re.compile(r"\b(?:ms-?)?drg\b", _I)),
-    ("NDC", re.compile(r"\bndc(?: ?1[01])?\b|\b1[01][- ]?digit\b|\blabeler\b", _I)),
+    ("NDC", re.compile(r"\bndcs?(?: ?1[01])?\b|\b1[01][- ]?digit\b|\blabeler\b", _I)),
     ("HCPCS", re.compile(r"\bhcpcs?\b|\bh?cpcs code\b|\b[qjc][- ]?codes?\b|\bdrug codes?\b|\bproduct codes?\b", _I)),
     ("CPT", re.compile(r"\bcpts?\b|\badmin(?:istration)? codes?\b|\bcat(?:egory)? ?(?:iii|3) codes?\b|"
                        r"\bproc(?:edure)? codes?\b|\bt[- ]?codes?\b|\binfusion codes?\b", _I)),

@@ -55,6 +55,7 @@ SYNONYMS = {
     "cy": "cyclophosphamide", "flu": "fludarabine", "toci": "tocilizumab", "pt": "patient",
     "req": "required requirement", "admin": "administration", "dx": "diagnosis", "ma": "medicare advantage",
     "elig": "eligibility", "crs": "cytokine release syndrome", "tx": "treatment", "qty": "quantity",
+    "turnaround": "vein-to-vein time", "tat": "vein-to-vein time",
 }
 _WORD = re.compile(r"[A-Za-z]+")
 

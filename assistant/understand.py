@@ -36,7 +36,7 @@ INDICATIONS = {
 # --- intents ---------------------------------------------------------------------------------
 
 INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
-    "ndc": re.compile(r"\bNDC\b|\blabeler\b|\b\d{4,5}-\d{3,4}-\d{1,2}\b|\b\d{10,11}\b", re.I),
+    "ndc": re.compile(r"\bNDCs?\b|\blabeler\b|\b\d{4,5}-\d{3,4}-\d{1,2}\b|\b\d{10,11}\b", re.I),
     "tocilizumab": re.compile(r"\btocilizumab\b|\btoci\b|\bactemra\b|\bJ3262\b|\bCRS (?:dose|treatment)\b", re.I),
     "lymphodepletion": re.compile(r"lymphodeplet|\bLD\b|fludarabine|cyclophosphamide|\bflu/?cy\b|\bcy/?flu\b|\bcy\b|"
                                   r"\bJ9185\b|\bJ907[0-6]\b", re.I),
@@ -83,7 +83,8 @@ TREATMENT_DECISION = re.compile(
     r"best (?:treatment|therapy|option)|which (?:one |product |therapy |car-?t )?(?:is|would be|'s) (?:better|best)|"
     r"better (?:pick|choice|option|fit) for|would \w+ be (?:the |a )?better|\bis \w+ better than\b|"
     r"would (?:u|you|we) (?:pick|choose|go with|use|give)|which (?:one )?(?:would|should) (?:u|you|we) (?:pick|choose|use|give)|"
-    r"(?<!who can )(?<!who should )(?<!who may )(?<!who must )(?<!who is allowed to )prescribe(?!r)|"
+    r"(?<!\bwho )(?<!\bwho can )(?<!\bwho should )(?<!\bwho may )(?<!\bwho must )(?<!\bwho has to )(?<!\bwho needs to )"
+    r"(?<!\bwho is allowed to )(?<!\bwho is supposed to )(?<!\bwho gets to )prescribe(?!r)|"
     r"treat (?:my|her|his|the patient)|good candidate|"
     r"candidate for|better survival|so we can pick|which (?:one )?should|what do i do|is (?:it|this) CRS|"
     r"diagnos(?:e|is))\b", re.I)

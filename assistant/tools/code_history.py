@@ -162,6 +162,7 @@ _ROUTE = re.compile(r"\b(peripheral|central)\b", re.I)
 _TOPIC = re.compile(r"CPT|HCPCS|PCS|code", re.I)
 _CODE_SET_YEAR = re.compile(r"\b(?:CPT|HCPCS|ICD-?10(?:-?CM|-?PCS)?|PCS)\s*(?:code set\s*)?(20\d\d)\b", re.I)
 _BARE_YEAR = re.compile(r"(?<![\w.$/-])(20[12]\d)(?![\w.,/-])")  # "CPT for CAR-T infusion 2025": that year's code set
+_COMPARED = re.compile(r"\bvs\.?\b|versus|\bdiff(?:erence)?\b|\bchange[ds]?\b|\bcompare", re.I)
 _DISCHARGE_WORD = re.compile(r"\bdischarg\w*|\bd/?c\b|\bdc'?d\b", re.I)
 _SERVICE_WORD = re.compile(r"\bDOS\b|\bclaims?\b|\bdates? of service\b", re.I)
 _STILL = re.compile(r"\bstill\b|\bcurrent(?:ly)?\b|\bnow\b|\btoday\b|\bvalid\b|\bretired\b|\bdeleted\b", re.I)
@@ -203,6 +204,8 @@ def _plan(p: Planning) -> Plan | None:
     compared = [c for c in p.q.codes if (row := p.ref.any_code(c)) is not None and _has_history(p.ref, row)]
     if len(compared) > 1 and re.search(r"\bvs\.?\b|versus|difference|or\b|compare", p.text, re.I):
         return Plan(calls=[("code_on_date", {**args, "code": code}) for code in compared[:3]])  # "J9075 vs J9070"
+    if len({str(x.quarter or x.label()) for x in p.q.dates}) > 1 and _COMPARED.search(p.text) and not _DESCRIPTOR.search(p.text):
+        return None  # "Q2055 jan 2025 vs jan 2026 difference": a price change, payment_change's question
     code = _asked_code(p, dated) or _drug_code_asked(p)
     if code:
         return call("code_on_date", {**args, "code": code})

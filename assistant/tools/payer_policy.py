@@ -287,7 +287,7 @@ _TOPIC_WORDS = {
                                 r"need (?:me|us) to (?:send|submit)|(?:send|submit) (?:with|for) (?:the |an? )?(?:auth|PA|request)|"
                                 r"what goes (?:w|with)\b|what (?:else )?(?:do (?:i|we) )?(?:include|need to include)", re.I),
     "pa_required": re.compile(r"(?:need|require)s? (?:a |an )?(?:PA|prior auth|auth)|(?:PA|prior auth\w*|auth) (?:is )?req(?:uired|'?d)?\b|"
-                              r"is (?:a )?(?:PA|prior auth\w*) needed", re.I),
+                              r"is (?:a )?(?:PA|prior auth\w*) needed|\b(?:PA|prior auth\w*) (?:on|for) (?:the )?\d{4}[A-Z]\b", re.I),
     "outpatient": re.compile(r"\boutpatient\b|\bOP\b", re.I),
     "redose": re.compile(r"\bre-?dos|\bre-?treat|\breauth|\brenew|(?:second|2nd) (?:\w+ )?(?:dose|infusion)|"
                          r"another (?:\w+ )?(?:dose|infusion)|again\b|"
