@@ -380,3 +380,9 @@ def test_drug_induced_parkinsonism_gets_its_code_and_the_guides_g20_codes_are_co
 
 def test_a_sentence_about_other_products_only_does_not_lead_a_product_question(engine):
     assert "Breyanzi" not in lead(ask(engine, "tecartus MCL 2L?"))
+
+
+def test_a_pasted_claim_line_is_checked(engine):
+    first = lead(ask(engine, "line: J9185 x 167 units DOS 5/5/25 - correct?"))
+    assert first.startswith("**167 units of J9185 bill 8,350 mg (50 mg per unit).**") and "4 unit(s)" in first
+    assert lead(ask(engine, "Q2055 1 unit $559,781.08 - right for DOS 3/1/26?")).startswith("**Q2055 payment limit (2026Q1): $558,081.726")

@@ -130,6 +130,8 @@ def dose_units(code: Annotated[Text, param("HCPCS code, e.g. J9185", label="HCPC
                                                     example="50 or 80, 200, 400")] = None,
                dos: Annotated[IsoDate, param("Date of service (YYYY-MM-DD): decides which code is valid (default today)",
                                              label="Date of service (optional, YYYY-MM-DD)")] = None,
+               billed_units: Annotated[Whole, param("Units on a claim line to check, when no mg is given ('J9185 x 167')",
+                                                    label="Units billed (optional)")] = None,
                reference: Reference | None = None) -> ToolResult:
     """Billing units for `amount_mg` given on each of `days` dates of service, with the code in
     force on the date of service (J9070 before April 2024, J9075 after)."""
@@ -140,6 +142,8 @@ def dose_units(code: Annotated[Text, param("HCPCS code, e.g. J9185", label="HCPC
     day = to_date(dos, "dos") or date.today()
     if row.per_dose:
         return _per_dose(code, row, amount_mg, n_days)
+    if amount_mg in (None, "") and billed_units not in (None, ""):
+        return _billed_line(code, row, to_int(billed_units, "billed_units", "units billed", 1, 100_000), day, ref)
     amount = positive(amount_mg, "amount_mg", "administered amount (mg)")
     line = _Line.of(code, row, amount, n_days)
     values: dict = {"code": code, "unit_size_mg": line.size, "amount_mg_per_day": amount, "days": n_days,
@@ -166,6 +170,27 @@ def dose_units(code: Annotated[Text, param("HCPCS code, e.g. J9185", label="HCPC
         values=values, summary=summary, formula=line.formula(),
         assumptions=assumptions, warnings=warnings, citations=citations,
     )
+
+
+def _billed_line(code: str, row, units: int, day: date, ref: Reference) -> ToolResult:
+    """'J9185 x 167 units - correct?': the mg those units bill, and the units if the number was the
+    mg (the guides' '1 mg = 1 unit' slip); a code not valid on the date is said first."""
+    size, _ = unit_size(row)
+    billed = size * units
+    summary = f"**{units} units of {code} bill {fmt(billed)} mg ({fmt(size)} mg per unit).**"
+    if size != 1:
+        summary += (f" If {units} mg was given, that is {ceil_units(Decimal(units), size)} unit(s) on one date of service "
+                    "(per date of service when split over several).")
+    warnings = []
+    if not row.in_force(day):
+        now = ref.drug_code_on(row.drug, day) if row.drug else None
+        warnings.append(f"{code} is not valid on {day.isoformat()}" + (f"; bill {now.code}." if now else "."))
+        summary = f"**{code} is not valid on {day.isoformat()}**" + (f" (bill {now.code})" if now else "") + ". " + summary
+    return ToolResult(name="dose_units", inputs={"code": code, "billed_units": units, "dos": day.isoformat()},
+                      values={"code": code, "unit_size_mg": size, "billed_units": units, "billed_mg": billed,
+                              "dos": day.isoformat(), "in_force": row.in_force(day)},
+                      summary=summary, formula=f"{units} units × {fmt(size)} mg per unit = {fmt(billed)} mg",
+                      warnings=warnings, citations=[code_citation(code, row)])
 
 
 @dataclass(frozen=True)
@@ -298,6 +323,8 @@ def _plan(p: Planning) -> Plan | None:
     amount, derived = _amount(p)
     if amount is None and code.startswith("Q"):
         return call("dose_units", {"code": code})  # one therapeutic dose: always 1 unit
+    if amount is None and p.q.figures.units and p.q.figures.units > 1:  # a claim line to check: "J9185 x 167 units"
+        return call("dose_units", {"code": code, "billed_units": int(p.q.figures.units), "dos": p.dos.isoformat()})
     if amount is None:
         if not p.about_patient:
             return Plan()
