@@ -64,6 +64,9 @@ _STOP = frozenset("the a an and or for of to on in at is it what which who how d
                   "w with per this that be can".split())
 
 
+_MODIFIER_NAMED = re.compile(r"\bmod(?:ifier)?\s*-?\s*([0-9A-Z]{2})\b|\b([0-9A-Z]{2})\s+mod(?:ifier)?\b")
+
+
 def code_row_answer(q: Question, ref: Reference, at: AnswerType | None = None) -> tuple[Sentence, str] | None:
     """'POS for abecma OP infusion', 'z code for car-t hx', 'FL for the NDC': the row of a
     document's code table that gives a code of the asked system for the product, shown as a
@@ -76,6 +79,7 @@ def code_row_answer(q: Question, ref: Reference, at: AnswerType | None = None) -
     # the drugs and codes the question names: a row about another drug does not answer it
     drug_codes = ref.code_for_name()
     named = {c.upper() for c in q.codes} | _drugs_named(q.asked, drug_codes)
+    modifiers = {m.group(1) or m.group(2) for m in _MODIFIER_NAMED.finditer(q.asked)} if at.code_system == "modifier" else set()
     docs = configured_corpus().documents
     one = q.setting if q.setting in ("inpatient", "outpatient") else None
     best: tuple[float, TableRow] | None = None
@@ -88,6 +92,10 @@ def code_row_answer(q: Question, ref: Reference, at: AnswerType | None = None) -
         names_in_row = {c for _k, c in row.codes} | _drugs_named(text, drug_codes)
         if named and not named & names_in_row:
             continue
+        if modifiers and not any(re.search(rf"\bmod(?:ifier)?\s*-?\s*{re.escape(m)}\b|\b{re.escape(m)}\s+mod(?:ifier)?\b|"
+                                           rf"-{re.escape(m)}\b|\b{re.escape(m)}\b(?=\s*(?:/|or|and)\s*J[WZ]\b)", row.quote)
+                                 for m in modifiers):
+            continue  # "modifier 25 when": a row about JW/JZ does not answer it
         if not named and q.products and names_in_row & set(drug_codes.values()):
             continue  # "JZ rule for abecma": a row about fludarabine's line is not about the product
         score = sum(1.0 for w in words if w in text) + (1.5 if one and one in text else 0.0)

@@ -386,3 +386,10 @@ def test_a_pasted_claim_line_is_checked(engine):
     first = lead(ask(engine, "line: J9185 x 167 units DOS 5/5/25 - correct?"))
     assert first.startswith("**167 units of J9185 bill 8,350 mg (50 mg per unit).**") and "4 unit(s)" in first
     assert lead(ask(engine, "Q2055 1 unit $559,781.08 - right for DOS 3/1/26?")).startswith("**Q2055 payment limit (2026Q1): $558,081.726")
+
+
+def test_a_named_modifier_picks_its_own_sentence_and_a_setting_question_is_a_payer_fact(engine):
+    assert lead(ask(engine, "modifier 25 when")).startswith("Use modifier 25 on the E/M code")
+    assert lead(ask(engine, "JW modifier for fludarabine waste")).startswith("**JW: the discarded amount")
+    a = ask(engine, "centene: does abecma need to be inpatient")
+    assert a.kind is AnswerKind.NOT_COVERED and "Centene" in a.text  # the policy holds no setting rule: said so

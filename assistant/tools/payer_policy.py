@@ -288,7 +288,7 @@ _TOPIC_WORDS = {
                                 r"what goes (?:w|with)\b|what (?:else )?(?:do (?:i|we) )?(?:include|need to include)", re.I),
     "pa_required": re.compile(r"(?:need|require)s? (?:a |an )?(?:PA|prior auth|auth)|(?:PA|prior auth\w*|auth) (?:is )?req(?:uired|'?d)?\b|"
                               r"is (?:a )?(?:PA|prior auth\w*) needed|\b(?:PA|prior auth\w*) (?:on|for) (?:the )?\d{4}[A-Z]\b", re.I),
-    "outpatient": re.compile(r"\boutpatient\b|\bOP\b", re.I),
+    "outpatient": re.compile(r"\boutpatient\b|\bOP\b|\binpatient\b|\bIP\b|site of care|\bsetting\b", re.I),
     "redose": re.compile(r"\bre-?dos|\bre-?treat|\breauth|\brenew|(?:second|2nd) (?:\w+ )?(?:dose|infusion)|"
                          r"another (?:\w+ )?(?:dose|infusion)|again\b|"
                          r"subsequent dose|limit on (?:\w+ )?(?:infusions|doses)|how many (?:\w+ )?(?:infusions|doses)", re.I),
@@ -349,7 +349,9 @@ def _topics(p: Planning) -> list[str] | None:
     """The policy facts a question asks for (none: the criteria); None when it is another
     calculator's question ("centene pt 70 kg, toci dose?": the dose calculator's)."""
     topics = [t for t, rx in _TOPIC_WORDS.items() if rx.search(p.text)]
-    if "outpatient" in topics and not re.search(r"cover|allow|criteria|attest|PA\b|prior auth|approv", p.text, re.I):
+    if "outpatient" in topics and not re.search(r"cover|allow|criteria|attest|PA\b|prior auth|approv|"
+                                                r"(?:need|have|has|must) (?:to )?be (?:given |done |administered )?(?:in|out)patient",
+                                                p.text, re.I):
         topics.remove("outpatient")
     f = p.q.figures
     if "tocilizumab" in topics and (f.weight_kg or f.dose_mg or f.mg_per_kg or re.search(r"\bunits?\b|mg/kg", p.text, re.I)):

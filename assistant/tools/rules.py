@@ -63,7 +63,7 @@ def rule_on_date(
 _TOPIC = re.compile(r"REMS|JW|JZ|modifier", re.I)
 _NO_WASTE = re.compile(r"whole (?:vial|bag)|entire (?:vial|bag)|all of (?:it|the vial)|no waste|nothing (?:was )?(?:wasted|discarded)|"
                        r"none (?:was )?(?:wasted|discarded)|\bzero waste|used (?:it )?all", re.I)
-_WASTE = re.compile(r"\bwasted\b|\bdiscard(?:ed)?\b|left over|leftover|partial vial", re.I)
+_WASTE = re.compile(r"\bwasted?\b|\bdiscard(?:ed)?\b|left over|leftover|partial vial", re.I)
 
 
 def _plan(p: Planning) -> Plan | None:
