@@ -290,4 +290,6 @@ def row_answers(row: TableRow, at: AnswerType) -> bool:
         return any(re.search(rf"(?<![\dA-Z]){re.escape(at.detail)}(?![\dA-Z])", v) for v in named)
     if system == "modifier" and any(re.search(r"\bJ[WZ]\b", v) for v in row.cells):
         return True
+    if system == "DRG" and any(re.search(r"\bDRG\b", v) for v in row.cells[1:]):
+        return True  # "Stage 5 CRS readmit ... DRG by principal manifestation": the DRG a stage takes
     return bool(codes or named or system in _row_label_system(row))

@@ -64,6 +64,9 @@ _STOP = frozenset("the a an and or for of to on in at is it what which who how d
                   "w with per this that be can".split())
 
 
+# stages of the CAR-T episode whose rows differ: a question naming one wants that stage's row
+_EPISODE = (re.compile(r"\breadmi", re.I), re.compile(r"\bapheresis\b|\bleukapheresis\b|\bharvest", re.I),
+            re.compile(r"lymphodeplet|\bLD\b|flu/?cy|\bchemo\b", re.I))
 _MODIFIER_NAMED = re.compile(r"\bmod(?:ifier)?\s*-?\s*([0-9A-Z]{2})\b|\b([0-9A-Z]{2})\s+mod(?:ifier)?\b")
 
 
@@ -92,6 +95,8 @@ def code_row_answer(q: Question, ref: Reference, at: AnswerType | None = None) -
         names_in_row = {c for _k, c in row.codes} | _drugs_named(text, drug_codes)
         if named and not named & names_in_row:
             continue
+        if any(rx.search(q.asked) and not rx.search(row.quote) for rx in _EPISODE):
+            continue  # "DRG for a CRS readmission": the row of the CAR-T admission does not answer it
         if modifiers and not any(re.search(rf"\bmod(?:ifier)?\s*-?\s*{re.escape(m)}\b|\b{re.escape(m)}\s+mod(?:ifier)?\b|"
                                            rf"-{re.escape(m)}\b|\b{re.escape(m)}\b(?=\s*(?:/|or|and)\s*J[WZ]\b)", row.quote)
                                  for m in modifiers):
@@ -121,6 +126,8 @@ def _asked_value(row: TableRow, at: AnswerType) -> str:
         if cell and column is not None and column.search(name):
             return f"{name} {cell}" if len(cell) <= 12 else cell
     codes = [c for _k, c in row.codes if code_system_of(c, at.code_system) == at.code_system]
+    if not codes and at.code_system == "DRG":
+        return next((c for c in row.cells[1:] if re.search(r"\bDRG\b", c)), row.cells[0])
     return ", ".join(dict.fromkeys(codes)) or row.cells[0]
 
 

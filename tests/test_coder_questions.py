@@ -393,3 +393,11 @@ def test_a_named_modifier_picks_its_own_sentence_and_a_setting_question_is_a_pay
     assert lead(ask(engine, "JW modifier for fludarabine waste")).startswith("**JW: the discarded amount")
     a = ask(engine, "centene: does abecma need to be inpatient")
     assert a.kind is AnswerKind.NOT_COVERED and "Centene" in a.text  # the policy holds no setting rule: said so
+
+
+def test_a_readmission_drg_is_not_drg_018_and_a_per_kg_rate_is_not_a_cell_count(engine):
+    first = lead(ask(engine, "ms-drg for car-t readmission for CRS"))
+    assert first.startswith("**DRG by principal manifestation") and "Stage 5 CRS readmit" in first
+    assert lead(ask(engine, "DRG for car-t inpatient admit")).startswith("**MS-DRG 018**")
+    first = lead(ask(engine, "cilta cel 0.75 x 10^6/kg 80 kg how many cells"))
+    assert first.startswith("**Carvykti (MM): 40 × 10^6 to 80 × 10^6") and "75 × 10^6 cells is" not in first

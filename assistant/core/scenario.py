@@ -50,7 +50,7 @@ _FLAGS = {
     "concurrent_cart": (re.compile(r"\b(?:concurrent(?:ly)?|same time|together with)\b[^.;]{0,40}\b(?:car-?\s?t|breyanzi|carvykti|kymriah|"
                                    r"tecartus|yescarta)\b", re.I), None),
 }
-_DOSE_CELLS = re.compile(r"\b(\d{2,4}(?:\.\d+)?)\s*(?:x|×|\*)\s*10\s*\^?\s*(?:6|⁶)|"
+_DOSE_CELLS = re.compile(r"(?<![\d.])(\d{2,4}(?:\.\d+)?)\s*(?:x|×|\*)\s*10\s*\^?\s*(?:6|⁶)(?!\s*(?:/|per)\s*kg)|"
                          r"\b(\d{2,4})\s*(?:million|M)\s*(?:CAR\+?\s*)?(?:T[\s-]?)?cells\b|"
                          r"\b(?:dose|target)\s*(?:dose\s*)?(?:of\s*)?(\d{3})(?:\s*(?:M|million)\b)?(?![\d.,/])"
                          r"(?!\s*(?:kg|lbs?|pounds|cm|mg|m2|m²)\b)|"  # "cell dose 154 lb" is a weight
