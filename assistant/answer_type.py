@@ -22,7 +22,8 @@ from index.tables import TableRow
 __all__ = ["AnswerType", "answer_type", "code_system_of", "row_answers", "SYSTEMS", "KINDS"]
 
 KINDS = ("code", "amount", "units", "duration", "yes_no", "criteria", "comparison", "contact", "general")
-SYSTEMS = ("HCPCS", "CPT", "ICD-10-CM", "ICD-10-PCS", "POS", "revenue", "modifier", "DRG", "NDC", "claim field")
+SYSTEMS = ("HCPCS", "CPT", "ICD-10-CM", "ICD-10-PCS", "POS", "revenue", "modifier", "DRG", "NDC", "claim field",
+           "claim form")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ _SYSTEM_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("HCPCS", re.compile(r"\bhcpcs?\b|\bh?cpcs code\b|\b[qjc][- ]?codes?\b|\bdrug codes?\b|\bproduct codes?\b", _I)),
     ("CPT", re.compile(r"\bcpts?\b|\badmin(?:istration)? codes?\b|\bcat(?:egory)? ?(?:iii|3) codes?\b|"
                        r"\bproc(?:edure)? codes?\b|\bt[- ]?codes?\b|\binfusion codes?\b", _I)),
+    ("claim form", re.compile(r"\bclaim (?:form|type)s?\b|\bwhich form\b|\bwhat form\b|\b837[IP]? or\b|"
+                              r"\bUB-?04 or (?:CMS-?)?1500\b|\b(?:CMS-?)?1500 or UB-?04\b", _I)),
     ("claim field", re.compile(r"\bFL ?\d{1,2}[A-Z]?\b|\bform locator\b|\bbox ?\d{1,2}[A-Z]?\b|\bwhich (?:box|field|fl)\b|"
                                r"\b(?:what|which) (?:field|box)\b|\bfield \d{1,2}[A-Z]?\b|"
                                r"\b(?:FL|box|field|form locator)s? (?:for|of)\b|\b(?:UB-?04|1500)\s+(?:FL|box|field)s?\b", _I)),
@@ -262,6 +265,7 @@ _COLUMN_WORDS = {
     "HCPCS": re.compile(r"\bHCPCS\b", _I),
     "CPT": re.compile(r"\bCPT\b", _I),
     "DRG": re.compile(r"\bDRG\b", _I),
+    "claim form": re.compile(r"\bclaim form\b|\bform\b", _I),
 }
 
 

@@ -54,10 +54,11 @@ def setting_answer(q: Question, passages: list[Passage], ref: Reference) -> tupl
 # --- code questions answered from a document's code table ------------------------------------
 # Systems a table row may answer for the lead. HCPCS, CPT and ICD-10-PCS codes changed on dates
 # (the guides' tables keep retired ones), so they are answered by the dated code calculator.
-_TABLE_SYSTEMS = {"POS", "ICD-10-CM", "modifier", "claim field", "DRG"}
+_TABLE_SYSTEMS = {"POS", "ICD-10-CM", "modifier", "claim field", "DRG", "claim form"}
 _WORD = re.compile(r"[a-z0-9][a-z0-9.+-]*", re.I)
 _COLUMNS = {"claim field": re.compile(r"field|\bFL\b|box|locator", re.I), "POS": re.compile(r"\bPOS\b|place of service", re.I),
-            "modifier": re.compile(r"modifier", re.I), "DRG": re.compile(r"DRG", re.I)}
+            "modifier": re.compile(r"modifier", re.I), "DRG": re.compile(r"DRG", re.I),
+            "claim form": re.compile(r"claim form", re.I)}
 _SYNONYMS = {"hx": "history", "dx": "diagnosis", "pt": "patient", "op": "outpatient", "ip": "inpatient", "admin": "administration",
              "ld": "lymphodepletion", "toci": "tocilizumab", "readmit": "readmission", "f/u": "follow-up"}
 _STOP = frozenset("the a an and or for of to on in at is it what which who how do does i we my pt code codes "
@@ -92,17 +93,8 @@ def code_row_answer(q: Question, ref: Reference, at: AnswerType | None = None) -
         if q.products and not set(q.products) & set(docs[row.doc_id].products):
             continue
         text = " ".join(row.cells).lower()
-        names_in_row = {c for _k, c in row.codes} | _drugs_named(text, drug_codes)
-        if named and not named & names_in_row:
+        if _off_subject(row, text, q, named, modifiers, drug_codes):
             continue
-        if any(rx.search(q.asked) and not rx.search(row.quote) for rx in _EPISODE):
-            continue  # "DRG for a CRS readmission": the row of the CAR-T admission does not answer it
-        if modifiers and not any(re.search(rf"\bmod(?:ifier)?\s*-?\s*{re.escape(m)}\b|\b{re.escape(m)}\s+mod(?:ifier)?\b|"
-                                           rf"-{re.escape(m)}\b|\b{re.escape(m)}\b(?=\s*(?:/|or|and)\s*J[WZ]\b)", row.quote)
-                                 for m in modifiers):
-            continue  # "modifier 25 when": a row about JW/JZ does not answer it
-        if not named and q.products and names_in_row & set(drug_codes.values()):
-            continue  # "JZ rule for abecma": a row about fludarabine's line is not about the product
         score = sum(1.0 for w in words if w in text) + (1.5 if one and one in text else 0.0)
         # "box on the 1500 for NDC": the row whose label (first cell) is the thing asked about
         score += 2.0 if words & {w.lower() for w in _WORD.findall(row.cells[0])} - _STOP else 0.0
@@ -113,6 +105,23 @@ def code_row_answer(q: Question, ref: Reference, at: AnswerType | None = None) -
         return None
     row = best[1]
     return _row_sentence(row, docs[row.doc_id]), f"**{_asked_value(row, at)}** — {readable(row)}"
+
+
+def _off_subject(row: TableRow, text: str, q: Question, named: set[str], modifiers: set[str],
+                 drug_codes: dict[str, str]) -> bool:
+    """A row about something other than what the question names: another drug or code, another
+    stage of the episode, another modifier, or a drug's line for a question about the product."""
+    names_in_row = {c for _k, c in row.codes} | _drugs_named(text, drug_codes)
+    if named and not named & names_in_row:
+        return True
+    if any(rx.search(q.asked) and not rx.search(row.quote) for rx in _EPISODE):
+        return True  # "DRG for a CRS readmission": the row of the CAR-T admission does not answer it
+    if modifiers and not any(re.search(rf"\bmod(?:ifier)?\s*-?\s*{re.escape(m)}\b|\b{re.escape(m)}\s+mod(?:ifier)?\b|"
+                                       rf"-{re.escape(m)}\b|\b{re.escape(m)}\b(?=\s*(?:/|or|and)\s*J[WZ]\b)", row.quote)
+                             for m in modifiers):
+        return True  # "modifier 25 when": a row about JW/JZ does not answer it
+    # "JZ rule for abecma": a row about fludarabine's line is not about the product
+    return bool(not named and q.products and names_in_row & set(drug_codes.values()))
 
 
 def _drugs_named(text: str, drug_codes: dict[str, str]) -> set[str]:
@@ -254,7 +263,8 @@ def extra_leads(q: Question, passages: list[Passage], ref: Reference, shown: str
         elif system in _TABLE_SYSTEMS:
             found = code_row_answer(q, ref, part)
         if found is not None:
-            out.append(found)
+            value, _sep, rest = found[1].partition(" — ")
+            out.append((found[0], value + "." if rest and rest in shown else found[1]))  # the same row: its value only
         elif system == "revenue" and not any(re.search(r"revenue code|\brev(?:enue)? code", p.quote, re.I) for p in passages):
             out.append((None, "My sources give no revenue code for this."))
     return out

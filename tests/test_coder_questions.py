@@ -401,3 +401,9 @@ def test_a_readmission_drg_is_not_drg_018_and_a_per_kg_rate_is_not_a_cell_count(
     assert lead(ask(engine, "DRG for car-t inpatient admit")).startswith("**MS-DRG 018**")
     first = lead(ask(engine, "cilta cel 0.75 x 10^6/kg 80 kg how many cells"))
     assert first.startswith("**Carvykti (MM): 40 × 10^6 to 80 × 10^6") and "75 × 10^6 cells is" not in first
+
+
+def test_a_claim_form_question_and_rows_that_differ_by_setting(engine):
+    assert lead(ask(engine, "what claim form for IP CAR-T")).startswith("**Claim form UB-04 / 837I**")
+    first = lead(ask(engine, "carvykti POS and claim form for IP"))
+    assert first.startswith("**POS 21**") and "**Claim form UB-04 / 837I**." in first
