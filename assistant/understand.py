@@ -254,6 +254,8 @@ def drop_instructions(text: str) -> tuple[str, bool]:
 
 
 _LONG_WORD = re.compile(r"[A-Za-z]{6,}")
+# "Q2O55", "J918S"? only the letter O typed for a zero in a Q/J code ("Q2O55" -> "Q2055")
+_O_FOR_ZERO = re.compile(r"\b[QJqj](?=[0-9Oo]{4}\b)(?=\w*[Oo])[0-9Oo]{4}\b")
 
 
 def repair_drug_names(text: str) -> str:
@@ -281,7 +283,7 @@ def read_question(text: str, today: dt.date | None = None) -> Question:
     they cannot steer retrieval, tools or the answer. `today` anchors relative dates ("last
     quarter")."""
     text, injected = drop_instructions(text)
-    text = repair_drug_names(text)
+    text = repair_drug_names(_O_FOR_ZERO.sub(lambda m: m.group(0).upper().replace("O", "0"), text))
     norm = normalize(text)
     service_date = find_service_date(text, today or dt.date.today())
     dates = tuple(find_service_dates(text, today or dt.date.today()))

@@ -78,7 +78,7 @@ def products_in_question(text: str) -> list[str]:
                 vocab[name] = p.id if vocab.get(name, p.id) == p.id else None
     vocab = {k: v for k, v in vocab.items() if v}
     for word in _WORD_RE.findall(text):
-        match = difflib.get_close_matches(word.lower(), vocab, n=1, cutoff=0.84)
+        match = difflib.get_close_matches(word.lower(), vocab, n=1, cutoff=0.8)  # "abcema": 0.83
         if match and vocab[match[0]] not in found:
             found.append(vocab[match[0]])
     return found

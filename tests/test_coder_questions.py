@@ -407,3 +407,10 @@ def test_a_claim_form_question_and_rows_that_differ_by_setting(engine):
     assert lead(ask(engine, "what claim form for IP CAR-T")).startswith("**Claim form UB-04 / 837I**")
     first = lead(ask(engine, "carvykti POS and claim form for IP"))
     assert first.startswith("**POS 21**") and "**Claim form UB-04 / 837I**." in first
+
+
+def test_a_year_alone_on_a_price_asks_the_quarter_and_typos_in_names_and_codes_are_read(engine):
+    a = ask(engine, "Q2055 payment 2023")
+    assert a.kind is AnswerKind.CLARIFY and "2023 has four quarters" in a.text and "$" not in a.text
+    assert lead(ask(engine, "abcema units")).startswith("**Q2055: 1 unit**")
+    assert lead(ask(engine, "Q2O55 payment Q1 2026")).startswith("**Q2055 payment limit (2026Q1)")

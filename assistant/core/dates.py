@@ -451,6 +451,16 @@ def _service_date(read: _Read, text: str, source: str) -> ServiceDate:
     return ServiceDate(start, end, precision, text[read.text_start:read.text_end], source, read.event)
 
 
+BARE_YEAR = re.compile(r"(?<![\w.$/-])(20[12]\d)(?![\w.,/-])")
+
+
+def bare_year(text: str) -> re.Match[str] | None:
+    """A year standing alone ("Q2055 payment 2023", "CPT for CAR-T infusion 2025"): not a date of
+    service by itself (see the module rules), but a caller that knows the question's topic reads it
+    as one (a code set's year, the year a price is asked for)."""
+    return BARE_YEAR.search(text)
+
+
 def find_service_date(text: str, today: dt.date) -> ServiceDate | None:
     """The date of service a question names, or None (none named, or the one it means is impossible)."""
     reads = [r for r in _reads(str(text), today) if r.rank < 3]

@@ -13,6 +13,7 @@ import re
 from datetime import date
 from typing import Annotated
 
+from assistant.core.dates import bare_year
 from assistant.core.reference import Code, Reference, get_reference
 from assistant.tools._inputs import to_date
 from assistant.tools.component import Calculator, IsoDate, Plan, Text, call, param
@@ -161,7 +162,6 @@ _PCS = re.compile(r"ICD-?10-?PCS|\bPCS\b|procedure code", re.I)
 _ROUTE = re.compile(r"\b(peripheral|central)\b", re.I)
 _TOPIC = re.compile(r"CPT|HCPCS|PCS|code", re.I)
 _CODE_SET_YEAR = re.compile(r"\b(?:CPT|HCPCS|ICD-?10(?:-?CM|-?PCS)?|PCS)\s*(?:code set\s*)?(20\d\d)\b", re.I)
-_BARE_YEAR = re.compile(r"(?<![\w.$/-])(20[12]\d)(?![\w.,/-])")  # "CPT for CAR-T infusion 2025": that year's code set
 _COMPARED = re.compile(r"\bvs\.?\b|versus|\bdiff(?:erence)?\b|\bchange[ds]?\b|\bcompare", re.I)
 _DISCHARGE_WORD = re.compile(r"\bdischarg\w*|\bd/?c\b|\bdc'?d\b", re.I)
 _SERVICE_WORD = re.compile(r"\bDOS\b|\bclaims?\b|\bdates? of service\b", re.I)
@@ -188,7 +188,7 @@ def _plan(p: Planning) -> Plan | None:
     args: dict = {"dos": day.isoformat(), "event": "discharge" if d is not None and d.event == "discharge" else "service"}
     if dated and d.precision != "day":
         args["period"] = d.label()
-    if not dated and (m := _CODE_SET_YEAR.search(p.text) or _BARE_YEAR.search(p.text)):  # "apheresis cpt 2026": the codes of that year's code set
+    if not dated and (m := _CODE_SET_YEAR.search(p.text) or bare_year(p.text)):  # "apheresis cpt 2026": the codes of that year's code set
         # "2023 discharge", "dc in 2023": a discharge year; "2024 claims", "DOS 2024": a service year
         around = p.text[max(0, m.start() - 14):m.end() + 14]
         event = ("discharge" if _DISCHARGE_WORD.search(around) else "service" if _SERVICE_WORD.search(around)

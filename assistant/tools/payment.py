@@ -15,6 +15,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated
 
+from assistant.core.dates import bare_year
 from assistant.core.quantities import parse_number
 from assistant.core.quarters import Quarter, QuarterError
 from assistant.core.reference import LimitSource, Reference, get_reference
@@ -337,8 +338,12 @@ def _plan(p: Planning) -> Plan | None:
     if not (p.has("payment") and asked) or INPATIENT.search(p.q.text) and p.q.setting != "both" or p.q.setting == "inpatient":
         return None
     d = p.q.service_date
-    if d is not None and d.source != "today" and d.quarter is None and not p.q.figures.quarter:
-        return ask(["dos"], f"Medicare prices a claim line by the quarter of its date of service, and {d.label()} "
+    year = bare_year(p.q.text) if (d is None or d.source == "today") and not p.q.figures.quarter else None
+    # a year (typed alone, or as the date) spans four quarters with different limits: ask which
+    span = year.group(1) if year else d.label() if d is not None and d.source != "today" and d.quarter is None \
+        and not p.q.figures.quarter else None
+    if span:
+        return ask(["dos"], f"Medicare prices a claim line by the quarter of its date of service, and {span} "
                             "has four quarters with different payment limits. Which date of service (or quarter)?")
     extra: dict = {"quarter": p.q.figures.quarter} if p.q.figures.quarter else {}
     if p.given_dos and not extra:
