@@ -13,14 +13,13 @@ from index.corpus import load_corpus
 
 pytestmark = pytest.mark.slow
 
-# measured 2026-12-01 on the hybrid system over every evals/golden*.yaml file (461 cases: the 298 of
-# golden.yaml + golden_dos.yaml, plus 163 coder-style cases in golden_coder_codes.yaml, golden_coder_pa.yaml
-# and golden_probe_dev.yaml, evals/REPORT.md): fact accuracy 0.909 (dev 0.939, held-out 0.857), lead accuracy
-# 0.941, harmful rate 0, hit@5 0.580, behaviour 0.985, citation precision 0.988, calculators 0.935. The set
-# grew with harder cases on that day, so the calculator and behaviour levels are lower than the 298-case
-# set's (0.970, 0.993) without any case that passed before failing (compared case by case).
-THRESHOLDS = {"fact_accuracy": 0.895, "lead_accuracy": 0.92, "hit@5": 0.57, "behaviour": 0.98, "citation_precision": 0.98,
-              "calculator_exactness": 0.925}
+# measured 2026-12-01 on the hybrid system over every evals/golden*.yaml file (487 cases: the 298 of
+# golden.yaml + golden_dos.yaml, plus 189 coder-style cases in golden_coder_codes.yaml, golden_coder_pa.yaml,
+# golden_probe_dev.yaml and golden_current_dev.yaml, evals/REPORT.md): fact accuracy 0.926 (dev 0.956,
+# held-out 0.869), lead accuracy 0.953, harmful rate 0, hit@5 0.583, behaviour 0.986, citation precision
+# 0.989, calculators 0.942.
+THRESHOLDS = {"fact_accuracy": 0.915, "lead_accuracy": 0.94, "hit@5": 0.57, "behaviour": 0.98, "citation_precision": 0.98,
+              "calculator_exactness": 0.93}
 MAXIMA = {"harmful_rate": 0.0}  # a wrong code, unit count, dose or amount in a first paragraph: none
 
 
