@@ -73,10 +73,38 @@ def expand_query(text: str) -> str:
 SEMANTIC_WEIGHT = 2.0
 FAQ_WEIGHT = 0.5  # share of a FAQ question's match given to its answer's first sentence
 OTHER_PRODUCT_PENALTY = 6.0  # a sentence about other products only, for a question about one
+INTRO_PENALTY = 3.0  # a sentence ending in ':' only announces a list
 STATUS_BONUS = 1.5  # a "still / now" question: a sentence that says a thing ended, changed or is current
 _STILL = re.compile(r"\bstill\b|\bcurrently\b|\bnow\b|\bany ?more\b|\bthese days\b", re.I)
 _STATUS = re.compile(r"\b(?:ended|expired|no longer|discontinued|eliminated|deleted|replaced|retired|removed|"
                      r"current(?:ly)?|as of|since|effective)\b", re.I)
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What of the question bears on a sentence beyond its words."""
+
+    products: set[str]     # the products the question is about
+    currency: bool         # "NTAP still?": the sentence saying what holds now
+    prefer_codes: bool     # a "which code" question
+    kinds: set[str]        # the code kinds it asks for
+    codes: set[str]        # the codes it names
+
+
+def _fit(text: str, asked: _Asked) -> float:
+    """How the sentence's shape and subject fit the question, added to its word score."""
+    score = 0.0
+    if text.rstrip().endswith(":"):
+        score -= INTRO_PENALTY  # "Tecartus carries two FDA-approved indications:" introduces the answer
+    if asked.currency and _STATUS.search(text):
+        score += STATUS_BONUS
+    if asked.products and (named := set(products_in(normalize(text)))) and not named & asked.products:
+        score -= OTHER_PRODUCT_PENALTY  # "tecartus MCL 2L?": a Breyanzi row says nothing about Tecartus
+    if asked.prefer_codes:
+        # a "which code" question wants a sentence that gives one, of the kind asked
+        found_kinds = {k for _, _, k, c in find_codes(normalize(text)) if c.upper() not in asked.codes}
+        score += 3.0 if asked.kinds & found_kinds else (1.0 if found_kinds else 0.0)
+    return score
 
 
 def best_sentences(question: str, passages: list[Passage], k: int = 3,
@@ -91,8 +119,8 @@ def best_sentences(question: str, passages: list[Passage], k: int = 3,
     kinds = asked_code_kinds(question) if prefer_codes else set()
     if not q_tokens and not q_codes:
         return []
-    asked_products = set(products_in_question(normalize(question)))
-    currency = bool(_STILL.search(question))  # "NTAP still?": the sentence saying what holds now
+    asked = _Asked(set(products_in_question(normalize(question))), bool(_STILL.search(question)),
+                   prefer_codes, kinds, q_codes)
     found: list[Sentence] = []
     for rank, p in enumerate(passages):
         scored = []
@@ -115,16 +143,8 @@ def best_sentences(question: str, passages: list[Passage], k: int = 3,
                 continue
             score = (overlap + 2.0 * code_hits + 0.5 / (rank + 1) + FAQ_WEIGHT * faq_match
                      + SEMANTIC_WEIGHT * p.sentence_sims.get(sentence_id(text), 0.0))
-            if currency and _STATUS.search(text):
-                score += STATUS_BONUS
-            if asked_products and (named := set(products_in(normalize(text)))) and not named & asked_products:
-                score -= OTHER_PRODUCT_PENALTY  # "tecartus MCL 2L?": a Breyanzi row says nothing about Tecartus
             faq_match *= 0.5  # the answer's first sentence most
-            if prefer_codes:
-                # a "which code" question wants a sentence that gives one, of the kind asked
-                found_kinds = {k for _, _, k, c in find_codes(normalize(text)) if c.upper() not in q_codes}
-                score += 3.0 if kinds & found_kinds else (1.0 if found_kinds else 0.0)
-            scored.append(Sentence(p, a, b, text, score))
+            scored.append(Sentence(p, a, b, text, score + _fit(text, asked)))
         scored.sort(key=lambda s: -s.score)
         found.extend(scored[:per_passage])
     found.sort(key=lambda s: -s.score)

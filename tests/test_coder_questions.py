@@ -414,3 +414,10 @@ def test_a_year_alone_on_a_price_asks_the_quarter_and_typos_in_names_and_codes_a
     assert a.kind is AnswerKind.CLARIFY and "2023 has four quarters" in a.text and "$" not in a.text
     assert lead(ask(engine, "abcema units")).startswith("**Q2055: 1 unit**")
     assert lead(ask(engine, "Q2O55 payment Q1 2026")).startswith("**Q2055 payment limit (2026Q1)")
+
+
+def test_a_sentence_that_only_announces_a_list_does_not_lead(engine):
+    assert not lead(ask(engine, "tecartus approved for DLBCL?")).rstrip(" [1]").endswith(":")
+    # a code added beside the one in force is not its replacement
+    first = lead(ask(engine, "J9070 x 17 units DOS 6/1/25 ok?"))
+    assert first.startswith("**J9075**") and "also **J9076**" in first and "it is **J9076**" not in first

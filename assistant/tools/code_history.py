@@ -127,7 +127,9 @@ def _lead(asked: Code | None, valid: list[Code], family: list[Code], day: date, 
     later = [c for c in family if c.valid_from and c.valid_from > day and c not in valid]
     if later:
         start = min(c.valid_from for c in later)
-        text += f"; from {start.isoformat()} it is " + " / ".join(
+        # a code that replaces the one in force, or one added beside it (a manufacturer-specific J-code)
+        replaces = first.valid_to is not None and first.valid_to < start
+        text += f"; from {start.isoformat()} {'it is' if replaces else 'also'} " + " / ".join(
             f"**{c.code}**" for c in sorted(later, key=lambda c: (not c.names, c.code)) if c.valid_from == start)
     elif first.valid_to:
         text += f"; after {first.valid_to.isoformat()} it is no longer valid"
