@@ -421,3 +421,8 @@ def test_a_sentence_that_only_announces_a_list_does_not_lead(engine):
     # a code added beside the one in force is not its replacement
     first = lead(ask(engine, "J9070 x 17 units DOS 6/1/25 ok?"))
     assert first.startswith("**J9075**") and "also **J9076**" in first and "it is **J9076**" not in first
+
+
+def test_what_an_ma_plan_pays_is_not_in_the_sources(engine):
+    a = ask(engine, "what does the MA plan pay for Q2055")
+    assert a.kind is AnswerKind.NOT_COVERED and "Medicare Advantage" in a.text and "$" not in a.text
