@@ -426,3 +426,10 @@ def test_a_sentence_that_only_announces_a_list_does_not_lead(engine):
 def test_what_an_ma_plan_pays_is_not_in_the_sources(engine):
     a = ask(engine, "what does the MA plan pay for Q2055")
     assert a.kind is AnswerKind.NOT_COVERED and "Medicare Advantage" in a.text and "$" not in a.text
+
+
+def test_what_a_code_is_and_a_code_against_another_get_the_code_set(engine):
+    assert lead(ask(engine, "whats the 38228 descriptor")).startswith("**38228** is the CPT code (CAR-T: administration")
+    assert lead(ask(engine, "what is J9185")).startswith("**J9185** is the HCPCS code (Fludarabine phosphate injection, 50 mg")
+    assert lead(ask(engine, "38225 vs 38206 for car-t collection")).startswith("**38225** is the CPT code")
+    assert "Carvykti" in lead(ask(engine, "what is Q2056"))  # a product's Q-code names its product

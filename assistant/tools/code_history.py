@@ -164,6 +164,7 @@ _PCS = re.compile(r"ICD-?10-?PCS|\bPCS\b|procedure code", re.I)
 _ROUTE = re.compile(r"\b(peripheral|central)\b", re.I)
 _TOPIC = re.compile(r"CPT|HCPCS|PCS|code", re.I)
 _CODE_SET_YEAR = re.compile(r"\b(?:CPT|HCPCS|ICD-?10(?:-?CM|-?PCS)?|PCS)\s*(?:code set\s*)?(20\d\d)\b", re.I)
+_WHAT_IS = re.compile(r"^\s*what(?:'?s| is| does)\b(?: the)?\s+(?:code\s+)?[0-9A-Z]{5}(?:\s+(?:mean|stand for|for))?\s*\??\s*$", re.I)
 _COMPARED = re.compile(r"\bvs\.?\b|versus|\bdiff(?:erence)?\b|\bchange[ds]?\b|\bcompare", re.I)
 _DISCHARGE_WORD = re.compile(r"\bdischarg\w*|\bd/?c\b|\bdc'?d\b", re.I)
 _SERVICE_WORD = re.compile(r"\bDOS\b|\bclaims?\b|\bdates? of service\b", re.I)
@@ -245,8 +246,11 @@ def _asked_code(p: Planning, dated: bool) -> str | None:
     if misdescribed:
         return misdescribed[0]
     named = [c for c in p.q.codes if (row := p.ref.any_code(c)) is not None and _has_history(p.ref, row)]
-    if named and (dated or _STILL.search(p.text)):
-        return named[0]
+    if named and (dated or _STILL.search(p.text) or _COMPARED.search(p.text)):
+        return named[0]  # "38225 vs 38206 for car-t collection": the code with a history, for today
+    known = [c for c in p.q.codes if p.ref.any_code(c) is not None and p.ref.product(c) is None]  # (a Q-code: its product)
+    if len(known) == 1 and (_WHAT_IS.search(p.text) or re.search(r"descriptor|description|\bdesc\b", p.text, re.I)):
+        return known[0]  # "whats the 38228 descriptor", "what is J9185": the code set's own words
     if _asks_cpt(p, dated):
         return next(iter(_services_asked(p, dated)), None)
     if dated and _DESCRIPTOR.search(p.text) and p.q.product:
