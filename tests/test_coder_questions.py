@@ -433,3 +433,9 @@ def test_what_a_code_is_and_a_code_against_another_get_the_code_set(engine):
     assert lead(ask(engine, "what is J9185")).startswith("**J9185** is the HCPCS code (Fludarabine phosphate injection, 50 mg")
     assert lead(ask(engine, "38225 vs 38206 for car-t collection")).startswith("**38225** is the CPT code")
     assert "Carvykti" in lead(ask(engine, "what is Q2056"))  # a product's Q-code names its product
+
+
+def test_a_unit_size_question_gets_the_codes_unit_not_a_conversion(engine):
+    assert lead(ask(engine, "is J9185 per 50mg?")).startswith("**J9185** is the HCPCS code (Fludarabine phosphate injection, 50 mg per unit)")
+    assert "1 mg per unit" in lead(ask(engine, "how many mg in 1 unit of J3262"))
+    assert lead(ask(engine, "J9185 units for 55.5 mg")).startswith("**J9185: 2 unit(s)")

@@ -185,7 +185,7 @@ def _plan(p: Planning) -> Plan | None:
     Q2055 descriptor of a quarter. An amount to convert is the units calculator's question."""
     d = p.q.service_date
     dated = d is not None and d.source != "today"
-    if p.q.figures.dose_mg is not None or (p.has("payment") and not _DESCRIPTOR.search(p.text)):
+    if p.q.figures.dose_mg is not None and not p.asks_unit_size or (p.has("payment") and not _DESCRIPTOR.search(p.text)):
         return None
     day = d.day if dated else p.dos
     args: dict = {"dos": day.isoformat(), "event": "discharge" if d is not None and d.event == "discharge" else "service"}
@@ -242,6 +242,8 @@ def _asked_code(p: Planning, dated: bool) -> str | None:
     """The code to look up: one the question names (with a date, or asking if it is still
     valid; an ICD-10-CM code a guide misdescribes, always), the CPT code of the service it
     names, or a product's Q-code when the descriptor is asked."""
+    if p.asks_unit_size and (unit_code := p.drug_code()) and not unit_code.startswith("Q"):
+        return unit_code  # "is J9185 per 50mg?": the code's descriptor gives its unit
     misdescribed = [c for c in p.q.codes if (row := p.ref.icd10cm.get(c.upper())) is not None and row.note]
     if misdescribed:
         return misdescribed[0]

@@ -25,6 +25,9 @@ QUANTITY = re.compile(r"\bhow (?:many|much)\b|\bunits?\b|\bcalc|\bwork out\b|\bf
 PATIENT = re.compile(r"\b(?:my|our|this|the) (?:pt|patient|guy|lady|man|woman)\b|\bpt\b|\bfor (?:him|her)\b|"
                      r"\b(?:she|he) (?:weighs|is)\b|\bcalc(?:ulate)?\b|\bwork out\b|\bfigure out\b|\bcompute\b", re.I)
 UNITS_WORD = re.compile(r"\bunits?\b", re.I)
+# a question about a code's billing unit, not an amount to convert ("is J9185 per 50mg?", "J9075 unit size")
+UNIT_SIZE = re.compile(r"\bper \d+(?:\.\d+)? ?mg\s*\??\s*$|\bunit size\b|\bmg (?:per|in|=) (?:a |one |1 )?unit\b|"
+                       r"\bhow many mg (?:is|per|in) (?:a |one |1 )?unit\b|\bwhat is (?:a|one|1) unit\b", re.I)
 DAYS = re.compile(r"\b(?:x|×|for|over)\s*(\d{1,2})\s*(?:days?|dates? of service|DOS)\b|"
                   r"\b(\d{1,2})\s*(?:days?|dates? of service)\b|"
                   r"\b(?:daily|qd|/day|per day)\s*(?:x|×)\s*(\d{1,2})\b", re.I)
@@ -66,6 +69,11 @@ class Planning:
     @property
     def says_units(self) -> bool:
         return bool(UNITS_WORD.search(self.text))
+
+    @property
+    def asks_unit_size(self) -> bool:
+        """'how many mg in 1 unit of J3262': the code's unit, answered by the code, not a dose."""
+        return bool(UNIT_SIZE.search(self.text))
 
     def has(self, intent: str) -> bool:
         return intent in self.q.intents

@@ -104,7 +104,8 @@ _TOPIC = re.compile(r"tocilizumab|actemra|J3262", re.I)
 def _plan(p: Planning) -> Plan | None:
     """A tocilizumab dose needs the weight; 'how many doses' is the rule, from the sources."""
     f = p.q.figures
-    if not (p.has("tocilizumab") and p.wants_number and f.dose_mg is None) or _HOW_MANY_DOSES.search(p.text):
+    if not (p.has("tocilizumab") and p.wants_number and f.dose_mg is None) or _HOW_MANY_DOSES.search(p.text) \
+            or p.asks_unit_size:
         return None
     args = p.weight_args()
     if not args:
