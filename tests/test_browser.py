@@ -185,14 +185,17 @@ def test_calculators_show_results_and_readable_field_errors(page, server):
     expect(error).to_contain_text("A weight of 700 kg", timeout=ANSWER_TIMEOUT_MS)
     shot(page, "calculators")
 
-    # an optional number left empty is not a zero: the lymphodepletion plan asks for a BSA or
-    # height and weight instead of complaining that a height the user never typed is 0
+    # an optional number left empty is not a zero: with no patient figures the lymphodepletion
+    # plan is the label's regimen; with a height alone it asks for a BSA or height and weight
+    # instead of complaining that a weight the user never typed is 0
     page.locator("#calc-lymphodepletion_plan-bsa_m2 input").fill("")
+    page.locator("#calc-lymphodepletion_plan-go").click()
+    expect(page.locator("#calc-lymphodepletion_plan-result")).to_contain_text("FDA label", timeout=ANSWER_TIMEOUT_MS)
+    page.locator("#calc-lymphodepletion_plan-height input").fill("170")
     page.locator("#calc-lymphodepletion_plan-go").click()
     expect(page.locator("#calc-lymphodepletion_plan-bsa_m2-error")).to_contain_text(
         "Give the BSA", timeout=ANSWER_TIMEOUT_MS)
-    expect(page.locator("#calc-lymphodepletion_plan-height-error")).to_have_text("")
-    page.locator("#calc-lymphodepletion_plan-height input").fill("170")
+    expect(page.locator("#calc-lymphodepletion_plan-weight-error")).to_have_text("")
     page.locator("#calc-lymphodepletion_plan-weight input").fill("70")
     page.locator("#calc-lymphodepletion_plan-go").click()
     expect(page.locator("#calc-lymphodepletion_plan-result")).to_contain_text("fludarabine", timeout=ANSWER_TIMEOUT_MS)
