@@ -156,20 +156,30 @@ def _up_to_date(report: BuildReport, live: store.Manifest, started: float) -> Bu
 
 def _reusable_vectors(cfg: Config, live: store.Manifest | None, nodes: list[TextNode], quiet: bool) -> dict[str, list[float]]:
     """Vectors of unchanged chunks, copied from the live build (same model) so they are not re-embedded."""
-    reuse: dict[str, list[float]] = {}
-    if live and live.model_sha256 == embedder_id():
-        try:
-            old = store.open_collection(store.client_for(cfg, live.build_id), live.collection)
-            live_ids = set(live.chunk_ids)  # once: a set per node made this quadratic
-            wanted = [n.id_ for n in nodes if n.id_ in live_ids]
-            for i in range(0, len(wanted), 500):
-                got = old.get(ids=wanted[i:i + 500], include=["embeddings"])
-                # Chroma returns one embedding per returned id, in the same order.
-                reuse.update(zip(got["ids"], (list(map(float, e)) for e in got["embeddings"]), strict=True))
-        except Exception as exc:  # a damaged live build: embed everything
-            _say(f"Could not reuse vectors from the live build ({exc.__class__.__name__}); re-embedding all.", quiet)
-            reuse = {}
-    return reuse
+    if not live:
+        return {}
+    live_ids = set(live.chunk_ids)  # once: a set per node made this quadratic
+    return _live_vectors(cfg, live, live.collection, [n.id_ for n in nodes if n.id_ in live_ids],
+                         "vectors from the live build", quiet)
+
+
+def _live_vectors(cfg: Config, live: store.Manifest, collection: str, ids: list[str], what: str,
+                  quiet: bool) -> dict[str, list[float]]:
+    """The live build's vectors for `ids` in one of its collections (same model only), read in
+    pages; a damaged live build gives none, so everything is embedded."""
+    vectors: dict[str, list[float]] = {}
+    if not collection or live.model_sha256 != embedder_id():
+        return vectors
+    try:
+        old = store.open_collection(store.client_for(cfg, live.build_id), collection)
+        for i in range(0, len(ids), 500):
+            got = old.get(ids=ids[i:i + 500], include=["embeddings"])
+            # Chroma returns one embedding per returned id, in the same order.
+            vectors.update(zip(got["ids"], (list(map(float, e)) for e in got["embeddings"]), strict=True))
+    except Exception as exc:  # a damaged live build: embed everything
+        _say(f"Could not reuse {what} ({exc.__class__.__name__}); re-embedding all.", quiet)
+        return {}
+    return vectors
 
 
 def _new_collection(cfg: Config, build_id: str, name: str):
@@ -210,17 +220,7 @@ def _store_sentences(cfg: Config, live: store.Manifest | None, build_id: str, na
     the others embedded. Returns its name (for the manifest), the sentence count and how many
     were embedded."""
     wanted = node_sentences(nodes)
-    vectors: dict[str, list[float]] = {}
-    if live and live.sentences and live.model_sha256 == embedder_id():
-        try:
-            old = store.open_collection(store.client_for(cfg, live.build_id), live.sentences)
-            ids = sorted(wanted)
-            for i in range(0, len(ids), 500):
-                got = old.get(ids=ids[i:i + 500], include=["embeddings"])
-                vectors.update(zip(got["ids"], (list(map(float, e)) for e in got["embeddings"]), strict=True))
-        except Exception as exc:  # a damaged live build: embed everything
-            _say(f"Could not reuse sentence vectors ({exc.__class__.__name__}); re-embedding them.", quiet)
-            vectors = {}
+    vectors = _live_vectors(cfg, live, live.sentences, sorted(wanted), "sentence vectors", quiet) if live else {}
     todo = [i for i in wanted if i not in vectors]
     if todo:
         embedder = get_embedder()
