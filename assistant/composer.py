@@ -82,7 +82,7 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
         return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=turn.context,
                       text="I found nothing in my sources that answers this. " + SCOPE)
     compared = comparison_lead(q, turn.passages, ref) if lead is None else None
-    extras = extra_leads(q, turn.passages, ref, lead[1] if lead else sentences[0].text if sentences else "")
+    extras = extra_leads(q, turn.passages, ref, lead[1]) if lead is not None else []  # the other parts join a lead
     parts = [s for s, _t in extras if s is not None]
     if lead is not None:
         sentences = [lead[0], *parts] + [s for s in sentences if s.text not in {lead[0].text, *(p.text for p in parts)}][:2]
