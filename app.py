@@ -4,7 +4,8 @@
     /api/...     JSON API for intranet pages that render their own widget (assistant/api.py)
     /gradio.js   Gradio's web-component loader, served from the installed package: an intranet
                  page embeds the assistant with it and nothing is fetched from a CDN
-    /embed/help.html  the example help page (also servable from any other web server)
+    /embed/help.html  the example help page (also servable from any other web server), and
+    /embed/help.js    the script it embeds the assistant with, from the server that served it
 
 Listens on 127.0.0.1:7860 by default (CART_HOST, CART_PORT; CART_ROOT_PATH behind a proxy).
 Offline by construction: no analytics, system fonts (the default theme would fetch Google Fonts).
@@ -18,6 +19,10 @@ from pathlib import Path
 from assistant import config
 
 HERE = Path(__file__).resolve().parent
+# Run history is off, but runs an earlier version saved stay in the browser under a key of that
+# process's random app id: embed/forget-runs.js removes them all. An external script, because
+# Gradio inserts `head` with JavaScript, and an inline script inserted so is refused by the CSP.
+FORGET_OLD_RUNS = '<script src="embed/forget-runs.js"></script>'
 
 
 def create_app(engine=None, feedback=None):
@@ -28,17 +33,22 @@ def create_app(engine=None, feedback=None):
     from fastapi.responses import FileResponse
 
     from assistant import requestlog
-    from assistant.api import Conversations, create_api
+    from assistant.api import create_api
     from assistant.engine import Engine
     from assistant.feedback import FeedbackStore
     from assistant.render import CSS
+    from assistant.security import FrontDoor
+    from assistant.sessions import Conversations
     from assistant.webui import build_blocks
 
     cfg = config.load()  # every setting checked here: a bad value stops with a ConfigError
     requestlog.configure()  # one line per request on stderr or CART_LOG_FILE
     engine = engine or Engine(cfg=cfg)
     feedback = feedback or FeedbackStore(cfg.feedback_db)
-    conversations = Conversations(cfg.max_conversations, cfg.conversation_ttl)
+    feedback.start_retention(cfg.retention_days)  # now and daily: rows older than CART_RETENTION_DAYS go
+    # per user only with identity on: with CART_AUTH=none every conversation is the one local user's
+    per_user = cfg.max_conversations_per_user if cfg.auth != "none" else cfg.max_conversations
+    conversations = Conversations(cfg.max_conversations, cfg.conversation_ttl, per_user)
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     # Same-origin always works; other origins only when listed. Installed even when the list is
@@ -59,15 +69,43 @@ def create_app(engine=None, feedback=None):
     def help_page():
         return FileResponse(HERE / "embed" / "help.html", media_type="text/html")
 
+    @app.get("/embed/forget-runs.js", include_in_schema=False)
+    def forget_runs():
+        return FileResponse(HERE / "embed" / "forget-runs.js", media_type="text/javascript")
+
+    @app.get("/embed/help.js", include_in_schema=False)
+    def help_script():  # points the page at the server it came from (no address typed in the page)
+        return FileResponse(HERE / "embed" / "help.js", media_type="text/javascript")
+
     theme = gr.themes.Default(primary_hue="blue", neutral_hue="slate",
                               font=["system-ui", "Segoe UI", "Arial", "sans-serif"],
                               font_mono=["ui-monospace", "Consolas", "monospace"])
     demo = build_blocks(engine, feedback, conversations)
     # CART_CONCURRENCY bounds the other Gradio events (calculators, feedback); the chat's Ask is
     # not limited by the queue but by the engine pool (CART_ENGINE_THREADS) it shares with the API.
+    # (not api_open=False: it refuses the embedded web component's calls from another origin; the
+    # front door closes the /run and /call routes that skip the queue instead)
     demo.queue(default_concurrency_limit=cfg.concurrency)
-    return gr.mount_gradio_app(app, demo, path="/", theme=theme, css=CSS, show_error=False,
-                               footer_links=[], root_path=cfg.root_path or None, ssr_mode=False)
+    # Nothing of a conversation may stay in the browser or on a route for the next person at a
+    # shared workstation: no run history (Gradio keeps every question and answer in localStorage
+    # and lists it at /gradio_api/runs), no monitoring, no MCP server, no uploads (1-byte cap; the
+    # front door also closes the route), no PWA install.
+    app = gr.mount_gradio_app(app, demo, path="/", theme=theme, css=CSS, show_error=False,
+                              footer_links=[], root_path=cfg.root_path or None, ssr_mode=False,
+                              run_history=False, enable_monitoring=False, mcp_server=False,
+                              max_file_size=1, pwa=False, head=FORGET_OLD_RUNS)
+    # outermost: identity, hosts, closed routes, cross-site writes, body limits, headers
+    app.add_middleware(FrontDoor, cfg=cfg)
+    return app
+
+
+def start_line(cfg) -> str:
+    """What the server says when it starts: where, and who may use it."""
+    who = {"none": "no sign-in (CART_AUTH=none): for one person on this machine; see the README's "
+                   "'Deploying on an intranet' before opening it to a network",
+           "proxy": f"users from the {cfg.auth_user_header} header of {', '.join(cfg.trusted_proxies)}",
+           "token": "JSON API with bearer tokens only (CART_AUTH=token)"}[cfg.auth]
+    return f"Serving on http://{cfg.host}:{cfg.port}{cfg.root_path}/ - {who}"
 
 
 def main() -> int:
@@ -86,8 +124,11 @@ def main() -> int:
     except IndexMissingError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"Serving on http://{cfg.host}:{cfg.port}{cfg.root_path}/", flush=True)
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", proxy_headers=bool(cfg.root_path))
+    print(start_line(cfg), flush=True)
+    # uvicorn's own proxy-header handling is off: the front door believes X-Forwarded-* only
+    # from CART_TRUSTED_PROXIES and still knows the proxy's address when it checks identity
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", proxy_headers=False,
+                server_header=False, date_header=False)
     return 0
 
 

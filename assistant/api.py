@@ -1,16 +1,17 @@
 """JSON HTTP API for intranet pages that render their own widget.
 
     POST /api/ask   {"question": "...", "conversation_id": "optional", "dos": "optional date of service"}
-      -> 200 {"conversation_id": "...", "answer": {...the structured Answer...}}
-      -> 400/413/422 {"error": "a message a person can act on"}
-    POST /api/feedback {"conversation_id": "...", "rating": 1 | -1, "comment": "...",
-                        "question": "...", "answer": {...the answer object as received...}}
-      -> 200 {"id": N}
+      -> 200 {"conversation_id": "...", "answer_id": "...", "expired": false, "answer": {...the Answer...}}
+      -> 400/413/415/422 {"error": "a message a person can act on"}; 429 (rate) / 503 (busy) with Retry-After
+    POST /api/feedback {"answer_id": "...", "rating": 1 | -1, "comment": "optional"}
+      -> 200 {"id": N}; 404 when the answer is not one this server gave this user (or it expired)
+    DELETE /api/feedback/<id>            an admin deletes a feedback row
+    DELETE /api/conversations/<id>       the owner forgets a conversation now
     GET  /api/health -> {"status": "ok", "index": "<build id>", "documents": N}
 
-Conversations live in memory, bounded (least recently used are dropped) and expire after an
-idle period; a conversation id is an opaque random token. CORS is closed unless origins are
-configured (CART_ALLOWED_ORIGINS, comma-separated): same-origin pages always work.
+Conversations live in memory, bound to their owner (assistant/sessions.py). Identity, content
+types, origins, body size and headers are checked before a request gets here
+(assistant/security.py); CORS is closed unless origins are configured (CART_ALLOWED_ORIGINS).
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ import datetime as dt
 import json
 import threading
 import time
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import Request  # module level: FastAPI resolves the string annotation here
 
 from assistant import config, requestlog
+from assistant.auth import LOCAL, User
 from assistant.core.dates import parse_service_date
-from assistant.engine import MAX_QUESTION_CHARS, Conversation, Engine
+from assistant.engine import MAX_QUESTION_CHARS, Engine
+from assistant.limits import Busy, shared, too_many
+from assistant.sessions import EXPIRED_NOTE, Conversations
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -56,59 +59,46 @@ def engine_pool() -> ThreadPoolExecutor:
 
 
 async def run_engine(fn, *args):
-    """Run `fn(*args)` on the engine pool without blocking the event loop."""
+    """Run `fn(*args)` on the engine pool without blocking the event loop; raises limits.Busy
+    when CART_MAX_PENDING questions are already waiting or running."""
     import asyncio
 
-    return await asyncio.get_running_loop().run_in_executor(engine_pool(), fn, *args)
+    with shared("engine", config.load().max_pending).slot():
+        return await asyncio.get_running_loop().run_in_executor(engine_pool(), fn, *args)
 
 
-class Conversations:
-    """Thread-safe, bounded store of conversations by id.
+def caller(request) -> tuple[User, str]:
+    """(the user, the rate-limit key) the front door put on the request (assistant/security.py)."""
+    state = getattr(request, "state", None)
+    user = getattr(state, "cart_user", None) or User(LOCAL, admin=True)
+    return user, getattr(state, "cart_client", None) or user.name
 
-    `limit` and `ttl` (seconds) default to CART_MAX_CONVERSATIONS and CART_CONVERSATION_TTL, read
-    when the store is made."""
 
-    def __init__(self, limit: int | None = None, ttl: float | None = None):
-        self._items: OrderedDict[str, tuple[float, Conversation]] = OrderedDict()
-        self._lock = threading.Lock()
-        cfg = config.load() if limit is None or ttl is None else None
-        self.limit = limit if limit is not None else cfg.max_conversations
-        self.ttl = ttl if ttl is not None else cfg.conversation_ttl
-
-    def get(self, conv_id: str | None) -> Conversation:
-        now = time.monotonic()
-        with self._lock:
-            for key in [k for k, (t, _) in self._items.items() if now - t > self.ttl]:
-                del self._items[key]
-            if conv_id and conv_id in self._items:
-                conv = self._items.pop(conv_id)[1]
-            else:
-                conv = Conversation()
-            self._items[conv.id] = (now, conv)
-            while len(self._items) > self.limit:
-                self._items.popitem(last=False)
-            return conv
+def over_rate(kind: str, key: str) -> int:
+    """Seconds to wait when `key` is over its rate of `kind` ("asks" | "feedback"), else 0."""
+    cfg = config.load()
+    return shared(kind, cfg.rate_asks if kind == "asks" else cfg.rate_feedback).check(key)
 
 
 class BadRequest(Exception):
     """A request the API refuses: its status and a message a person can act on."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.headers = status, message, headers
 
     def response(self):
         from fastapi.responses import JSONResponse
 
-        return JSONResponse({"error": self.message}, status_code=self.status)
+        return JSONResponse({"error": self.message}, status_code=self.status, headers=self.headers)
 
 
 def _check_headers(request: Request) -> None:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    # Missing is tolerated (curl without -H); any other type is refused, which also keeps
-    # other sites' pages from posting here without a CORS preflight (text/plain, forms).
-    if ctype and ctype != "application/json" and not ctype.endswith("+json"):
-        raise BadRequest(415, f"Content-Type must be application/json (got {ctype[:60]!r}).")
+    # Required: a missing or other type is what a page on another site can send without a CORS
+    # preflight (a form, text/plain, a Blob, sendBeacon). The front door checks it too.
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise BadRequest(415, f"Content-Type must be application/json (got {ctype[:60] or 'none'!r}).")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise BadRequest(413, f"Request body is {int(declared):,} bytes; the limit is {MAX_BODY_BYTES:,}.")
@@ -167,78 +157,114 @@ def _ask_fields(body: dict) -> tuple[str, str | None, str | None]:
     return question, conv_id, dos
 
 
-def _feedback_fields(body: dict) -> dict:
-    rating, answer = body.get("rating"), body.get("answer")
+def _feedback_fields(body: dict) -> tuple[int, str, str]:
+    rating, answer_id, comment = body.get("rating"), body.get("answer_id"), body.get("comment", "")
     if rating not in (1, -1) or isinstance(rating, bool):
         raise BadRequest(422, '"rating" must be 1 (helpful) or -1 (not helpful).')
-    if not isinstance(answer, dict) or not isinstance(answer.get("text", ""), str):
-        raise BadRequest(422, '"answer" must be the answer object the API returned.')
-    question = body.get("question", answer.get("question", ""))
-    comment, conv_id = body.get("comment", ""), body.get("conversation_id")
-    if not all(isinstance(v, str) for v in (question, comment)) or not isinstance(conv_id, (str, type(None))):
-        raise BadRequest(422, '"question", "comment" and "conversation_id" must be strings.')
-    return {"rating": rating, "question": question, "answer": answer, "comment": comment, "conversation_id": conv_id}
+    if not isinstance(answer_id, str) or not answer_id or len(answer_id) > 64:
+        raise BadRequest(422, '"answer_id" must be the answer_id /api/ask returned with the answer.')
+    if not isinstance(comment, str):
+        raise BadRequest(422, '"comment" must be a string.')
+    return rating, answer_id, comment
 
 
-def _log_feedback(body: dict, rating: int | None, status: int, started: float) -> None:
-    """One request-log line for a feedback post, with whatever question the body carries."""
-    answer = body.get("answer") if isinstance(body.get("answer"), dict) else None
-    question = body.get("question", "")
-    if not isinstance(question, str):
-        question = ""
-    if not question and answer is not None and isinstance(answer.get("question"), str):
-        question = answer["question"]
-    requestlog.log_feedback("api", rating, question, answer, body.get("conversation_id"),
+def _log_feedback(held: tuple[str, dict] | None, rating: int | None, status: int, started: float) -> None:
+    """One request-log line for a feedback post, about the answer it names (if it was found)."""
+    conv_id, item = held if held is not None else (None, {})
+    requestlog.log_feedback("api", rating, item.get("question", ""), item.get("answer"), conv_id,
                             (time.perf_counter() - started) * 1000, status=status,
                             kind=None if status == 200 else "rejected")
 
 
-def create_api(engine: Engine, conversations: Conversations | None = None, feedback=None):
-    """A FastAPI sub-application with the JSON endpoints (mounted by app.py under /api)."""
-    from fastapi import FastAPI
-    from starlette.concurrency import run_in_threadpool
+class Routes:
+    """The JSON endpoints' handlers (registered by `create_api`)."""
 
-    api = FastAPI(title="CAR-T billing assistant API", docs_url=None, redoc_url=None, openapi_url=None)
-    conversations = conversations if conversations is not None else Conversations()
+    def __init__(self, engine: Engine, conversations: Conversations, feedback):
+        self.engine, self.conversations, self.feedback = engine, conversations, feedback
 
-    @api.get("/health")
-    def health():
-        m = engine.retriever.manifest
+    def health(self):
+        m = self.engine.retriever.manifest
         return {"status": "ok", "index": m.build_id, "documents": len(m.documents)}
 
-    @api.post("/ask")
-    async def ask(request: Request):
+    async def ask(self, request: Request):
         started = time.perf_counter()
         body: dict = {}
+        user, key = caller(request)
         try:
             body = await read_json(request)
             question, conv_id, dos = _ask_fields(body)
+            if wait := over_rate("asks", key):
+                raise BadRequest(429, too_many(wait), {"Retry-After": str(wait)})
         except BadRequest as bad:
             question, conv_id = body.get("question"), body.get("conversation_id")
             requestlog.log_ask("api", question if isinstance(question, str) else "", None,
                                conv_id if isinstance(conv_id, str) else None,
                                (time.perf_counter() - started) * 1000, status=bad.status, kind="rejected")
             return bad.response()
-        conv = conversations.get(conv_id)
-        # the engine is CPU-bound: run it off the event loop, on a bounded pool (CART_ENGINE_THREADS)
-        answer = await run_engine(lambda: engine.ask(question, conv, dos=dos))
+        conv, expired = self.conversations.open(conv_id, user.name)
+        try:  # the engine is CPU-bound: off the event loop, on a bounded pool (CART_ENGINE_THREADS)
+            answer = await run_engine(lambda: self.engine.ask(question, conv, dos=dos))
+        except Busy as busy:
+            requestlog.log_ask("api", question, None, conv.id, (time.perf_counter() - started) * 1000,
+                               status=503, kind="busy")
+            return BadRequest(503, busy.message, {"Retry-After": str(Busy.retry_after)}).response()
+        if expired:
+            answer.notes.append(EXPIRED_NOTE)
+        data = answer.to_dict()
+        answer_id = self.conversations.remember(conv, question, data)
         requestlog.log_ask("api", question, answer, conv.id, (time.perf_counter() - started) * 1000, status=200)
-        return {"conversation_id": conv.id, "answer": answer.to_dict()}
+        return {"conversation_id": conv.id, "answer_id": answer_id, "expired": expired, "answer": data}
 
-    @api.post("/feedback")
-    async def give_feedback(request: Request):
+    async def give_feedback(self, request: Request):
+        from starlette.concurrency import run_in_threadpool
+
         started = time.perf_counter()
-        body: dict = {}
+        user, key = caller(request)
+        held, rating = None, None
         try:
-            if feedback is None:
+            if self.feedback is None:
                 raise BadRequest(404, "Feedback is not enabled on this server.")
-            body = await read_json(request)
-            fields = _feedback_fields(body)
+            if wait := over_rate("feedback", key):
+                raise BadRequest(429, too_many(wait, "feedback posts"), {"Retry-After": str(wait)})
+            rating, answer_id, comment = _feedback_fields(await read_json(request))
+            held = self.conversations.answer(answer_id, user.name)
+            if held is None:
+                raise BadRequest(404, "That answer is not one this server gave you, or its conversation has "
+                                      "expired; feedback names the answer_id returned with the answer.")
         except BadRequest as bad:
-            _log_feedback(body, None, bad.status, started)
+            _log_feedback(held, rating, bad.status, started)
             return bad.response()
-        fid = await run_in_threadpool(lambda: feedback.add(**fields))
-        _log_feedback(body, fields["rating"], 200, started)
+        conv_id, item = held
+        fid = await run_in_threadpool(lambda: self.feedback.add(
+            rating=rating, question=item["question"], answer=item["answer"], comment=comment,
+            conversation_id=conv_id, user=user.name, answer_id=answer_id))
+        _log_feedback(held, rating, 200, started)
         return {"id": fid}
 
+    async def delete_feedback(self, fid: int, request: Request):
+        from starlette.concurrency import run_in_threadpool
+
+        user, _ = caller(request)
+        if self.feedback is None:
+            return BadRequest(404, "Feedback is not enabled on this server.").response()
+        if not user.admin:
+            return BadRequest(403, "Only an administrator deletes feedback.").response()
+        return {"deleted": await run_in_threadpool(lambda: self.feedback.delete([fid]))}
+
+    def delete_conversation(self, conv_id: str, request: Request):
+        user, _ = caller(request)
+        return {"deleted": int(self.conversations.delete(conv_id, user.name))}
+
+
+def create_api(engine: Engine, conversations: Conversations | None = None, feedback=None):
+    """A FastAPI sub-application with the JSON endpoints (mounted by app.py under /api)."""
+    from fastapi import FastAPI
+
+    api = FastAPI(title="CAR-T billing assistant API", docs_url=None, redoc_url=None, openapi_url=None)
+    r = Routes(engine, conversations if conversations is not None else Conversations(), feedback)
+    api.add_api_route("/health", r.health, methods=["GET"])
+    api.add_api_route("/ask", r.ask, methods=["POST"])
+    api.add_api_route("/feedback", r.give_feedback, methods=["POST"])
+    api.add_api_route("/feedback/{fid}", r.delete_feedback, methods=["DELETE"])
+    api.add_api_route("/conversations/{conv_id}", r.delete_conversation, methods=["DELETE"])
     return api

@@ -30,6 +30,7 @@ for _key, _value in {
     "TRANSFORMERS_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
     "GRADIO_ANALYTICS_ENABLED": "False",
+    "GRADIO_RUN_HISTORY": "False",  # no questions and answers left in the browser (app.py also says so)
     "ANONYMIZED_TELEMETRY": "False",
     "TOKENIZERS_PARALLELISM": "false",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
@@ -97,6 +98,37 @@ def _http_url(value: str) -> str:
     return value
 
 
+def _network(value: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError(f"has {value!r}, which is not an IP address or network (10.0.0.5, 10.0.0.0/24)") from None
+
+
+def _header_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", value):
+        raise ValueError("is not an HTTP header name (letters, digits and '-')")
+    return value
+
+
+def _host_name(value: str) -> str:
+    value = value.lower().strip("[]")
+    if value != "*" and not re.fullmatch(r"(?:\*\.)?[a-z0-9:._-]{1,253}", value):
+        raise ValueError(f"has {value!r}, which is not a host name (cart.example.org, 10.0.0.5, *.example.org)")
+    return value
+
+
+def _default_hosts(values: Mapping[str, object]) -> tuple[str, ...]:
+    """Loopback names, plus the listening address when it is a specific one."""
+    hosts = ["localhost", "127.0.0.1", "::1"]
+    host = str(values["host"]).lower().strip("[]")
+    if host not in ("0.0.0.0", "::", "") and host not in hosts:
+        hosts.append(host)
+    return tuple(hosts)
+
+
 def _collection_prefix(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,38}[A-Za-z0-9])?", value) or ".." in value:
         raise ValueError("must be 1-40 letters, digits, '.', '_' or '-', starting and ending with "
@@ -161,17 +193,62 @@ class Config:
         "worker threads that run the engine, shared first-come-first-served by the JSON API and the "
         "chat (the engine is CPU-bound; 2-4 measured best on 2 cores)", default=4, minimum=1)
 
+    # --- identity, limits and retention on an intranet (assistant/auth.py, assistant/security.py)
+    auth: str = setting(
+        "CART_AUTH",
+        "who may use the app: `none` (anonymous; one person on 127.0.0.1), `proxy` (an SSO proxy in "
+        "front sends the user in a header; requests without it are refused), `token` (JSON API only, "
+        "with bearer tokens from `python -m assistant.auth`)", default="none", choices=("none", "proxy", "token"))
+    auth_user_header: str = setting(
+        "CART_AUTH_USER_HEADER", "`proxy` mode: the header that carries the user name",
+        default="X-Forwarded-User", convert=_header_name, accepts="header name")
+    auth_groups_header: str = setting(
+        "CART_AUTH_GROUPS_HEADER", "`proxy` mode: the header that carries the user's groups (comma-separated)",
+        default="X-Forwarded-Groups", convert=_header_name, accepts="header name")
+    admin_groups: tuple[str, ...] = setting(
+        "CART_ADMIN_GROUPS", "`proxy` mode: groups whose members are admins", default=("cart-admin",),
+        shown="`cart-admin`")
+    trusted_proxies: tuple[str, ...] = setting(
+        "CART_TRUSTED_PROXIES",
+        "addresses whose identity and `X-Forwarded-*` headers are believed; from anyone else they are dropped",
+        default=("127.0.0.1/32", "::1/128"), shown="`127.0.0.1, ::1`", convert=_network,
+        accepts="IP addresses or networks, comma-separated")
+    trusted_hosts: tuple[str, ...] = setting(
+        "CART_TRUSTED_HOSTS",
+        "host names the app answers to (other `Host` headers get 400); list the name users type",
+        default=_default_hosts, shown="`localhost, 127.0.0.1, ::1` and `CART_HOST`", convert=_host_name,
+        accepts="host names, `*.domain` or `*`")
+    tokens_file: Path = setting(
+        "CART_TOKENS_FILE", "`token` mode: the API tokens, stored as SHA-256 hashes",
+        default=lambda v: v["data_dir"] / "api_tokens.json", shown="`$CART_DATA_DIR/api_tokens.json`")
+    retention_days: int = setting(
+        "CART_RETENTION_DAYS", "days feedback is kept; older rows are deleted on start and daily",
+        default=30, minimum=1, unit="days")
+    rate_asks: int = setting(
+        "CART_RATE_ASKS", "questions per minute per client (per user with identity on); more get 429",
+        default=30, minimum=1, unit="per minute")
+    rate_feedback: int = setting(
+        "CART_RATE_FEEDBACK", "feedback posts per minute per client", default=10, minimum=1, unit="per minute")
+    max_pending: int = setting(
+        "CART_MAX_PENDING", "questions waiting for the engine at most; beyond it a question is refused "
+        "with \"busy, try again\" (503) instead of queueing", default=64, minimum=1)
+    max_conversations_per_user: int = setting(
+        "CART_MAX_CONVERSATIONS_PER_USER", "conversations one user keeps, with identity on (their oldest dropped first)",
+        default=20, minimum=1)
+
     # --- the request log (assistant/requestlog.py)
     log_questions: str = setting(
         "CART_LOG_QUESTIONS",
         "how the request log shows a question: `hash` (salted SHA-256 prefix + length), `redact` "
-        "(numbers, dates and identifiers replaced: \"carvykti dose <n> kg\"), `full` (verbatim, "
-        "patient figures included)", default="hash", choices=("hash", "redact", "full"))
+        "(names, e-mails, phones, dates of birth, MRN/member/SSN ids, numbers and dates replaced: "
+        "\"Pt <name> DOB <dob> MRN <id>, <n> kg, carvykti dose\"; names by heuristics, not guaranteed), "
+        "`full` (verbatim, patient details included)", default="hash", choices=("hash", "redact", "full"))
     log_salt: str | None = setting(
         "CART_LOG_SALT", "salt for question hashes (set it to join log lines across restarts)",
         shown="random per process", secret=True)
     log_file: Path | None = setting(
-        "CART_LOG_FILE", "append request log lines to this file", shown="stderr")
+        "CART_LOG_FILE", "append request log lines to this file (created 0600; reopened when logrotate "
+        "moves it, so no `copytruncate` is needed)", shown="stderr")
 
     # --- the optional LLM composer (assistant/llm.py)
     llm_base_url: str | None = setting(

@@ -17,7 +17,9 @@ from assistant.core.scenario import negated_mention, prior_mention
 from index.corpus import configured_corpus
 
 MAX_QUESTION_CHARS = 4000
-_INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
+# zero-width and soft-hyphen characters, and the bidi controls that make text read differently
+# from what it says (a "trojan source" question or log line)
+INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad\u202a-\u202e\u2066-\u2069]")
 
 SCOPE = ("I answer billing, coding and coverage questions about CAR-T cell therapies from my "
          "sources (billing guides for Abecma, Carvykti and Tecartus; Centene and CarePartners of "
@@ -40,7 +42,7 @@ _STOP = {"the", "and", "for", "with", "are", "this", "that", "what", "how", "fro
 def clean_text(text: object) -> str:
     """Full-width letters, ligatures and invisible characters typed or pasted by users, folded."""
     text = text if isinstance(text, str) else ""
-    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+    return INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
 
 
 def check_input(text: str) -> Answer | None:

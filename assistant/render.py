@@ -11,13 +11,28 @@ import html
 import re
 
 from assistant.answer import Answer, AnswerKind, Citation, ToolCall
+from assistant.guards import INVISIBLE
 
 _EMPHASIS = re.compile(r"\*\*([^*\n]+)\*\*|(?<![\w*])\*([^*\s][^*\n]*?)\*(?![\w*])")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]()#!|~>])")
 
 
 def esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    """HTML-escaped text on one line: a newline becomes `&#10;` (the same character once parsed,
+    and pre-wrap still breaks there), so the markup is a single HTML block to `html_panel`."""
+    return html.escape(str(text), quote=True).replace("\r\n", "&#10;").replace("\n", "&#10;")
+
+
+def html_panel(value: str = "", **kwargs):
+    """The Gradio component for our escaped HTML (evidence, results, sources, field errors).
+
+    gr.Markdown, not gr.HTML: gr.HTML runs its template through `new Function`, which the page's
+    Content-Security-Policy (no 'unsafe-eval', assistant/security.py) forbids. Markdown passes a
+    one-line HTML block through its sanitizer unchanged, and with no LaTeX delimiters a `$` in a
+    quote stays a dollar sign."""
+    import gradio as gr
+
+    return gr.Markdown(value, sanitize_html=True, latex_delimiters=[], **kwargs)
 
 
 def md_text(text: str) -> str:
@@ -26,7 +41,7 @@ def md_text(text: str) -> str:
     Quotes are left as they are: `'` would become `&#x27;`, whose `#` the markdown escaping then
     turns into visible text. Outside a tag, quotes are harmless once `<`, `>` and `&` are escaped.
     """
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(INVISIBLE.sub("", str(text)), quote=False))
 
 
 def _emphasis(text: str, escape, bold: str, italic: str) -> str:

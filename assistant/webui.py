@@ -7,10 +7,12 @@ Everything shown is rendered by `assistant.render`, which escapes source and use
 
 import time
 
-from assistant import render, requestlog
-from assistant.api import Conversations, run_engine
+from assistant import auth, config, render, requestlog
+from assistant.api import over_rate, run_engine
 from assistant.engine import Engine
 from assistant.feedback import FeedbackStore
+from assistant.limits import Busy, too_many
+from assistant.sessions import EXPIRED_NOTE, Conversations
 
 EXAMPLES = [
     "What is the HCPCS code for Carvykti?",
@@ -24,62 +26,92 @@ EXAMPLES = [
 ]
 
 
+def _caller(request) -> tuple[auth.User, str]:
+    """(the user, the rate-limit key) of a Gradio event, as the front door names them."""
+    user = auth.identify_gradio(request)
+    client = getattr(getattr(request, "client", None), "host", None) or "unknown"
+    return user, user.name if config.load().auth != "none" else f"ip:{client}"
+
+
 class ChatHandlers:
-    """What the chat's events do; one instance per app, state lives in the page's gr.State."""
+    """What the chat's events do; one instance per app, state lives in the page's gr.State
+    (held server-side by Gradio: the conversation id and the ids of the answers shown)."""
 
     def __init__(self, engine: Engine, feedback: FeedbackStore, conversations: Conversations):
         self.engine, self.feedback, self.conversations = engine, feedback, conversations
 
     def turn(self, message: str, history: list, conv_id: str | None, answers: list, started: float,
-             dos: str | None = None):
+             dos: str | None = None, owner: str = auth.LOCAL):
         import gradio as gr
 
         message = message if isinstance(message, str) else ""
         dos = dos.strip() if isinstance(dos, str) and dos.strip() else None
-        conv = self.conversations.get(conv_id)
+        conv, expired = self.conversations.open(conv_id, owner)
         answer = self.engine.ask(message, conv, dos=dos)
+        if expired:
+            answer.notes.append(EXPIRED_NOTE)
         requestlog.log_ask("gradio", message, answer, conv.id, (time.perf_counter() - started) * 1000)
+        answer_id = self.conversations.remember(conv, message, answer.to_dict())
         shown = message if len(message) <= 2000 else message[:2000] + " …"
         history = list(history or []) + [
             {"role": "user", "content": render.md_text(shown)},
             {"role": "assistant", "content": render.answer_markdown(answer)},
         ]
-        # the page keeps the serialized answer: feedback stores what the user saw
-        answers = list(answers or []) + [{"question": message[:4000], "answer": answer.to_dict()}]
+        answers = list(answers or []) + [answer_id]  # feedback names the answer by the server's id
         return ("", history, conv.id, answers, render.answer_details_html(answer),
                 gr.update(value="", interactive=True), "")
 
-    async def ask(self, message: str, history: list, conv_id: str | None, answers: list, dos: str | None = None):
+    async def ask(self, message: str, history: list, conv_id: str | None, answers: list, dos: str | None = None,
+                  request=None):
         # On the engine pool shared with the JSON API (CART_ENGINE_THREADS), awaited: a waiting
         # chat holds no Gradio worker thread, and Gradio's queue does not limit the chat's Ask.
-        return await run_engine(self.turn, message, history, conv_id, answers, time.perf_counter(), dos)
+        import gradio as gr
+
+        user, key = _caller(request)
+        refusal = None
+        if wait := over_rate("asks", key):
+            refusal = too_many(wait)
+        else:
+            try:
+                return await run_engine(self.turn, message, history, conv_id, answers, time.perf_counter(),
+                                        dos, user.name)
+            except Busy as busy:
+                refusal = busy.message
+        # the question stays in the box, to be asked again
+        return (gr.update(), history, conv_id, answers, gr.update(), gr.update(), f"**{refusal}**")
 
     @staticmethod
     def new_conversation():
         return [], None, [], render.answer_details_html(None), "", ""
 
-    def _save(self, rating: int, item: dict, conv_id: str | None, comment: str = "") -> int:
+    def _save(self, rating: int, answer_id: str, comment: str, request) -> str:
+        user, key = _caller(request)
+        if wait := over_rate("feedback", key):
+            return too_many(wait, "feedback posts")
+        held = self.conversations.answer(answer_id, user.name)
+        if held is None:
+            return "That answer's conversation has expired; feedback can no longer be saved for it."
         started = time.perf_counter()
+        conv_id, item = held
         fid = self.feedback.add(rating=rating, question=item["question"], answer=item["answer"],
-                                comment=comment, conversation_id=conv_id)
+                                comment=comment, conversation_id=conv_id, user=user.name, answer_id=answer_id)
         requestlog.log_feedback("gradio", rating, item["question"], item["answer"], conv_id,
                                 (time.perf_counter() - started) * 1000)
-        return fid
-
-    def rate(self, rating: int, comment: str, conv_id: str | None, answers: list) -> str:
-        if not answers:
-            return "Ask a question first; feedback is about an answer."
-        fid = self._save(rating, answers[-1], conv_id, comment or "")
         return f"Thank you — feedback #{fid} saved ({'helpful' if rating > 0 else 'not helpful'})."
 
-    def like(self, conv_id: str | None, answers: list, data) -> str:
+    def rate(self, rating: int, comment: str, answers: list, request=None) -> str:
+        if not answers:
+            return "Ask a question first; feedback is about an answer."
+        return self._save(rating, answers[-1], comment or "", request)
+
+    def like(self, answers: list, data, request=None) -> str:
         # The chat's own thumbs: message index → the answer it belongs to (user, assistant pairs).
         idx = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
         pair = (idx or 0) // 2
         if not answers or pair >= len(answers):
             return ""
         liked = data.liked if isinstance(data.liked, bool) else str(data.liked).lower() == "like"
-        return f"Thank you — feedback #{self._save(1 if liked else -1, answers[pair], conv_id)} saved."
+        return self._save(1 if liked else -1, answers[pair], "", request)
 
 
 def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Conversations):
@@ -90,8 +122,18 @@ def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Convers
 
     h = ChatHandlers(engine, feedback, conversations)
 
-    def like(conv_id: str | None, answers: list, data: gr.LikeData) -> str:
-        return h.like(conv_id, answers, data)
+    # Gradio injects gr.Request and gr.LikeData by annotation, so the handlers are wrapped here
+    async def ask(message, history, conv_id, answers, dos, request: gr.Request):
+        return await h.ask(message, history, conv_id, answers, dos, request)
+
+    def like(answers: list, data: gr.LikeData, request: gr.Request) -> str:
+        return h.like(answers, data, request)
+
+    def rate_up(comment: str, answers: list, request: gr.Request) -> str:
+        return h.rate(1, comment, answers, request)
+
+    def rate_down(comment: str, answers: list, request: gr.Request) -> str:
+        return h.rate(-1, comment, answers, request)
 
     with gr.Blocks(title="CAR-T billing assistant", analytics_enabled=False) as demo:
         gr.Markdown("## CAR-T billing assistant\nCoding, billing and coverage answers for Abecma, "
@@ -104,6 +146,7 @@ def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Convers
                 with gr.Row():
                     with gr.Column(scale=3):
                         chat = gr.Chatbot(label="Conversation", height=460, sanitize_html=True,
+                                          latex_delimiters=[],  # "$430k to $500k" is not LaTeX
                                           allow_tags=False, elem_id="cart-chat",
                                           # no "share": it uploads the conversation to Hugging Face
                                           buttons=["copy", "copy_all"],
@@ -120,7 +163,7 @@ def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Convers
                             new = gr.Button("New conversation", size="sm", elem_id="cart-new")
                         gr.Examples(EXAMPLES, inputs=box, label="Examples")
                     with gr.Column(scale=2):
-                        details = gr.HTML(render.answer_details_html(None), elem_id="cart-evidence")
+                        details = render.html_panel(render.answer_details_html(None), elem_id="cart-evidence")
                         with gr.Group():
                             comment = gr.Textbox(label="Feedback on the last answer (optional comment)",
                                                  max_lines=3, elem_id="cart-comment")
@@ -129,17 +172,17 @@ def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Convers
                                 down = gr.Button("Not helpful", size="sm", elem_id="cart-down")
                             fb_status = gr.Markdown("", elem_id="cart-feedback-status")
                 outputs = [box, chat, conv_id, answers, details, comment, fb_status]
-                send.click(h.ask, [box, chat, conv_id, answers, dos], outputs, concurrency_limit=None)
-                box.submit(h.ask, [box, chat, conv_id, answers, dos], outputs, concurrency_limit=None)
+                send.click(ask, [box, chat, conv_id, answers, dos], outputs, concurrency_limit=None)
+                box.submit(ask, [box, chat, conv_id, answers, dos], outputs, concurrency_limit=None)
                 new.click(h.new_conversation, None, [chat, conv_id, answers, details, comment, fb_status])
                 # the chat's own "Clear" button: start over too, or a thumb on a new message would be
                 # matched to an answer of the cleared conversation
                 chat.clear(h.new_conversation, None, [chat, conv_id, answers, details, comment, fb_status])
-                up.click(lambda c, i, a: h.rate(1, c, i, a), [comment, conv_id, answers], fb_status)
-                down.click(lambda c, i, a: h.rate(-1, c, i, a), [comment, conv_id, answers], fb_status)
-                chat.like(like, [conv_id, answers], fb_status)
+                up.click(rate_up, [comment, answers], fb_status)
+                down.click(rate_down, [comment, answers], fb_status)
+                chat.like(like, [answers], fb_status)
             with gr.Tab("Calculators", id="calculators"):
                 calculators_tab()
             with gr.Tab("Sources", id="sources"):
-                gr.HTML(sources_html(engine))
+                render.html_panel(sources_html(engine), elem_id="cart-sources")
     return demo

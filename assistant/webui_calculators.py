@@ -120,9 +120,9 @@ def calculators_tab() -> None:
                         else:
                             comp = gr.Textbox(value=f.value, label=f.label, info=f.info, max_lines=1, elem_id=elem)
                         inputs.append(comp)
-                        errs.append(gr.HTML("", elem_id=f"{elem}-error"))
+                        errs.append(render.html_panel("", elem_id=f"{elem}-error"))
             go = gr.Button("Calculate", variant="primary", size="sm", elem_id=f"calc-{form.name}-go")
-            out = gr.HTML("", elem_id=f"calc-{form.name}-result")
+            out = render.html_panel("", elem_id=f"calc-{form.name}-result")
 
             def handler(*values, _name=form.name, _fields=form.fields):
                 html_out, field_errors = run_form(_name, _fields, list(values))

@@ -314,6 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     if url is None:
         overrides = dict(kv.split("=", 1) for kv in args.env)
         overrides.setdefault("CART_LOG_FILE", os.devnull)  # request lines would flood the terminal
+        # every simulated user comes from 127.0.0.1, one client to the rate limits: measure the
+        # server's capacity, not CART_RATE_ASKS
+        overrides.setdefault("CART_RATE_ASKS", "1000000")
+        overrides.setdefault("CART_RATE_FEEDBACK", "1000000")
         try:
             proc, url, log = start_app(overrides)
         except RuntimeError as exc:

@@ -15,6 +15,9 @@ a title block before the header row, rows padded with hundreds of empty columns,
 that come and go between quarters ("Co-insurance Percentage" is missing from older files). So
 the header is found by its column names and every column is looked up by name, never position.
 Only structure is parsed here; the numbers are copied exactly as CMS printed them.
+
+Every file is written by the YAML / CSV library and parsed back before it replaces anything: the
+loader reads these files on every answer, so one it cannot read would break all of them.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ import argparse
 import csv
 import hashlib
 import io
-import json
 import re
 import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from assistant.core.files import write_atomic
 from assistant.core.ndc import ndc11_or_none
@@ -50,6 +55,11 @@ _NUMBER_RE = re.compile(r"^\d+(?:\.\d+)?$")
 _EFFECTIVE_RE = re.compile(r"effective\s+(.+?)\s+(?:through|thru|to|-)\s+(.+)", re.IGNORECASE)
 _DATE_FORMATS = ("%B %d, %Y", "%B %d %Y", "%b %d, %Y", "%b %d %Y", "%m/%d/%Y", "%m/%d/%y",
                  "%Y-%m-%d", "%d %B %Y", "%d %b %Y", "%B %Y")
+# U+0080-U+009F (C1 controls) read as the cp1252 characters they stand for; cp1252's five
+# undefined bytes (0x81 0x8D 0x8F 0x90 0x9D) become U+FFFD. See _decode.
+_C1_AS_CP1252 = {c: bytes([c]).decode("cp1252", errors="replace") for c in range(0x80, 0xA0)}
+_PLAIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_NO_WRAP = 2**31 - 1  # a long description stays on one line: one reviewable diff line per field
 
 
 class CmsImportError(Exception):
@@ -98,13 +108,19 @@ def _norm(name: str) -> str:
 
 
 def _decode(data: bytes) -> str:
-    """CMS publishes cp1252; accept UTF-8 too in case they modernise, never fail on a byte."""
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
+    """CMS publishes cp1252; accept UTF-8 too in case they modernise, never fail on a byte.
+
+    A byte cp1252 leaves undefined becomes U+FFFD on its own; the rest of the file is still read
+    as cp1252. (Falling back to latin-1 for the whole file turned every 0x80-0x9F byte, the
+    ellipsis and dashes CMS descriptions use, into C1 control characters, which PyYAML refuses
+    to load: one stray byte broke every answer.) A C1 control in a UTF-8 file is the same
+    mistake made upstream, so it is read as the cp1252 character it stands for.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("cp1252", errors="replace")
+    return text.translate(_C1_AS_CP1252)
 
 
 def _header_kind(cells: list[str]) -> str | None:
@@ -210,17 +226,45 @@ def reference_codes(reference_dir: Path) -> set[str]:
 
 # --------------------------------------------------------------------------- output
 
-def _q(value: str) -> str:
-    """A YAML double-quoted scalar (JSON's string syntax is a subset of it)."""
-    return json.dumps(value, ensure_ascii=False)
+class _Plain(str):
+    """A string written bare when YAML reads it back as the same string (2026Q1, Q2055,
+    2026Q1-file.csv), double-quoted otherwise (90371 would read back as a number)."""
 
 
-def _plain_or_q(value: str) -> str:
-    """Plain when YAML reads it back as the same string (2026Q1-file.csv), else quoted (90371)."""
-    import yaml
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, so every string round-trips (control characters, quotes, ': ', ' #',
+    a leading '- ' are escaped by the library, not by hand), with the layout the reviewed files
+    have always had: keys bare when that reads back the same, string values double-quoted, so
+    a figure like "558081.726" stays text."""
 
-    plain = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value) and yaml.safe_load(value) == value
-    return value if plain else _q(value)
+    def represent_mapping(self, tag: str, mapping: Any, flow_style: bool | None = None) -> yaml.MappingNode:
+        keys_plain = {(_Plain(k) if type(k) is str else k): v for k, v in mapping.items()}
+        return super().represent_mapping(tag, keys_plain, flow_style)
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", str(value), style='"')
+
+
+def _represent_plain(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    plain = _PLAIN_RE.fullmatch(value) is not None and yaml.safe_load(value) == value
+    return dumper.represent_scalar("tag:yaml.org,2002:str", str(value), style=None if plain else '"')
+
+
+_Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(_Plain, _represent_plain)
+
+
+def _dump_yaml(data: dict[str, Any]) -> str:
+    """The YAML text of `data`, keys in the order given, block style, one line per field."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+                     width=_NO_WRAP)
+
+
+def _dump_csv(rows: list[list[str]]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
 
 
 def _number(cell: str) -> str | None:
@@ -237,26 +281,27 @@ def _cell(row: list[str], columns: dict[str, int], *names: str) -> str:
     return ""
 
 
-def payment_limit_yaml(parsed: ParsedFile, period: Period, codes: set[str] | None,
-                       imported: str) -> tuple[str, int, int]:
-    """Render the quarter's YAML; returns (text, data rows read, rows imported)."""
+def _header(parsed: ParsedFile, period: Period, title: str, imported: str) -> dict[str, Any]:
+    """The quarter and source block both YAML files start with (the loader keys on these)."""
+    return {
+        "quarter": _Plain(period.quarter),
+        "effective": period.effective.isoformat(),
+        "through": period.through.isoformat(),
+        "source": {"kind": _Plain("cms-file"), "title": title, "file": _Plain(parsed.path.name),
+                   "sha256": parsed.sha256, "imported": imported},
+    }
+
+
+def payment_limit_data(parsed: ParsedFile, period: Period, codes: set[str] | None,
+                       imported: str) -> tuple[dict[str, Any], int, int]:
+    """The quarter's payment-limit file as data; returns (data, data rows read, rows imported)."""
     has_coins = "coinsurancepercentage" in parsed.columns
     title = parsed.title or "Medicare Part B payment limit file"
     month = period.effective.strftime("%B %Y")
     if month.lower() not in title.lower():
         title = f"{title}, {month}"
-    lines = [
-        f"quarter: {period.quarter}",
-        f"effective: {_q(period.effective.isoformat())}",
-        f"through: {_q(period.through.isoformat())}",
-        "source:",
-        "  kind: cms-file",
-        f"  title: {_q(title)}",
-        f"  file: {_plain_or_q(parsed.path.name)}",
-        f"  sha256: {_q(parsed.sha256)}",
-        f"  imported: {_q(imported)}",
-        "rows:",
-    ]
+    data = _header(parsed, period, title, imported)
+    rows: dict[str, dict[str, str | None]] = {}
     read = imported_rows = bad_limit = bad_coins = 0
     for row in parsed.rows:
         code = _cell(row, parsed.columns, "hcpcscode").upper()
@@ -273,15 +318,14 @@ def payment_limit_yaml(parsed: ParsedFile, period: Period, codes: set[str] | Non
         coins = _number(coins_text) if coins_text else None
         if coins_text and coins is None:
             bad_coins += 1
-        lines += [
-            f"  {_plain_or_q(code)}:",
-            f"    description: {_q(_cell(row, parsed.columns, 'shortdescription'))}",
-            f"    dosage: {_q(_cell(row, parsed.columns, 'hcpcscodedosage', 'hcpcsdosage'))}",
-            f"    payment_limit: {_q(limit)}",
-            f"    coinsurance_pct: {_q(coins) if coins is not None else 'null'}",
-            f"    notes: {_q(_cell(row, parsed.columns, 'notes'))}",
-            f"    cite: {_q(f'CMS {parsed.path.name}, HCPCS {code}')}",
-        ]
+        rows[_Plain(code)] = {
+            "description": _cell(row, parsed.columns, "shortdescription"),
+            "dosage": _cell(row, parsed.columns, "hcpcscodedosage", "hcpcsdosage"),
+            "payment_limit": limit,
+            "coinsurance_pct": coins,
+            "notes": _cell(row, parsed.columns, "notes"),
+            "cite": f"CMS {parsed.path.name}, HCPCS {code}",
+        }
         imported_rows += 1
     if bad_limit:
         parsed.warnings.append(f"{bad_limit} row(s) skipped: payment limit is not a number")
@@ -289,14 +333,13 @@ def payment_limit_yaml(parsed: ParsedFile, period: Period, codes: set[str] | Non
         parsed.warnings.append(f"{bad_coins} row(s) with a non-numeric co-insurance kept as null")
     if not has_coins:
         parsed.warnings.append("no 'Co-insurance Percentage' column (older layout): coinsurance_pct is null")
-    return "\n".join(lines) + "\n", read, imported_rows
+    data["rows"] = rows
+    return data, read, imported_rows
 
 
-def crosswalk_csv(parsed: ParsedFile, period: Period, codes: set[str] | None) -> tuple[str, int, int]:
-    """Render the quarter's crosswalk CSV; returns (text, data rows read, rows imported)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CROSSWALK_COLUMNS)
+def crosswalk_table(parsed: ParsedFile, period: Period, codes: set[str] | None) -> tuple[list[list[str]], int, int]:
+    """The quarter's crosswalk CSV as rows, header first; returns (rows, data rows read, rows imported)."""
+    table = [list(CROSSWALK_COLUMNS)]
     read = imported_rows = odd_ndc = 0
     cols = parsed.columns
     for row in parsed.rows:
@@ -310,7 +353,7 @@ def crosswalk_csv(parsed: ParsedFile, period: Period, codes: set[str] | None) ->
         ndc = ndc11_or_none(raw_ndc)
         if ndc is None:
             odd_ndc += 1
-        writer.writerow([
+        table.append([
             period.quarter, code, _cell(row, cols, "shortdescription"), _cell(row, cols, "labelername"),
             ndc or raw_ndc, _cell(row, cols, "drugname"), _cell(row, cols, "hcpcsdosage"),
             _cell(row, cols, "pkgsize"), _cell(row, cols, "pkgqty"), _cell(row, cols, "billunits"),
@@ -319,22 +362,72 @@ def crosswalk_csv(parsed: ParsedFile, period: Period, codes: set[str] | None) ->
         imported_rows += 1
     if odd_ndc:
         parsed.warnings.append(f"{odd_ndc} NDC(s) not readable as 5-4-2, kept as printed")
-    return out.getvalue(), read, imported_rows
+    return table, read, imported_rows
 
 
-def crosswalk_meta(parsed: ParsedFile, period: Period, imported: str, count: int) -> str:
-    return "\n".join([
-        f"quarter: {period.quarter}",
-        f"effective: {_q(period.effective.isoformat())}",
-        f"through: {_q(period.through.isoformat())}",
-        "source:",
-        "  kind: cms-file",
-        f"  title: {_q(parsed.title)}",
-        f"  file: {_plain_or_q(parsed.path.name)}",
-        f"  sha256: {_q(parsed.sha256)}",
-        f"  imported: {_q(imported)}",
-        f"row_count: {count}",
-    ]) + "\n"
+def crosswalk_meta(parsed: ParsedFile, period: Period, imported: str, count: int) -> dict[str, Any]:
+    """The crosswalk's provenance (the CSV has no room for it) as data."""
+    return {**_header(parsed, period, parsed.title, imported), "row_count": count}
+
+
+# --------------------------------------------------------------------------- read-back
+
+@dataclass
+class _Output:
+    """One file to write: its bytes, and the data they must read back as."""
+
+    path: Path
+    data: bytes
+    meant: Any
+
+
+def _yaml_output(path: Path, meant: dict[str, Any]) -> _Output:
+    return _Output(path, _dump_yaml(meant).encode("utf-8"), meant)
+
+
+def _csv_output(path: Path, meant: list[list[str]]) -> _Output:
+    return _Output(path, _dump_csv(meant).encode("utf-8"), meant)
+
+
+def _one_line(exc: Exception) -> str:
+    """A parser's message without its multi-line source excerpt (stderr gets one line)."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    text = f"{problem} at line {mark.line + 1}" if problem and mark else str(exc)
+    return " ".join(text.split())[:200]
+
+
+def _first_difference(meant: Any, got: Any, where: str = "") -> str:
+    """Where two parsed documents first differ, as a key path (rows.Q2055.payment_limit)."""
+    if isinstance(meant, dict) and isinstance(got, dict):
+        if list(meant) != list(got):
+            missing = [str(k) for k in meant if k not in got] or [str(k) for k in got if k not in meant]
+            return f"{where or 'top level'} keys ({', '.join(missing[:3]) or 'order'})"
+        key = next(k for k in meant if meant[k] != got[k])
+        return _first_difference(meant[key], got[key], f"{where}.{key}" if where else str(key))
+    if isinstance(meant, list) and isinstance(got, list) and len(meant) != len(got):
+        return f"{len(got)} rows instead of {len(meant)}"
+    return where or "the whole document"
+
+
+def _read_back(out: _Output) -> None:
+    """Parse the bytes as the product will read the file and compare with what was meant.
+
+    The loader reads every reference file on each answer: a file it cannot parse (or parses into
+    different figures) breaks the calculators, so it must be refused here, before it replaces
+    the file that works. Raises CmsImportError (one line) when the read-back does not hold."""
+    try:
+        text = out.data.decode("utf-8")
+        if out.path.suffix == ".csv":
+            got: Any = list(csv.reader(io.StringIO(text, newline="")))
+        else:
+            got = yaml.safe_load(text)
+    except (UnicodeDecodeError, yaml.YAMLError, csv.Error) as exc:
+        raise CmsImportError(f"{out.path.name}: the generated file does not read back "
+                             f"({_one_line(exc)}); nothing written") from None
+    if got != out.meant:
+        raise CmsImportError(f"{out.path.name}: the generated file reads back differently "
+                             f"({_first_difference(out.meant, got)}); nothing written")
 
 
 # --------------------------------------------------------------------------- command
@@ -345,16 +438,16 @@ def import_file(path: Path, reference_dir: Path, codes: set[str] | None, quarter
     parsed = read_cms_file(path)
     period = resolve_period(parsed, quarter)
     imported = date.today().isoformat()
-    outputs: list[tuple[Path, str]]
+    outputs: list[_Output]
     if parsed.kind == "payment-limit":
-        text, read, count = payment_limit_yaml(parsed, period, codes, imported)
-        outputs = [(reference_dir / "payment_limits" / f"{period.quarter}-cms.yaml", text)]
+        data, read, count = payment_limit_data(parsed, period, codes, imported)
+        outputs = [_yaml_output(reference_dir / "payment_limits" / f"{period.quarter}-cms.yaml", data)]
         label = "payment limit / ASP pricing file"
     else:
-        text, read, count = crosswalk_csv(parsed, period, codes)
+        table, read, count = crosswalk_table(parsed, period, codes)
         base = reference_dir / "crosswalk"
-        outputs = [(base / f"{period.quarter}.csv", text),
-                   (base / f"{period.quarter}.meta.yaml", crosswalk_meta(parsed, period, imported, count))]
+        outputs = [_csv_output(base / f"{period.quarter}.csv", table),
+                   _yaml_output(base / f"{period.quarter}.meta.yaml", crosswalk_meta(parsed, period, imported, count))]
         label = "NDC-HCPCS crosswalk"
     if read == 0:
         raise CmsImportError(f"{path.name}: the header was found but there are no data rows under it")
@@ -372,12 +465,14 @@ def import_file(path: Path, reference_dir: Path, codes: set[str] | None, quarter
         if missing:
             summary.append(f"  not in this file: {', '.join(missing)}")
     summary += [f"  warning: {w}" for w in parsed.warnings]
-    for out_path, out_text in outputs:
+    for out in outputs:  # every output is checked before any file is replaced
+        _read_back(out)
+    for out in outputs:
         if dry_run:
-            summary.append(f"  dry run: would write {out_path} ({len(out_text.encode())} bytes)")
+            summary.append(f"  dry run: would write {out.path} ({len(out.data)} bytes)")
         else:
-            write_atomic(out_path, out_text)
-            summary.append(f"  wrote {out_path}")
+            write_atomic(out.path, out.data)
+            summary.append(f"  wrote {out.path}")
     return summary
 
 

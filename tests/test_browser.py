@@ -259,8 +259,10 @@ def test_embedded_web_component_on_another_origin(page, server, static_server, s
     from playwright.sync_api import expect
 
     html = (PROJECT / "embed" / "help.html").read_text(encoding="utf-8")
-    assert "http://127.0.0.1:7860" in html
-    (static_dir / "help.html").write_text(html.replace("http://127.0.0.1:7860", server.url), encoding="utf-8")
+    assert '<script src="help.js"' in html and "127.0.0.1" not in html  # no address hard-wired
+    # the one line a copy on another web server changes, as the page's comment says
+    copy = html.replace('src="help.js"', f'src="{server.url}/embed/help.js"')
+    (static_dir / "help.html").write_text(copy, encoding="utf-8")
     assert static_server.port != server.port
     page.goto(static_server.url + "/help.html")
     root = "gradio-app"
@@ -273,3 +275,113 @@ def test_embedded_web_component_on_another_origin(page, server, static_server, s
     hosts = {urllib.parse.urlsplit(u).netloc for u in page.requests}
     assert f"127.0.0.1:{server.port}" in hosts and f"127.0.0.1:{static_server.port}" in hosts
     shot(page, "embed")
+
+
+# --- an intranet's shared workstation (the security review's browser findings) ---------------
+
+PATIENT_Q = "Pt Johnathan Smithers DOB 03/04/1961 MRN 00123456, 82 kg: carvykti dose?"
+
+
+def _browser_storage(pg) -> str:
+    """Everything the page keeps in the browser: localStorage, sessionStorage, IndexedDB, Cache API."""
+    return pg.evaluate("""async () => JSON.stringify({
+        local: Object.entries(localStorage), session: Object.entries(sessionStorage),
+        idb: (await indexedDB.databases()).map(d => d.name),
+        caches: await caches.keys()})""")
+
+
+def test_no_question_or_answer_is_left_in_the_browser(page, server):
+    open_app(page, server.url)
+    # runs an earlier version saved (under another process's app id) are removed on load
+    page.evaluate("localStorage.setItem('gradio:run-history:v2:123', '[{\"inputs\": [\"Smithers\"]}]')")
+    open_app(page, server.url)
+    answer = ask(page, PATIENT_Q)
+    assert "Q2056" in answer
+    for where in ("after the answer", "after a reload"):
+        stored = _browser_storage(page)
+        assert "Smithers" not in stored and "00123456" not in stored and "Q2056" not in stored, (where, stored)
+        runs = page.evaluate("async (u) => { const r = await fetch(u); return [r.status, await r.text()]; }",
+                             server.url + "/gradio_api/runs")
+        assert runs[0] == 404 and "Smithers" not in runs[1], (where, runs)
+        page.reload()
+        page.wait_for_selector("#cart-question textarea")
+    assert "Smithers" not in page.locator("#cart-chat").inner_text()  # a reload starts over
+    assert page.locator("footer a[href*='runs'], a[href*='/gradio_api/runs']").count() == 0
+
+
+def test_user_text_is_not_rendered_as_latex_or_markdown(page, server):
+    from playwright.sync_api import expect
+
+    open_app(page, server.url)
+    probe = "$x^2$ and **bold** \u202eevil\u202c costs $430k to $500k: q2055 payment limit?"
+    ask(page, probe)
+    user = page.locator(USER).last
+    expect(user).to_contain_text("$x^2$ and **bold**")
+    assert "\u202e" not in user.inner_text()  # bidi controls removed
+    assert page.locator("#cart-chat .katex, #cart-chat strong:text('bold')").count() == 0
+
+
+def test_a_cross_origin_beacon_or_form_stores_nothing(page, server, static_server, static_dir):
+    """A page on another origin (localhost is not the allowed 127.0.0.1 origin) tries every post a
+    browser sends without a CORS preflight: sendBeacon with a Blob and with text, no-cors fetch, a form."""
+    before = len(_feedback_rows(server))
+    body = json.dumps({"rating": 1, "answer_id": "x", "answer": {"text": "planted"}, "question": "planted"})
+    (static_dir / "evil.html").write_text(f"""<!doctype html><html><body>
+<form id="f" method="post" enctype="text/plain" action="{server.url}/api/feedback">
+<input name='{{"rating":1,"answer":{{"text":"planted"}},"x":"' value='"}}'></form>
+<script>
+const url = "{server.url}/api/feedback", body = {json.dumps(body)};
+window.results = [navigator.sendBeacon(url, new Blob([body])),
+                  navigator.sendBeacon(url, body),
+                  navigator.sendBeacon("{server.url}/api/ask", new Blob([JSON.stringify({{question: "planted"}})]))];
+fetch(url, {{method: "POST", mode: "no-cors", body}}).catch(() => 0);
+fetch(url, {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}}, body}}).catch(() => 0);
+setTimeout(() => document.getElementById("f").submit(), 300);
+</script></body></html>""", encoding="utf-8")
+    evil = f"http://localhost:{static_server.port}/evil.html"
+    page.goto(evil)
+    assert page.evaluate("window.results").count(True) >= 1  # the browser did send the beacons
+    page.wait_for_timeout(2000)
+    assert len(_feedback_rows(server)) == before
+    log = server.output()
+    assert "planted" not in log
+
+
+def _feedback_rows(server) -> list:
+    path = server.data_dir / "feedback.sqlite3"
+    if not path.exists():
+        return []
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT id, question, answer FROM feedback").fetchall()
+
+
+@pytest.fixture(scope="module")
+def proxy_server(index_env, tmp_path_factory):
+    data = tmp_path_factory.mktemp("browser-proxy")
+    srv = AppServer(app_env(index_env, data, CART_AUTH="proxy"))
+    srv.data_dir = data
+    srv.start()
+    yield srv
+    srv.close()
+
+
+def test_behind_the_sso_proxy_the_page_works_and_feedback_names_the_user(browser, proxy_server):
+    from playwright.sync_api import expect
+
+    anonymous = browser.new_context()
+    try:
+        status = anonymous.new_page().goto(proxy_server.url + "/").status
+        assert status == 401  # no proxy header: refused
+    finally:
+        anonymous.close()
+    context = browser.new_context(extra_http_headers={"X-Forwarded-User": "coder.alice"})
+    try:
+        pg = context.new_page()
+        open_app(pg, proxy_server.url)
+        assert "Q2055" in ask(pg, "What is the HCPCS code for Abecma?")
+        pg.locator("#cart-down").click()
+        expect(pg.locator("#cart-feedback-status")).to_contain_text("saved", timeout=ANSWER_TIMEOUT_MS)
+    finally:
+        context.close()
+    with closing(sqlite3.connect(proxy_server.data_dir / "feedback.sqlite3")) as db:
+        assert db.execute("SELECT user, rating FROM feedback").fetchall() == [("coder.alice", -1)]

@@ -342,3 +342,139 @@ def test_subprocess_bad_input_and_real_run(tmp_path):
     assert good.returncode == 0, good.stderr
     assert "2023Q4" in good.stdout and "rows imported 3" in good.stdout
     assert (tmp_path / "ref" / "payment_limits" / "2023Q4-cms.yaml").is_file()  # CART_REFERENCE_DIR honoured
+
+
+# --------------------------------------------------------------------------- encoding and read-back
+
+PAYMENT_HEADER = (b"HCPCS Code,Short Description,HCPCS Code Dosage,Payment Limit,Co-insurance Percentage,"
+                  b"Vaccine AWP%,Vaccine Limit,Blood AWP%,Blood limit,Clotting Factor,Notes,")
+C1_CONTROLS = {chr(c) for c in range(0x80, 0xA0)}
+
+
+def _cp1252_cell(cell: str | bytes) -> bytes:
+    raw = cell if isinstance(cell, bytes) else cell.encode("cp1252")
+    return b'"' + raw.replace(b'"', b'""') + b'"'
+
+
+def payment_file(tmp_path: Path, rows: list[tuple[str | bytes, ...]], name: str = "payment-limit-2026Q2.csv") -> Path:
+    """A payment limit file in CMS's layout (cp1252, CRLF, title block, padded columns).
+
+    Each row is (code, description, dosage, limit, coinsurance, notes); a bytes cell is written as is,
+    so a test can put bytes into the file that cp1252 does not define."""
+    lines = [b"Payment Allowance Limits for Medicare Part B Drugs,,,,,,,,,,,", b",,,,,,,,,,,",
+             b'"Effective April 1, 2026 through June 30, 2026",,,,,,,,,,,', b",,,,,,,,,,,", PAYMENT_HEADER]
+    for code, description, dosage, limit, coins, notes in rows:
+        cells = [code, description, dosage, limit, coins, "", "", "", "", "", notes, ""]
+        lines.append(b",".join(_cp1252_cell(c) for c in cells))
+    path = tmp_path / name
+    path.write_bytes(b"\r\n".join(lines + [b",,,,,,,,,,,", b""]))
+    return path
+
+
+def test_cp1252_punctuation_and_an_undefined_byte_import_as_loadable_yaml(tmp_path, capsys):
+    """0x85 (ellipsis) and 0x96 (en dash) stay cp1252 characters even when the same file holds 0x81,
+    which cp1252 leaves undefined: only that byte is replaced, and the YAML loads (no C1 controls)."""
+    path = payment_file(tmp_path, [
+        ("Q2055", b"Idecabtagene\x85 vicleucel \x96 car\x81", "UP TO 510 MILLION CELLS", "559781.081", "18.900",
+         b"Inflation\x96adjusted"),
+        ("J9185", "Fludarabine phosphate inj", "50 MG", "81.409", "20.000", ""),
+    ])
+    ref = tmp_path / "ref"
+    assert run(path, "--reference-dir", ref, "--all") == 0, capsys.readouterr().err
+    out = ref / "payment_limits" / "2026Q2-cms.yaml"
+    text = out.read_text(encoding="utf-8")
+    assert not C1_CONTROLS & set(text)
+    rows = yaml.safe_load(text)["rows"]
+    assert rows["Q2055"]["description"] == "Idecabtagene\u2026 vicleucel \u2013 car\ufffd"
+    assert rows["Q2055"]["notes"] == "Inflation\u2013adjusted"
+    assert rows["Q2055"]["payment_limit"] == "559781.081"
+    assert rows["J9185"]["description"] == "Fludarabine phosphate inj"
+    from assistant.core.reference import load_reference  # the product's loader reads it too
+
+    limits = {s.kind: s for s in load_reference(ref).limits["2026Q2"]}["cms-file"].rows
+    assert str(limits["Q2055"].payment_limit) == "559781.081"
+    assert limits["Q2055"].description == "Idecabtagene\u2026 vicleucel \u2013 car\ufffd"
+
+
+@pytest.mark.parametrize("data, text", [
+    (b"caf\xe9 \x85 \x96 \xa0x", "caf\xe9 \u2026 \u2013 \xa0x"),              # cp1252, as CMS publishes
+    (b"\x81 \x8d \x8f \x90 \x9d \x80", "\ufffd \ufffd \ufffd \ufffd \ufffd \u20ac"),  # only undefined bytes replaced
+    (b"\xef\xbb\xbfcaf\xc3\xa9 \xe2\x80\xa6", "caf\xe9 \u2026"),                 # UTF-8 with a BOM
+    (b"caf\xc3\xa9 \xc2\x85 \xc2\x96 \xc2\x81", "caf\xe9 \u2026 \u2013 \ufffd"),  # UTF-8 carrying C1 controls
+])
+def test_decode_never_yields_c1_controls(data, text):
+    assert cms_import._decode(data) == text
+
+
+SPECIAL = [
+    'Inj: "quoted" # not a comment',
+    "- leading dash",
+    "{brace} [bracket], & *alias !tag | > % @ `",
+    "back\\slash \\n \\x41 \\\\",
+    "'single' quotes: \"double\" quotes",
+    "key: value\ttab and a bell\x07",
+    "trailing colon:",
+    "null",
+    "0.5",
+    "yes",
+    "#leading hash",
+    "? question",
+]
+
+
+def test_yaml_special_characters_round_trip(tmp_path):
+    """Whatever CMS prints in a description, the YAML reads back the same string (written by the library)."""
+    rows = [(f"J{9000 + i}", text, text, "1.000", "20.000", text) for i, text in enumerate(SPECIAL)]
+    rows.append(("90371", "Hep b ig im", "1 ML", "137.828", "20.000", ""))  # a numeric code stays a string key
+    ref = tmp_path / "ref"
+    assert run(payment_file(tmp_path, rows), "--reference-dir", ref, "--all") == 0
+    data = load(ref / "payment_limits" / "2026Q2-cms.yaml")
+    for i, text in enumerate(SPECIAL):
+        row = data["rows"][f"J{9000 + i}"]
+        assert (row["description"], row["dosage"], row["notes"]) == (text, text, text), text
+    assert data["rows"]["90371"]["payment_limit"] == "137.828"
+    assert list(data["rows"]) == [f"J{9000 + i}" for i in range(len(SPECIAL))] + ["90371"]  # the file's order
+
+
+def _broken_yaml(data: dict) -> str:
+    return "quarter: 2026Q2\nrows: [\n  unclosed: {\n"
+
+
+def _changed_yaml(real_dump):
+    """A generator whose text parses, but a figure is not the one meant."""
+    return lambda data: real_dump(data).replace('"559781.081"', '"559781.08"')
+
+
+@pytest.mark.parametrize("make_generator, expected", [
+    (lambda real_dump: _broken_yaml, "does not read back"),
+    (_changed_yaml, "reads back differently (rows.Q2055.payment_limit)"),
+], ids=["unparsable", "different-figure"])
+def test_failed_read_back_leaves_the_previous_file_unchanged(tmp_path, capsys, monkeypatch, make_generator, expected):
+    path = FIXTURES / "payment-limit-2026Q2.csv"
+    assert run(path, "--reference-dir", tmp_path) == 0
+    target = tmp_path / "payment_limits" / "2026Q2-cms.yaml"
+    before = target.read_bytes()
+    capsys.readouterr()
+    monkeypatch.setattr(cms_import, "_dump_yaml", make_generator(cms_import._dump_yaml))
+    assert run(path, "--reference-dir", tmp_path, "--codes", "Q2055") == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("import-cms: error: 2026Q2-cms.yaml: ")
+    assert expected in err and "nothing written" in err
+    assert "Traceback" not in captured.err + captured.out and "wrote" not in captured.out
+    assert target.read_bytes() == before
+    assert [p.name for p in target.parent.iterdir()] == ["2026Q2-cms.yaml"]  # no temporary file left
+
+
+def test_crosswalk_outputs_are_all_checked_before_any_is_replaced(tmp_path, capsys, monkeypatch):
+    """The CSV reads back fine but its .meta.yaml does not: the CSV is not replaced either."""
+    path = FIXTURES / "crosswalk-2026Q2.csv"
+    assert run(path, "--reference-dir", tmp_path, "--all") == 0
+    folder = tmp_path / "crosswalk"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    capsys.readouterr()
+    monkeypatch.setattr(cms_import, "_dump_yaml", _broken_yaml)
+    assert run(path, "--reference-dir", tmp_path, "--codes", "Q2055") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "2026Q2.meta.yaml: the generated file does not read back" in err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

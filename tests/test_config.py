@@ -216,8 +216,9 @@ def test_edge_values_are_refused(clean_env, name, value):
 
 def test_consumers_read_the_settings_when_used(clean_env):
     from assistant import requestlog
-    from assistant.api import Conversations, engine_threads
+    from assistant.api import engine_threads
     from assistant.llm import LLMSettings
+    from assistant.sessions import Conversations
     from index import embedding
 
     clean_env.setenv("CART_MAX_CONVERSATIONS", "2")
