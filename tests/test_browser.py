@@ -365,6 +365,15 @@ def proxy_server(index_env, tmp_path_factory):
     srv.close()
 
 
+def test_the_apps_own_help_page_embeds_from_the_origin_that_served_it(page, server):
+    page.goto(server.url + "/embed/help.html")
+    root = "gradio-app"
+    page.wait_for_selector(f"{root} #cart-question textarea", timeout=60_000)
+    assert page.locator(root).get_attribute("src") == server.url + "/"
+    assert "Q2053" in ask(page, "What is the HCPCS code for Tecartus?", root=root)
+    assert page.locator("[data-cart-address]").inner_text() == server.url + "/"
+
+
 def test_behind_the_sso_proxy_the_page_works_and_feedback_names_the_user(browser, proxy_server):
     from playwright.sync_api import expect
 

@@ -298,6 +298,15 @@ def test_rate_limit_per_user_with_retry_after(proxied):
     assert ask(proxied, "", headers=as_user("grace"))[0] == 200  # another user is not affected
 
 
+def test_feedback_posts_are_rate_limited_too(proxied):
+    _, _, data = ask(proxied, QUESTION, headers=as_user("judy"))
+    big = {"answer_id": data["answer_id"], "rating": 1, "comment": "x" * 60_000}
+    statuses = [request("POST", proxied.url + "/api/feedback", big, headers=as_user("judy"))[0] for _ in range(12)]
+    assert statuses == [200] * 10 + [429, 429]
+    rows = [r for r in feedback_rows(proxied) if r["user"] == "judy"]
+    assert len(rows) == 10 and all(len(r["comment"]) == 2000 for r in rows)  # comments are capped
+
+
 def test_only_an_admin_deletes_feedback(proxied):
     _, _, data = ask(proxied, QUESTION, headers=as_user("heidi"))
     _, _, raw = request("POST", proxied.url + "/api/feedback", {"answer_id": data["answer_id"], "rating": -1},
