@@ -358,7 +358,7 @@ def _feedback_rows(server) -> list:
 @pytest.fixture(scope="module")
 def proxy_server(index_env, tmp_path_factory):
     data = tmp_path_factory.mktemp("browser-proxy")
-    srv = AppServer(app_env(index_env, data, CART_AUTH="proxy"))
+    srv = AppServer(app_env(index_env, data, CART_AUTH="proxy", CART_RATE_ASKS="3"))
     srv.data_dir = data
     srv.start()
     yield srv
@@ -394,3 +394,21 @@ def test_behind_the_sso_proxy_the_page_works_and_feedback_names_the_user(browser
         context.close()
     with closing(sqlite3.connect(proxy_server.data_dir / "feedback.sqlite3")) as db:
         assert db.execute("SELECT user, rating FROM feedback").fetchall() == [("coder.alice", -1)]
+
+
+def test_over_the_rate_the_chat_says_so_and_keeps_the_question(browser, proxy_server):
+    from playwright.sync_api import expect
+
+    context = browser.new_context(extra_http_headers={"X-Forwarded-User": "fast.typist"})
+    try:
+        pg = context.new_page()
+        open_app(pg, proxy_server.url)
+        for _ in range(3):  # CART_RATE_ASKS=3 for this server
+            assert "Q2055" in ask(pg, "What is the HCPCS code for Abecma?")
+        pg.locator("#cart-question textarea").fill("What is the HCPCS code for Carvykti?")
+        pg.locator("#cart-ask").click()
+        expect(pg.locator("#cart-feedback-status")).to_contain_text("Too many questions", timeout=ANSWER_TIMEOUT_MS)
+        expect(pg.locator("#cart-question textarea")).to_have_value("What is the HCPCS code for Carvykti?")
+        assert pg.locator(BOT).count() == 3
+    finally:
+        context.close()
