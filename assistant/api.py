@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import Request  # module level: FastAPI resolves the string annotation here
 
@@ -28,7 +27,7 @@ from assistant import config, requestlog
 from assistant.auth import LOCAL, User
 from assistant.core.dates import parse_service_date
 from assistant.engine import MAX_QUESTION_CHARS, Engine
-from assistant.limits import Busy, shared, too_many
+from assistant.limits import Busy, FairPool, shared, too_many
 from assistant.sessions import EXPIRED_NOTE, Conversations
 
 MAX_BODY_BYTES = 64 * 1024
@@ -40,9 +39,10 @@ MAX_BODY_BYTES = 64 * 1024
 # questions per second as dozens do, without the GIL thrashing between dozens of half-done
 # answers: on the 2-core machine, with 32 concurrent conversations, 2-4 threads gave the best
 # throughput and p95, 1 thread and 32 threads clearly worse (benchmarks/load.py). The JSON API
-# and the Gradio chat share this one FIFO pool, so a burst on one interface cannot starve the
-# other, and a waiting request holds no server thread.
-_pool: ThreadPoolExecutor | None = None
+# and the Gradio chat share this one pool, which takes waiting questions round-robin by client
+# (limits.FairPool), so a burst from one client or interface cannot starve the others, and a
+# waiting request holds no server thread.
+_pool: FairPool | None = None
 _pool_lock = threading.Lock()
 
 
@@ -50,21 +50,21 @@ def engine_threads() -> int:
     return config.load().engine_threads
 
 
-def engine_pool() -> ThreadPoolExecutor:
+def engine_pool() -> FairPool:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=engine_threads(), thread_name_prefix="cart-engine")
+            _pool = FairPool(engine_threads())
         return _pool
 
 
-async def run_engine(fn, *args):
-    """Run `fn(*args)` on the engine pool without blocking the event loop; raises limits.Busy
-    when CART_MAX_PENDING questions are already waiting or running."""
+async def run_engine(fn, *args, client: str = "local"):
+    """Run `fn(*args)` on the engine pool, in `client`'s turn, without blocking the event loop;
+    raises limits.Busy when CART_MAX_PENDING questions are already waiting or running."""
     import asyncio
 
     with shared("engine", config.load().max_pending).slot():
-        return await asyncio.get_running_loop().run_in_executor(engine_pool(), fn, *args)
+        return await asyncio.wrap_future(engine_pool().submit(client, fn, *args))
 
 
 def caller(request) -> tuple[User, str]:
@@ -203,7 +203,7 @@ class Routes:
             return bad.response()
         conv, expired = self.conversations.open(conv_id, user.name)
         try:  # the engine is CPU-bound: off the event loop, on a bounded pool (CART_ENGINE_THREADS)
-            answer = await run_engine(lambda: self.engine.ask(question, conv, dos=dos))
+            answer = await run_engine(lambda: self.engine.ask(question, conv, dos=dos), client=key)
         except Busy as busy:
             requestlog.log_ask("api", question, None, conv.id, (time.perf_counter() - started) * 1000,
                                status=503, kind="busy")

@@ -190,8 +190,8 @@ class Config:
         default=3600.0, shown="`3600`", above=0, unit="seconds")
     engine_threads: int = setting(
         "CART_ENGINE_THREADS",
-        "worker threads that run the engine, shared first-come-first-served by the JSON API and the "
-        "chat (the engine is CPU-bound; 2-4 measured best on 2 cores)", default=4, minimum=1)
+        "worker threads that run the engine, shared by the JSON API and the chat, taking waiting "
+        "questions round-robin by client (the engine is CPU-bound; 2-4 measured best on 2 cores)", default=4, minimum=1)
 
     # --- identity, limits and retention on an intranet (assistant/auth.py, assistant/security.py)
     auth: str = setting(

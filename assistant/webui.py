@@ -74,7 +74,7 @@ class ChatHandlers:
         else:
             try:
                 return await run_engine(self.turn, message, history, conv_id, answers, time.perf_counter(),
-                                        dos, user.name)
+                                        dos, user.name, client=key)
             except Busy as busy:
                 refusal = busy.message
         # the question stays in the box, to be asked again
@@ -123,7 +123,7 @@ def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Convers
     h = ChatHandlers(engine, feedback, conversations)
 
     # Gradio injects gr.Request and gr.LikeData by annotation, so the handlers are wrapped here
-    async def ask(message, history, conv_id, answers, dos, request: gr.Request):
+    async def ask(message, history, conv_id, answers, dos=None, request: gr.Request = None):
         return await h.ask(message, history, conv_id, answers, dos, request)
 
     def like(answers: list, data: gr.LikeData, request: gr.Request) -> str:

@@ -173,7 +173,7 @@ class GradioHttpConversation:
         self.fn_index, self.trigger = self._fn[url]
 
     def ask(self, question: str) -> tuple[str, str]:
-        body = json.dumps({"data": [question, self.history, None, None], "event_data": None,
+        body = json.dumps({"data": [question, self.history, None, None, ""], "event_data": None,
                            "fn_index": self.fn_index, "trigger_id": self.trigger,
                            "session_hash": self.session}).encode()
         req = urllib.request.Request(f"{self.base}/gradio_api/queue/join", body,

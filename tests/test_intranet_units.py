@@ -19,7 +19,7 @@ from assistant import auth, config
 from assistant.feedback import FeedbackStore
 from assistant.feedback import main as feedback_main
 from assistant.guards import clean_text
-from assistant.limits import Admission, Busy, RateLimiter
+from assistant.limits import Admission, Busy, FairPool, RateLimiter
 from assistant.render import md_text
 from assistant.security import _host_allowed, csp, inline_script_hashes
 from assistant.sessions import ANSWERS_KEPT, Conversations
@@ -70,6 +70,27 @@ def test_admission_refuses_beyond_its_bound_and_frees_on_error():
     with pytest.raises(ValueError), gate.slot():
         raise ValueError("engine failure")
     assert gate.pending == 0
+
+
+def test_the_engine_pool_takes_clients_in_turn():
+    import threading
+
+    pool = FairPool(1, name="test-fair")
+    gate, started, order = threading.Event(), threading.Event(), []
+    blocker = pool.submit("flooder", lambda: started.set() or gate.wait(10))
+    assert started.wait(10)  # the one worker is busy: everything below waits in the queue
+    flood = [pool.submit("flooder", order.append, f"f{i}") for i in range(20)]
+    other = pool.submit("other", order.append, "o0")
+    assert pool.waiting() == 21
+    gate.set()
+    other.result(timeout=10)
+    for f in flood:
+        f.result(timeout=10)
+    assert blocker.result() is True
+    assert order.index("o0") <= 1  # not behind the twenty
+    failing = pool.submit("x", lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        failing.result(timeout=10)
 
 
 # --- conversations ---------------------------------------------------------------------------
