@@ -70,10 +70,6 @@ class Conversations:
             self._bound(owner)
             return held.conversation, bool(conv_id)
 
-    def get(self, conv_id: str | None, owner: str = "local") -> Conversation:
-        """The conversation only (callers that do not report expiry: evals, the CLI)."""
-        return self.open(conv_id, owner)[0]
-
     def remember(self, conversation: Conversation, question: str, answer: dict) -> str:
         """Keep an answer the server gave, for feedback on it; returns its id."""
         answer_id = secrets.token_urlsafe(12)
