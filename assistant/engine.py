@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from assistant import config as config_mod
 from assistant import routing
 from assistant.answer import Answer, AnswerKind, ToolCall
+from assistant.answer_type import answer_type
 from assistant.composer import Composer, DefaultComposer, Turn, tool_failure
 from assistant.core.dates import ServiceDate, parse_service_date, today_date
 from assistant.core.question import Question
@@ -197,9 +198,20 @@ def search_query(q: Question) -> tuple[str, QueryEntities]:
     if q.comparison and {"code", "payment"} & set(q.intents):
         codes += [p.hcpcs for p in (ref.product_by_id(pid) for pid in q.products) if p and p.hcpcs]
         extra += codes
+    elif _asks_own_hcpcs(q) and (prod := ref.product_by_id(q.product or "")) and prod.hcpcs:
+        # "abecma q code dos 3/2/24": the words match denial-table rows about wrong Q-codes;
+        # the passage that states the product's code names that code
+        codes.append(prod.hcpcs)
+        extra.append(prod.hcpcs)
     query = expand_query(" ".join([q.asked, *extra]))
     return query, QueryEntities(products=q.products, payers=tuple(p for p in q.payers if p != "medicare"),
                                 codes=tuple(dict.fromkeys(codes)), comparison=q.comparison)
+
+
+def _asks_own_hcpcs(q: Question) -> bool:
+    """One product's own HCPCS code is asked (no code typed, no other code system)."""
+    return ("code" in q.intents and len(q.products) == 1 and not q.codes
+            and answer_type(q.asked).code_system == "HCPCS")
 
 
 def run_calls(plan: Plan) -> tuple[list[ToolCall], bool]:

@@ -439,3 +439,12 @@ def test_a_unit_size_question_gets_the_codes_unit_not_a_conversion(engine):
     assert lead(ask(engine, "is J9185 per 50mg?")).startswith("**J9185** is the HCPCS code (Fludarabine phosphate injection, 50 mg per unit)")
     assert "1 mg per unit" in lead(ask(engine, "how many mg in 1 unit of J3262"))
     assert lead(ask(engine, "J9185 units for 55.5 mg")).startswith("**J9185: 2 unit(s)")
+
+
+@pytest.mark.parametrize("question", ["abecma q code dos 3/2/24", "q code for abecma", "abecma qcode?"])
+def test_a_products_own_code_leads_with_the_sentence_that_states_it(engine, question):
+    """'q code' matches the denial table's wrong-Q-code rows word for word; the search also looks
+    for the product's code, so the guide's own statement of it is quoted."""
+    first = lead(ask(engine, question))
+    assert first.startswith("**Q2055** is the HCPCS code for Abecma")
+    assert "Abecma is billed under HCPCS Q2055" in first
