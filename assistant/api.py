@@ -28,10 +28,8 @@ from assistant.auth import LOCAL, User
 from assistant.core.dates import parse_service_date
 from assistant.engine import MAX_QUESTION_CHARS, Engine
 from assistant.limits import Busy, FairPool, shared, too_many
+from assistant.security import MAX_BODY_BYTES
 from assistant.sessions import EXPIRED_NOTE, Conversations
-
-MAX_BODY_BYTES = 64 * 1024
-
 
 # --- the engine's own worker threads ------------------------------------------------------
 # Engine.ask is mostly CPU-bound Python plus calls that release the GIL (the query embedding,

@@ -15,9 +15,9 @@ CART_TOKENS_FILE (0600): the file holds nothing a reader could replay.
     .venv/bin/python -m assistant.auth add NAME [--admin]   prints the new token once
     .venv/bin/python -m assistant.auth list | revoke NAME
 
-Why identity lives in one pure function (`identify`): the ASGI middleware refuses requests with
-it, and the Gradio handlers, which only see a gr.Request, call it again to name the owner of a
-conversation or a feedback row. Both read the same headers, so they cannot disagree.
+Identity is decided once per request, by one pure function (`identify`) that the front door
+(assistant/security.py) calls; the JSON API and the Gradio handlers read the user it put in the
+request's state (`api.caller`; a gr.Request exposes the same state).
 """
 
 from __future__ import annotations
@@ -113,12 +113,9 @@ def _token_user(authorization: str, cfg: config.Config) -> User | None:
 
 # --- the one decision ------------------------------------------------------------------------
 
-def identify(headers: Mapping[str, str], peer: str | None, path: str, cfg: config.Config | None = None,
-             *, vetted: bool = False) -> User:
+def identify(headers: Mapping[str, str], peer: str | None, path: str, cfg: config.Config | None = None) -> User:
     """The caller of one request, or Refused. `headers`: lower-case names; `peer`: the direct
-    client address (not X-Forwarded-For); `path`: the path inside the app (/api/... is the JSON API).
-    `vetted`: the headers already passed the front door, which drops identity headers from
-    anyone but a trusted proxy (a Gradio handler sees the client's address, not the proxy's)."""
+    client address (not X-Forwarded-For); `path`: the path inside the app (/api/... is the JSON API)."""
     cfg = cfg or config.load()
     if cfg.auth == "none":
         return User(LOCAL, admin=True)
@@ -134,24 +131,11 @@ def identify(headers: Mapping[str, str], peer: str | None, path: str, cfg: confi
             raise Refused(401, "This server needs an API token: send Authorization: Bearer <token>.")
         raise Refused(403, "This server answers its JSON API only (CART_AUTH=token); the page needs CART_AUTH=proxy.")
     name = headers.get(cfg.auth_user_header.lower(), "").strip()
-    if not name or not (vetted or is_trusted_proxy(peer, cfg)):
+    if not name or not is_trusted_proxy(peer, cfg):
         raise Refused(401, "Sign in through the hospital's single sign-on; this server does not accept "
                            "requests that bypass it.")
     groups = {g.strip() for g in headers.get(cfg.auth_groups_header.lower(), "").split(",") if g.strip()}
     return User(name=name[:200], admin=bool(groups & set(cfg.admin_groups)), via="proxy")
-
-
-def identify_gradio(request, cfg: config.Config | None = None) -> User:
-    """`identify` for a Gradio handler's gr.Request (the middleware has already refused strangers)."""
-    if request is None:
-        return User(LOCAL, admin=True)
-    headers = {k.lower(): v for k, v in dict(request.headers).items()}
-    client = getattr(request, "client", None)
-    peer = getattr(client, "host", None)
-    try:
-        return identify(headers, peer, "/", cfg, vetted=True)
-    except Refused:
-        return User("anonymous", via="refused")
 
 
 # --- command line ------------------------------------------------------------------------------

@@ -164,6 +164,7 @@ class FrontDoor:
 
     def _admit(self, scope) -> None:
         path = scope.get("path", "")
+        peer = (scope.get("client") or ("",))[0]  # the direct peer, before X-Forwarded-For is adopted
         trusted = self._forwarded(scope)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("x-forwarded-host", "") if trusted else ""
@@ -174,7 +175,7 @@ class FrontDoor:
         if path in OPEN_PATHS or scope["method"] == "OPTIONS":  # no data in them: load balancers, CORS
             user = auth.User("anonymous", via="open")
         else:
-            user = auth.identify(headers, trusted or None, path, self.cfg, vetted=bool(trusted))
+            user = auth.identify(headers, peer, path, self.cfg)
         state = scope.setdefault("state", {})
         state["cart_user"] = user
         client = (scope.get("client") or ("unknown",))[0]

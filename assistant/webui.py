@@ -7,8 +7,8 @@ Everything shown is rendered by `assistant.render`, which escapes source and use
 
 import time
 
-from assistant import auth, config, render, requestlog
-from assistant.api import over_rate, run_engine
+from assistant import auth, render, requestlog
+from assistant.api import caller, over_rate, run_engine
 from assistant.engine import Engine
 from assistant.feedback import FeedbackStore
 from assistant.limits import Busy, too_many
@@ -24,13 +24,6 @@ EXAMPLES = [
     "is 0540T ok for a 12/30/24 DOS or do i need 38228",
     "what's medicare paying on a Q2053 line DOS 8/14/25 after coins and seq",
 ]
-
-
-def _caller(request) -> tuple[auth.User, str]:
-    """(the user, the rate-limit key) of a Gradio event, as the front door names them."""
-    user = auth.identify_gradio(request)
-    client = getattr(getattr(request, "client", None), "host", None) or "unknown"
-    return user, user.name if config.load().auth != "none" else f"ip:{client}"
 
 
 class ChatHandlers:
@@ -67,7 +60,7 @@ class ChatHandlers:
         # chat holds no Gradio worker thread, and Gradio's queue does not limit the chat's Ask.
         import gradio as gr
 
-        user, key = _caller(request)
+        user, key = caller(request)
         refusal = None
         if wait := over_rate("asks", key):
             refusal = too_many(wait)
@@ -85,7 +78,7 @@ class ChatHandlers:
         return [], None, [], render.answer_details_html(None), "", ""
 
     def _save(self, rating: int, answer_id: str, comment: str, request) -> str:
-        user, key = _caller(request)
+        user, key = caller(request)
         if wait := over_rate("feedback", key):
             return too_many(wait, "feedback posts")
         held = self.conversations.answer(answer_id, user.name)
