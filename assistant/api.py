@@ -166,12 +166,13 @@ def _feedback_fields(body: dict) -> tuple[int, str, str]:
     return rating, answer_id, comment
 
 
-def _log_feedback(held: tuple[str, dict] | None, rating: int | None, status: int, started: float) -> None:
+def _log_feedback(held: tuple[str, dict] | None, rating: int | None, status: int, started: float,
+                  user: str) -> None:
     """One request-log line for a feedback post, about the answer it names (if it was found)."""
     conv_id, item = held if held is not None else (None, {})
     requestlog.log_feedback("api", rating, item.get("question", ""), item.get("answer"), conv_id,
                             (time.perf_counter() - started) * 1000, status=status,
-                            kind=None if status == 200 else "rejected")
+                            kind=None if status == 200 else "rejected", user=user)
 
 
 class Routes:
@@ -197,20 +198,22 @@ class Routes:
             question, conv_id = body.get("question"), body.get("conversation_id")
             requestlog.log_ask("api", question if isinstance(question, str) else "", None,
                                conv_id if isinstance(conv_id, str) else None,
-                               (time.perf_counter() - started) * 1000, status=bad.status, kind="rejected")
+                               (time.perf_counter() - started) * 1000, status=bad.status, kind="rejected",
+                               user=user.name)
             return bad.response()
         conv, expired = self.conversations.open(conv_id, user.name)
         try:  # the engine is CPU-bound: off the event loop, on a bounded pool (CART_ENGINE_THREADS)
             answer = await run_engine(lambda: self.engine.ask(question, conv, dos=dos), client=key)
         except Busy as busy:
             requestlog.log_ask("api", question, None, conv.id, (time.perf_counter() - started) * 1000,
-                               status=503, kind="busy")
+                               status=503, kind="busy", user=user.name)
             return BadRequest(503, busy.message, {"Retry-After": str(Busy.retry_after)}).response()
         if expired:
             answer.notes.append(EXPIRED_NOTE)
         data = answer.to_dict()
         answer_id = self.conversations.remember(conv, question, data)
-        requestlog.log_ask("api", question, answer, conv.id, (time.perf_counter() - started) * 1000, status=200)
+        requestlog.log_ask("api", question, answer, conv.id, (time.perf_counter() - started) * 1000, status=200,
+                           user=user.name)
         return {"conversation_id": conv.id, "answer_id": answer_id, "expired": expired, "answer": data}
 
     async def give_feedback(self, request: Request):
@@ -230,13 +233,13 @@ class Routes:
                 raise BadRequest(404, "That answer is not one this server gave you, or its conversation has "
                                       "expired; feedback names the answer_id returned with the answer.")
         except BadRequest as bad:
-            _log_feedback(held, rating, bad.status, started)
+            _log_feedback(held, rating, bad.status, started, user.name)
             return bad.response()
         conv_id, item = held
         fid = await run_in_threadpool(lambda: self.feedback.add(
             rating=rating, question=item["question"], answer=item["answer"], comment=comment,
             conversation_id=conv_id, user=user.name, answer_id=answer_id))
-        _log_feedback(held, rating, 200, started)
+        _log_feedback(held, rating, 200, started, user.name)
         return {"id": fid}
 
     async def delete_feedback(self, fid: int, request: Request):

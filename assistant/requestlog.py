@@ -1,12 +1,13 @@
 """One log line per request (API ask, Gradio chat ask, feedback), without the question verbatim.
 
     2025-05-01T14:03:12.481+00:00 event=ask interface=api status=200 latency_ms=61.2 kind=answer
-        tools=- citations=2 conv=3f9a1c2b q=h:5d0c9e1a7b42 len=35
+        tools=- citations=2 conv=3f9a1c2b user=h:9c2e41d0 q=h:5d0c9e1a7b42 len=35
 
 (one line; wrapped here). Fields: ISO time (UTC, ms), event (ask | feedback), interface (api |
 gradio), HTTP status for the API, latency in ms, the answer's kind (or `rejected` for a request
 refused before the engine ran), the calculators called (names only, `-` if none), the number of
-citations, the first 8 characters of the conversation id, and the question:
+citations, the first 8 characters of the conversation id, who asked (`user=h:<8 hex>`, a salted
+hash of the signed-in user's name; `-` without sign-in), and the question:
 
     CART_LOG_QUESTIONS=hash    (default) `q=h:<12 hex>` a salted SHA-256 of the question, and its length
     CART_LOG_QUESTIONS=redact  the question with personal details and figures replaced, quoted, cut to 200 chars:
@@ -518,6 +519,14 @@ def _quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def user_field(user: object) -> str:
+    """Who asked, as a salted hash (`h:<8 hex>`): one user's lines can be joined, the name is not
+    written; `-` for the anonymous local user of CART_AUTH=none."""
+    if not isinstance(user, str) or not user or user == "local":
+        return "-"
+    return "h:" + question_hash("user\x00" + user)[:8]
+
+
 def short_id(conv_id: object) -> str:
     return str(conv_id)[:8] if isinstance(conv_id, str) and conv_id else "-"
 
@@ -532,7 +541,8 @@ def _token(value: object) -> str:
 
 def line(*, event: str, interface: str, latency_ms: float, question: str = "", kind: str = "-",
          tools: list[str] | None = None, citations: int = 0, conversation_id: object = None,
-         status: int | None = None, rating: int | None = None, how: str | None = None) -> str:
+         status: int | None = None, rating: int | None = None, how: str | None = None,
+         user: str | None = None) -> str:
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     parts = [now, f"event={_token(event)}", f"interface={_token(interface)}"]
     if status is not None:
@@ -545,6 +555,7 @@ def line(*, event: str, interface: str, latency_ms: float, question: str = "", k
     parts.append(f"tools={','.join(dict.fromkeys(names)) or '-'}")
     parts.append(f"citations={int(citations)}")
     parts.append(f"conv={_token(short_id(conversation_id))}")
+    parts.append(f"user={user_field(user)}")
     parts.append(question_field(question, how))
     return " ".join(parts)
 
@@ -558,7 +569,7 @@ def _emit(text: str) -> None:
 
 
 def log_ask(interface: str, question: str, answer=None, conversation_id=None, latency_ms: float = 0.0,
-            status: int | None = None, kind: str | None = None) -> None:
+            status: int | None = None, kind: str | None = None, user: str | None = None) -> None:
     """One line for an ask. `answer`: the engine's Answer (or its dict), None if rejected before it."""
     try:
         data = answer.to_dict() if hasattr(answer, "to_dict") else (answer or {})
@@ -566,7 +577,7 @@ def log_ask(interface: str, question: str, answer=None, conversation_id=None, la
         text = line(event="ask", interface=interface, latency_ms=latency_ms, question=question,
                     kind=kind or data.get("kind", "-"), tools=tools,
                     citations=len(data.get("citations") or []), conversation_id=conversation_id,
-                    status=status)
+                    status=status, user=user)
     except Exception:
         return
     _emit(text)
@@ -574,7 +585,7 @@ def log_ask(interface: str, question: str, answer=None, conversation_id=None, la
 
 def log_feedback(interface: str, rating: int | None, question: str = "", answer: dict | None = None,
                  conversation_id=None, latency_ms: float = 0.0, status: int | None = None,
-                 kind: str | None = None) -> None:
+                 kind: str | None = None, user: str | None = None) -> None:
     try:
         data = answer if isinstance(answer, dict) else {}
         cits = data.get("citations")
@@ -584,7 +595,7 @@ def log_feedback(interface: str, rating: int | None, question: str = "", answer:
                     question=question if isinstance(question, str) else "",
                     kind=kind or data.get("kind", "-"), tools=tools,
                     citations=len(cits) if isinstance(cits, list) else 0,
-                    conversation_id=conversation_id, status=status,
+                    conversation_id=conversation_id, status=status, user=user,
                     rating=rating if rating in (1, -1) and not isinstance(rating, bool) else None)
     except Exception:
         return

@@ -43,7 +43,7 @@ class ChatHandlers:
         answer = self.engine.ask(message, conv, dos=dos)
         if expired:
             answer.notes.append(EXPIRED_NOTE)
-        requestlog.log_ask("gradio", message, answer, conv.id, (time.perf_counter() - started) * 1000)
+        requestlog.log_ask("gradio", message, answer, conv.id, (time.perf_counter() - started) * 1000, user=owner)
         answer_id = self.conversations.remember(conv, message, answer.to_dict())
         shown = message if len(message) <= 2000 else message[:2000] + " …"
         history = list(history or []) + [
@@ -89,7 +89,7 @@ class ChatHandlers:
         fid = self.feedback.add(rating=rating, question=item["question"], answer=item["answer"],
                                 comment=comment, conversation_id=conv_id, user=user.name, answer_id=answer_id)
         requestlog.log_feedback("gradio", rating, item["question"], item["answer"], conv_id,
-                                (time.perf_counter() - started) * 1000)
+                                (time.perf_counter() - started) * 1000, user=user.name)
         return f"Thank you — feedback #{fid} saved ({'helpful' if rating > 0 else 'not helpful'})."
 
     def rate(self, rating: int, comment: str, answers: list, request=None) -> str:

@@ -21,7 +21,7 @@ LINE = re.compile(
     r"^(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00) event=(?P<event>ask|feedback) "
     r"interface=(?P<interface>api|gradio)(?: status=(?P<status>\d{3}))? latency_ms=(?P<ms>\d+\.\d) "
     r"kind=(?P<kind>[\w.:+-]+)(?: rating=(?P<rating>[+-]1))? tools=(?P<tools>[\w.:+,-]+) "
-    r"citations=(?P<citations>\d+) conv=(?P<conv>[\w-]{1,8}) (?P<q>q=.*) len=(?P<len>\d+)$")
+    r"citations=(?P<citations>\d+) conv=(?P<conv>[\w-]{1,8}) user=(?P<user>h:[0-9a-f]{8}|-) (?P<q>q=.*) len=(?P<len>\d+)$")
 
 PATIENT_QUESTION = "carvykti dose for a 120 kg patient, infused 2024-03-05 (DOB 03/04/1961), BSA 1.85"
 SECRETS = ["120", "2024-03-05", "03/04/1961", "1961", "1.85"]
@@ -323,3 +323,15 @@ def test_a_real_api_request_logs_exactly_one_line(index_env, tmp_path):
         assert "event=" not in srv.output()
     finally:
         srv.close()
+
+
+def test_a_signed_in_user_is_logged_as_a_hash_not_a_name(captured):
+    requestlog.log_ask("api", "What is the HCPCS code for Abecma?", _answer(), "c" * 32, 2.0, status=200,
+                       user="coder.alice@hospital.org")
+    requestlog.log_ask("api", "What is the HCPCS code for Abecma?", _answer(), "c" * 32, 2.0, status=200,
+                       user="coder.alice@hospital.org")
+    requestlog.log_ask("gradio", "q", _answer(), "d" * 32, 2.0, user="local")
+    first, second, local = (LINE.match(line) for line in captured)
+    assert first and second and local
+    assert first["user"] == second["user"] != "-" and local["user"] == "-"
+    assert "alice" not in "".join(captured)
