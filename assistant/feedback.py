@@ -22,6 +22,7 @@ import os
 import sqlite3
 import sys
 import threading
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -117,8 +118,8 @@ class FeedbackStore:
         purged = self.purge(days)
         if self._timer is None:
             def loop() -> None:
-                stop = threading.Event()
-                while not stop.wait(DAY_S):
+                while True:
+                    time.sleep(DAY_S)
                     try:
                         self.purge(days)
                     except sqlite3.Error:  # a locked or vanished file: try again tomorrow

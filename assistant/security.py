@@ -165,7 +165,7 @@ class FrontDoor:
     def _admit(self, scope) -> None:
         path = scope.get("path", "")
         peer = (scope.get("client") or ("",))[0]  # the direct peer, before X-Forwarded-For is adopted
-        trusted = self._forwarded(scope)
+        trusted = self._forwarded(scope, peer)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("x-forwarded-host", "") if trusted else ""
         host = host.split(",")[0].strip() or headers.get("host", "")
@@ -187,10 +187,9 @@ class FrontDoor:
             if path.startswith(EVENT_PREFIXES) and (wait := self.events.check(state["cart_client"])):
                 raise _Reply(429, too_many(wait, "requests"), {"retry-after": str(wait)})
 
-    def _forwarded(self, scope) -> str:
-        """The direct peer's address when it is a trusted proxy (and adopt X-Forwarded-For as the
-        client); otherwise '' after removing every forwarded and identity header."""
-        peer = (scope.get("client") or ("",))[0]
+    def _forwarded(self, scope, peer: str) -> bool:
+        """True when the direct peer is a trusted proxy (and adopt X-Forwarded-For as the client);
+        otherwise False after removing every forwarded and identity header."""
         scope["headers"] = [(k, v) for k, v in scope["headers"] if k not in _NEVER]
         if b"deep_link=" in scope.get("query_string", b""):  # a saved session's state: never served
             scope["query_string"] = b""
@@ -202,10 +201,10 @@ class FrontDoor:
                         scope["client"] = (hops[-1], 0)
                 elif name == b"x-forwarded-proto" and value.strip().lower() in (b"http", b"https"):
                     scope["scheme"] = value.strip().lower().decode()
-            return peer
+            return True
         drop = set(_FORWARDED) | self.identity_headers
         scope["headers"] = [(k, v) for k, v in scope["headers"] if k not in drop]
-        return ""
+        return False
 
     def _check_write(self, scope, headers: dict[str, str], host: str) -> None:
         has_body = headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
