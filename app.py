@@ -6,6 +6,7 @@
                  page embeds the assistant with it and nothing is fetched from a CDN
     /embed/help.html  the example help page (also servable from any other web server), and
     /embed/help.js    the script it embeds the assistant with, from the server that served it
+    /admin/documents  admins add source documents (only with CART_DOCUMENTS_PAGE=on; assistant/documents.py)
 
 Listens on 127.0.0.1:7860 by default (CART_HOST, CART_PORT; CART_ROOT_PATH behind a proxy).
 Offline by construction: no analytics, system fonts (the default theme would fetch Google Fonts).
@@ -32,7 +33,7 @@ def create_app(engine=None, feedback=None):
     from fastapi.middleware.cors import CORSMiddleware
     from fastapi.responses import FileResponse
 
-    from assistant import requestlog
+    from assistant import documents, requestlog
     from assistant.api import create_api
     from assistant.engine import Engine
     from assistant.feedback import FeedbackStore
@@ -77,6 +78,9 @@ def create_app(engine=None, feedback=None):
     def help_script():  # points the page at the server it came from (no address typed in the page)
         return FileResponse(HERE / "embed" / "help.js", media_type="text/javascript")
 
+    if documents.enabled(cfg):
+        _documents_page(app)
+
     theme = gr.themes.Default(primary_hue="blue", neutral_hue="slate",
                               font=["system-ui", "Segoe UI", "Arial", "sans-serif"],
                               font_mono=["ui-monospace", "Consolas", "monospace"])
@@ -97,6 +101,28 @@ def create_app(engine=None, feedback=None):
     # outermost: identity, hosts, closed routes, cross-site writes, body limits, headers
     app.add_middleware(FrontDoor, cfg=cfg)
     return app
+
+
+def _documents_page(app) -> None:
+    """/admin/documents: the admins' page for adding documents (CART_DOCUMENTS_PAGE=on)."""
+    from fastapi import Request
+    from fastapi.responses import FileResponse, PlainTextResponse
+
+    from assistant.api import caller
+
+    files = {"documents": ("documents.html", "text/html"), "documents.js": ("documents.js", "text/javascript"),
+             "documents.css": ("documents.css", "text/css")}
+
+    def serve(name: str):
+        def route(request: Request):
+            if not caller(request)[0].admin:
+                return PlainTextResponse("The Documents page is for administrators.", status_code=403)
+            file, media = files[name]
+            return FileResponse(HERE / "embed" / file, media_type=media)
+        return route
+
+    for name in files:
+        app.add_api_route(f"/admin/{name}", serve(name), methods=["GET"], include_in_schema=False)
 
 
 def start_line(cfg) -> str:

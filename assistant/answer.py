@@ -26,6 +26,8 @@ class Citation:
     kind: str = ""
     effective: str = ""
     reviewed: str = ""
+    page: int | None = None   # page of the original (an ingested PDF) where the quote starts
+    version: str = ""         # which revision is quoted, when the corpus holds several
 
 
 class AnswerKind(StrEnum):

@@ -268,4 +268,9 @@ def create_api(engine: Engine, conversations: Conversations | None = None, feedb
     api.add_api_route("/feedback", r.give_feedback, methods=["POST"])
     api.add_api_route("/feedback/{fid}", r.delete_feedback, methods=["DELETE"])
     api.add_api_route("/conversations/{conv_id}", r.delete_conversation, methods=["DELETE"])
+    from assistant import documents
+
+    cfg = config.load()
+    if documents.enabled(cfg):
+        documents.add_routes(api, engine, cfg)
     return api

@@ -136,7 +136,7 @@ def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
         elif c.error:
             lines.append(f"*{c.name}:* {c.error}")
     ref = load_reference()
-    inline = inline_citations(calls)
+    inline = inline_citations(calls, turn.question.service_day(turn.today))
     sentences = [] if inline else [s for s in sentences if backs_a_result(s, calls, ref)][:2]
     citations = inline + [cite_sentence(s, i) for i, s in enumerate(sentences, len(inline) + 1)]
     answered = {row["system"] for c in calls if c.result for row in c.result.values.get("codes") or []}
@@ -160,17 +160,19 @@ def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
                   notes=dedupe(notes), context=turn.context)
 
 
-def inline_citations(calls: Sequence[ToolCall]) -> list[Citation]:
+def inline_citations(calls: Sequence[ToolCall], day: dt.date | None = None) -> list[Citation]:
     """The document citations of a calculator whose summary marks them inline ([1], [2] ... in
     the order of its citations): each becomes an answer citation with its span in the document."""
-    docs = configured_corpus().documents
+    corpus = configured_corpus()
+    docs = corpus.documents
     out: list[Citation] = []
     for c in calls:
         calc = get_calculator(c.name)
         if not (c.result and calc is not None and calc.inline_citations):
             continue
         for entry in c.result.citations:
-            doc = docs.get(entry["ref"].removeprefix("doc:"))
+            # the revision in force on the date of service (a record is used only while it still holds the quote)
+            doc = docs.get(corpus.in_force(entry["ref"].removeprefix("doc:"), (day or dt.date.today()).isoformat()))
             start = doc.text.find(entry["quote"]) if doc is not None else -1
             if doc is None or start < 0:
                 continue  # a quote not in the document is not cited (tests/test_policy.py keeps them exact)
@@ -315,8 +317,10 @@ def policy_version_notes(citations: list[Citation], q: Question) -> list[str]:
     if d is None or d.source == "today":
         return []
     notes, seen = [], set()
+    versions = configured_corpus().versions
     for c in citations:
-        if c.kind != "payer-policy" or c.doc_id in seen:
+        # a later revision is quoted only when it is the one in force (the search leaves out the others)
+        if c.kind != "payer-policy" or c.doc_id in seen or (c.doc_id in versions and versions[c.doc_id].number > 1):
             continue
         seen.add(c.doc_id)
         effective, reviewed = _day(c.effective), _day(c.reviewed)

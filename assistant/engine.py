@@ -30,6 +30,7 @@ from assistant.tools.errors import CalcError, MissingDataError, UnknownCodeError
 from assistant.tools.registry import run_tool
 from assistant.understand import read_question, resolve
 from index import store as store_mod
+from index.corpus import cached_corpus
 
 __all__ = ["Engine", "Conversation", "Answer", "MAX_QUESTION_CHARS", "run_calls"]
 
@@ -64,6 +65,7 @@ class Engine:
         self.cfg = cfg or config_mod.load()
         self._owns_retriever = retriever is None  # ours to reload after a store failure
         self._store_failed = False
+        self._pointer = store_mod.pointer_stamp(self.cfg)
         self.retriever: Retriever = retriever or HybridRetriever(self.cfg)
         if llm == "from-env":
             from assistant.llm import LLMComposer, LLMSettings
@@ -104,8 +106,26 @@ class Engine:
         answer = self._answer(q, text, conv, today)
         if answer.kind in (AnswerKind.ANSWER, AnswerKind.TOOL, AnswerKind.NOT_COVERED):
             answer.service_date = q.service_date
-            answer.notes = [service_date_line(q.service_date), *answer.notes]
+            answer.notes = [service_date_line(q.service_date), *answer.notes, *self._locate(answer)]
         return answer
+
+    def _locate(self, answer: Answer) -> list[str]:
+        """Every composer's citations get the page of the original and the revision they quote;
+        a revision that a newer one replaced later is named in a note (it is quoted because it
+        was the one in force on the date of service)."""
+        corpus = cached_corpus(self.cfg.sources_dir, self.cfg.reference_dir)
+        notes = []
+        for c in answer.citations:
+            doc, version = corpus.documents.get(c.doc_id), corpus.versions.get(c.doc_id)
+            if doc is not None:
+                c.page = doc.page_of(c.span[0])
+            if version is not None and version.of > 1:
+                c.version = version.label()
+                note = (f"{c.title}: quoting {c.version}, the revision in force on the date of service; "
+                        f"{version.superseded_by} replaces it from {version.in_force_until}.")
+                if not version.current and note not in notes:
+                    notes.append(note)
+        return notes
 
     def _answer(self, q: Question, text: str, conv: Conversation, today: dt.date) -> Answer:
         notes = [INJECTION_NOTE] if q.injection else []
@@ -136,10 +156,22 @@ class Engine:
         return self.composer.compose(turn)
 
     def _reload_retriever(self) -> None:
-        """After a store failure, reopen the live index (a rebuilt one, or the same one on a
-        server that is back). When it still cannot be opened, keep the old retriever: its next
-        search fails (or recovers) on its own."""
-        if not (self._store_failed and self._owns_retriever):
+        """Reopen the live index after a store failure (a rebuilt one, or the same one on a
+        server that is back), or when another process's rebuild moved the local pointer
+        (`python -m index add` while the app runs). When it cannot be opened, keep the old
+        retriever: its next search fails (or recovers) on its own."""
+        if not self._owns_retriever:
+            return
+        stamp = store_mod.pointer_stamp(self.cfg)
+        if not self._store_failed and stamp == self._pointer:
+            return
+        self._pointer = stamp
+        self.use_live_index()
+
+    def use_live_index(self) -> None:
+        """Switch to the live build (the Documents page calls it when its rebuild goes live);
+        a search already running finishes on the build it started with, which is kept."""
+        if not self._owns_retriever:
             return
         try:
             self.retriever = HybridRetriever(self.cfg)
@@ -152,8 +184,11 @@ class Engine:
         files damaged)."""
         self._reload_retriever()
         query, entities = search_query(q)
+        # a revision replaced by another on the date of service is not searched at all
+        day = (q.service_date.day if q.service_date else dt.date.today()).isoformat()
+        exclude = cached_corpus(self.cfg.sources_dir, self.cfg.reference_dir).not_in_force(day)
         try:
-            passages = self.retriever.search(query, top_k=max(self.cfg.top_k, 10), entities=entities)
+            passages = self.retriever.search(query, top_k=max(self.cfg.top_k, 10), entities=entities, exclude=exclude)
         except Exception as exc:
             if not store_mod.is_store_error(exc):
                 raise

@@ -97,7 +97,8 @@ def answer_markdown(answer: Answer) -> str:
 
 
 def _dates(c: Citation) -> str:
-    bits = [f"effective {c.effective}" if c.effective else "", f"reviewed {c.reviewed}" if c.reviewed else ""]
+    bits = [f"page {c.page}" if c.page else "", f"effective {c.effective}" if c.effective else "",
+            f"reviewed {c.reviewed}" if c.reviewed else "", c.version]
     return " · ".join(b for b in bits if b)
 
 

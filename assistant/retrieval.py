@@ -75,7 +75,7 @@ class Retriever(Protocol):
     cfg: Config
 
     def search(self, question: str, top_k: int | None = None,
-               entities: QueryEntities | None = None) -> list[Passage]: ...
+               entities: QueryEntities | None = None, exclude: frozenset[str] = frozenset()) -> list[Passage]: ...
 
 
 def query_entities(question: str) -> QueryEntities:
@@ -279,8 +279,9 @@ class HybridRetriever:
         return fusion.retrieve(question)
 
     def search(self, question: str, top_k: int | None = None,
-               entities: QueryEntities | None = None) -> list[Passage]:
+               entities: QueryEntities | None = None, exclude: frozenset[str] = frozenset()) -> list[Passage]:
         """Ranked passages for a question; the question's product/payer documents first.
+        `exclude`: documents left out (revisions not in force on the date of service).
 
         A question about one product or payer is also searched inside that scope with the
         entity names taken out (inside Abecma's documents, "Abecma" tells nothing), and those
@@ -295,8 +296,9 @@ class HybridRetriever:
         # the model is the largest cost of a turn, and inside a product's own documents the
         # product's name in the embedded text changes little (same dev-set results, measured).
         embedding = self._vector_index._embed_model.get_query_embedding(normalize(question))
-        fused = [_passage(n) for n in self.fusion.retrieve(QueryBundle(question, embedding=embedding))]
-        scopes = self.scopes(ents)
+        fused = [p for n in self.fusion.retrieve(QueryBundle(question, embedding=embedding))
+                 if (p := _passage(n)).doc_id not in exclude]
+        scopes = [(name, docs - exclude) for name, docs in self.scopes(ents) if docs - exclude]
         if scopes:
             inner_q = QueryBundle(strip_entity_names(question) or question, embedding=embedding)
             lanes = [[_passage(n) for n in self._scoped(inner_q, docs)] for _, docs in scopes]

@@ -12,8 +12,9 @@ In order, for every HTTP request:
    monitoring, deep links, API docs and info (CLOSED_PREFIXES).
 4. **Cross-site writes.** A request with a body must say `Content-Type: application/json` and
    come from this origin or a listed one (CART_ALLOWED_ORIGINS): a page elsewhere cannot post
-   with a form, `text/plain`, a Blob or `sendBeacon`.
-5. **Bounded use.** Bodies over MAX_BODY_BYTES are 413 on every route; Gradio's event routes
+   with a form, `text/plain`, a Blob or `sendBeacon`. The one exception is the Documents
+   page's upload (UPLOAD_PATH, an admin's `application/octet-stream` file, CART_DOCUMENTS_PAGE=on).
+5. **Bounded use.** Bodies over MAX_BODY_BYTES (the upload: CART_MAX_UPLOAD_MB) are 413 on every route; Gradio's event routes
    (the chat, calculators, feedback) are rate-limited per client (429 with Retry-After).
 6. **Response headers.** A Content-Security-Policy (`script-src 'self'` plus the SHA-256 of the
    page's own inline bootstrap scripts, computed from the page as served, never
@@ -35,6 +36,7 @@ from assistant import auth, config
 from assistant.limits import RateLimiter, too_many
 
 MAX_BODY_BYTES = 64 * 1024
+UPLOAD_PATH = "/api/admin/uploads"  # the Documents page's file upload: CART_MAX_UPLOAD_MB, admins only
 # Gradio routes the page never needs, each a place patient data could be read or left behind.
 # (/gradio_api/info stays: the embedded web component reads the event names from it.)
 CLOSED_PREFIXES = (
@@ -121,10 +123,11 @@ class FrontDoor:
             return
         body = b""
         if scope["method"] in _WRITE_METHODS:
-            body = await self._read_body(receive)
+            limit = self._body_limit(scope)
+            body = await self._read_body(receive, limit)
             if body is None:
-                await self._reply(scope, send, _Reply(413, f"Request body is over {MAX_BODY_BYTES:,} bytes; "
-                                                           f"the limit is {MAX_BODY_BYTES:,}."))
+                await self._reply(scope, send, _Reply(413, f"Request body is over {limit:,} bytes; "
+                                                           f"the limit is {limit:,}."))
                 return
             receive = self._replay(body, receive)
         if not self._owns_session(scope, body):
@@ -206,14 +209,26 @@ class FrontDoor:
         scope["headers"] = [(k, v) for k, v in scope["headers"] if k not in drop]
         return False
 
+    def _is_upload(self, scope) -> bool:
+        """The Documents page's file upload: on, POST, and from an admin (anyone else gets the
+        JSON rules and limit, and the route's own 403)."""
+        return (self.cfg.documents_page == "on" and scope["method"] == "POST" and scope.get("path") == UPLOAD_PATH
+                and scope["state"]["cart_user"].admin)
+
+    def _body_limit(self, scope) -> int:
+        return self.cfg.max_upload_mb * 2**20 if self._is_upload(scope) else MAX_BODY_BYTES
+
     def _check_write(self, scope, headers: dict[str, str], host: str) -> None:
         has_body = headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-        if has_body and ctype != "application/json" and not ctype.endswith("+json"):
+        upload = self._is_upload(scope)
+        if upload and has_body and ctype != "application/octet-stream":
+            raise _Reply(415, "Upload the file as Content-Type: application/octet-stream.")
+        if not upload and has_body and ctype != "application/json" and not ctype.endswith("+json"):
             raise _Reply(415, "Content-Type must be application/json.")
-        declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise _Reply(413, f"Request body is {int(declared):,} bytes; the limit is {MAX_BODY_BYTES:,}.")
+        declared, limit = headers.get("content-length", ""), self._body_limit(scope)
+        if declared.isdigit() and int(declared) > limit:
+            raise _Reply(413, f"Request body is {int(declared):,} bytes; the limit is {limit:,}.")
         origin = headers.get("origin", "")
         if origin and origin != "null":
             own = {f"{scheme}://{host}" for scheme in ("http", "https")}
@@ -225,8 +240,8 @@ class FrontDoor:
     # --- what goes through ---------------------------------------------------------------------
 
     @staticmethod
-    async def _read_body(receive) -> bytes | None:
-        """The whole request body (at most MAX_BODY_BYTES), or None when it outgrows that; read
+    async def _read_body(receive, limit: int) -> bytes | None:
+        """The whole request body (at most `limit` bytes), or None when it outgrows that; read
         here so that a body without Content-Length is bounded on every route alike."""
         body = bytearray()
         while True:
@@ -234,7 +249,7 @@ class FrontDoor:
             if message["type"] != "http.request":
                 return bytes(body)
             body += message.get("body", b"")
-            if len(body) > MAX_BODY_BYTES:
+            if len(body) > limit:
                 return None
             if not message.get("more_body"):
                 return bytes(body)

@@ -79,7 +79,7 @@ class LexicalOnly:
     def __init__(self, hybrid):
         self.hybrid, self.cfg, self.nodes = hybrid, hybrid.cfg, hybrid.nodes
 
-    def search(self, question, top_k=None, entities=None):
+    def search(self, question, top_k=None, entities=None, exclude=frozenset()):  # baselines search every revision
         from assistant.retrieval import _passage
 
         hits = self.hybrid.lexical.retrieve(question)[: top_k or self.cfg.top_k]
@@ -112,7 +112,7 @@ class DenseDefault:
         self.nodes = SentenceSplitter().get_nodes_from_documents(li_docs)
         self.index = VectorStoreIndex(self.nodes, embed_model=get_embedder())
 
-    def search(self, question, top_k=None, entities=None):
+    def search(self, question, top_k=None, entities=None, exclude=frozenset()):  # baselines search every revision
         from assistant.retrieval import Passage
 
         out = []

@@ -13,6 +13,7 @@ import hashlib
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llama_index.core.schema import TextNode
@@ -79,14 +80,23 @@ def corpus_hash(nodes: list[TextNode]) -> str:
     return digest.hexdigest()
 
 
-def _say(msg: str, quiet: bool) -> None:
-    if not quiet:
-        print(msg, flush=True)
+Say = Callable[[str], None]  # where a build's progress lines go
 
 
-def build(cfg: Config | None = None, *, quiet: bool = False, force: bool = False) -> BuildReport:
-    """Build or refresh the index; the live index changes only if this completes."""
+def _print(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _silent(_msg: str) -> None:
+    pass
+
+
+def build(cfg: Config | None = None, *, quiet: bool = False, force: bool = False,
+          progress: Say | None = None) -> BuildReport:
+    """Build or refresh the index; the live index changes only if this completes. Progress
+    lines are printed (none with `quiet`), or handed to `progress` (the Documents page shows them)."""
     cfg = cfg or config_mod.load()
+    say = progress or (_silent if quiet else _print)
     started = time.perf_counter()
     root = store.index_root(cfg)
     root.mkdir(parents=True, exist_ok=True)
@@ -95,10 +105,10 @@ def build(cfg: Config | None = None, *, quiet: bool = False, force: bool = False
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return BuildReport(status="failed", message="Another index build is running; try again when it ends.")
-        return _build_locked(cfg, started, quiet, force)
+        return _build_locked(cfg, started, say, force)
 
 
-def _build_locked(cfg: Config, started: float, quiet: bool, force: bool) -> BuildReport:
+def _build_locked(cfg: Config, started: float, say: Say, force: bool) -> BuildReport:
     corpus = load_corpus(cfg.sources_dir)
     for err in corpus.errors:
         print(f"Skipped {err}", file=sys.stderr, flush=True)
@@ -112,24 +122,24 @@ def _build_locked(cfg: Config, started: float, quiet: bool, force: bool) -> Buil
     except store.StoreUnreachableError as exc:  # a server that is down: nothing to build into
         return BuildReport(status="failed", skipped=corpus.errors, message=f"{exc} The index was not changed.")
     except store.IndexMissingError as exc:
-        _say(f"{exc}; building a new index.", quiet)
+        say(f"{exc}; building a new index.")
         live = None
     report = BuildReport(status="built", documents=len(corpus.documents), chunks=len(nodes),
                          skipped=corpus.errors)
     if live and live.corpus_hash == chash and not force:
         return _up_to_date(report, live, started)
 
-    reuse = _reusable_vectors(cfg, live, nodes, quiet)
+    reuse = _reusable_vectors(cfg, live, nodes, say)
     build_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f") + "-" + chash[:8]
     name = store.collection_name(cfg, build_id)
     collection, vector_store = _new_collection(cfg, build_id, name)
     todo = [n for n in nodes if n.id_ not in reuse]
-    _say(f"Building index {build_id}: {len(nodes)} chunks from {len(corpus.documents)} documents; "
-         f"{len(reuse)} vectors reused, {len(todo)} to embed.", quiet)
-    _attach_vectors(nodes, reuse, todo, quiet)
+    say(f"Building index {build_id}: {len(nodes)} chunks from {len(corpus.documents)} documents; "
+         f"{len(reuse)} vectors reused, {len(todo)} to embed.")
+    _attach_vectors(nodes, reuse, todo, say)
     _store_nodes(collection, vector_store, nodes, build_id)
     sentences, report.sentences, report.sentences_embedded = _store_sentences(
-        cfg, live, build_id, name + COLLECTION_SUFFIX, nodes, quiet)
+        cfg, live, build_id, name + COLLECTION_SUFFIX, nodes, say)
 
     manifest = _manifest(build_id, name, chash, corpus.documents, nodes, sentences)
     store.write_manifest(cfg, manifest)  # the swap: from here on readers see the new build
@@ -154,17 +164,17 @@ def _up_to_date(report: BuildReport, live: store.Manifest, started: float) -> Bu
     return report
 
 
-def _reusable_vectors(cfg: Config, live: store.Manifest | None, nodes: list[TextNode], quiet: bool) -> dict[str, list[float]]:
+def _reusable_vectors(cfg: Config, live: store.Manifest | None, nodes: list[TextNode], say: Say) -> dict[str, list[float]]:
     """Vectors of unchanged chunks, copied from the live build (same model) so they are not re-embedded."""
     if not live:
         return {}
     live_ids = set(live.chunk_ids)  # once: a set per node made this quadratic
     return _live_vectors(cfg, live, live.collection, [n.id_ for n in nodes if n.id_ in live_ids],
-                         "vectors from the live build", quiet)
+                         "vectors from the live build", say)
 
 
 def _live_vectors(cfg: Config, live: store.Manifest, collection: str, ids: list[str], what: str,
-                  quiet: bool) -> dict[str, list[float]]:
+                  say: Say) -> dict[str, list[float]]:
     """The live build's vectors for `ids` in one of its collections (same model only), read in
     pages; a damaged live build gives none, so everything is embedded."""
     vectors: dict[str, list[float]] = {}
@@ -177,7 +187,7 @@ def _live_vectors(cfg: Config, live: store.Manifest, collection: str, ids: list[
             # Chroma returns one embedding per returned id, in the same order.
             vectors.update(zip(got["ids"], (list(map(float, e)) for e in got["embeddings"]), strict=True))
     except Exception as exc:  # a damaged live build: embed everything
-        _say(f"Could not reuse {what} ({exc.__class__.__name__}); re-embedding all.", quiet)
+        say(f"Could not reuse {what} ({exc.__class__.__name__}); re-embedding all.")
         return {}
     return vectors
 
@@ -190,7 +200,7 @@ def _new_collection(cfg: Config, build_id: str, name: str):
     return collection, ChromaVectorStore(chroma_collection=collection)
 
 
-def _attach_vectors(nodes: list[TextNode], reuse: dict[str, list[float]], todo: list[TextNode], quiet: bool) -> None:
+def _attach_vectors(nodes: list[TextNode], reuse: dict[str, list[float]], todo: list[TextNode], say: Say) -> None:
     """Give every node its vector: reused where the live build had it, else embedded in batches (todo)."""
     embedder = get_embedder() if todo else None
     for n in nodes:
@@ -201,7 +211,7 @@ def _attach_vectors(nodes: list[TextNode], reuse: dict[str, list[float]], todo: 
         vectors = embedder.get_text_embedding_batch([embed_text(n) for n in batch])
         for n, v in zip(batch, vectors, strict=True):  # the embedder returns one vector per text
             n.embedding = v
-        _say(f"  embedded {min(i + BATCH, len(todo))}/{len(todo)}", quiet)
+        say(f"  embedded {min(i + BATCH, len(todo))}/{len(todo)}")
 
 
 def node_sentences(nodes: list[TextNode]) -> dict[str, str]:
@@ -215,19 +225,19 @@ def node_sentences(nodes: list[TextNode]) -> dict[str, str]:
 
 
 def _store_sentences(cfg: Config, live: store.Manifest | None, build_id: str, name: str,
-                     nodes: list[TextNode], quiet: bool) -> tuple[str, int, int]:
+                     nodes: list[TextNode], say: Say) -> tuple[str, int, int]:
     """The new build's sentence collection: vectors of sentences the live build has are copied,
     the others embedded. Returns its name (for the manifest), the sentence count and how many
     were embedded."""
     wanted = node_sentences(nodes)
-    vectors = _live_vectors(cfg, live, live.sentences, sorted(wanted), "sentence vectors", quiet) if live else {}
+    vectors = _live_vectors(cfg, live, live.sentences, sorted(wanted), "sentence vectors", say) if live else {}
     todo = [i for i in wanted if i not in vectors]
     if todo:
         embedder = get_embedder()
         for i in range(0, len(todo), BATCH):
             batch = todo[i:i + BATCH]
             vectors.update(zip(batch, embedder.get_text_embedding_batch([wanted[j] for j in batch]), strict=True))
-        _say(f"  embedded {len(todo)} sentences ({len(wanted) - len(todo)} reused)", quiet)
+        say(f"  embedded {len(todo)} sentences ({len(wanted) - len(todo)} reused)")
     collection = store.open_collection(store.client_for(cfg, build_id), name, create=True)
     ids = sorted(wanted)
     for i in range(0, len(ids), 1000):

@@ -8,8 +8,10 @@ its file name and the problem and skipped; the others still load.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
+import itertools
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -66,6 +68,36 @@ class SourceDocument:
         """The later of effective and reviewed: what 'which source is newer' compares."""
         dates = [d for d in (self.effective, self.reviewed) if d]
         return max(dates) if dates else None
+
+    @property
+    def pages(self) -> tuple[int, ...]:
+        """Where each page of the original (a PDF) starts in `text`; () when it has no pages."""
+        return tuple(self.extra.get("pages") or ())
+
+    def page_of(self, offset: int) -> int | None:
+        """The 1-based page of the original that holds `offset` of the text, None without pages."""
+        return bisect.bisect_right(self.pages, offset) if self.pages else None
+
+    @property
+    def policy_number(self) -> str:
+        return str(self.extra.get("policy_number") or "").strip()
+
+    @property
+    def revised(self) -> str | None:
+        return self.extra.get("revised") or None
+
+    @property
+    def version_date(self) -> str | None:
+        """From when this revision is the one in force: the newest of effective, revised and
+        reviewed (a policy keeps its first effective date across revisions, so a new revision
+        is told apart by its revision or review date)."""
+        dates = [d for d in (self.effective, self.revised, self.reviewed) if d]
+        return max(dates) if dates else None
+
+    @property
+    def original(self) -> str:
+        """The file this text was extracted from, relative to the documents folder ('' if typed in)."""
+        return str(self.extra.get("original") or "")
 
     def metadata(self) -> dict[str, str]:
         """Flat, Chroma-safe metadata (scalars only) for every chunk of this document."""
@@ -164,6 +196,12 @@ def parse_document(path: Path) -> SourceDocument:
         raise DocumentError(path, "not UTF-8 text; save the document as UTF-8") from None
     except OSError as exc:
         raise DocumentError(path, f"cannot be read ({exc.strerror})") from None
+    return parse_text(raw, path)
+
+
+def parse_text(raw: str, path: Path) -> SourceDocument:
+    """Validate a document's file content as if read from `path` (`index add` checks what it
+    is about to write)."""
     meta, body = split_front_matter(raw, path)
 
     missing = [k for k in REQUIRED if meta.get(k) in (None, "", [])]
@@ -195,6 +233,9 @@ def parse_document(path: Path) -> SourceDocument:
 
     known = {"id", "title", "publisher", "kind", "products", "payer", "line_of_business",
              "effective", "reviewed", "price_quarter"}
+    extra = {k: v for k, v in meta.items() if k not in known}
+    extra["revised"] = _date_field(extra.get("revised"), "revised", path)
+    extra["pages"] = _page_offsets(extra.get("pages"), body, path)
     return SourceDocument(
         id=doc_id,
         title=str(meta["title"]).strip(),
@@ -208,8 +249,19 @@ def parse_document(path: Path) -> SourceDocument:
         price_quarter=str(quarter) if quarter else None,
         path=path,
         text=body,
-        extra={k: v for k, v in meta.items() if k not in known},
+        extra=extra,
     )
+
+
+def _page_offsets(raw: object, body: str, path: Path) -> list[int]:
+    """`pages:` of an extracted PDF: where each page starts in the body, ascending from 0."""
+    if raw in (None, "", []):
+        return []
+    if (not isinstance(raw, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in raw)
+            or raw[0] != 0 or any(b <= a for a, b in itertools.pairwise(raw)) or raw[-1] >= max(len(body), 1)):
+        raise DocumentError(path, "'pages' must be ascending offsets into the text, starting at 0 "
+                                  "(written by `python -m index add`; do not edit them by hand)")
+    return raw
 
 
 def load_corpus(sources_dir: Path) -> LoadReport:
@@ -233,6 +285,66 @@ def load_corpus(sources_dir: Path) -> LoadReport:
     return LoadReport(documents=documents, errors=errors)
 
 
+def series_key(doc: SourceDocument) -> str:
+    """Which documents are revisions of one another: the same payer's policy number, else the
+    same kind, payer and title (letters and digits only, a trailing policy number left out)."""
+    if doc.payer and doc.policy_number:
+        return f"{doc.payer}|#{re.sub(r'[^a-z0-9]', '', doc.policy_number.lower())}"
+    title = re.sub(r"[^a-z0-9]+", " ", doc.title.lower())
+    if doc.policy_number:
+        title = title.replace(re.sub(r"[^a-z0-9]+", " ", doc.policy_number.lower()).strip(), " ")
+    return f"{doc.kind}|{doc.payer or ''}|{' '.join(title.split())}"
+
+
+@dataclass(frozen=True)
+class Version:
+    """Where a document stands among its revisions (one entry per document of the corpus)."""
+
+    doc_id: str
+    number: int                 # 1 = the oldest revision on hand
+    of: int                     # revisions on hand
+    in_force_from: str | None   # its version_date; None = as far back as the sources go
+    in_force_until: str | None  # the next revision's version_date (exclusive); None = current
+    superseded_by: str | None
+    supersedes: str | None
+
+    @property
+    def current(self) -> bool:
+        return self.superseded_by is None
+
+    def in_force_on(self, day: str) -> bool:
+        """In force on an ISO date of service. A revision is in force from its date (a
+        year-month counts from the month's first day) until the next one's; the oldest on hand
+        also answers for earlier dates (the answer then says an older version applied)."""
+        starts = self.number == 1 or not self.in_force_from or self.in_force_from[:10] <= day
+        return starts and (self.in_force_until is None or day < self.in_force_until[:10])
+
+    def label(self) -> str:
+        """How an answer names the version it quotes."""
+        if self.of == 1:
+            return ""
+        since = f" from {self.in_force_from}" if self.in_force_from else ""
+        state = "current" if self.current else f"superseded {self.in_force_until} by {self.superseded_by}"
+        return f"version {self.number} of {self.of}{since} ({state})"
+
+
+def versions(documents: list[SourceDocument]) -> dict[str, Version]:
+    """Every document's place among its revisions: ordered by version date, each in force
+    until the next one's date."""
+    series: dict[str, list[SourceDocument]] = {}
+    for doc in documents:
+        series.setdefault(series_key(doc), []).append(doc)
+    out: dict[str, Version] = {}
+    for docs in series.values():
+        docs.sort(key=lambda d: (d.version_date or "", d.id))
+        for i, doc in enumerate(docs):
+            nxt = docs[i + 1] if i + 1 < len(docs) else None
+            out[doc.id] = Version(doc.id, i + 1, len(docs), doc.version_date,
+                                  nxt.version_date if nxt else None, nxt.id if nxt else None,
+                                  docs[i - 1].id if i else None)
+    return out
+
+
 @dataclass(frozen=True)
 class CorpusView:
     """What the engine asks of the corpus as a whole, computed once per version of the files."""
@@ -240,6 +352,20 @@ class CorpusView:
     documents: dict[str, SourceDocument]
     products: frozenset[str]          # products some document is about
     vocabulary: frozenset[str]        # every word of the documents and the reference data
+    versions: dict[str, Version] = field(default_factory=dict)  # doc id -> its place among its revisions
+
+    def in_force(self, doc_id: str, day: str) -> str:
+        """The revision of `doc_id`'s series in force on an ISO date of service (itself when alone)."""
+        doc = self.documents.get(doc_id)
+        if doc is None or self.versions[doc_id].of == 1:
+            return doc_id
+        key = series_key(doc)
+        return next((d for d, v in self.versions.items() if series_key(self.documents[d]) == key and v.in_force_on(day)),
+                    doc_id)
+
+    def not_in_force(self, day: str) -> frozenset[str]:
+        """Documents another revision replaces on an ISO date of service: left out of the search."""
+        return frozenset(d for d, v in self.versions.items() if v.of > 1 and not v.in_force_on(day))
 
 
 # reference files that list names only to recognise them in questions (drug classes of a patient's
@@ -258,7 +384,7 @@ def _corpus_view(sources_dir: str, reference_dir: str, _signature: tuple) -> Cor
             continue
         words |= set(re.findall(r"[a-z]{3,}", path.read_text(encoding="utf-8").lower()))
     return CorpusView(documents={d.id: d for d in docs}, products=frozenset(p for d in docs for p in d.products),
-                      vocabulary=frozenset(words))
+                      vocabulary=frozenset(words), versions=versions(docs))
 
 
 def cached_corpus(sources_dir: Path, reference_dir: Path) -> CorpusView:

@@ -125,6 +125,17 @@ def _pointer_collection(cfg: Config):
     return client.get_or_create_collection(f"{cfg.collection_prefix}__pointer", embedding_function=None)
 
 
+def pointer_stamp(cfg: Config) -> int | None:
+    """When the local pointer last changed (None on a Chroma server, or before any build): a
+    running app compares it to notice a rebuild made by another process."""
+    if cfg.server_mode:
+        return None
+    try:
+        return _pointer_file(cfg).stat().st_mtime_ns
+    except OSError:
+        return None
+
+
 def read_manifest(cfg: Config | None = None) -> Manifest | None:
     """The live build's manifest, or None when no build has completed yet."""
     cfg = cfg or config_mod.load()

@@ -326,6 +326,8 @@ def _plan(p: Planning) -> Plan | None:
     # a patient described to a payer ("cpct pt, 3rd line, len/bort/dara, never had car-t - abecma ok?") is a criteria check
     other_intents = set(p.q.intents) - {"policy"}
     pol = p.ref.policy(payers[0], product)
+    if pol is not None and _replaced(pol, p):
+        return None  # the checkable record is of a revision another one replaces: the passages of that one answer
     focused = pol is not None and _focus(pol, p.text) is not None  # "is there an age max for abecma with centene"
     if not topics and not _CRITERIA.search(p.text) and not in_thread and not focused and not (
             facts.facts >= 2 or facts.given and (_ASKS.search(p.text) or not other_intents)):
@@ -343,6 +345,21 @@ def _plan(p: Planning) -> Plan | None:
         if p.q.history:
             args["history"] = "\n".join(p.q.history)
     return call("payer_policy", args)
+
+
+def _replaced(pol: Mapping[str, Any], p: Planning) -> bool:
+    """Whether the record no longer holds on the date of service: a newer revision of the policy it
+    was written from (added since with `python -m index add`) is in force and no longer has every
+    passage the record quotes. (When it still has them, the record answers, citing that revision.)"""
+    from index.corpus import configured_corpus
+
+    corpus = configured_corpus()
+    in_force = corpus.in_force(pol.get("doc", ""), p.q.service_day(p.today).isoformat())
+    if in_force == pol.get("doc"):
+        return False
+    text = corpus.documents[in_force].text
+    quotes = [c["quote"] for c in pol.get("criteria", ())] + [f["quote"] for f in pol.get("facts", ()) if f.get("quote")]
+    return not all(q in text for q in quotes)
 
 
 def _topics(p: Planning) -> list[str] | None:
