@@ -79,7 +79,7 @@ def create_app(engine=None, feedback=None):
         return FileResponse(HERE / "embed" / "help.js", media_type="text/javascript")
 
     if documents.enabled(cfg):
-        _documents_page(app)
+        documents.add_page(app, HERE / "embed")
 
     theme = gr.themes.Default(primary_hue="blue", neutral_hue="slate",
                               font=["system-ui", "Segoe UI", "Arial", "sans-serif"],
@@ -101,28 +101,6 @@ def create_app(engine=None, feedback=None):
     # outermost: identity, hosts, closed routes, cross-site writes, body limits, headers
     app.add_middleware(FrontDoor, cfg=cfg)
     return app
-
-
-def _documents_page(app) -> None:
-    """/admin/documents: the admins' page for adding documents (CART_DOCUMENTS_PAGE=on)."""
-    from fastapi import Request
-    from fastapi.responses import FileResponse, PlainTextResponse
-
-    from assistant.api import caller
-
-    files = {"documents": ("documents.html", "text/html"), "documents.js": ("documents.js", "text/javascript"),
-             "documents.css": ("documents.css", "text/css")}
-
-    def serve(name: str):
-        def route(request: Request):
-            if not caller(request)[0].admin:
-                return PlainTextResponse("The Documents page is for administrators.", status_code=403)
-            file, media = files[name]
-            return FileResponse(HERE / "embed" / file, media_type=media)
-        return route
-
-    for name in files:
-        app.add_api_route(f"/admin/{name}", serve(name), methods=["GET"], include_in_schema=False)
 
 
 def start_line(cfg) -> str:

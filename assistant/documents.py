@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
+from fastapi import Request
+
 from assistant import config
 from assistant.api import BadRequest, caller, read_json
 
@@ -170,7 +172,7 @@ class DocumentRoutes:
         if not user.admin:
             raise BadRequest(403, "The Documents page is for administrators.")
 
-    def list_documents(self, request):
+    def list_documents(self, request: Request):
         try:
             self._admin(request)
         except BadRequest as bad:
@@ -185,7 +187,7 @@ class DocumentRoutes:
                 for d in report.documents]
         return {"documents": docs, "errors": [str(e) for e in report.errors], "build": self.job.to_dict()}
 
-    async def upload(self, request):
+    async def upload(self, request: Request):
         from starlette.concurrency import run_in_threadpool
 
         from index.ingest import IngestError, stage
@@ -208,7 +210,7 @@ class DocumentRoutes:
         self.uploads.keep(upload_id, staged)
         return _proposal_dict(upload_id, staged)
 
-    async def revise(self, upload_id: str, request):
+    async def revise(self, upload_id: str, request: Request):
         from index.ingest import revise
 
         try:
@@ -217,9 +219,12 @@ class DocumentRoutes:
             staged = revise(self.uploads.get(upload_id), self.cfg.sources_dir, fields)
         except BadRequest as bad:
             return bad.response()
+        except ValueError as exc:  # a field name the proposal does not have
+            return BadRequest(422, str(exc)).response()
+        self.uploads.keep(upload_id, staged)  # what the page now shows
         return _proposal_dict(upload_id, staged)
 
-    async def add(self, upload_id: str, request):
+    async def add(self, upload_id: str, request: Request):
         from index.ingest import IngestError, commit, revise
 
         try:
@@ -231,26 +236,46 @@ class DocumentRoutes:
             target = commit(staged, self.cfg.sources_dir)
         except BadRequest as bad:
             return bad.response()
-        except IngestError as exc:
+        except (IngestError, ValueError) as exc:  # the staged upload stays as it was
             return BadRequest(422, str(exc)).response()
         self.uploads.drop(upload_id)
         started = self.job.start(self.cfg, self.engine.use_live_index)
         return {"added": target.stem, "supersedes": staged.supersedes, "build_started": started,
                 "build": self.job.to_dict()}
 
-    def discard(self, upload_id: str, request):
+    def discard(self, upload_id: str, request: Request):
         try:
             self._admin(request)
         except BadRequest as bad:
             return bad.response()
         return {"discarded": self.uploads.drop(upload_id)}
 
-    def build_state(self, request):
+    def build_state(self, request: Request):
         try:
             self._admin(request)
         except BadRequest as bad:
             return bad.response()
         return self.job.to_dict()
+
+
+PAGE_FILES = {"documents": ("documents.html", "text/html"), "documents.js": ("documents.js", "text/javascript"),
+              "documents.css": ("documents.css", "text/css")}
+
+
+def add_page(app, folder: Path) -> None:
+    """/admin/documents (and its script and style sheet), for admins only."""
+    from fastapi.responses import FileResponse, PlainTextResponse
+
+    def serve(name: str):
+        def route(request: Request):
+            if not caller(request)[0].admin:
+                return PlainTextResponse("The Documents page is for administrators.", status_code=403)
+            file, media = PAGE_FILES[name]
+            return FileResponse(folder / file, media_type=media)
+        return route
+
+    for name in PAGE_FILES:
+        app.add_api_route(f"/admin/{name}", serve(name), methods=["GET"], include_in_schema=False)
 
 
 def add_routes(api, engine, cfg: config.Config) -> None:

@@ -17,14 +17,14 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
 from assistant.core.files import write_atomic
 from index.corpus import SourceDocument, load_corpus, parse_document, parse_text, series_key, versions
-from index.propose import Proposal, propose
+from index.propose import Proposal, Proposed, propose
 from index.readers import SUFFIXES, Extracted, ReadError, read_file
 
 ORIGINALS = "originals"  # beside the Markdown files, under the documents folder
@@ -99,10 +99,11 @@ def stage(path: Path, sources_dir: Path, overrides: dict | None = None, *, name:
 
 
 def revise(staged: Staged, sources_dir: Path, overrides: dict) -> Staged:
-    """Apply the user's corrections and work out which revision on hand this one follows: a
-    new revision of a policy gets its own id (the old one stays for earlier dates of service)."""
-    staged.proposal = staged.proposal.with_overrides(overrides) if overrides else staged.proposal
-    staged.supersedes, staged.notes, staged.same_revision = None, [], None
+    """The staged file with the user's corrections applied (a new Staged), and which revision on
+    hand it follows: a new revision of a policy gets its own id (the old one stays for earlier
+    dates of service)."""
+    staged = replace(staged, proposal=staged.proposal.with_overrides(overrides) if overrides else staged.proposal,
+                     supersedes=None, notes=[], same_revision=None)  # a copy: a refused correction changes nothing
     candidate = _as_document(staged, sources_dir)
     if candidate is None:
         return staged
@@ -121,7 +122,8 @@ def revise(staged: Staged, sources_dir: Path, overrides: dict) -> Staged:
                                 f"dates of service before {order.in_force_until}")
         if any(d.id == candidate.id for d in same) and "id" not in overrides:
             new_id = f"{candidate.id}-{candidate.version_date or 'new'}"
-            staged.proposal = staged.proposal.with_overrides({"id": new_id})
+            # still derived (not the person's): a later correction derives it again
+            staged.proposal = Proposal(fields={**staged.proposal.fields, "id": Proposed("id", new_id, "", "derived")})
             staged.notes.append(f"a new revision of {candidate.id!r}: added as {new_id!r}")
     if staged.supersedes:
         staged.notes.append(f"replaces {staged.supersedes!r} for dates of service from {candidate.version_date}; "
