@@ -42,8 +42,9 @@ def _search(args: argparse.Namespace) -> int:
         print("No passage matches this question.")
         return 0
     for p in passages:
+        page = f", page {p.page}" if p.page else ""
         print(f"[{p.rank}] {p.title} — {p.section}  (score {p.score:.4f}, {p.chunk_type}, "
-              f"chars {p.span[0]}-{p.span[1]})")
+              f"chars {p.span[0]}-{p.span[1]}{page})")
         if p.header:
             print(f"    table: {p.header}")
         print(textwrap.indent(textwrap.shorten(p.quote, 500, placeholder=" …"), "    "))
@@ -72,7 +73,8 @@ def render_answer(answer) -> str:
     if answer.citations:
         out.append("\nSources:")
         for c in answer.citations:
-            out.append(f"  [{c.marker}] {c.title} — {c.section}")
+            where = ", ".join(x for x in (c.section, f"page {c.page}" if c.page else "", c.version) if x)
+            out.append(f"  [{c.marker}] {c.title} — {where}")
             out.append(textwrap.indent(textwrap.fill(" ".join(c.quote.split()), 96), "      "))
     for n in answer.notes:
         out.append(f"Note: {n}")

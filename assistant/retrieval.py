@@ -53,6 +53,7 @@ class Passage:
     price_quarter: str
     score: float
     rank: int = 0
+    page: int = 0        # page of the original where the passage starts (a document added from a PDF), 0 = none
     why: list[str] = field(default_factory=list)  # which retrievers found it, entity tier
     # sentence_id -> cosine similarity of the sentence to the question (index.sentences)
     sentence_sims: dict[str, float] = field(default_factory=dict)
@@ -100,7 +101,7 @@ def _passage(nws: NodeWithScore) -> Passage:
         span=(int(m["span_start"]), int(m["span_end"])), header=m.get("header", ""),
         products=_split(m["products"]), doc_products=_split(m.get("doc_products", "")), codes=_split(m["codes"]), payer=m.get("payer", ""),
         effective=m.get("effective", ""), reviewed=m.get("reviewed", ""),
-        price_quarter=m.get("price_quarter", ""), score=float(nws.score or 0.0),
+        price_quarter=m.get("price_quarter", ""), score=float(nws.score or 0.0), page=int(m.get("page") or 0),
     )
 
 

@@ -56,6 +56,7 @@ def chunk_to_node(doc: SourceDocument, chunk: Chunk) -> TextNode:
         "codes": "|" + "|".join(chunk.codes) + "|",
         "header": chunk.header,
         "quote": chunk.text,
+        "page": doc.page_of(chunk.start) or 0,  # of the original PDF; 0 for a document without pages
     }
     node = TextNode(id_=chunk.id, text=chunk.search_text, metadata=meta)
     # Only the search text is embedded/served as content; citations read the metadata.

@@ -204,6 +204,11 @@ def test_golden_answers_about_the_policy_are_the_same_from_the_ingested_pdf(poli
     assert report.status == "built" and report.documents == 5
     from_pdf = Engine(cfg=config.load(), llm=None)
     texts = {d.id: d.text for d in load_corpus(sources).documents}
+    added = parse_document(sources / "documents" / f"{CENTENE}.md")
+    hits = [p for p in from_pdf.retriever.search("centene abecma CNS involvement criteria") if p.doc_id == CENTENE]
+    assert hits and all(p.page == added.page_of(p.span[0]) >= 1 for p in hits)  # chunks carry their page
+    answer = from_pdf.ask("centene abecma CNS involvement")
+    assert answer.citations and all(c.page == added.page_of(c.span[0]) for c in answer.citations if c.doc_id == CENTENE)
     cases = [c for c in load_cases() if c.docs and set(c.docs) == {CENTENE}]
     assert len(cases) >= 40
     changed = []
