@@ -18,6 +18,8 @@ one is live, and then the engine switches to it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import inspect
 import secrets
 import threading
 import time
@@ -158,6 +160,36 @@ def _fields(body: dict) -> dict:
     return out
 
 
+def _admin_only(handler):
+    """A route for admins only, whose refusals (BadRequest; a file or correction the ingest
+    refuses: 422) are answered with their message, never a traceback."""
+    def refused(exc: Exception):
+        return (exc if isinstance(exc, BadRequest) else BadRequest(422, str(exc))).response()
+
+    def check(request) -> None:
+        if not caller(request)[0].admin:
+            raise BadRequest(403, "The Documents page is for administrators.")
+
+    if inspect.iscoroutinefunction(handler):
+        @functools.wraps(handler)
+        async def run_async(self, *args, request: Request, **kwargs):
+            try:
+                check(request)
+                return await handler(self, *args, request=request, **kwargs)
+            except (BadRequest, ValueError) as exc:  # IngestError is a ValueError
+                return refused(exc)
+        return run_async
+
+    @functools.wraps(handler)
+    def run(self, *args, request: Request, **kwargs):
+        try:
+            check(request)
+            return handler(self, *args, request=request, **kwargs)
+        except (BadRequest, ValueError) as exc:
+            return refused(exc)
+    return run
+
+
 class DocumentRoutes:
     """The admin routes; `engine` switches to the new index when a rebuild goes live."""
 
@@ -166,17 +198,8 @@ class DocumentRoutes:
         self.uploads = Uploads(cfg.data_dir / "uploads")
         self.job = BuildJob()
 
-    @staticmethod
-    def _admin(request) -> None:
-        user, _ = caller(request)
-        if not user.admin:
-            raise BadRequest(403, "The Documents page is for administrators.")
-
+    @_admin_only
     def list_documents(self, request: Request):
-        try:
-            self._admin(request)
-        except BadRequest as bad:
-            return bad.response()
         from index.corpus import load_corpus, versions
 
         report = load_corpus(self.cfg.sources_dir)
@@ -187,74 +210,54 @@ class DocumentRoutes:
                 for d in report.documents]
         return {"documents": docs, "errors": [str(e) for e in report.errors], "build": self.job.to_dict()}
 
+    @_admin_only
     async def upload(self, request: Request):
         from starlette.concurrency import run_in_threadpool
 
-        from index.ingest import IngestError, stage
+        from index.ingest import stage
 
-        upload_id = ""
+        name = unquote(request.headers.get("x-file-name", "")).strip()  # the page sends it URI-encoded
+        if not name:
+            raise BadRequest(400, "Name the file in the X-File-Name header.")
+        data = await request.body()  # bounded by the front door (CART_MAX_UPLOAD_MB)
+        upload_id, path = self.uploads.add(name, data)
         try:
-            self._admin(request)
-            name = unquote(request.headers.get("x-file-name", "")).strip()  # the page sends it URI-encoded
-            if not name:
-                raise BadRequest(400, "Name the file in the X-File-Name header.")
-            data = await request.body()  # bounded by the front door (CART_MAX_UPLOAD_MB)
-            upload_id, path = self.uploads.add(name, data)
             staged = await run_in_threadpool(lambda: stage(path, self.cfg.sources_dir, name=name,
                                                            max_bytes=self.cfg.max_upload_mb * 2**20))
-        except BadRequest as bad:
-            return bad.response()
-        except IngestError as exc:  # one line, and nothing kept
+        except BaseException:  # refused (one line) or failed: nothing kept
             self.uploads.drop(upload_id)
-            return BadRequest(422, str(exc)).response()
+            raise
         self.uploads.keep(upload_id, staged)
         return _proposal_dict(upload_id, staged)
 
+    @_admin_only
     async def revise(self, upload_id: str, request: Request):
         from index.ingest import revise
 
-        try:
-            self._admin(request)
-            fields = _fields(await read_json(request))
-            staged = revise(self.uploads.get(upload_id), self.cfg.sources_dir, fields)
-        except BadRequest as bad:
-            return bad.response()
-        except ValueError as exc:  # a field name the proposal does not have
-            return BadRequest(422, str(exc)).response()
+        staged = revise(self.uploads.get(upload_id), self.cfg.sources_dir, _fields(await read_json(request)))
         self.uploads.keep(upload_id, staged)  # what the page now shows
         return _proposal_dict(upload_id, staged)
 
+    @_admin_only
     async def add(self, upload_id: str, request: Request):
-        from index.ingest import IngestError, commit, revise
+        from index.ingest import commit, revise
 
-        try:
-            self._admin(request)
-            fields = _fields(await read_json(request))
-            staged = revise(self.uploads.get(upload_id), self.cfg.sources_dir, fields)
-            if staged.problems():
-                return BadRequest(422, "Not added: " + "; ".join(staged.problems())).response()
-            target = commit(staged, self.cfg.sources_dir)
-        except BadRequest as bad:
-            return bad.response()
-        except (IngestError, ValueError) as exc:  # the staged upload stays as it was
-            return BadRequest(422, str(exc)).response()
+        # a refused correction leaves the staged upload as it was (revise returns a copy)
+        staged = revise(self.uploads.get(upload_id), self.cfg.sources_dir, _fields(await read_json(request)))
+        if staged.problems():
+            raise BadRequest(422, "Not added: " + "; ".join(staged.problems()))
+        target = commit(staged, self.cfg.sources_dir)
         self.uploads.drop(upload_id)
         started = self.job.start(self.cfg, self.engine.use_live_index)
         return {"added": target.stem, "supersedes": staged.supersedes, "build_started": started,
                 "build": self.job.to_dict()}
 
+    @_admin_only
     def discard(self, upload_id: str, request: Request):
-        try:
-            self._admin(request)
-        except BadRequest as bad:
-            return bad.response()
         return {"discarded": self.uploads.drop(upload_id)}
 
+    @_admin_only
     def build_state(self, request: Request):
-        try:
-            self._admin(request)
-        except BadRequest as bad:
-            return bad.response()
         return self.job.to_dict()
 
 

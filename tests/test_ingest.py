@@ -119,6 +119,64 @@ def test_the_same_revision_as_a_document_on_hand_is_refused(sources_copy, tmp_pa
     assert not (sources_copy / "documents" / "originals").exists()
 
 
+def _guide_docx(body: str, path: Path) -> None:
+    """The Abecma guide as a Word file: headings, paragraphs and its tables as real Word tables."""
+    import docx
+
+    from index.chunking import is_heading
+
+    from test_readers import CODES_TABLE
+
+    document = docx.Document()
+    for n, block in enumerate(b.strip("\n") for b in re.split(r"\n[ \t]*\n", body) if b.strip()):
+        if n == 4:  # the same codes table the saved web page holds, as a real Word table
+            block = "\n".join("\t".join(row) for row in CODES_TABLE)
+        lines = block.split("\n")
+        if _is_table(block):
+            width = lines[0].count("\t") + 1
+            table = document.add_table(rows=0, cols=width)
+            for line in lines:
+                for cell, value in zip(table.add_row().cells, (line.split("\t") + [""] * width)[:width], strict=True):
+                    cell.text = value
+        elif len(lines) == 1 and is_heading(lines[0]):
+            document.add_heading(lines[0].strip(), level=2)
+        else:
+            for line in lines:
+                document.add_paragraph(line.strip())
+    document.save(str(path))
+
+
+GUIDE = "abecma-billing-guide"
+
+
+@pytest.mark.parametrize("kind", ["html", "docx"])
+def test_a_guide_saved_as_a_web_page_or_word_file_is_proposed_with_its_known_metadata(sources_copy, tmp_path, kind):
+    from test_readers import _guide_html
+
+    path = sources_copy / "documents" / f"{GUIDE}.md"
+    known = parse_document(path)
+    body = split_front_matter(path.read_text(encoding="utf-8"), path)[1]
+    path.unlink()  # the corpus without it: what a new office adds
+    upload = tmp_path / f"abecma guide.{kind}"
+    if kind == "html":
+        upload.write_text(_guide_html()[0], encoding="utf-8")
+    else:
+        _guide_docx(body, upload)
+    staged = stage(upload, sources_copy)
+    fields = staged.proposal
+    assert (fields.value("kind"), fields.value("products"), fields.value("payer")) == ("billing-guide", ("abecma",), None)
+    assert fields.value("reviewed") == known.reviewed and fields.value("publisher") == known.publisher
+    assert fields.value("id") == GUIDE and staged.problems() == []
+    assert "Q2055" in fields.value("codes")
+    target = commit(staged, sources_copy)
+    doc = parse_document(target)
+    assert doc.original == f"originals/{GUIDE}.{kind}" and doc.pages == ()
+    # the codes table comes through as rows the index reads, a code in its own cell
+    from index.tables import table_rows
+    rows = [row for row in table_rows(doc) if row.columns[:2] == ("Product", "HCPCS")]
+    assert [row.cells[:3] for row in rows] == [("Abecma", "Q2055", "0537T-0541T"), ("Carvykti", "Q2056", "0537T-0541T")]
+
+
 def _image_only_pdf(path: Path) -> None:
     from PIL import Image
 
