@@ -6,7 +6,7 @@
                  page embeds the assistant with it and nothing is fetched from a CDN
     /embed/help.html  the example help page (also servable from any other web server), and
     /embed/help.js    the script it embeds the assistant with, from the server that served it
-    /admin/documents  admins add source documents (only with CART_DOCUMENTS_PAGE=on; assistant/documents.py)
+    /admin/documents  admins add source documents (only with CART_ADMIN_PAGES=on; assistant/documents.py)
 
 Listens on 127.0.0.1:7860 by default (CART_HOST, CART_PORT; CART_ROOT_PATH behind a proxy).
 Offline by construction: no analytics, system fonts (the default theme would fetch Google Fonts).

@@ -235,10 +235,11 @@ class Config:
     max_conversations_per_user: int = setting(
         "CART_MAX_CONVERSATIONS_PER_USER", "conversations one user keeps, with identity on (their oldest dropped first)",
         default=20, minimum=1)
-    documents_page: str = setting(
-        "CART_DOCUMENTS_PAGE", "`on` opens the Documents page (`/admin/documents`) to admins: upload a PDF, web page "
-        "or Word file, correct the proposed metadata, start the rebuild (admins: `CART_ADMIN_GROUPS` with proxy "
-        "sign-in, the local user with `CART_AUTH=none`)", default="off", choices=("off", "on"))
+    admin_pages: str = setting(
+        "CART_ADMIN_PAGES", "`on` opens the admins' pages: Documents (`/admin/documents`: upload a PDF, web page or "
+        "Word file, correct the proposed metadata, start the rebuild) and Review (`/admin/review`: the feedback queue); "
+        "admins are `CART_ADMIN_GROUPS` with proxy sign-in, the local user with `CART_AUTH=none`",
+        default="off", choices=("off", "on"))
     max_upload_mb: int = setting(
         "CART_MAX_UPLOAD_MB", "largest file `python -m index add` and the Documents page accept",
         default=20, minimum=1, maximum=500, unit="MB")

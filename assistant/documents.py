@@ -1,6 +1,6 @@
 """The Documents page's back end: an admin uploads a file, corrects the proposed metadata, adds it
 and starts the rebuild, all through `index.ingest` and `index.build` (the same code as
-`python -m index add`). Off unless CART_DOCUMENTS_PAGE=on; every route is for admins only.
+`python -m index add`). Off unless CART_ADMIN_PAGES=on; every route is for admins only.
 
     GET    /api/admin/documents             the corpus (with revisions) and the build's state
     POST   /api/admin/uploads               the file's bytes (Content-Type application/octet-stream,
@@ -36,7 +36,7 @@ STAGED_TTL = 3600.0                  # seconds an upload waits for its metadata 
 
 
 def enabled(cfg: config.Config) -> bool:
-    return cfg.documents_page == "on"
+    return cfg.admin_pages == "on"
 
 
 @dataclass

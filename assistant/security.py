@@ -13,7 +13,7 @@ In order, for every HTTP request:
 4. **Cross-site writes.** A request with a body must say `Content-Type: application/json` and
    come from this origin or a listed one (CART_ALLOWED_ORIGINS): a page elsewhere cannot post
    with a form, `text/plain`, a Blob or `sendBeacon`. The one exception is the Documents
-   page's upload (UPLOAD_PATH, an admin's `application/octet-stream` file, CART_DOCUMENTS_PAGE=on).
+   page's upload (UPLOAD_PATH, an admin's `application/octet-stream` file, CART_ADMIN_PAGES=on).
 5. **Bounded use.** Bodies over MAX_BODY_BYTES (the upload: CART_MAX_UPLOAD_MB) are 413 on every route; Gradio's event routes
    (the chat, calculators, feedback) are rate-limited per client (429 with Retry-After).
 6. **Response headers.** A Content-Security-Policy (`script-src 'self'` plus the SHA-256 of the
@@ -212,7 +212,7 @@ class FrontDoor:
     def _is_upload(self, scope) -> bool:
         """The Documents page's file upload: on, POST, and from an admin (anyone else gets the
         JSON rules and limit, and the route's own 403)."""
-        return (self.cfg.documents_page == "on" and scope["method"] == "POST" and scope.get("path") == UPLOAD_PATH
+        return (self.cfg.admin_pages == "on" and scope["method"] == "POST" and scope.get("path") == UPLOAD_PATH
                 and scope["state"]["cart_user"].admin)
 
     def _body_limit(self, scope) -> int:

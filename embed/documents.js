@@ -1,4 +1,4 @@
-// The Documents page (CART_DOCUMENTS_PAGE=on, admins only): upload a file, check and correct the
+// The Documents page (CART_ADMIN_PAGES=on, admins only): upload a file, check and correct the
 // proposed metadata, add it and follow the rebuild. Talks only to this server's /api/admin routes;
 // nothing is kept in the browser. Served from /admin/documents, so the API is at ../api.
 (function () {

@@ -1,4 +1,4 @@
-"""The Documents page (CART_DOCUMENTS_PAGE=on): off by default, admins only, and an upload that
+"""The Documents page (CART_ADMIN_PAGES=on): off by default, admins only, and an upload that
 goes through proposal, correction, addition and an atomic rebuild that the running app then
 answers from. Against the real app subprocess, a real index copy, and real Chromium."""
 
@@ -38,7 +38,7 @@ def site(index_env, tmp_path_factory):
     shutil.copytree(index_env["CART_DATA_DIR"], root / "data")
     shutil.copytree(PROJECT / "sources", root / "sources")
     env = app_env(index_env, root / "state", CART_DATA_DIR=str(root / "data"), CART_SOURCES_DIR=str(root / "sources"),
-                  CART_DOCUMENTS_PAGE="on", CART_MAX_UPLOAD_MB="2")
+                  CART_ADMIN_PAGES="on", CART_MAX_UPLOAD_MB="2")
     srv = AppServer(env)
     srv.root = root
     srv.start()
@@ -79,7 +79,7 @@ def test_the_page_and_its_routes_are_off_by_default(index_env, tmp_path):
 
 def test_only_admins_get_the_page_and_its_routes(index_env, tmp_path, site):
     srv = AppServer(app_env(index_env, tmp_path, CART_DATA_DIR=str(site.root / "data"),
-                            CART_SOURCES_DIR=str(site.root / "sources"), CART_DOCUMENTS_PAGE="on", CART_AUTH="proxy",
+                            CART_SOURCES_DIR=str(site.root / "sources"), CART_ADMIN_PAGES="on", CART_AUTH="proxy",
                             CART_TRUSTED_PROXIES="127.0.0.1", CART_ADMIN_GROUPS="billing-admins")).start()
     try:
         coder = {"X-Forwarded-User": "coder1", "X-Forwarded-Groups": "billing"}
