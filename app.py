@@ -24,6 +24,8 @@ HERE = Path(__file__).resolve().parent
 # process's random app id: embed/forget-runs.js removes them all. An external script, because
 # Gradio inserts `head` with JavaScript, and an inline script inserted so is refused by the CSP.
 FORGET_OLD_RUNS = '<script src="embed/forget-runs.js"></script>'
+# "Copy answer with citations" (embed/copy-answer.js): the page's one script of its own
+PAGE_SCRIPTS = FORGET_OLD_RUNS + '<script src="embed/copy-answer.js"></script>'
 
 
 def create_app(engine=None, feedback=None):
@@ -37,6 +39,7 @@ def create_app(engine=None, feedback=None):
     from assistant.api import create_api
     from assistant.engine import Engine
     from assistant.feedback import FeedbackStore
+    from assistant.history import History
     from assistant.render import CSS
     from assistant.security import FrontDoor
     from assistant.sessions import Conversations
@@ -49,7 +52,11 @@ def create_app(engine=None, feedback=None):
     feedback.start_retention(cfg.retention_days)  # now and daily: rows older than CART_RETENTION_DAYS go
     # per user only with identity on: with CART_AUTH=none every conversation is the one local user's
     per_user = cfg.max_conversations_per_user if cfg.auth != "none" else cfg.max_conversations
-    conversations = Conversations(cfg.max_conversations, cfg.conversation_ttl, per_user)
+    # conversations survive a reload and a restart: stored with their answers (0600, CART_HISTORY_DAYS)
+    history = History(cfg.history_db, cfg.history_days)
+    history.start_retention()
+    conversations = Conversations(cfg.max_conversations, cfg.conversation_ttl, per_user, history=history,
+                                  replay=lambda q, conv, dos: engine.ask(q, conv, dos=dos))
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     # Same-origin always works; other origins only when listed. Installed even when the list is
@@ -74,16 +81,29 @@ def create_app(engine=None, feedback=None):
     def forget_runs():
         return FileResponse(HERE / "embed" / "forget-runs.js", media_type="text/javascript")
 
+    @app.get("/embed/copy-answer.js", include_in_schema=False)
+    def copy_answer():
+        return FileResponse(HERE / "embed" / "copy-answer.js", media_type="text/javascript")
+
     @app.get("/embed/help.js", include_in_schema=False)
     def help_script():  # points the page at the server it came from (no address typed in the page)
         return FileResponse(HERE / "embed" / "help.js", media_type="text/javascript")
 
+    from assistant import source_view
+    source_view.add_routes(app, HERE / "embed")  # /sources/view and /api/documents/...: citations open here
+
     if documents.enabled(cfg):
         documents.add_page(app, HERE / "embed")
+        from assistant import review
+        review.add_page(app, HERE / "embed")
 
     theme = gr.themes.Default(primary_hue="blue", neutral_hue="slate",
                               font=["system-ui", "Segoe UI", "Arial", "sans-serif"],
                               font_mono=["ui-monospace", "Consolas", "monospace"])
+    # the default blue-500 and red-500 under white text are 3.7:1; WCAG AA wants 4.5:1 for text
+    theme = theme.set(color_accent="*primary_700", button_primary_background_fill="*primary_700",
+                      button_primary_background_fill_hover="*primary_800", button_cancel_background_fill="#b91c1c",
+                      button_cancel_background_fill_hover="#991b1b", button_cancel_text_color="white")
     demo = build_blocks(engine, feedback, conversations)
     # CART_CONCURRENCY bounds the other Gradio events (calculators, feedback); the chat's Ask is
     # not limited by the queue but by the engine pool (CART_ENGINE_THREADS) it shares with the API.
@@ -97,7 +117,7 @@ def create_app(engine=None, feedback=None):
     app = gr.mount_gradio_app(app, demo, path="/", theme=theme, css=CSS, show_error=False,
                               footer_links=[], root_path=cfg.root_path or None, ssr_mode=False,
                               run_history=False, enable_monitoring=False, mcp_server=False,
-                              max_file_size=1, pwa=False, head=FORGET_OLD_RUNS)
+                              max_file_size=1, pwa=False, head=PAGE_SCRIPTS)
     # outermost: identity, hosts, closed routes, cross-site writes, body limits, headers
     app.add_middleware(FrontDoor, cfg=cfg)
     return app

@@ -76,8 +76,10 @@ def render_answer(answer) -> str:
             where = ", ".join(x for x in (c.section, f"page {c.page}" if c.page else "", c.version) if x)
             out.append(f"  [{c.marker}] {c.title} — {where}")
             out.append(textwrap.indent(textwrap.fill(" ".join(c.quote.split()), 96), "      "))
-    for n in answer.notes:
+    for n in answer.notes[1:] if answer.as_of else answer.notes:  # the date note is the as-of line's first part
         out.append(f"Note: {n}")
+    if answer.as_of:
+        out.append(answer.as_of_line())
     return "\n".join(out)
 
 

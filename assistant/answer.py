@@ -70,6 +70,7 @@ class Answer:
     composer: str = "default"
     latency_ms: float = 0.0
     service_date: ServiceDate | None = None    # the date the answer is for, and where it came from
+    as_of: dict = field(default_factory=dict)  # date of service, its payment quarter, newest CMS quarter on hand
 
     def __post_init__(self) -> None:
         self.kind = AnswerKind(self.kind)
@@ -91,8 +92,36 @@ class Answer:
             "notes": list(self.notes), "not_covered": self.not_covered, "refused": self.refused,
             "needs": list(self.needs), "kind": str(self.kind), "context": dict(self.context),
             "composer": self.composer, "latency_ms": self.latency_ms,
-            "date_of_service": _service_date_dict(self.service_date),
+            "date_of_service": _service_date_dict(self.service_date), "as_of": dict(self.as_of),
         }
+
+    def as_of_line(self) -> str:
+        return as_of_text(self.as_of)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Answer:
+        """A stored answer (to_dict) back as an Answer, to show it again after a reload or a
+        restart exactly as it was shown (its date of service stays in `as_of` and the notes)."""
+        fields = set(Citation.__dataclass_fields__)
+        citations = [Citation(**{k: v for k, v in c.items() if k in fields} | {"span": tuple(c.get("span") or (0, 0))})
+                     for c in d.get("citations") or []]
+        calls = [ToolCall(name=t.get("name", ""), arguments=dict(t.get("arguments") or {}), error=t.get("error"),
+                          result=ToolResult(**t["result"]) if t.get("result") else None)
+                 for t in d.get("tool_calls") or []]
+        return cls(question=d.get("question", ""), text=d.get("text", ""), kind=d.get("kind", "answer"), citations=citations,
+                   tool_calls=calls, notes=list(d.get("notes") or []), needs=list(d.get("needs") or []),
+                   context=dict(d.get("context") or {}), composer=d.get("composer", "default"),
+                   latency_ms=float(d.get("latency_ms") or 0), as_of=dict(d.get("as_of") or {}))
+
+
+def as_of_text(as_of: dict) -> str:
+    """The one discreet line under an answer: which date it is for, the payment quarter that
+    date falls in, and the newest CMS quarter on hand (a later quarter is not priced yet)."""
+    if not as_of:
+        return ""
+    how = "today, no date of service given" if as_of.get("source") == "today" else as_of.get("source_label", "")
+    return (f"As of {as_of['date_of_service']} ({how}) · payment quarter {as_of['payment_quarter']} · "
+            f"newest CMS quarter on hand {as_of.get('newest_cms_quarter') or 'none'}")
 
 
 def _service_date_dict(d: ServiceDate | None) -> dict | None:

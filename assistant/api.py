@@ -155,15 +155,25 @@ def _ask_fields(body: dict) -> tuple[str, str | None, str | None]:
     return question, conv_id, dos
 
 
-def _feedback_fields(body: dict) -> tuple[int, str, str]:
+def _feedback_fields(body: dict) -> tuple[int, str, str, str]:
+    """(rating, answer_id, comment, reason); a reason is one of feedback.REASONS, only with rating -1."""
+    from assistant.feedback import REASONS, check_reason
+
     rating, answer_id, comment = body.get("rating"), body.get("answer_id"), body.get("comment", "")
+    reason = "" if body.get("reason") is None else body["reason"]
     if rating not in (1, -1) or isinstance(rating, bool):
         raise BadRequest(422, '"rating" must be 1 (helpful) or -1 (not helpful).')
     if not isinstance(answer_id, str) or not answer_id or len(answer_id) > 64:
         raise BadRequest(422, '"answer_id" must be the answer_id /api/ask returned with the answer.')
     if not isinstance(comment, str):
         raise BadRequest(422, '"comment" must be a string.')
-    return rating, answer_id, comment
+    if not isinstance(reason, str):
+        raise BadRequest(422, f'"reason" must be one of {", ".join(REASONS)} (or left out).')
+    try:
+        check_reason(reason, rating)
+    except ValueError as exc:
+        raise BadRequest(422, f"{exc}.") from None
+    return rating, answer_id, comment, reason
 
 
 def _log_feedback(held: tuple[str, dict] | None, rating: int | None, status: int, started: float,
@@ -201,17 +211,20 @@ class Routes:
                                (time.perf_counter() - started) * 1000, status=bad.status, kind="rejected",
                                user=user.name)
             return bad.response()
-        conv, expired = self.conversations.open(conv_id, user.name)
+        def turn():  # opening may replay a stored conversation (after a restart): on the pool too
+            conv, expired = self.conversations.open(conv_id, user.name)
+            return conv, expired, self.engine.ask(question, conv, dos=dos)
+
         try:  # the engine is CPU-bound: off the event loop, on a bounded pool (CART_ENGINE_THREADS)
-            answer = await run_engine(lambda: self.engine.ask(question, conv, dos=dos), client=key)
+            conv, expired, answer = await run_engine(turn, client=key)
         except Busy as busy:
-            requestlog.log_ask("api", question, None, conv.id, (time.perf_counter() - started) * 1000,
+            requestlog.log_ask("api", question, None, conv_id, (time.perf_counter() - started) * 1000,
                                status=503, kind="busy", user=user.name)
             return BadRequest(503, busy.message, {"Retry-After": str(Busy.retry_after)}).response()
         if expired:
             answer.notes.append(EXPIRED_NOTE)
         data = answer.to_dict()
-        answer_id = self.conversations.remember(conv, question, data)
+        answer_id = self.conversations.remember(conv, question, data, dos=dos)
         requestlog.log_ask("api", question, answer, conv.id, (time.perf_counter() - started) * 1000, status=200,
                            user=user.name)
         return {"conversation_id": conv.id, "answer_id": answer_id, "expired": expired, "answer": data}
@@ -227,7 +240,7 @@ class Routes:
                 raise BadRequest(404, "Feedback is not enabled on this server.")
             if wait := over_rate("feedback", key):
                 raise BadRequest(429, too_many(wait, "feedback posts"), {"Retry-After": str(wait)})
-            rating, answer_id, comment = _feedback_fields(await read_json(request))
+            rating, answer_id, comment, reason = _feedback_fields(await read_json(request))
             held = self.conversations.answer(answer_id, user.name)
             if held is None:
                 raise BadRequest(404, "That answer is not one this server gave you, or its conversation has "
@@ -238,7 +251,7 @@ class Routes:
         conv_id, item = held
         fid = await run_in_threadpool(lambda: self.feedback.add(
             rating=rating, question=item["question"], answer=item["answer"], comment=comment,
-            conversation_id=conv_id, user=user.name, answer_id=answer_id))
+            conversation_id=conv_id, user=user.name, answer_id=answer_id, reason=reason))
         _log_feedback(held, rating, 200, started, user.name)
         return {"id": fid}
 
@@ -268,9 +281,11 @@ def create_api(engine: Engine, conversations: Conversations | None = None, feedb
     api.add_api_route("/feedback", r.give_feedback, methods=["POST"])
     api.add_api_route("/feedback/{fid}", r.delete_feedback, methods=["DELETE"])
     api.add_api_route("/conversations/{conv_id}", r.delete_conversation, methods=["DELETE"])
-    from assistant import documents
+    from assistant import documents, export, review
 
+    export.add_routes(api, r.conversations)  # GET /conversations/{id}/export.md | .pdf
     cfg = config.load()
     if documents.enabled(cfg):
         documents.add_routes(api, engine, cfg)
+        review.add_routes(api, feedback, cfg)
     return api

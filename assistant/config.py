@@ -221,6 +221,12 @@ class Config:
     tokens_file: Path = setting(
         "CART_TOKENS_FILE", "`token` mode: the API tokens, stored as SHA-256 hashes",
         default=lambda v: v["data_dir"] / "api_tokens.json", shown="`$CART_DATA_DIR/api_tokens.json`")
+    history_db: Path = setting(
+        "CART_HISTORY_DB", "conversations kept across reloads and restarts (questions, answers, citations; 0600)",
+        default=lambda v: v["data_dir"] / "conversations.sqlite3", shown="`$CART_DATA_DIR/conversations.sqlite3`")
+    history_days: int = setting(
+        "CART_HISTORY_DAYS", "days a conversation is kept after its last question; older ones are deleted on start and daily",
+        default=30, minimum=1, unit="days")
     retention_days: int = setting(
         "CART_RETENTION_DAYS", "days feedback is kept; older rows are deleted on start and daily",
         default=30, minimum=1, unit="days")

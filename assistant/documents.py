@@ -160,7 +160,7 @@ def _fields(body: dict) -> dict:
     return out
 
 
-def _admin_only(handler):
+def admin_only(handler):
     """A route for admins only, whose refusals (BadRequest; a file or correction the ingest
     refuses: 422) are answered with their message, never a traceback."""
     def refused(exc: Exception):
@@ -168,7 +168,7 @@ def _admin_only(handler):
 
     def check(request) -> None:
         if not caller(request)[0].admin:
-            raise BadRequest(403, "The Documents page is for administrators.")
+            raise BadRequest(403, "This is for administrators only (CART_ADMIN_GROUPS).")
 
     if inspect.iscoroutinefunction(handler):
         @functools.wraps(handler)
@@ -198,7 +198,7 @@ class DocumentRoutes:
         self.uploads = Uploads(cfg.data_dir / "uploads")
         self.job = BuildJob()
 
-    @_admin_only
+    @admin_only
     def list_documents(self, request: Request):
         from index.corpus import load_corpus, versions
 
@@ -210,7 +210,7 @@ class DocumentRoutes:
                 for d in report.documents]
         return {"documents": docs, "errors": [str(e) for e in report.errors], "build": self.job.to_dict()}
 
-    @_admin_only
+    @admin_only
     async def upload(self, request: Request):
         from starlette.concurrency import run_in_threadpool
 
@@ -230,7 +230,7 @@ class DocumentRoutes:
         self.uploads.keep(upload_id, staged)
         return _proposal_dict(upload_id, staged)
 
-    @_admin_only
+    @admin_only
     async def revise(self, upload_id: str, request: Request):
         from index.ingest import revise
 
@@ -238,7 +238,7 @@ class DocumentRoutes:
         self.uploads.keep(upload_id, staged)  # what the page now shows
         return _proposal_dict(upload_id, staged)
 
-    @_admin_only
+    @admin_only
     async def add(self, upload_id: str, request: Request):
         from index.ingest import commit, revise
 
@@ -252,11 +252,11 @@ class DocumentRoutes:
         return {"added": target.stem, "supersedes": staged.supersedes, "build_started": started,
                 "build": self.job.to_dict()}
 
-    @_admin_only
+    @admin_only
     def discard(self, upload_id: str, request: Request):
         return {"discarded": self.uploads.drop(upload_id)}
 
-    @_admin_only
+    @admin_only
     def build_state(self, request: Request):
         return self.job.to_dict()
 
@@ -265,20 +265,26 @@ PAGE_FILES = {"documents": ("documents.html", "text/html"), "documents.js": ("do
               "documents.css": ("documents.css", "text/css")}
 
 
-def add_page(app, folder: Path) -> None:
-    """/admin/documents (and its script and style sheet), for admins only."""
+def serve_files(app, folder: Path, files: dict[str, tuple[str, str]], refusal: str) -> None:
+    """/admin/<name> for each of `files` (name -> (file in `folder`, media type)), for admins only;
+    anyone else gets `refusal` (403). The one way an admin page and its script and style are served."""
     from fastapi.responses import FileResponse, PlainTextResponse
 
     def serve(name: str):
         def route(request: Request):
             if not caller(request)[0].admin:
-                return PlainTextResponse("The Documents page is for administrators.", status_code=403)
-            file, media = PAGE_FILES[name]
+                return PlainTextResponse(refusal, status_code=403)
+            file, media = files[name]
             return FileResponse(folder / file, media_type=media)
         return route
 
-    for name in PAGE_FILES:
+    for name in files:
         app.add_api_route(f"/admin/{name}", serve(name), methods=["GET"], include_in_schema=False)
+
+
+def add_page(app, folder: Path) -> None:
+    """/admin/documents (and its script and style sheet), for admins only."""
+    serve_files(app, folder, PAGE_FILES, "The Documents page is for administrators.")
 
 
 def add_routes(api, engine, cfg: config.Config) -> None:

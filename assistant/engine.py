@@ -20,6 +20,7 @@ from assistant.answer import Answer, AnswerKind, ToolCall
 from assistant.answer_type import answer_type
 from assistant.composer import Composer, DefaultComposer, Turn, tool_failure
 from assistant.core.dates import ServiceDate, parse_service_date, today_date
+from assistant.core.quarters import Quarter
 from assistant.core.question import Question
 from assistant.core.reference import load_reference
 from assistant.extract import expand_query
@@ -106,6 +107,7 @@ class Engine:
         answer = self._answer(q, text, conv, today)
         if answer.kind in (AnswerKind.ANSWER, AnswerKind.TOOL, AnswerKind.NOT_COVERED):
             answer.service_date = q.service_date
+            answer.as_of = as_of(q.service_date)
             answer.notes = [service_date_line(q.service_date), *answer.notes, *self._locate(answer)]
         return answer
 
@@ -208,15 +210,27 @@ def choose_service_date(from_question: ServiceDate | None, from_field: ServiceDa
     return from_field or from_question or today_date(today)
 
 
+SOURCE_WORDS = {"question": "from the question", "field": "from the date field",
+                "conversation": "from earlier in the conversation"}  # where a date of service was read
+
+
 def service_date_line(d: ServiceDate) -> str:
     """The one short line that says which date the answer is for, and where it came from."""
     if d.source == "today":
         return f"As of today, {d.label()} (no date of service given)."
     what = {"discharge": "Discharge date", "infusion": "Infusion date", "admission": "Admission date"}.get(
         d.event, "Date of service")
-    where = {"question": "from the question", "field": "from the date field",
-             "conversation": "from earlier in the conversation"}.get(d.source, d.source)
+    where = SOURCE_WORDS.get(d.source, d.source)
     return f"{what}: {d.label()} ({where})."
+
+
+def as_of(d: ServiceDate) -> dict:
+    """What an answer is as of (Answer.as_of_line): the date of service and where it came from, the
+    quarter whose payment limits apply to it, and the newest CMS quarter imported."""
+    cms = load_reference().cms_quarters()
+    where = SOURCE_WORDS.get(d.source, d.source)
+    return {"date_of_service": d.label(), "source": d.source, "source_label": where,
+            "payment_quarter": str(Quarter.of(d.day)), "newest_cms_quarter": cms[-1] if cms else ""}
 
 
 def search_query(q: Question) -> tuple[str, QueryEntities]:

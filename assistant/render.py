@@ -12,6 +12,7 @@ import re
 
 from assistant.answer import Answer, AnswerKind, Citation, ToolCall
 from assistant.guards import INVISIBLE
+from assistant.source_view import view_link
 
 _EMPHASIS = re.compile(r"\*\*([^*\n]+)\*\*|(?<![\w*])\*([^*\s][^*\n]*?)\*(?![\w*])")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]()#!|~>])")
@@ -91,8 +92,12 @@ def answer_markdown(answer: Answer) -> str:
             out += f"\n\n**{md_text(t.name)}:** {md_text(t.error)}"
         elif t.result and t.result.summary and t.result.summary not in (answer.text or ""):
             out += f"\n\n**{md_text(t.name)}:** {md_inline(t.result.summary)}"
-    if answer.notes:
-        out += "\n\n" + "\n".join(f"> **Note:** {md_text(n)}" for n in answer.notes)
+    # the date-of-service note is the as-of line's first part: shown once, as that line, last
+    notes = answer.notes[1:] if answer.as_of else answer.notes
+    if notes:
+        out += "\n\n" + "\n".join(f"> **Note:** {md_text(n)}" for n in notes)
+    if answer.as_of:
+        out += f"\n\n*{md_text(answer.as_of_line())}*"
     return out
 
 
@@ -113,7 +118,9 @@ def citations_html(citations: list[Citation]) -> str:
             + (f" <span class='cart-meta'>({esc(dates)})</span>" if dates else "")
             + "</summary>"
             f"<blockquote class='cart-quote'>{esc(c.quote)}</blockquote>"
-            f"<div class='cart-meta'>{esc(c.doc_id)} · characters {esc(c.span[0])}–{esc(c.span[1])}</div>"
+            f"<div class='cart-meta'>{esc(c.doc_id)} · characters {esc(c.span[0])}–{esc(c.span[1])} · "
+            f"<a class='cart-open' href='{esc(view_link(c.doc_id, c.span))}' target='_blank' rel='noopener'>"
+            "Open in the document</a></div>"
             "</details>")
     return "".join(parts)
 
@@ -151,10 +158,13 @@ def answer_details_html(answer: Answer | None) -> str:
                      "answers this, so no figure is given.</div>")
     if answer.tool_calls:
         parts.append("<h4>Calculations</h4>" + "".join(tool_html(t) for t in answer.tool_calls))
-    if answer.notes:
-        parts.append("<h4>Notes</h4>" + "".join(f"<div class='cart-note'>{esc(n)}</div>" for n in answer.notes))
+    notes = answer.notes[1:] if answer.as_of else answer.notes  # the date note is the as-of line's first part
+    if notes:
+        parts.append("<h4>Notes</h4>" + "".join(f"<div class='cart-note'>{esc(n)}</div>" for n in notes))
     if answer.citations:
         parts.append("<h4>Sources</h4>" + citations_html(answer.citations))
+    if answer.as_of:
+        parts.append(f"<div class='cart-meta cart-asof'>{esc(answer.as_of_line())}</div>")
     return "<div class='cart-evidence'>" + "".join(parts) + "</div>" if parts else ""
 
 
@@ -175,4 +185,5 @@ CSS = """
 .cart-field-error {color: #b3261e; font-weight: 600;}
 #cart-feedback-status {padding: 2px 12px;}
 footer {display: none !important;}
+.cart-offscreen {position: absolute !important; left: -10000px; width: 1px; height: 1px; overflow: hidden;}
 """

@@ -11,22 +11,35 @@ A follow-up whose conversation is gone is answered on its own and told so (`expi
 
 Feedback names an answer by the id the server issued here (`remember`), never by answer text
 the client sends back: what is stored is what the server said.
+
+With a `History` (assistant/history.py) every turn is also saved to SQLite, and a conversation
+that left memory (idle, evicted, or the app restarted) is rebuilt on `open` from its stored turns:
+same id, same owner, the engine's context restored by replaying the stored questions (`replay`),
+and its answer ids valid again for feedback. Without one, conversations live in memory only.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from assistant import config
 from assistant.engine import Conversation
+from assistant.history import History
 
 ANSWERS_KEPT = 50  # per conversation, for feedback on an earlier answer
+REPLAY_TURNS = 20  # a restored conversation replays at most its last 20 questions (cost: one engine turn each)
 EXPIRED_NOTE = ("This conversation expired, so the question was answered on its own, without the "
                 "earlier turns; start again with the product and date of service if it was a follow-up.")
+log = logging.getLogger(__name__)
+
+Replay = Callable[[str, Conversation, str | None], object]  # (question, conversation, dos); its answer is dropped
 
 
 @dataclass
@@ -41,11 +54,16 @@ class Conversations:
     """Thread-safe store of conversations by id and owner.
 
     `limit`, `ttl` (seconds) and `per_owner` default to CART_MAX_CONVERSATIONS,
-    CART_CONVERSATION_TTL and CART_MAX_CONVERSATIONS_PER_USER, read when the store is made."""
+    CART_CONVERSATION_TTL and CART_MAX_CONVERSATIONS_PER_USER, read when the store is made; they
+    bound memory only. `history` makes conversations durable; `replay(question, conversation, dos)`
+    runs a stored question through the engine again to restore a rebuilt conversation's context
+    (the app passes `lambda q, conv, dos: engine.ask(q, conv, dos=dos)`)."""
 
     def __init__(self, limit: int | None = None, ttl: float | None = None, per_owner: int | None = None,
-                 clock=time.monotonic):
+                 clock=time.monotonic, history: History | None = None, replay: Replay | None = None):
         cfg = config.load()
+        self.history = history
+        self.replay = replay
         self.limit = limit if limit is not None else cfg.max_conversations
         self.ttl = ttl if ttl is not None else cfg.conversation_ttl
         self.per_owner = per_owner if per_owner is not None else cfg.max_conversations_per_user
@@ -56,56 +74,127 @@ class Conversations:
 
     def open(self, conv_id: str | None, owner: str) -> tuple[Conversation, bool]:
         """(the conversation, expired): the owner's conversation `conv_id`, or a new one; expired is
-        True when an id was given but no conversation of this owner has it (any more)."""
-        now = self._clock()
+        True when an id was given but no conversation of this owner has it (any more). With a
+        history, one that left memory is rebuilt from it (`_restore`) and is not expired, unless
+        there is no `replay` to restore what its follow-ups inherit."""
         with self._lock:
-            self._expire(now)
-            held = self._items.get(conv_id) if conv_id else None
-            if held is not None and held.owner == owner:
-                self._items.move_to_end(held.conversation.id)
-                held.seen = now
+            self._expire(self._clock())
+            if (held := self._mine(conv_id, owner)) is not None:
                 return held.conversation, False
-            held = Held(Conversation(), owner, now)
-            self._items[held.conversation.id] = held
+            if not conv_id or self.history is None or conv_id in self._items:  # in memory, someone else's
+                return self._new(owner), bool(conv_id)
+        # not in memory: from the history, outside the lock (SQLite, then one engine turn per question)
+        restored = self._restore(conv_id, owner)
+        with self._lock:
+            if (held := self._mine(conv_id, owner)) is not None:  # a concurrent open restored it first
+                return held.conversation, False
+            if restored is None or conv_id in self._items:
+                return self._new(owner), True
+            restored.seen = self._clock()
+            self._items[conv_id] = restored
+            for answer_id in restored.answers:
+                self._answers[answer_id] = conv_id
             self._bound(owner)
-            return held.conversation, bool(conv_id)
+            # without a replay the engine's context is gone: the caller says so (EXPIRED_NOTE)
+            return restored.conversation, self.replay is None and bool(restored.answers)
 
-    def remember(self, conversation: Conversation, question: str, answer: dict) -> str:
-        """Keep an answer the server gave, for feedback on it; returns its id."""
+    def remember(self, conversation: Conversation, question: str, answer: dict, dos: str | None = None) -> str:
+        """Keep an answer the server gave, for feedback on it (and in the history, with the date
+        field's `dos` for a later replay); returns its id."""
         answer_id = secrets.token_urlsafe(12)
         with self._lock:
             held = self._items.get(conversation.id)
-            if held is None:  # expired while answering: nothing to rate later
+            if held is None:  # expired while answering: nothing to rate later, no owner to save it under
                 return answer_id
             held.answers[answer_id] = {"question": question[:4000], "answer": answer}
             self._answers[answer_id] = conversation.id
             while len(held.answers) > ANSWERS_KEPT:
                 self._answers.pop(held.answers.popitem(last=False)[0], None)
+            owner = held.owner
+        if self.history is not None:
+            try:
+                self.history.save_turn(conversation.id, owner, question, answer, dos, answer_id)
+            except (sqlite3.Error, OSError) as exc:  # the answer is still given; it is just not kept
+                log.warning("conversation history: a turn could not be saved: %s", type(exc).__name__)
         return answer_id
 
     def answer(self, answer_id: str, owner: str) -> tuple[str, dict] | None:
-        """(conversation id, {"question", "answer"}) of an answer this owner was given, or None."""
+        """(conversation id, {"question", "answer"}) of an answer this owner was given, or None;
+        with a history, also one whose conversation is not in memory (feedback after a restart)."""
         with self._lock:
             conv_id = self._answers.get(answer_id)
             held = self._items.get(conv_id) if conv_id else None
-            if held is None or held.owner != owner or answer_id not in held.answers:
-                return None
-            return conv_id, held.answers[answer_id]
+            if held is not None and held.owner == owner and answer_id in held.answers:
+                return conv_id, held.answers[answer_id]
+        return self.history.answer(answer_id, owner) if self.history is not None else None
+
+    def list(self, owner: str, limit: int = 50) -> list[dict]:
+        """The owner's stored conversations, most recently used first (empty without a history)."""
+        return self.history.list(owner, limit) if self.history is not None else []
+
+    def transcript(self, conv_id: str, owner: str) -> list[dict] | None:
+        """The owner's stored turns of `conv_id` (question, dos, whole answer, answer id, created),
+        or None when they have none by that id or there is no history."""
+        return self.history.turns(conv_id, owner) if self.history is not None else None
 
     def delete(self, conv_id: str, owner: str) -> bool:
-        """Forget the owner's conversation and its answers now; False if there was none."""
+        """Forget the owner's conversation and its answers now, in memory and in the history;
+        False if neither had it."""
         with self._lock:
             held = self._items.get(conv_id)
-            if held is None or held.owner != owner:
-                return False
-            self._drop(conv_id)
-            return True
+            mine = held is not None and held.owner == owner
+            if mine:
+                self._drop(conv_id)
+        stored = self.history.delete(conv_id, owner) if self.history is not None else False
+        return mine or stored
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._items)
 
+    # --- restoring from the history, outside the lock -------------------------------------------
+
+    def _restore(self, conv_id: str, owner: str) -> Held | None:
+        """The owner's stored conversation rebuilt under its own id, or None if they have none.
+
+        The engine keeps what follow-ups inherit in `Conversation.turns`, so the stored questions
+        are asked again, in order (the last REPLAY_TURNS of them), and their new answers dropped:
+        what the user saw is the stored answer, the replay only rebuilds the context."""
+        try:
+            stored = self.history.turns(conv_id, owner)
+        except (sqlite3.Error, OSError) as exc:  # the question is still answered, on its own and told so
+            log.warning("conversation history: a conversation could not be read: %s", type(exc).__name__)
+            return None
+        if stored is None:
+            return None
+        conversation = Conversation(id=conv_id)
+        if self.replay is not None:
+            for turn in stored[-REPLAY_TURNS:]:
+                try:
+                    self.replay(turn["question"], conversation, turn["dos"])
+                except Exception as exc:  # context from the turns before it is kept; never the question in a log
+                    log.warning("conversation history: replaying a turn failed: %s", type(exc).__name__)
+        held = Held(conversation, owner, 0.0)
+        for turn in stored[-ANSWERS_KEPT:]:
+            held.answers[turn["answer_id"]] = {"question": turn["question"], "answer": turn["answer"]}
+        return held
+
     # --- bounds, under the lock --------------------------------------------------------------
+
+    def _mine(self, conv_id: str | None, owner: str) -> Held | None:
+        """The owner's conversation in memory, marked as just used; None for anyone else's."""
+        held = self._items.get(conv_id) if conv_id else None
+        if held is None or held.owner != owner:
+            return None
+        self._items.move_to_end(conv_id)
+        held.seen = self._clock()
+        return held
+
+    def _new(self, owner: str) -> Conversation:
+        held = Held(Conversation(), owner, self._clock())
+        self._items[held.conversation.id] = held
+        self._bound(owner)
+        return held.conversation
 
     def _drop(self, conv_id: str) -> None:
         held = self._items.pop(conv_id)

@@ -6,11 +6,13 @@ Everything shown is rendered by `assistant.render`, which escapes source and use
 """
 
 import time
+from types import SimpleNamespace
 
-from assistant import auth, render, requestlog
+from assistant import auth, export, render, requestlog
+from assistant.answer import Answer
 from assistant.api import caller, over_rate, run_engine
 from assistant.engine import Engine
-from assistant.feedback import FeedbackStore
+from assistant.feedback import REASONS, FeedbackStore
 from assistant.limits import Busy, too_many
 from assistant.sessions import EXPIRED_NOTE, Conversations
 
@@ -24,6 +26,19 @@ EXAMPLES = [
     "is 0540T ok for a 12/30/24 DOS or do i need 38228",
     "what's medicare paying on a Q2053 line DOS 8/14/25 after coins and seq",
 ]
+
+
+def bubbles(question: str, answer: Answer) -> list[dict]:
+    """One turn as the chat shows it: the question (escaped) and the rendered answer."""
+    shown = question if len(question) <= 2000 else question[:2000] + " …"
+    return [{"role": "user", "content": render.md_text(shown)},
+            {"role": "assistant", "content": render.answer_markdown(answer)}]
+
+
+def gr_choices(choices: list) -> object:
+    import gradio as gr
+
+    return gr.update(choices=choices, value=None)
 
 
 class ChatHandlers:
@@ -44,15 +59,53 @@ class ChatHandlers:
         if expired:
             answer.notes.append(EXPIRED_NOTE)
         requestlog.log_ask("gradio", message, answer, conv.id, (time.perf_counter() - started) * 1000, user=owner)
-        answer_id = self.conversations.remember(conv, message, answer.to_dict())
-        shown = message if len(message) <= 2000 else message[:2000] + " …"
-        history = list(history or []) + [
-            {"role": "user", "content": render.md_text(shown)},
-            {"role": "assistant", "content": render.answer_markdown(answer)},
-        ]
+        data = answer.to_dict()
+        answer_id = self.conversations.remember(conv, message, data, dos=dos)
+        history = list(history or []) + bubbles(message, answer)
         answers = list(answers or []) + [answer_id]  # feedback names the answer by the server's id
         return ("", history, conv.id, answers, render.answer_details_html(answer),
-                gr.update(value="", interactive=True), "")
+                gr.update(value="", interactive=True), "", *self._shown(conv.id, data, owner))
+
+    def _shown(self, conv_id: str | None, data: dict | None, owner: str) -> tuple:
+        """What goes beside the answer: its copy text, the export links, the earlier conversations."""
+        import gradio as gr
+
+        copy = export.answer_text(data) if data else ""
+        links = (f"Export this conversation: [Markdown](api/conversations/{conv_id}/export.md) · "
+                 f"[PDF](api/conversations/{conv_id}/export.pdf)") if conv_id and data else ""
+        return copy, links, gr.update(choices=self.choices(owner), value=conv_id)
+
+    def choices(self, owner: str) -> list[tuple[str, str]]:
+        return [(f"{c['title']} ({c['updated'][:10]}, {c['turns']} question{'s' if c['turns'] != 1 else ''})", c["id"])
+                for c in self.conversations.list(owner)]
+
+    def reopen(self, conv_id: str | None, request=None) -> tuple:
+        """A conversation shown again as it was (after a reload, a restart, or picked from the
+        list): its questions and stored answers, the last answer's evidence, feedback ids."""
+        user, _ = caller(request)
+        turns = self.conversations.transcript(conv_id, user.name) if conv_id else None
+        if not turns:
+            return (*self.new_conversation(), "", "", gr_choices(self.choices(user.name)))
+        history, answers = [], []
+        for t in turns:
+            history += bubbles(t["question"], Answer.from_dict(t["answer"]))
+            answers.append(t["answer_id"])
+        last = turns[-1]["answer"]
+        return (history, conv_id, answers, render.answer_details_html(Answer.from_dict(last)), "", "",
+                *self._shown(conv_id, last, user.name))
+
+    def latest(self, request=None) -> tuple:
+        """On page load: the user's most recent conversation, so a reload loses nothing."""
+        user, _ = caller(request)
+        mine = self.conversations.list(user.name)
+        return self.reopen(mine[0]["id"] if mine else None, request)
+
+    def forget(self, conv_id: str | None, request=None) -> tuple:
+        """Delete the open conversation from memory and from the database, then start afresh."""
+        user, _ = caller(request)
+        gone = bool(conv_id) and self.conversations.delete(conv_id, user.name)
+        status = "Conversation deleted." if gone else "Nothing to delete: this conversation was not saved yet."
+        return (*self.new_conversation()[:-1], status, "", "", gr_choices(self.choices(user.name)))
 
     async def ask(self, message: str, history: list, conv_id: str | None, answers: list, dos: str | None = None,
                   request=None):
@@ -71,13 +124,14 @@ class ChatHandlers:
             except Busy as busy:
                 refusal = busy.message
         # the question stays in the box, to be asked again
-        return (gr.update(), history, conv_id, answers, gr.update(), gr.update(), f"**{refusal}**")
+        return (gr.update(), history, conv_id, answers, gr.update(), gr.update(), f"**{refusal}**",
+                gr.update(), gr.update(), gr.update())
 
     @staticmethod
     def new_conversation():
         return [], None, [], render.answer_details_html(None), "", ""
 
-    def _save(self, rating: int, answer_id: str, comment: str, request) -> str:
+    def _save(self, rating: int, answer_id: str, comment: str, request, reason: str = "") -> str:
         user, key = caller(request)
         if wait := over_rate("feedback", key):
             return too_many(wait, "feedback posts")
@@ -86,16 +140,17 @@ class ChatHandlers:
             return "That answer's conversation has expired; feedback can no longer be saved for it."
         started = time.perf_counter()
         conv_id, item = held
-        fid = self.feedback.add(rating=rating, question=item["question"], answer=item["answer"],
-                                comment=comment, conversation_id=conv_id, user=user.name, answer_id=answer_id)
+        fid = self.feedback.add(rating=rating, question=item["question"], answer=item["answer"], comment=comment,
+                                conversation_id=conv_id, user=user.name, answer_id=answer_id,
+                                reason=reason if rating < 0 else "")
         requestlog.log_feedback("gradio", rating, item["question"], item["answer"], conv_id,
                                 (time.perf_counter() - started) * 1000, user=user.name)
         return f"Thank you — feedback #{fid} saved ({'helpful' if rating > 0 else 'not helpful'})."
 
-    def rate(self, rating: int, comment: str, answers: list, request=None) -> str:
+    def rate(self, rating: int, comment: str, answers: list, request=None, reason: str = "") -> str:
         if not answers:
             return "Ask a question first; feedback is about an answer."
-        return self._save(rating, answers[-1], comment or "", request)
+        return self._save(rating, answers[-1], comment or "", request, reason if reason in REASONS else "")
 
     def like(self, answers: list, data, request=None) -> str:
         # The chat's own thumbs: message index → the answer it belongs to (user, assistant pairs).
@@ -107,15 +162,59 @@ class ChatHandlers:
         return self._save(1 if liked else -1, answers[pair], "", request)
 
 
-def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Conversations):
+def _chat_layout() -> SimpleNamespace:
+    """The Chat tab's components: the conversation and the question on the left, the evidence and
+    feedback on the right (side by side on a laptop; below min_width the columns stack)."""
     import gradio as gr
 
-    from assistant.webui_calculators import calculators_tab
-    from assistant.webui_sources import sources_html
+    ui = SimpleNamespace(conv_id=gr.State(None), answers=gr.State([]))
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=380):
+            ui.chat = gr.Chatbot(label="Conversation", height=520, sanitize_html=True,
+                                 latex_delimiters=[],  # "$430k to $500k" is not LaTeX
+                                 allow_tags=False, elem_id="cart-chat",
+                                 # no "share": it uploads the conversation to Hugging Face
+                                 buttons=["copy", "copy_all"],
+                                 placeholder="Ask about a code, a payment limit, a dose, units or a payer's criteria.")
+            with gr.Row():
+                ui.box = gr.Textbox(label="Your question (Enter asks, Shift+Enter is a new line)", scale=5, max_lines=6,
+                                    placeholder="e.g. Q2055 payment limit", elem_id="cart-question")
+                ui.dos = gr.Textbox(label="Date of service (optional)", scale=1, max_lines=1, placeholder="e.g. 2/3/2026",
+                                    elem_id="cart-dos", info="A date in the question wins; empty: today")
+                ui.send = gr.Button("Ask", variant="primary", scale=1, elem_id="cart-ask")
+            with gr.Row():
+                ui.new = gr.Button("New conversation", size="sm", elem_id="cart-new")
+                # copied by embed/copy-answer.js from the off-screen box below (no server round trip)
+                gr.Button("Copy answer with citations", size="sm", elem_id="cart-copy")
+                ui.delete = gr.Button("Delete this conversation", size="sm", variant="stop", elem_id="cart-delete")
+            gr.Markdown("", elem_id="cart-copy-status")
+            ui.links = gr.Markdown("", elem_id="cart-export")
+            ui.copy_text = gr.Textbox("", show_label=False, interactive=False, lines=2, elem_id="cart-copy-text",
+                                      elem_classes=["cart-offscreen"])
+            with gr.Accordion("Earlier conversations", open=False, elem_id="cart-history"):
+                ui.past = gr.Dropdown(label="Your conversations (kept 30 days, then deleted)", choices=[], value=None,
+                                      elem_id="cart-past")
+                ui.open_past = gr.Button("Open", size="sm", elem_id="cart-open")
+            gr.Examples(EXAMPLES, inputs=ui.box, label="Examples")
+        with gr.Column(scale=2, min_width=340):
+            ui.details = render.html_panel(render.answer_details_html(None), elem_id="cart-evidence")
+            with gr.Group():
+                ui.comment = gr.Textbox(label="Feedback on the last answer (optional comment)", max_lines=3,
+                                        elem_id="cart-comment")
+                ui.reason = gr.Dropdown(label="If not helpful, why?", choices=[(v, k) for k, v in REASONS.items()],
+                                        value=None, elem_id="cart-reason")
+                with gr.Row():
+                    ui.up = gr.Button("Helpful", size="sm", elem_id="cart-up")
+                    ui.down = gr.Button("Not helpful", size="sm", elem_id="cart-down")
+                ui.fb_status = gr.Markdown("", elem_id="cart-feedback-status")
+    return ui
 
-    h = ChatHandlers(engine, feedback, conversations)
 
-    # Gradio injects gr.Request and gr.LikeData by annotation, so the handlers are wrapped here
+def _wire_chat(demo, ui: SimpleNamespace, h: ChatHandlers) -> None:
+    """The Chat tab's events. Gradio injects gr.Request and gr.LikeData by annotation, so the
+    handlers are wrapped here."""
+    import gradio as gr
+
     async def ask(message, history, conv_id, answers, dos=None, request: gr.Request = None):
         return await h.ask(message, history, conv_id, answers, dos, request)
 
@@ -125,55 +224,49 @@ def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Convers
     def rate_up(comment: str, answers: list, request: gr.Request) -> str:
         return h.rate(1, comment, answers, request)
 
-    def rate_down(comment: str, answers: list, request: gr.Request) -> str:
-        return h.rate(-1, comment, answers, request)
+    def rate_down(comment: str, reason: str, answers: list, request: gr.Request) -> str:
+        return h.rate(-1, comment, answers, request, reason)
 
+    def reopen(conv: str, request: gr.Request):
+        return h.reopen(conv, request)
+
+    def latest(request: gr.Request):
+        return h.latest(request)
+
+    def forget(conv: str, request: gr.Request):
+        return h.forget(conv, request)
+
+    shown = [ui.chat, ui.conv_id, ui.answers, ui.details, ui.comment, ui.fb_status, ui.copy_text, ui.links, ui.past]
+    inputs = [ui.box, ui.chat, ui.conv_id, ui.answers, ui.dos]
+    ui.send.click(ask, inputs, [ui.box, *shown], concurrency_limit=None)
+    ui.box.submit(ask, inputs, [ui.box, *shown], concurrency_limit=None)
+    fresh = shown[:6]
+    ui.new.click(h.new_conversation, None, fresh)
+    # the chat's own "Clear" button: start over too, or a thumb on a new message would be
+    # matched to an answer of the cleared conversation
+    ui.chat.clear(h.new_conversation, None, fresh)
+    ui.up.click(rate_up, [ui.comment, ui.answers], ui.fb_status)
+    ui.down.click(rate_down, [ui.comment, ui.reason, ui.answers], ui.fb_status)
+    ui.chat.like(like, [ui.answers], ui.fb_status)
+    ui.open_past.click(reopen, [ui.past], shown)
+    ui.delete.click(forget, [ui.conv_id], shown)
+    demo.load(latest, None, shown)  # a reload shows the user's latest conversation again (from the server)
+
+
+def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Conversations):
+    import gradio as gr
+
+    from assistant.webui_calculators import calculators_tab
+    from assistant.webui_sources import sources_html
+
+    h = ChatHandlers(engine, feedback, conversations)
     with gr.Blocks(title="CAR-T billing assistant", analytics_enabled=False) as demo:
         gr.Markdown("## CAR-T billing assistant\nCoding, billing and coverage answers for Abecma, "
                     "Carvykti and Tecartus, quoted from the billing guides and payer policies, with "
                     "calculations shown step by step. Not a substitute for the payer's own policy.")
-        conv_id = gr.State(None)
-        answers = gr.State([])
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
-                with gr.Row():
-                    with gr.Column(scale=3):
-                        chat = gr.Chatbot(label="Conversation", height=460, sanitize_html=True,
-                                          latex_delimiters=[],  # "$430k to $500k" is not LaTeX
-                                          allow_tags=False, elem_id="cart-chat",
-                                          # no "share": it uploads the conversation to Hugging Face
-                                          buttons=["copy", "copy_all"],
-                                          placeholder="Ask about a code, a payment limit, a dose, "
-                                                      "units or a payer's criteria.")
-                        with gr.Row():
-                            box = gr.Textbox(label="Your question", scale=5, max_lines=6,
-                                             placeholder="e.g. Q2055 payment limit", elem_id="cart-question")
-                            dos = gr.Textbox(label="Date of service (optional)", scale=1, max_lines=1,
-                                             placeholder="e.g. 2/3/2026", elem_id="cart-dos",
-                                             info="A date in the question wins; empty: today")
-                            send = gr.Button("Ask", variant="primary", scale=1, elem_id="cart-ask")
-                        with gr.Row():
-                            new = gr.Button("New conversation", size="sm", elem_id="cart-new")
-                        gr.Examples(EXAMPLES, inputs=box, label="Examples")
-                    with gr.Column(scale=2):
-                        details = render.html_panel(render.answer_details_html(None), elem_id="cart-evidence")
-                        with gr.Group():
-                            comment = gr.Textbox(label="Feedback on the last answer (optional comment)",
-                                                 max_lines=3, elem_id="cart-comment")
-                            with gr.Row():
-                                up = gr.Button("Helpful", size="sm", elem_id="cart-up")
-                                down = gr.Button("Not helpful", size="sm", elem_id="cart-down")
-                            fb_status = gr.Markdown("", elem_id="cart-feedback-status")
-                outputs = [box, chat, conv_id, answers, details, comment, fb_status]
-                send.click(ask, [box, chat, conv_id, answers, dos], outputs, concurrency_limit=None)
-                box.submit(ask, [box, chat, conv_id, answers, dos], outputs, concurrency_limit=None)
-                new.click(h.new_conversation, None, [chat, conv_id, answers, details, comment, fb_status])
-                # the chat's own "Clear" button: start over too, or a thumb on a new message would be
-                # matched to an answer of the cleared conversation
-                chat.clear(h.new_conversation, None, [chat, conv_id, answers, details, comment, fb_status])
-                up.click(rate_up, [comment, answers], fb_status)
-                down.click(rate_down, [comment, answers], fb_status)
-                chat.like(like, [answers], fb_status)
+                _wire_chat(demo, _chat_layout(), h)
             with gr.Tab("Calculators", id="calculators"):
                 calculators_tab()
             with gr.Tab("Sources", id="sources"):

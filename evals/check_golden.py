@@ -1,11 +1,13 @@
-"""Validate the golden files (evals/golden.yaml, evals/golden_dos.yaml): schema, ids unique across
-both files, exact evidence quotes, compilable regexes.
+"""Validate the golden files (every evals/golden*.yaml): schema, ids unique across the files, exact
+evidence quotes, compilable regexes. Given files (a case drafted on the Review page, a file being
+written), it validates those instead, with ids unique among them.
 
-    python evals/check_golden.py [--stats]
+    python evals/check_golden.py [--stats] [FILE.yaml ...]
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import re
 import sys
@@ -146,24 +148,37 @@ def print_stats(rows: list[dict]) -> None:
     print("  expect:", dict(ex), " split:", dict(sp))
 
 
+def _read_cases(path: Path) -> tuple[list[dict], list[str]]:
+    """A file's cases, or the one problem that keeps them from being read."""
+    try:
+        rows = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return [], [f"{path.name}: cannot read: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"]
+    if not isinstance(rows, list):
+        return [], [f"{path.name}: must be a list of cases"]
+    bad = [f"{path.name}: #{i}: a case must be a mapping of keys" for i, row in enumerate(rows) if not isinstance(row, dict)]
+    return [row for row in rows if isinstance(row, dict)], bad
+
+
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python evals/check_golden.py", description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="*", type=Path, help="validate these files instead of evals/golden*.yaml")
+    parser.add_argument("--stats", action="store_true", help="accepted; the stats are always printed")
+    files = parser.parse_args(argv).files or GOLDEN_FILES
     docs = {p.stem: body(p.read_text(encoding="utf-8")) for p in DOCS.glob("*.md")}
     seen: set[str] = set()  # shared by the files, so an id repeated in another file is a duplicate
     rows: list[dict] = []
     errors: list[str] = []
-    for path in GOLDEN_FILES:
-        file_rows = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-        if not isinstance(file_rows, list):
-            errors.append(f"{path.name}: must be a list of cases")
-            continue
-        errors += [f"{path.name}: {msg}" for i, row in enumerate(file_rows)
-                   for msg in row_problems(i, row, docs, seen)]
+    for path in files:
+        file_rows, problems = _read_cases(path)
+        errors += problems + [f"{path.name}: {msg}" for i, row in enumerate(file_rows)
+                              for msg in row_problems(i, row, docs, seen)]
         rows += file_rows
     if errors:
         print("\n".join(errors))
         print(f"{len(errors)} problem(s) in {len(rows)} cases")
         return 1
-    print(f"OK: {len(rows)} cases ({', '.join(p.name for p in GOLDEN_FILES)})")
+    print(f"OK: {len(rows)} cases ({', '.join(p.name for p in files)})")
     # The stats are printed with or without --stats (the flag is accepted but always on).
     print_stats(rows)
     return 0

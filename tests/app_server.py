@@ -122,13 +122,14 @@ class StaticServer:
 
 
 def app_env(index_env: dict[str, str], data_dir: Path, **overrides: str) -> dict[str, str]:
-    """Environment for app.py: the session index, a per-test feedback database under data_dir."""
+    """Environment for app.py: the session index, per-test feedback and conversation databases under data_dir."""
     from tests.conftest import subprocess_env
 
     data_dir.mkdir(parents=True, exist_ok=True)
     env = subprocess_env(**index_env)
     env.pop("CART_ALLOWED_ORIGINS", None)
     env["CART_FEEDBACK_DB"] = str(data_dir / "feedback.sqlite3")
+    env["CART_HISTORY_DB"] = str(data_dir / "conversations.sqlite3")
     env.update(overrides)
     return env
 

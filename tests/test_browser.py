@@ -123,7 +123,7 @@ def test_the_date_of_service_box_prices_by_its_quarter(page, server):
     page.locator("#cart-dos input, #cart-dos textarea").first.fill("2/10/2026")
     answer = ask(page, "Q2053 medicare allowed amount")
     assert "Q2053 payment limit (2026Q1)" in answer and "489,450.202" in answer
-    assert "Date of service: 2026-02-10 (from the date field)." in answer
+    assert "As of 2026-02-10 (from the date field) · payment quarter 2026Q1" in answer
     # a date typed in the question wins over the box
     answer = ask(page, "Q2053 medicare allowed amount DOS 8/14/25")
     assert "(2025Q3)" in answer and "from the question" in answer
