@@ -196,6 +196,8 @@ def _chat_layout() -> SimpleNamespace:
                                       elem_id="cart-past")
                 ui.open_past = gr.Button("Open", size="sm", elem_id="cart-open")
             gr.Examples(EXAMPLES, inputs=ui.box, label="Examples")
+            # set once the load event has shown the latest conversation (tests wait for it)
+            ui.loaded = gr.Markdown("", elem_id="cart-loaded", elem_classes=["cart-offscreen"])
         with gr.Column(scale=2, min_width=340):
             ui.details = render.html_panel(render.answer_details_html(None), elem_id="cart-evidence")
             with gr.Group():
@@ -231,7 +233,7 @@ def _wire_chat(demo, ui: SimpleNamespace, h: ChatHandlers) -> None:
         return h.reopen(conv, request)
 
     def latest(request: gr.Request):
-        return h.latest(request)
+        return (*h.latest(request), "loaded")
 
     def forget(conv: str, request: gr.Request):
         return h.forget(conv, request)
@@ -250,7 +252,7 @@ def _wire_chat(demo, ui: SimpleNamespace, h: ChatHandlers) -> None:
     ui.chat.like(like, [ui.answers], ui.fb_status)
     ui.open_past.click(reopen, [ui.past], shown)
     ui.delete.click(forget, [ui.conv_id], shown)
-    demo.load(latest, None, shown)  # a reload shows the user's latest conversation again (from the server)
+    demo.load(latest, None, [*shown, ui.loaded])  # a reload shows the user's latest conversation again (from the server)
 
 
 def build_blocks(engine: Engine, feedback: FeedbackStore, conversations: Conversations):

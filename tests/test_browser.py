@@ -91,9 +91,15 @@ def shot(pg, name: str) -> Path:
     return path
 
 
-def open_app(pg, url: str) -> None:
+def open_app(pg, url: str, fresh: bool = True) -> None:
+    """Open the page and let its load event show the user's latest conversation (kept on the
+    server); `fresh` then starts a new one, as a test that counts answers expects."""
     pg.goto(url + "/")
     pg.wait_for_selector("#cart-question textarea")
+    pg.wait_for_function("() => (document.querySelector('#cart-loaded') || {}).textContent?.includes('loaded')")
+    if fresh and pg.locator(BOT).count():
+        pg.locator("#cart-new").click()
+        pg.wait_for_function("() => !document.querySelector(\"#cart-chat [data-testid='bot']\")")
 
 
 def ask(pg, question: str, root: str = "") -> str:

@@ -124,7 +124,6 @@ def _guide_docx(body: str, path: Path) -> None:
     import docx
 
     from index.chunking import is_heading
-
     from test_readers import CODES_TABLE
 
     document = docx.Document()

@@ -206,13 +206,18 @@ def test_feedback_names_an_answer_the_server_gave(plain):
     assert "Q2055" in row["answer"] and "Q9999" not in row["answer"] and row["question"] == QUESTION
 
 
-def test_an_expired_conversation_is_said(plain):
+def test_an_idle_conversation_is_reopened_and_a_deleted_one_is_said(plain):
     _, _, first = ask(plain, "What is the Q2055 payment limit?")
-    time.sleep(4)  # CART_CONVERSATION_TTL=3
+    time.sleep(4)  # CART_CONVERSATION_TTL=3: out of memory, still in the conversation store
     _, _, later = ask(plain, "and carvykti?", first["conversation_id"])
-    assert later["expired"] is True and later["conversation_id"] != first["conversation_id"]
-    assert any("conversation expired" in n for n in later["answer"]["notes"])
-    _, _, again = ask(plain, "and tecartus?", later["conversation_id"])
+    assert later["expired"] is False and later["conversation_id"] == first["conversation_id"]
+    assert "Q2056" in later["answer"]["text"]  # the follow-up kept its context
+    status, _, _ = request("DELETE", plain.url + f"/api/conversations/{first['conversation_id']}")
+    assert status == 200
+    _, _, gone = ask(plain, "and tecartus?", first["conversation_id"])
+    assert gone["expired"] is True and gone["conversation_id"] != first["conversation_id"]
+    assert any("conversation expired" in n for n in gone["answer"]["notes"])
+    _, _, again = ask(plain, "and tecartus?", gone["conversation_id"])
     assert again["expired"] is False
 
 
