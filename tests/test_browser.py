@@ -96,10 +96,17 @@ def open_app(pg, url: str, fresh: bool = True) -> None:
     server); `fresh` then starts a new one, as a test that counts answers expects."""
     pg.goto(url + "/")
     pg.wait_for_selector("#cart-question textarea")
-    pg.wait_for_function("() => (document.querySelector('#cart-loaded') || {}).textContent?.includes('loaded')")
-    if fresh and pg.locator(BOT).count():
-        pg.locator("#cart-new").click()
-        pg.wait_for_function("() => !document.querySelector(\"#cart-chat [data-testid='bot']\")")
+    page_loaded(pg, fresh=fresh)
+
+
+def page_loaded(pg, root: str = "", fresh: bool = True) -> None:
+    """Wait for the page's load event (it shows the user's latest conversation, kept on the
+    server); `fresh` then starts a new conversation."""
+    where = f"{root} #cart-loaded".strip()
+    pg.wait_for_function(f"() => (document.querySelector({where!r}) || {{}}).textContent?.includes('loaded')")
+    if fresh and pg.locator(f"{root} {BOT}".strip()).count():
+        pg.locator(f"{root} #cart-new".strip()).click()
+        pg.locator(f"{root} {BOT}".strip()).first.wait_for(state="detached")
 
 
 def ask(pg, question: str, root: str = "") -> str:
@@ -273,6 +280,7 @@ def test_embedded_web_component_on_another_origin(page, server, static_server, s
     page.goto(static_server.url + "/help.html")
     root = "gradio-app"
     expect(page.locator(f"{root} #cart-question textarea")).to_be_visible(timeout=60_000)
+    page_loaded(page, root)
     answer = ask(page, "What is the HCPCS code for Tecartus?", root=root)
     assert "Q2053" in answer
     first = page.locator(f"{root} #cart-evidence details.cart-cite").first
@@ -376,6 +384,7 @@ def test_the_apps_own_help_page_embeds_from_the_origin_that_served_it(page, serv
     root = "gradio-app"
     page.wait_for_selector(f"{root} #cart-question textarea", timeout=60_000)
     assert page.locator(root).get_attribute("src") == server.url + "/"
+    page_loaded(page, root)
     assert "Q2053" in ask(page, "What is the HCPCS code for Tecartus?", root=root)
     assert page.locator("[data-cart-address]").inner_text() == server.url + "/"
 
