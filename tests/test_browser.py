@@ -9,7 +9,6 @@ Screenshots go to tests/output/ (git-ignored); look at them after a UI change.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import urllib.parse
@@ -19,13 +18,10 @@ from pathlib import Path
 import pytest
 
 from app_server import AppServer, StaticServer, app_env, request
-from tests.conftest import PROJECT, _is_loopback
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, PROJECT, _is_loopback  # noqa: F401 (re-exported to the other browser tests)
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 OUTPUT = PROJECT / "tests" / "output"
 ANSWER_TIMEOUT_MS = 60_000
 BOT = "#cart-chat [data-testid='bot']"
@@ -52,19 +48,6 @@ def server(index_env, tmp_path_factory, static_server):
     srv.start()
     yield srv
     srv.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests drive Debian's chromium "
-                    "(test.sh installs it with scripts/install_chromium.sh)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture()

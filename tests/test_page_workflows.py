@@ -16,7 +16,7 @@ import pytest
 
 from app_server import AppServer, app_env
 from conftest import PROJECT
-from test_browser import ANSWER_TIMEOUT_MS, BOT, CHROMIUM, CHROMIUM_ARGS, ask, open_app, shot
+from test_browser import ANSWER_TIMEOUT_MS, BOT, ask, open_app, shot
 
 pytestmark = pytest.mark.slow
 
@@ -31,16 +31,6 @@ def site(index_env, tmp_path_factory):
     srv.start()
     yield srv
     srv.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def _context(browser, site, width=1366, height=768):
