@@ -20,13 +20,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sqlite3
 import sys
 import threading
-import time
 from contextlib import closing
 from pathlib import Path
+
+from assistant.core.private_db import connect, create_private, run_daily, truncate_wal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -51,16 +51,11 @@ REASONS = {"wrong-code-or-number": "Wrong code or number", "outdated-source": "O
 ANSWER_KINDS = ("answer", "tool", "clarify", "not_covered", "refusal", "error")  # assistant.answer.AnswerKind
 MAX_COMMENT = 2000
 MAX_ANSWER_JSON = 400_000
-DAY_S = 24 * 3600
 
 
 class FeedbackStore:
     def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # created owner-only before SQLite opens it; an older, wider file is narrowed
-        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        os.chmod(self.path, 0o600)
+        self.path = create_private(path)  # owner-only before SQLite opens it; a wider file is narrowed
         self._lock = threading.Lock()
         self._timer: threading.Thread | None = None
         with closing(self._connect()) as db, db:
@@ -72,10 +67,7 @@ class FeedbackStore:
                     db.execute(f"ALTER TABLE feedback ADD COLUMN {name} {decl}")
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=10)
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA secure_delete=ON")
-        return db
+        return connect(self.path)
 
     def add(self, *, rating: int, question: str, answer: dict, comment: str = "",
             conversation_id: str | None = None, user: str = "", answer_id: str = "", reason: str = "") -> int:
@@ -139,22 +131,14 @@ class FeedbackStore:
             with db:
                 count = db.execute(f"DELETE FROM feedback WHERE {where}", args).rowcount
             if count:  # the deleted text must not linger in the write-ahead log either
-                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                truncate_wal(db)
             return count
 
     def start_retention(self, days: int) -> int:
         """Purge now, then daily on a daemon thread; returns the rows purged now."""
         purged = self.purge(days)
-        if self._timer is None:
-            def loop() -> None:
-                while True:
-                    time.sleep(DAY_S)
-                    try:
-                        self.purge(days)
-                    except sqlite3.Error:  # a locked or vanished file: try again tomorrow
-                        pass
-            self._timer = threading.Thread(target=loop, name="cart-retention", daemon=True)
-            self._timer.start()
+        if self._timer is None:  # a locked or vanished file: tried again the next day
+            self._timer = run_daily(lambda: self.purge(days), "cart-retention")
         return purged
 
 
