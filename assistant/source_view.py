@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from fastapi import Request  # module level: FastAPI resolves the string annotation here
 
+from assistant.api import BadRequest
 from index.chunking import blocks_of, is_heading
 from index.corpus import _ID_RE as DOC_ID  # the corpus's own id rule: an id is never a path
 from index.corpus import SourceDocument
@@ -34,19 +35,6 @@ _SPAN_NUMBER = re.compile(r"^[0-9]{1,9}$")  # no sign, no spaces, no "1e3": what
 
 PAGE_FILES = {"view": ("source.html", "text/html"), "source.js": ("source.js", "text/javascript"),
               "source.css": ("source.css", "text/css")}
-
-
-class Refused(Exception):
-    """A request answered with a status and a message a person can act on ({"error": ...})."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status, self.message = status, message
-
-    def response(self):
-        from fastapi.responses import JSONResponse
-
-        return JSONResponse({"error": self.message}, status_code=self.status)
 
 
 def view_link(doc_id: str, span: tuple[int, int]) -> str:
@@ -86,29 +74,29 @@ def section_around(text: str, start: int, end: int) -> tuple[int, int]:
 # --- the JSON -----------------------------------------------------------------------------------
 
 def _span(request: Request, text: str) -> tuple[int, int] | None:
-    """The `start`/`end` query values as a span of `text` (None: both left out); Refused(422) otherwise."""
+    """The `start`/`end` query values as a span of `text` (None: both left out); BadRequest(422) otherwise."""
     raw = request.query_params.get("start"), request.query_params.get("end")
     if raw == (None, None):
         return None
     if not all(v is not None and _SPAN_NUMBER.match(v) for v in raw):
-        raise Refused(422, "'start' and 'end' must both be given, as whole numbers of characters from the start "
+        raise BadRequest(422, "'start' and 'end' must both be given, as whole numbers of characters from the start "
                            "of the document (or both left out for the whole document).")
     start, end = int(raw[0]), int(raw[1])
     if end <= start:
-        raise Refused(422, f"'end' ({end}) must be after 'start' ({start}).")
+        raise BadRequest(422, f"'end' ({end}) must be after 'start' ({start}).")
     if end > len(text):
-        raise Refused(422, f"The span {start}-{end} runs past the end of the document ({len(text)} characters).")
+        raise BadRequest(422, f"The span {start}-{end} runs past the end of the document ({len(text)} characters).")
     return start, end
 
 
 def _document(doc_id: str) -> tuple[SourceDocument, object]:
-    """The document and the corpus it is in; Refused(404) for an unknown (or impossible) id."""
+    """The document and the corpus it is in; BadRequest(404) for an unknown (or impossible) id."""
     from index.corpus import configured_corpus
 
     corpus = configured_corpus()
     doc = corpus.documents.get(doc_id) if DOC_ID.fullmatch(doc_id) else None
     if doc is None:
-        raise Refused(404, f"There is no document {doc_id[:100]!r} in the sources.")
+        raise BadRequest(404, f"There is no document {doc_id[:100]!r} in the sources.")
     return doc, corpus
 
 
@@ -144,14 +132,14 @@ def document_view(doc: SourceDocument, version: str, span: tuple[int, int] | Non
 # --- the routes ---------------------------------------------------------------------------------
 
 def _refusals(handler):
-    """Answer a Refused with its JSON message (a plain function: FastAPI reads its signature)."""
+    """Answer a BadRequest with its JSON message (a plain function: FastAPI reads its signature)."""
     import functools
 
     @functools.wraps(handler)
     def run(doc_id: str, request: Request):
         try:
             return handler(doc_id, request)
-        except Refused as refused:
+        except BadRequest as refused:
             return refused.response()
     return run
 
@@ -178,7 +166,7 @@ def get_original(doc_id: str, request: Request):
     doc, _corpus = _document(doc_id)
     path = _original_path(doc)
     if path is None:
-        raise Refused(404, f"The document {doc.id!r} has no original file here (it was typed in, or its file is missing).")
+        raise BadRequest(404, f"The document {doc.id!r} has no original file here (it was typed in, or its file is missing).")
     media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return FileResponse(path, media_type=media, filename=path.name, content_disposition_type="attachment")
 
