@@ -129,6 +129,12 @@ def _default_hosts(values: Mapping[str, object]) -> tuple[str, ...]:
     return tuple(hosts)
 
 
+def _postgres_url(value: str) -> str:
+    if not re.match(r"postgres(?:ql)?(?:\+\w+)?://\S+$", value):
+        raise ValueError("must be a postgresql:// URL")
+    return value
+
+
 def _collection_prefix(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,38}[A-Za-z0-9])?", value) or ".." in value:
         raise ValueError("must be 1-40 letters, digits, '.', '_' or '-', starting and ending with "
@@ -246,6 +252,10 @@ class Config:
         "Word file, correct the proposed metadata, start the rebuild) and Review (`/admin/review`: the feedback queue); "
         "admins are `CART_ADMIN_GROUPS` with proxy sign-in, the local user with `CART_AUTH=none`",
         default="off", choices=("off", "on"))
+    database_url: str | None = setting(
+        "CART_DATABASE_URL", "PostgreSQL for the conversation history and the feedback, shared by several app "
+        "processes (`postgresql://user:pass@host:5432/db`); unset, each lives in its SQLite file",
+        shown="unset (SQLite files)", secret=True, convert=_postgres_url, accepts="`postgresql://` URL")
     max_upload_mb: int = setting(
         "CART_MAX_UPLOAD_MB", "largest file `python -m index add` and the Documents page accept",
         default=20, minimum=1, maximum=500, unit="MB")
@@ -274,6 +284,12 @@ class Config:
     llm_timeout: float = setting(
         "CART_LLM_TIMEOUT", "seconds per request; no retries", default=20.0, shown="`20`",
         above=0, unit="seconds")
+
+    # --- the embedding model (index/embedding.py)
+    embed_backend: str = setting(
+        "CART_EMBED_BACKEND", "how the build runs the embedding model on the CPU: `torch` "
+        "(sentence-transformers) or `onnx` (ONNX Runtime, exported locally from the packaged weights at "
+        "first use and cached under `$CART_DATA_DIR/models`)", default="torch", choices=("torch", "onnx"))
 
     # --- benchmarks only (index/embedding.py)
     embedder: str = setting(
