@@ -56,6 +56,9 @@ def _status(_args: argparse.Namespace) -> int:
               "run `python -m index build` to rebuild it.", file=sys.stderr)
         return 1
     print(f"Live build {manifest.build_id} (created {manifest.created}), {len(manifest.chunk_ids)} chunks:")
+    if len(manifest.segments) > 1:
+        print(f"  (base {manifest.base['id']} and {manifest.segments[-1]['chunks']} chunks of "
+              f"{len(manifest.segments[-1]['documents'])} document(s) changed since)")
     for doc_id, meta in sorted(manifest.documents.items()):
         print(f"  {doc_id}: {meta['chunks']} chunks — {meta['title']}")
     return 0
@@ -65,16 +68,17 @@ def _unreadable(cfg, manifest) -> str:
     """Why the live build cannot be read, or "" when it can."""
     from index import store
 
-    if not cfg.server_mode and not (store.index_root(cfg) / "builds" / manifest.build_id).is_dir():
-        return "its directory is missing"
-    try:
-        count = store.open_collection(store.client_for(cfg, manifest.build_id), manifest.collection).count()
-    except Exception as exc:
-        if not store.is_store_error(exc):
-            raise
-        return f"{exc.__class__.__name__}: {exc}"
-    if count != len(manifest.chunk_ids):
-        return f"it holds {count} chunks, the manifest lists {len(manifest.chunk_ids)}"
+    for segment in manifest.segments:
+        if not cfg.server_mode and not (store.index_root(cfg) / "builds" / segment["id"]).is_dir():
+            return f"the directory of its segment {segment['id']} is missing"
+        try:
+            count = store.open_collection(store.client_for(cfg, segment["id"]), segment["collection"]).count()
+        except Exception as exc:
+            if not store.is_store_error(exc):
+                raise
+            return f"{exc.__class__.__name__}: {exc}"
+        if count != segment["chunks"]:
+            return f"its segment {segment['id']} holds {count} chunks, the manifest lists {segment['chunks']}"
     return ""
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import hashlib
+import shutil
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,14 +20,15 @@ from llama_index.core.schema import TextNode
 
 from assistant import config as config_mod
 from assistant.config import Config
-from index import store
+from index import records, store
 from index.chunking import Chunk, chunk_document
 from index.corpus import DocumentError, SourceDocument, load_corpus
-from index.embedding import embedder_id, get_embedder
+from index.embedding import embedder_id
 from index.sentences import COLLECTION_SUFFIX, quotable_sentences, sentence_id
 from index.sentences import VERSION as SENTENCES_VERSION
 
-BATCH = 64
+COMPACT_MIN = 2000     # changed chunks kept in a delta beside the base at least...
+COMPACT_SHARE = 0.25   # ...or up to this share of the corpus; beyond, the build merges a new base
 
 
 @dataclass
@@ -73,11 +74,11 @@ def corpus_nodes(documents: list[SourceDocument]) -> list[TextNode]:
     return [chunk_to_node(doc, c) for doc in documents for c in chunk_document(doc)]
 
 
-def corpus_hash(nodes: list[TextNode]) -> str:
+def corpus_hash(keys: dict[str, str]) -> str:
+    """The whole corpus's key: its documents' keys (index.records.doc_key) with the model's id."""
     digest = hashlib.sha256(embedder_id().encode() + SENTENCES_VERSION.encode())
-    for node in nodes:
-        digest.update(node.id_.encode())
-        digest.update(repr(sorted(node.metadata.items())).encode("utf-8"))
+    for doc_id, key in sorted(keys.items()):
+        digest.update(f"{doc_id}={key};".encode())
     return digest.hexdigest()
 
 
@@ -116,8 +117,9 @@ def _build_locked(cfg: Config, started: float, say: Say, force: bool) -> BuildRe
     if not corpus.documents:
         return BuildReport(status="failed", skipped=corpus.errors,
                            message=f"No usable documents in {cfg.sources_dir / 'documents'}; the index was not changed.")
-    nodes = corpus_nodes(corpus.documents)
-    chash = corpus_hash(nodes)
+    ref_sig = records.reference_signature(cfg.reference_dir)
+    keys = {doc.id: records.doc_key(doc, ref_sig, embedder_id()) for doc in corpus.documents}
+    chash = corpus_hash(keys)
     try:
         live = store.read_manifest(cfg)
     except store.StoreUnreachableError as exc:  # a server that is down: nothing to build into
@@ -125,29 +127,39 @@ def _build_locked(cfg: Config, started: float, say: Say, force: bool) -> BuildRe
     except store.IndexMissingError as exc:
         say(f"{exc}; building a new index.")
         live = None
-    report = BuildReport(status="built", documents=len(corpus.documents), chunks=len(nodes),
-                         skipped=corpus.errors)
+    report = BuildReport(status="built", documents=len(corpus.documents), skipped=corpus.errors)
     if live and live.corpus_hash == chash and not force:
+        report.chunks = len(live.chunk_ids)
         return _up_to_date(report, live, started)
 
-    reuse = _reusable_vectors(cfg, live, nodes, say)
+    recs = _records(cfg, corpus.documents, keys, say)
+    nodes = [n for doc in corpus.documents for n in recs[doc.id].nodes]
+    report.chunks = len(nodes)
     build_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f") + "-" + chash[:8]
-    name = store.collection_name(cfg, build_id)
-    collection, vector_store = _new_collection(cfg, build_id, name)
-    todo = [n for n in nodes if n.id_ not in reuse]
+    base = _reusable_base(cfg, live, keys, recs, force, say)
+    if base is None:
+        delta_docs = list(corpus.documents)
+        masked: list[str] = []
+    else:
+        delta_docs = [d for d in corpus.documents if base["documents"].get(d.id, {}).get("key") != keys[d.id]]
+        masked = sorted(d for d, meta in base["documents"].items() if keys.get(d) != meta["key"])
     say(f"Building index {build_id}: {len(nodes)} chunks from {len(corpus.documents)} documents; "
-         f"{len(reuse)} vectors reused, {len(todo)} to embed.")
-    _attach_vectors(nodes, reuse, todo, say)
-    _store_nodes(collection, vector_store, nodes, build_id)
-    sentences, report.sentences, report.sentences_embedded = _store_sentences(
-        cfg, live, build_id, name + COLLECTION_SUFFIX, nodes, say)
+        + (f"{len(delta_docs)} changed or new since the base build {base['id']}." if base
+           else "writing a new base build."))
+    segments = [base] if base else []
+    if delta_docs:
+        segment, embedded, sent_embedded = _write_segment(cfg, live, build_id, [recs[d.id] for d in delta_docs],
+                                                          base, say)
+        segments.append(segment)
+        report.embedded, report.sentences_embedded = embedded, sent_embedded
+    report.reused = report.chunks - report.embedded
+    report.sentences = len({s for r in recs.values() for s in r.sentences})
+    lexical = _write_lexical(cfg, build_id, [recs[d.id] for d in corpus.documents])
 
-    manifest = _manifest(build_id, name, chash, corpus.documents, nodes, sentences)
+    manifest = _manifest(build_id, chash, corpus.documents, keys, recs, segments, masked, lexical)
     store.write_manifest(cfg, manifest)  # the swap: from here on readers see the new build
-    store.remove_stale_builds(cfg, keep={build_id} | ({live.build_id} if live else set()))
+    _remove_unused(cfg, manifest, live)
     report.build_id = build_id
-    report.embedded = len(todo)
-    report.reused = len(reuse)
     report.seconds = time.perf_counter() - started
     report.message = (f"Built index {build_id}: {report.documents} documents, {report.chunks} chunks; "
                       f"embedded {report.embedded}, reused {report.reused}; {report.sentences} sentence vectors "
@@ -165,54 +177,149 @@ def _up_to_date(report: BuildReport, live: store.Manifest, started: float) -> Bu
     return report
 
 
-def _reusable_vectors(cfg: Config, live: store.Manifest | None, nodes: list[TextNode], say: Say) -> dict[str, list[float]]:
-    """Vectors of unchanged chunks, copied from the live build (same model) so they are not re-embedded."""
-    if not live:
-        return {}
-    live_ids = set(live.chunk_ids)  # once: a set per node made this quadratic
-    return _live_vectors(cfg, live, live.collection, [n.id_ for n in nodes if n.id_ in live_ids],
-                         "vectors from the live build", say)
+def _records(cfg: Config, documents: list[SourceDocument], keys: dict[str, str], say: Say) -> dict[str, records.DocRecord]:
+    """Each document's record: the stored one when its key is unchanged, else chunked now (and stored)."""
+    root = store.index_root(cfg)
+    out: dict[str, records.DocRecord] = {}
+    made = 0
+    for doc in documents:
+        rec = records.load(root, keys[doc.id])
+        if rec is None:
+            rec = records.make(doc, keys[doc.id])
+            records.save(root, rec)
+            made += 1
+        out[doc.id] = rec
+    say(f"  chunked {made} document(s); {len(documents) - made} unchanged")
+    return out
 
 
-def _live_vectors(cfg: Config, live: store.Manifest, collection: str, ids: list[str], what: str,
-                  say: Say) -> dict[str, list[float]]:
-    """The live build's vectors for `ids` in one of its collections (same model only), read in
-    pages; a damaged live build gives none, so everything is embedded."""
-    vectors: dict[str, list[float]] = {}
-    if not collection or live.model_sha256 != embedder_id():
-        return vectors
+def _reusable_base(cfg: Config, live: store.Manifest | None, keys: dict[str, str], recs: dict[str, records.DocRecord],
+                   force: bool, say: Say) -> dict | None:
+    """The live build's base segment, when the new build can keep it and add a delta beside it;
+    None when a new base is due: no live build, another model, `force`, a base that cannot be
+    read, or a delta (plus the masked base chunks) beyond COMPACT_SHARE of the corpus."""
+    if live is None or force or live.model_sha256 != embedder_id() or not live.base.get("documents"):
+        return None
+    base = live.base
+    total = sum(len(r.nodes) for r in recs.values())
+    stale = sum(len(recs[d].nodes) for d in keys if base["documents"].get(d, {}).get("key") != keys[d])
+    stale += sum(m["chunks"] for d, m in base["documents"].items() if keys.get(d) != m["key"])
+    if stale > max(COMPACT_MIN, COMPACT_SHARE * total):
+        say(f"  the changes since the base build ({stale} chunks) are over a share of the corpus: merging a new base")
+        return None
     try:
-        old = store.open_collection(store.client_for(cfg, live.build_id), collection)
-        for i in range(0, len(ids), 500):
-            got = old.get(ids=ids[i:i + 500], include=["embeddings"])
-            # Chroma returns one embedding per returned id, in the same order.
-            vectors.update(zip(got["ids"], (list(map(float, e)) for e in got["embeddings"]), strict=True))
-    except Exception as exc:  # a damaged live build: embed everything
-        say(f"Could not reuse {what} ({exc.__class__.__name__}); re-embedding all.")
-        return {}
-    return vectors
+        count = store.open_collection(store.client_for(cfg, base["id"]), base["collection"]).count()
+    except Exception as exc:
+        if not store.is_store_error(exc):
+            raise
+        count = -1
+    if count != base["chunks"]:
+        say(f"  the base build {base['id']} cannot be read as recorded; writing a new base")
+        return None
+    return base
 
 
-def _new_collection(cfg: Config, build_id: str, name: str):
-    """The new build's empty Chroma collection, set aside from the live one, and its llama-index vector store."""
+def _write_segment(cfg: Config, live: store.Manifest | None, build_id: str, recs: list[records.DocRecord],
+                   base: dict | None, say: Say) -> tuple[dict, int, int]:
+    """A new segment (chunks and sentence vectors) holding `recs`' documents, in its own
+    collections: vectors the live build has are copied, the rest embedded. Returns the segment,
+    the chunks embedded and the sentences embedded."""
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
-    collection = store.open_collection(store.client_for(cfg, build_id), name, create=True)
-    return collection, ChromaVectorStore(chroma_collection=collection)
-
-
-def _attach_vectors(nodes: list[TextNode], reuse: dict[str, list[float]], todo: list[TextNode], say: Say) -> None:
-    """Give every node its vector: reused where the live build had it, else embedded in batches (todo)."""
-    embedder = get_embedder() if todo else None
+    nodes = [n for r in recs for n in r.nodes]
+    name = store.collection_name(cfg, build_id)
+    vectors = _live_vectors(cfg, live, "collection", [n.node_id for n in nodes], say)
+    todo = [n for n in nodes if n.node_id not in vectors]
+    say(f"  {len(nodes)} chunks in the new segment: {len(nodes) - len(todo)} vectors reused, {len(todo)} to embed")
+    if todo:
+        vectors.update(zip([n.node_id for n in todo], _embed([embed_text(n) for n in todo], say), strict=True))
     for n in nodes:
-        if n.id_ in reuse:
-            n.embedding = reuse[n.id_]
-    for i in range(0, len(todo), BATCH):
-        batch = todo[i:i + BATCH]
-        vectors = embedder.get_text_embedding_batch([embed_text(n) for n in batch])
-        for n, v in zip(batch, vectors, strict=True):  # the embedder returns one vector per text
-            n.embedding = v
-        say(f"  embedded {min(i + BATCH, len(todo))}/{len(todo)}")
+        n.embedding = vectors[n.node_id]
+    client = store.client_for(cfg, build_id)
+    collection = store.open_collection(client, name, create=True)
+    vector_store = ChromaVectorStore(chroma_collection=collection)
+    for i in range(0, len(nodes), 256):
+        vector_store.add(nodes[i:i + 256])
+    if collection.count() != len(nodes):
+        raise RuntimeError(f"build {build_id} holds {collection.count()} chunks, expected {len(nodes)}")
+    for n in nodes:
+        n.embedding = None  # the records are reused by the next build: do not keep 1.5 kB per chunk
+    sentences, sent_embedded = _write_sentences(cfg, live, build_id, name + COLLECTION_SUFFIX, recs, base, say)
+    segment = {"id": build_id, "collection": name, "sentences": sentences, "chunks": len(nodes),
+               "documents": {r.doc_id: {"key": r.key, "chunks": len(r.nodes)} for r in recs}}
+    return segment, len(todo), sent_embedded
+
+
+def _write_sentences(cfg: Config, live: store.Manifest | None, build_id: str, name: str,
+                     recs: list[records.DocRecord], base: dict | None, say: Say) -> tuple[str, int]:
+    """The segment's sentence collection: its documents' sentences that the base does not hold
+    already; vectors the live build has are copied, the others embedded."""
+    wanted: dict[str, str] = {}
+    for r in recs:
+        for sid, text in r.sentences.items():
+            wanted.setdefault(sid, text)
+    if base and base.get("sentences"):
+        held = set(_segment_ids(cfg, base, "sentences", sorted(wanted)))
+        wanted = {s: t for s, t in wanted.items() if s not in held}
+    vectors = _live_vectors(cfg, live, "sentences", sorted(wanted), say)
+    todo = [s for s in wanted if s not in vectors]
+    if todo:
+        vectors.update(zip(todo, _embed([wanted[s] for s in todo], say, "sentences"), strict=True))
+    say(f"  embedded {len(todo)} sentences ({len(wanted) - len(todo)} reused)")
+    collection = store.open_collection(store.client_for(cfg, build_id), name, create=True)
+    ids = sorted(wanted)
+    for i in range(0, len(ids), 1000):
+        collection.add(ids=ids[i:i + 1000], embeddings=[vectors[j] for j in ids[i:i + 1000]])
+    if collection.count() != len(ids):
+        raise RuntimeError(f"build {build_id} holds {collection.count()} sentences, expected {len(ids)}")
+    return name, len(todo)
+
+
+def _embed(texts: list[str], say: Say, what: str = "") -> list[list[float]]:
+    """Vectors for `texts` (in order), with a progress line per batch."""
+    from index import embedding
+
+    label = f" {what}" if what else ""
+    if hasattr(embedding, "embed_texts"):
+        return embedding.embed_texts(texts, progress=lambda done, total: say(f"  embedded{label} {done}/{total}"))
+    out: list[list[float]] = []  # TEMP until embed_texts lands
+    model = embedding.get_embedder()
+    for i in range(0, len(texts), 64):
+        out += model.get_text_embedding_batch(texts[i:i + 64])
+        say(f"  embedded{label} {len(out)}/{len(texts)}")
+    return out
+
+
+def _segment_ids(cfg: Config, segment: dict, which: str, ids: list[str]) -> list[str]:
+    """Which of `ids` a segment's collection ("collection" or "sentences") holds."""
+    col = store.open_collection(store.client_for(cfg, segment["id"]), segment[which])
+    found: list[str] = []
+    for i in range(0, len(ids), 500):
+        found += col.get(ids=ids[i:i + 500], include=[])["ids"]
+    return found
+
+
+def _live_vectors(cfg: Config, live: store.Manifest | None, which: str, ids: list[str], say: Say) -> dict[str, list[float]]:
+    """The live build's vectors for `ids`, from its segments' `which` collections ("collection"
+    or "sentences"; same model only), read in pages; a damaged live build gives none, so
+    everything is embedded."""
+    vectors: dict[str, list[float]] = {}
+    if not live or live.model_sha256 != embedder_id():
+        return vectors
+    try:
+        for segment in reversed(live.segments):  # the newest first
+            want = [i for i in ids if i not in vectors]
+            if not want or not segment.get(which):
+                continue
+            old = store.open_collection(store.client_for(cfg, segment["id"]), segment[which])
+            for i in range(0, len(want), 500):
+                got = old.get(ids=want[i:i + 500], include=["embeddings"])
+                # Chroma returns one embedding per returned id, in the same order.
+                vectors.update(zip(got["ids"], (list(map(float, e)) for e in got["embeddings"]), strict=True))
+    except Exception as exc:  # a damaged live build: embed everything
+        say(f"Could not reuse the live build's {which} vectors ({exc.__class__.__name__}); re-embedding all.")
+        return {}
+    return vectors
 
 
 def node_sentences(nodes: list[TextNode]) -> dict[str, str]:
@@ -225,46 +332,37 @@ def node_sentences(nodes: list[TextNode]) -> dict[str, str]:
     return out
 
 
-def _store_sentences(cfg: Config, live: store.Manifest | None, build_id: str, name: str,
-                     nodes: list[TextNode], say: Say) -> tuple[str, int, int]:
-    """The new build's sentence collection: vectors of sentences the live build has are copied,
-    the others embedded. Returns its name (for the manifest), the sentence count and how many
-    were embedded."""
-    wanted = node_sentences(nodes)
-    vectors = _live_vectors(cfg, live, live.sentences, sorted(wanted), "sentence vectors", say) if live else {}
-    todo = [i for i in wanted if i not in vectors]
-    if todo:
-        embedder = get_embedder()
-        for i in range(0, len(todo), BATCH):
-            batch = todo[i:i + BATCH]
-            vectors.update(zip(batch, embedder.get_text_embedding_batch([wanted[j] for j in batch]), strict=True))
-        say(f"  embedded {len(todo)} sentences ({len(wanted) - len(todo)} reused)")
-    collection = store.open_collection(store.client_for(cfg, build_id), name, create=True)
-    ids = sorted(wanted)
-    for i in range(0, len(ids), 1000):
-        collection.add(ids=ids[i:i + 1000], embeddings=[vectors[j] for j in ids[i:i + 1000]])
-    if collection.count() != len(ids):
-        raise RuntimeError(f"build {build_id} holds {collection.count()} sentences, expected {len(ids)}")
-    return name, len(ids), len(todo)
+def _write_lexical(cfg: Config, build_id: str, recs: list[records.DocRecord]) -> str:
+    """The build's BM25 index, from the records' stored tokens, saved under index/lexical."""
+    from index.lexical import LexicalIndex
+
+    index = LexicalIndex.build([n for r in recs for n in r.nodes], [t for r in recs for t in r.tokens])
+    index.save(store.index_root(cfg) / "lexical" / build_id)
+    return build_id
 
 
-def _store_nodes(collection, vector_store, nodes: list[TextNode], build_id: str) -> None:
-    """Write the nodes into the new collection and check that all of them arrived before it can go live."""
-    for i in range(0, len(nodes), 256):
-        vector_store.add(nodes[i:i + 256])
-    if collection.count() != len(nodes):
-        raise RuntimeError(f"build {build_id} holds {collection.count()} chunks, expected {len(nodes)}")
+def _remove_unused(cfg: Config, new: store.Manifest, live: store.Manifest | None) -> None:
+    """Delete what neither the new build nor the one before it (which a running reader may still
+    hold) uses: segments, saved lexical indexes, document records."""
+    kept = [new] + ([live] if live else [])
+    store.remove_stale_builds(cfg, keep={s["id"] for m in kept for s in m.segments})
+    lexical = store.index_root(cfg) / "lexical"
+    for path in lexical.iterdir() if lexical.is_dir() else []:
+        if path.name not in {m.lexical for m in kept}:
+            shutil.rmtree(path, ignore_errors=True)
+    records.remove_unused(store.index_root(cfg), {meta.get("key", "") for m in kept for meta in m.documents.values()})
 
 
-def _manifest(build_id: str, name: str, chash: str, documents: list[SourceDocument], nodes: list[TextNode],
-              sentences: str) -> store.Manifest:
-    """The pointer record for the new build: its collection, hashes, per-document metadata and chunk ids."""
-    per_doc = Counter(n.metadata["source_id"] for n in nodes)  # one pass, not one per document
-    docs_meta = {doc.id: {**doc.metadata(), "hash": doc.content_hash, "chunks": per_doc[doc.id]}
+def _manifest(build_id: str, chash: str, documents: list[SourceDocument], keys: dict[str, str],
+              recs: dict[str, records.DocRecord], segments: list[dict], masked: list[str], lexical: str) -> store.Manifest:
+    """The pointer record for the new build: its segments, hashes, per-document metadata and chunk ids."""
+    where = {d: s["id"] for s in segments for d, meta in s["documents"].items() if keys.get(d) == meta["key"]}
+    docs_meta = {doc.id: {**doc.metadata(), "hash": doc.content_hash, "key": keys[doc.id],
+                          "chunks": len(recs[doc.id].nodes), "segment": where[doc.id]}
                  for doc in documents}
     return store.Manifest(
-        build_id=build_id, collection=name,
-        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        build_id=build_id, created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         corpus_hash=chash, model_sha256=embedder_id(), documents=docs_meta,
-        chunk_ids=[n.id_ for n in nodes], sentences=sentences,
+        chunk_ids=[n.node_id for doc in documents for n in recs[doc.id].nodes],
+        segments=segments, masked=masked, lexical=lexical,
     )

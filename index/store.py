@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant import config as config_mod
@@ -62,23 +62,45 @@ def unreachable_message(cfg: Config, exc: BaseException) -> str:
 
 @dataclass(frozen=True)
 class Manifest:
-    """What the live build holds: enough to rebuild incrementally and to describe the index."""
+    """What the live build holds: enough to rebuild incrementally and to describe the index.
+
+    The vectors live in one or two *segments* (each a Chroma collection of chunks plus one of
+    sentence vectors, in its own directory in embedded mode): the *base*, and a *delta* holding
+    the documents changed since the base was written. `masked` lists the documents whose base
+    chunks are out of date (changed or removed since); searches leave them out of the base. A
+    rebuild after one document changed therefore writes only a new delta, and the base is merged
+    anew when the delta outgrows a share of the corpus (index.build.COMPACT_SHARE)."""
 
     build_id: str
-    collection: str
     created: str
     corpus_hash: str
     model_sha256: str
-    documents: dict  # doc id -> {title, kind, hash, chunks, ...}
+    documents: dict  # doc id -> {title, kind, hash, key, chunks, segment, ...}
     chunk_ids: list[str]
-    sentences: str = ""  # the sentence-vector collection ("" in a build made before it existed)
+    segments: list[dict] = field(default_factory=list)  # [{id, collection, sentences, chunks, documents: {doc id: {key, chunks}}}]
+    masked: list[str] = field(default_factory=list)
+    lexical: str = ""  # the saved BM25 index's directory under index/lexical ("" for none: built on load)
+
+    @property
+    def base(self) -> dict:
+        return self.segments[0]
+
+    @property
+    def collection(self) -> str:
+        """The base segment's chunk collection."""
+        return self.base["collection"]
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=1, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
-        return cls(**json.loads(text))
+        data = json.loads(text)
+        if "segments" not in data:  # a build made before segments: one segment, no saved BM25
+            data["segments"] = [{"id": data["build_id"], "collection": data.pop("collection"),
+                                 "sentences": data.pop("sentences", ""), "chunks": len(data["chunk_ids"]),
+                                 "documents": {}}]
+        return cls(**data)
 
 
 def index_root(cfg: Config) -> Path:

@@ -31,8 +31,9 @@ def _copy_index(index_env, tmp_path) -> Path:
 def test_unchanged_corpus_embeds_nothing(index_env, tmp_path, monkeypatch):
     cfg = _env(monkeypatch, _copy_index(index_env, tmp_path), PROJECT / "sources")
     before = read_manifest(cfg)
-    # Loading the model at all would be wasted work: make it impossible.
-    monkeypatch.setattr(build_mod, "get_embedder", lambda: pytest.fail("embedder loaded"))
+    # Chunking or embedding anything would be wasted work: make both impossible.
+    monkeypatch.setattr(build_mod, "_embed", lambda *a, **k: pytest.fail("embedder called"))
+    monkeypatch.setattr(build_mod.records, "make", lambda *a, **k: pytest.fail("a document was chunked"))
     report = build_mod.build(cfg, quiet=True)
     assert report.status == "up-to-date" and report.embedded == 0
     assert "nothing re-embedded" in report.message
@@ -134,3 +135,70 @@ def test_damaged_pointer_gives_a_clear_message(index_env, tmp_path, monkeypatch)
     # and a build repairs it
     assert build_mod.build(cfg, quiet=True).status == "built"
     assert json.loads((data / "index" / "CURRENT.json").read_text())["build_id"]
+
+
+# --- work proportional to the change: a base, a delta beside it, a saved BM25 index ------------
+
+def _append(path: Path, text: str) -> None:
+    path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
+
+
+def test_one_changed_document_is_written_as_a_delta_beside_the_untouched_base(index_env, tmp_path, monkeypatch, sources_copy):
+    cfg = _env(monkeypatch, _copy_index(index_env, tmp_path), sources_copy)
+    before = read_manifest(cfg)
+    made = []
+    real_make = build_mod.records.make
+    monkeypatch.setattr(build_mod.records, "make", lambda doc, key: made.append(doc.id) or real_make(doc, key))
+    _append(sources_copy / "documents" / "carepartners-ct-abecma-policy.md",
+            "\nAddendum\n\nThe plan now asks for the JZ modifier on every single-dose vial claim.\n")
+
+    report = build_mod.build(cfg, quiet=True)
+    after = read_manifest(cfg)
+    assert report.status == "built" and made == ["carepartners-ct-abecma-policy"]  # only it is chunked again
+    assert [s["id"] for s in after.segments] == [before.base["id"], after.build_id]
+    delta = after.segments[1]
+    assert list(delta["documents"]) == ["carepartners-ct-abecma-policy"] and after.masked == ["carepartners-ct-abecma-policy"]
+    assert delta["chunks"] == after.documents["carepartners-ct-abecma-policy"]["chunks"] < 40
+    # the base was left as it was: nothing added to it, nothing taken out
+    from index import store
+
+    base = store.open_collection(store.client_for(cfg, before.base["id"]), before.base["collection"])
+    new_ids = set(after.chunk_ids) - set(before.chunk_ids)
+    assert base.count() == before.base["chunks"] and new_ids and not base.get(ids=sorted(new_ids))["ids"]
+
+    from assistant.retrieval import HybridRetriever
+
+    # The saved BM25 index opens the build: nothing is read back out of Chroma.
+    monkeypatch.setattr("assistant.retrieval.read_all", lambda *_: pytest.fail("the chunks were read back"))
+    r = HybridRetriever(cfg)
+    ids = [n.node_id for n in r.nodes]
+    assert len(ids) == len(set(ids)) == len(after.chunk_ids) and set(ids) == set(after.chunk_ids)
+    hits = r.search("CarePartners JZ modifier single-dose vial", top_k=5)
+    assert any("asks for the JZ modifier" in h.quote for h in hits)
+    # the document's superseded base chunks are never served beside their new copies
+    served = [h.node_id for q in ("CarePartners Abecma criteria", "Does CarePartners still require REMS?",
+                                  "CarePartners revision history") for h in r.search(q, top_k=10)]
+    assert set(served) <= set(after.chunk_ids)
+
+
+def test_a_delta_beyond_the_share_is_merged_into_a_new_base(index_env, tmp_path, monkeypatch, sources_copy):
+    cfg = _env(monkeypatch, _copy_index(index_env, tmp_path), sources_copy)
+    before = read_manifest(cfg)
+    monkeypatch.setattr(build_mod, "COMPACT_MIN", 0)
+    monkeypatch.setattr(build_mod, "COMPACT_SHARE", 0.01)
+    _append(sources_copy / "documents" / "centene-abecma-policy.md", "\nAddendum\n\nA note about the JW modifier.\n")
+    report = build_mod.build(cfg, quiet=True)
+    after = read_manifest(cfg)
+    assert report.status == "built" and 1 <= report.embedded <= 3  # merged from the old vectors, not re-embedded
+    assert len(after.segments) == 1 and after.base["id"] == after.build_id != before.base["id"]
+    assert after.masked == [] and after.base["chunks"] == len(after.chunk_ids)
+
+
+def test_a_damaged_saved_bm25_index_is_a_clear_error_not_wrong_answers(index_env, tmp_path, monkeypatch):
+    cfg = _env(monkeypatch, _copy_index(index_env, tmp_path), PROJECT / "sources")
+    lexical = Path(cfg.data_dir) / "index" / "lexical" / read_manifest(cfg).lexical
+    (lexical / "doc_of.json").write_text(json.dumps(["x"]), encoding="utf-8")
+    from assistant.retrieval import HybridRetriever
+
+    with pytest.raises(IndexMissingError, match="python -m index build"):
+        HybridRetriever(cfg)

@@ -129,9 +129,9 @@ def test_scoped_bm25_mask_is_built_once_per_document_set():
     from assistant.retrieval import CodeAwareBM25
 
     nodes = [TextNode(id_=f"n{i}", text=f"Q2055 unit {i}", metadata={"source_id": f"d{i % 3}"}) for i in range(9)]
-    bm25 = CodeAwareBM25(nodes, top_k=5)
-    m1 = bm25.mask(frozenset({"d1"}))
+    bm25 = CodeAwareBM25.from_nodes(nodes, top_k=5)
+    m1 = bm25.index.mask(frozenset({"d1"}))
     assert list(m1) == [1.0 if i % 3 == 1 else 0.0 for i in range(9)]
-    assert bm25.mask(frozenset({"d1"})) is m1
+    assert bm25.index.mask(frozenset({"d1"})) is m1
     hits = bm25.scoped(frozenset({"d1"})).retrieve("Q2055")
     assert hits and {h.node.metadata["source_id"] for h in hits} == {"d1"}
