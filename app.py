@@ -48,12 +48,13 @@ def create_app(engine=None, feedback=None):
     cfg = config.load()  # every setting checked here: a bad value stops with a ConfigError
     requestlog.configure()  # one line per request on stderr or CART_LOG_FILE
     engine = engine or Engine(cfg=cfg)
-    feedback = feedback or FeedbackStore(cfg.feedback_db)
+    # SQLite files by default; with CART_DATABASE_URL both stores are in PostgreSQL, shared by every app process
+    feedback = feedback or FeedbackStore(cfg.feedback_db, url=cfg.database_url)
     feedback.start_retention(cfg.retention_days)  # now and daily: rows older than CART_RETENTION_DAYS go
     # per user only with identity on: with CART_AUTH=none every conversation is the one local user's
     per_user = cfg.max_conversations_per_user if cfg.auth != "none" else cfg.max_conversations
     # conversations survive a reload and a restart: stored with their answers (0600, CART_HISTORY_DAYS)
-    history = History(cfg.history_db, cfg.history_days)
+    history = History(cfg.history_db, cfg.history_days, url=cfg.database_url)
     history.start_retention()
     conversations = Conversations(cfg.max_conversations, cfg.conversation_ttl, per_user, history=history,
                                   replay=lambda q, conv, dos: engine.ask(q, conv, dos=dos))
@@ -141,12 +142,20 @@ def main() -> int:
 
     import uvicorn
 
+    from assistant.core.private_db import DB_ERRORS, PrivateDB
     from index.store import IndexMissingError
 
     try:
         app = create_app()
     except IndexMissingError as exc:
         print(exc, file=sys.stderr)
+        return 1
+    except DB_ERRORS as exc:  # the history/feedback database: unreachable, refused, or an unwritable file
+        where = PrivateDB.describe(cfg.feedback_db, cfg.database_url)
+        print(f"The conversation and feedback database ({where}) cannot be opened "
+              f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+              + ("Check that the PostgreSQL server runs and CART_DATABASE_URL." if cfg.database_url
+                 else "Check CART_FEEDBACK_DB / CART_HISTORY_DB and the folder's permissions."), file=sys.stderr)
         return 1
     print(start_line(cfg), flush=True)
     # uvicorn's own proxy-header handling is off: the front door believes X-Forwarded-* only

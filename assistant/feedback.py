@@ -1,15 +1,23 @@
-"""Feedback on answers (thumbs up/down + optional comment), stored durably in SQLite.
+"""Feedback on answers (thumbs up/down + optional comment), stored durably in a database.
 
 Each row keeps the question, the answer text and its citations as the server gave them (looked
 up by the answer id the server issued, never taken from the client), the whole answer as JSON (its
 calculations and notes too, so the Review page shows it as it was shown), the user who rated it,
-the reason picked with "Not helpful", and when. WAL journal with synchronous=FULL: a committed
-row survives a crash or kill of the app.
+the reason picked with "Not helpful", and when. Every post is one row: rating the same answer
+twice keeps both judgements (the Review queue shows each), and a post is one INSERT committed
+once, so with several processes on one PostgreSQL each post lands exactly once.
 
-Patient data: questions carry names and figures, so the file is created 0600 (SQLite gives its
--wal and -shm files the same mode), rows older than CART_RETENTION_DAYS are deleted on start and
-daily (`start_retention`), and a row can be deleted by id; deletion is real (`secure_delete`
-overwrites the freed pages, and the WAL is checkpointed and truncated).
+Two backends behind this one class, with one table definition and one query of each kind
+(SQLAlchemy Core, `assistant.core.private_db`): a SQLite file by default (`CART_FEEDBACK_DB`; WAL
+journal with synchronous=FULL: a committed row survives a crash or kill of the app), and
+PostgreSQL when `url` (`CART_DATABASE_URL`) is given, shared by several app processes.
+
+Patient data: questions carry names and figures. Rows older than CART_RETENTION_DAYS are
+deleted on start and daily (`start_retention`), and a row can be deleted by id. SQLite: the file
+is created 0600 (SQLite gives its -wal and -shm files the same mode), and deletion is real
+(`secure_delete` overwrites the freed pages, and the WAL is checkpointed and truncated).
+PostgreSQL: deletion is a committed DELETE; VACUUM reclaims the space (there is no
+`secure_delete`: protect the server's disk, WAL archive and backups).
 
     .venv/bin/python -m assistant.feedback purge          # apply the retention now
     .venv/bin/python -m assistant.feedback delete ID ...  # delete rows by id
@@ -20,29 +28,33 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sqlite3
 import sys
 import threading
-from contextlib import closing
 from pathlib import Path
 
-from assistant.core.private_db import connect, create_private, run_daily, truncate_wal
+import sqlalchemy as sa
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created TEXT NOT NULL,
-    conversation_id TEXT,
-    rating INTEGER NOT NULL CHECK (rating IN (-1, 1)),
-    comment TEXT NOT NULL DEFAULT '',
-    question TEXT NOT NULL,
-    answer TEXT NOT NULL,
-    citations TEXT NOT NULL DEFAULT '[]',
-    kind TEXT NOT NULL DEFAULT '',
-    user TEXT NOT NULL DEFAULT '',
-    answer_id TEXT NOT NULL DEFAULT ''
+from assistant.core.private_db import DB_ERRORS, STAMP, PrivateDB, run_daily
+
+METADATA = sa.MetaData()
+FEEDBACK = sa.Table(
+    "feedback", METADATA,
+    sa.Column("id", sa.Integer, primary_key=True),  # AUTOINCREMENT on SQLite: an id is never reused
+    sa.Column("created", STAMP, nullable=False),
+    sa.Column("conversation_id", sa.Text),
+    sa.Column("rating", sa.Integer, sa.CheckConstraint("rating IN (-1, 1)"), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("question", sa.Text, nullable=False),
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("citations", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("kind", sa.Text, nullable=False, server_default=""),
+    sa.Column("user", sa.Text, nullable=False, server_default=""),
+    sa.Column("answer_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("answer_json", sa.Text, nullable=False, server_default="{}"),
+    sqlite_autoincrement=True,
 )
-"""
+F = FEEDBACK.c
 ADDED_COLUMNS = {"user": "TEXT NOT NULL DEFAULT ''", "answer_id": "TEXT NOT NULL DEFAULT ''",
                  "reason": "TEXT NOT NULL DEFAULT ''", "answer_json": "TEXT NOT NULL DEFAULT '{}'"}
 # Why an answer was not helpful: a fixed list, so the Review queue can be sorted and counted by it.
@@ -54,20 +66,20 @@ MAX_ANSWER_JSON = 400_000
 
 
 class FeedbackStore:
-    def __init__(self, path: Path):
-        self.path = create_private(path)  # owner-only before SQLite opens it; a wider file is narrowed
+    """The feedback rows: the SQLite file `path`, or PostgreSQL when `url` is given (then `path`
+    is not used)."""
+
+    def __init__(self, path: Path | None, url: str | None = None):
+        self.db = PrivateDB(path, url)  # SQLite: owner-only before SQLite opens it; a wider file is narrowed
+        self.path = self.db.path
         self._lock = threading.Lock()
         self._timer: threading.Thread | None = None
-        with closing(self._connect()) as db, db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(SCHEMA)
-            have = {r[1] for r in db.execute("PRAGMA table_info(feedback)")}
+        self.db.create(METADATA)
+        with self.db.begin() as conn:
+            have = {c["name"] for c in sa.inspect(conn).get_columns("feedback")}
             for name, decl in ADDED_COLUMNS.items():  # a database from before these columns
                 if name not in have:
-                    db.execute(f"ALTER TABLE feedback ADD COLUMN {name} {decl}")
-
-    def _connect(self) -> sqlite3.Connection:
-        return connect(self.path)
+                    conn.exec_driver_sql(f"ALTER TABLE feedback ADD COLUMN {conn.dialect.identifier_preparer.quote(name)} {decl}")
 
     def add(self, *, rating: int, question: str, answer: dict, comment: str = "",
             conversation_id: str | None = None, user: str = "", answer_id: str = "", reason: str = "") -> int:
@@ -76,68 +88,62 @@ class FeedbackStore:
         if rating not in (-1, 1):
             raise ValueError("rating must be +1 (helpful) or -1 (not helpful)")
         check_reason(reason, rating)
-        row = (dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), conversation_id, rating,
-               (comment or "")[:MAX_COMMENT], question[:4000], str(answer.get("text", ""))[:20000],
-               json.dumps(answer.get("citations", []), ensure_ascii=False, default=str)[:200000],
-               str(answer.get("kind", ""))[:40], (user or "")[:200], (answer_id or "")[:64], reason or "",
-               _answer_json(answer))
-        with self._lock, closing(self._connect()) as db, db:
-            cur = db.execute("INSERT INTO feedback (created, conversation_id, rating, comment, question, answer, "
-                             "citations, kind, user, answer_id, reason, answer_json) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
-            return int(cur.lastrowid)
+        row = {"created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "conversation_id": conversation_id,
+               "rating": rating, "comment": (comment or "")[:MAX_COMMENT], "question": question[:4000],
+               "answer": str(answer.get("text", ""))[:20000],
+               "citations": json.dumps(answer.get("citations", []), ensure_ascii=False, default=str)[:200000],
+               "kind": str(answer.get("kind", ""))[:40], "user": (user or "")[:200], "answer_id": (answer_id or "")[:64],
+               "reason": reason or "", "answer_json": _answer_json(answer)}
+        with self._lock, self.db.begin() as conn:
+            return int(conn.execute(FEEDBACK.insert().values(**row)).inserted_primary_key[0])
 
     def items(self, rating: int | None = None, kind: str | None = None, since: dt.date | str | None = None,
               until: dt.date | str | None = None, limit: int = 500) -> list[dict]:
         """The Review queue, newest first: rows with rating, answer kind and `created` day (UTC,
         both ends included) as given, each with its whole answer (see `item`)."""
-        where, args = _filters(rating, kind, since, until)
-        sql = f"SELECT * FROM feedback{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY created DESC, id DESC LIMIT ?"
-        with closing(self._connect()) as db:
-            db.row_factory = sqlite3.Row
-            return [_item(dict(r)) for r in db.execute(sql, [*args, max(1, min(int(limit), 5000))])]
+        query = (sa.select(FEEDBACK).where(*_filters(rating, kind, since, until))
+                 .order_by(F.created.desc(), F.id.desc()).limit(max(1, min(int(limit), 5000))))
+        with self.db.connect() as conn:
+            return [_item(dict(r._mapping)) for r in conn.execute(query)]
 
     def item(self, fid: int) -> dict | None:
         """One row as the Review page shows it, or None when there is no such row (deleted, purged)."""
-        with closing(self._connect()) as db:
-            db.row_factory = sqlite3.Row
-            row = db.execute("SELECT * FROM feedback WHERE id = ?", (int(fid),)).fetchone()
-        return _item(dict(row)) if row is not None else None
+        with self.db.connect() as conn:
+            row = conn.execute(sa.select(FEEDBACK).where(F.id == int(fid))).first()
+        return _item(dict(row._mapping)) if row is not None else None
 
     def all(self) -> list[dict]:
-        with closing(self._connect()) as db:
-            db.row_factory = sqlite3.Row
-            return [dict(r) for r in db.execute("SELECT * FROM feedback ORDER BY id")]
+        with self.db.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.select(FEEDBACK).order_by(F.id))]
 
     def delete(self, ids: list[int], user: str | None = None) -> int:
         """Delete rows by id (only `user`'s own when given); returns how many went."""
         ids = [int(i) for i in ids]
         if not ids:
             return 0
-        marks = ",".join("?" * len(ids))
-        where, args = f"id IN ({marks})", list(ids)
+        where = F.id.in_(ids)
         if user is not None:
-            where, args = where + " AND user = ?", [*args, user]
-        return self._delete(where, args)
+            where = sa.and_(where, F.user == user)
+        return self._delete(where)
 
     def purge(self, days: int, now: dt.datetime | None = None) -> int:
         """Delete rows created more than `days` days ago; returns how many went."""
         now = now or dt.datetime.now(dt.UTC)
         cutoff = (now - dt.timedelta(days=days)).isoformat(timespec="seconds")
-        return self._delete("created < ?", [cutoff])
+        return self._delete(F.created < cutoff)
 
-    def _delete(self, where: str, args: list) -> int:
-        with self._lock, closing(self._connect()) as db:
-            with db:
-                count = db.execute(f"DELETE FROM feedback WHERE {where}", args).rowcount
-            if count:  # the deleted text must not linger in the write-ahead log either
-                truncate_wal(db)
+    def _delete(self, where: sa.ColumnElement[bool]) -> int:
+        with self._lock:
+            with self.db.begin() as conn:
+                count = conn.execute(FEEDBACK.delete().where(where)).rowcount
+            if count:  # SQLite: the deleted text must not linger in the write-ahead log either
+                self.db.deleted()
             return count
 
     def start_retention(self, days: int) -> int:
         """Purge now, then daily on a daemon thread; returns the rows purged now."""
         purged = self.purge(days)
-        if self._timer is None:  # a locked or vanished file: tried again the next day
+        if self._timer is None:  # a locked or vanished file, a server that is down: tried again the next day
             self._timer = run_daily(lambda: self.purge(days), "cart-retention")
         return purged
 
@@ -169,23 +175,23 @@ def _day(value: dt.date | str, name: str) -> dt.date:
         raise ValueError(f"{name} must be a date like 2026-12-01, not {str(value)[:40]!r}") from None
 
 
-def _filters(rating, kind, since, until) -> tuple[list[str], list]:
-    """SQL conditions for `items`; ValueError names a bad filter. `created` is an ISO timestamp in
+def _filters(rating, kind, since, until) -> list[sa.ColumnElement[bool]]:
+    """Conditions for `items`; ValueError names a bad filter. `created` is an ISO timestamp in
     UTC, so whole days compare as text: on or after `since`, before the day after `until`."""
-    where, args = [], []
+    where: list[sa.ColumnElement[bool]] = []
     if rating is not None:
         if rating not in (-1, 1):
             raise ValueError("rating must be 1 (helpful) or -1 (not helpful)")
-        where, args = ["rating = ?"], [rating]
+        where.append(F.rating == rating)
     if kind:
         if kind not in ANSWER_KINDS:
             raise ValueError(f"kind must be one of {', '.join(ANSWER_KINDS)}, not {str(kind)[:40]!r}")
-        where, args = [*where, "kind = ?"], [*args, kind]
+        where.append(F.kind == kind)
     if since:
-        where, args = [*where, "created >= ?"], [*args, _day(since, "since").isoformat()]
+        where.append(F.created >= _day(since, "since").isoformat())
     if until:
-        where, args = [*where, "created < ?"], [*args, (_day(until, "until") + dt.timedelta(days=1)).isoformat()]
-    return where, args
+        where.append(F.created < (_day(until, "until") + dt.timedelta(days=1)).isoformat())
+    return where
 
 
 def _item(row: dict) -> dict:
@@ -218,13 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = config.load()
     try:
-        store = FeedbackStore(cfg.feedback_db)
+        store = FeedbackStore(cfg.feedback_db, url=cfg.database_url)
         if args.command == "purge":
             print(f"Deleted {store.purge(cfg.retention_days)} rows older than {cfg.retention_days} days.")
         else:
             print(f"Deleted {store.delete(args.ids)} of {len(args.ids)} rows.")
-    except (OSError, sqlite3.Error) as exc:
-        print(f"Cannot open the feedback database {cfg.feedback_db}: {exc}", file=sys.stderr)
+    except DB_ERRORS as exc:
+        where = PrivateDB.describe(cfg.feedback_db, cfg.database_url)
+        print(f"Cannot open the feedback database {where}: {exc}", file=sys.stderr)
         return 2
     return 0
 

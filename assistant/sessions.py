@@ -12,17 +12,24 @@ A follow-up whose conversation is gone is answered on its own and told so (`expi
 Feedback names an answer by the id the server issued here (`remember`), never by answer text
 the client sends back: what is stored is what the server said.
 
-With a `History` (assistant/history.py) every turn is also saved to SQLite, and a conversation
-that left memory (idle, evicted, or the app restarted) is rebuilt on `open` from its stored turns:
-same id, same owner, the engine's context restored by replaying the stored questions (`replay`),
-and its answer ids valid again for feedback. Without one, conversations live in memory only.
+With a `History` (assistant/history.py) every turn is also saved to its database, and a
+conversation that left memory (idle, evicted, or the app restarted) is rebuilt on `open` from its
+stored turns: same id, same owner, the engine's context restored by replaying the stored questions
+(`replay`), and its answer ids valid again for feedback. Without one, conversations live in memory
+only.
+
+Several app processes on one shared history (PostgreSQL, `History.shared`): a conversation that
+moves to another process is rebuilt there as above. One this process still holds in memory may
+have been continued elsewhere since (a load balancer without sticky sessions), so `open` first asks
+the history for turns beyond the ones this process has folded in (`Held.stored`) and replays them
+too (`_catch_up`: one small query per question, none with SQLite, where one process is the rule);
+one deleted elsewhere is dropped here as well.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -30,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from assistant import config
+from assistant.core.private_db import DB_ERRORS
 from assistant.engine import Conversation
 from assistant.history import History
 
@@ -48,6 +56,9 @@ class Held:
     owner: str
     seen: float
     answers: OrderedDict[str, dict] = field(default_factory=OrderedDict)
+    stored: int = 0  # the history's turns folded into `conversation` (restored or caught up)
+    saved: bool = False  # a turn of it reached the history (so one missing there now was deleted)
+    sync: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one catch-up at a time
 
 
 class Conversations:
@@ -72,6 +83,11 @@ class Conversations:
         self._lock = threading.Lock()
         self._clock = clock
 
+    @property
+    def history_shared(self) -> bool:
+        """Other processes write the same history (PostgreSQL): memory may lag behind it."""
+        return self.history is not None and self.history.shared
+
     def open(self, conv_id: str | None, owner: str) -> tuple[Conversation, bool]:
         """(the conversation, expired): the owner's conversation `conv_id`, or a new one; expired is
         True when an id was given but no conversation of this owner has it (any more). With a
@@ -79,10 +95,12 @@ class Conversations:
         there is no `replay` to restore what its follow-ups inherit."""
         with self._lock:
             self._expire(self._clock())
-            if (held := self._mine(conv_id, owner)) is not None:
+            if (held := self._mine(conv_id, owner)) is not None and not self.history_shared:
                 return held.conversation, False
-            if not conv_id or self.history is None or conv_id in self._items:  # in memory, someone else's
+            if held is None and (not conv_id or self.history is None or conv_id in self._items):  # in memory, someone else's
                 return self._new(owner), bool(conv_id)
+        if held is not None:  # another process may have continued it: outside the lock, as below
+            return self._catch_up(held, owner)
         # not in memory: from the history, outside the lock (SQLite, then one engine turn per question)
         restored = self._restore(conv_id, owner)
         with self._lock:
@@ -114,7 +132,8 @@ class Conversations:
         if self.history is not None:
             try:
                 self.history.save_turn(conversation.id, owner, question, answer, dos, answer_id)
-            except (sqlite3.Error, OSError) as exc:  # the answer is still given; it is just not kept
+                held.saved = True
+            except DB_ERRORS as exc:  # the answer is still given; it is just not kept
                 log.warning("conversation history: a turn could not be saved: %s", type(exc).__name__)
         return answer_id
 
@@ -162,22 +181,61 @@ class Conversations:
         what the user saw is the stored answer, the replay only rebuilds the context."""
         try:
             stored = self.history.turns(conv_id, owner)
-        except (sqlite3.Error, OSError) as exc:  # the question is still answered, on its own and told so
+        except DB_ERRORS as exc:  # the question is still answered, on its own and told so
             log.warning("conversation history: a conversation could not be read: %s", type(exc).__name__)
             return None
         if stored is None:
             return None
         conversation = Conversation(id=conv_id)
-        if self.replay is not None:
-            for turn in stored[-REPLAY_TURNS:]:
-                try:
-                    self.replay(turn["question"], conversation, turn["dos"])
-                except Exception as exc:  # context from the turns before it is kept; never the question in a log
-                    log.warning("conversation history: replaying a turn failed: %s", type(exc).__name__)
-        held = Held(conversation, owner, 0.0)
+        self._replay(conversation, stored[-REPLAY_TURNS:])
+        held = Held(conversation, owner, 0.0, stored=len(stored))
         for turn in stored[-ANSWERS_KEPT:]:
             held.answers[turn["answer_id"]] = {"question": turn["question"], "answer": turn["answer"]}
         return held
+
+    def _replay(self, conversation: Conversation, turns: list[dict]) -> None:
+        """Ask the stored questions again, in order, into `conversation` (without a replay: nothing)."""
+        if self.replay is None:
+            return
+        for turn in turns:
+            try:
+                self.replay(turn["question"], conversation, turn["dos"])
+            except Exception as exc:  # context from the turns before it is kept; never the question in a log
+                log.warning("conversation history: replaying a turn failed: %s", type(exc).__name__)
+
+    def _catch_up(self, held: Held, owner: str) -> tuple[Conversation, bool]:
+        """With a shared history: replay into a conversation held here the turns another process
+        added since (not this process's own, which its context has already), and take their
+        answer ids; a conversation deleted elsewhere is dropped here too (a fresh one, expired).
+        The history unreachable: carry on with what memory holds."""
+        conv_id = held.conversation.id
+        with held.sync:
+            try:
+                newer = self.history.turns(conv_id, owner, after=held.stored)
+            except DB_ERRORS as exc:
+                log.warning("conversation history: a conversation could not be read: %s", type(exc).__name__)
+                return held.conversation, False
+            if newer is None and (held.stored or held.saved):  # it was in the history, and is gone from it
+                with self._lock:
+                    if self._items.get(conv_id) is held:
+                        self._drop(conv_id)
+                    return self._new(owner), True
+            newer = newer or []
+            self._replay(held.conversation, [t for t in newer if t["answer_id"] not in held.answers])
+            with self._lock:
+                held.stored += len(newer)
+                self._take_answers(held, newer)
+        return held.conversation, False
+
+    def _take_answers(self, held: Held, turns: list[dict]) -> None:
+        """Under the lock: the answers of turns another process gave, for feedback here."""
+        conv_id = held.conversation.id
+        for turn in turns:
+            held.answers.setdefault(turn["answer_id"], {"question": turn["question"], "answer": turn["answer"]})
+            if self._items.get(conv_id) is held:
+                self._answers[turn["answer_id"]] = conv_id
+        while len(held.answers) > ANSWERS_KEPT:
+            self._answers.pop(held.answers.popitem(last=False)[0], None)
 
     # --- bounds, under the lock --------------------------------------------------------------
 
