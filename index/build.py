@@ -280,14 +280,7 @@ def _embed(texts: list[str], say: Say, what: str = "") -> list[list[float]]:
     from index import embedding
 
     label = f" {what}" if what else ""
-    if hasattr(embedding, "embed_texts"):
-        return embedding.embed_texts(texts, progress=lambda done, total: say(f"  embedded{label} {done}/{total}"))
-    out: list[list[float]] = []  # TEMP until embed_texts lands
-    model = embedding.get_embedder()
-    for i in range(0, len(texts), 64):
-        out += model.get_text_embedding_batch(texts[i:i + 64])
-        say(f"  embedded{label} {len(out)}/{len(texts)}")
-    return out
+    return embedding.embed_texts(texts, progress=lambda done, total: say(f"  embedded{label} {done}/{total}"))
 
 
 def _segment_ids(cfg: Config, segment: dict, which: str, ids: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -63,10 +64,124 @@ def embedder_kind() -> str:
     return config.load().embedder
 
 
+def embed_backend() -> str:
+    """"torch" or "onnx" (CART_EMBED_BACKEND): the engine asked for, before any fallback."""
+    return config.load().embed_backend
+
+
 def embedder_id() -> str:
     """What produced the vectors: the model's sha256, or the benchmark hash embedder's id.
-    Builds record it, so vectors of one embedder are never reused under the other."""
-    return HASH_EMBEDDER_ID if embedder_kind() == "hash" else MODEL_SHA256
+    Builds record it, so vectors of one embedder are never reused under another. The fp32 ONNX
+    export gives torch's vectors to ~3e-7 (tests hold it to 1e-5), so it shares the model's id and
+    an index built by either is reused by the other; the int8 export moves vectors by ~1e-2, so
+    its vectors carry their own id and are re-embedded rather than mixed with torch's."""
+    if embedder_kind() == "hash":
+        return HASH_EMBEDDER_ID
+    if embed_backend() != "onnx":
+        return MODEL_SHA256
+    from index import onnx_backend
+
+    # the engine really in use: an export that failed means torch's vectors, and torch's id
+    if onnx_backend.QUANTIZE and _active_engine()[0] == "onnx":
+        return f"{MODEL_SHA256}+onnx-{onnx_backend.variant()}"
+    return MODEL_SHA256
+
+
+# Texts per model call in embed_texts, tuned on this 2-core CPU (shared: load average 4-7 from other
+# jobs during the runs) over the corpus's 605 chunk texts (82,039 tokens), length-sorted; seconds,
+# two interleaved rounds (/tmp script, same engines as here; the later round ran at lower load):
+#   batch                 16         32         64        128
+#   torch              81 / 66    89 / 40    45 / 36    39 / 26
+#   onnx int8          38 / 19    26 / 19    22 / 16    18 / 16
+#   onnx fp32 (32)                21 / 22
+# llama-index HuggingFaceEmbedding in unsorted batches of 64 (the build before): 120 / 44 s.
+# Bigger is faster for both; onnx gains nothing past 64, where a 256-token batch's attention
+# scores already take 64 x 12 x 256 x 256 floats (200 MB), so it stops there.
+BATCH_SIZE = {"torch": 128, "onnx": 64}
+
+
+def embed_texts(texts: list[str], progress: Callable[[int, int], None] | None = None) -> list[list[float]]:
+    """One vector per text, in the texts' order: what the build embeds, chunks and sentences alike.
+
+    Texts are sorted by token count and cut into batches of BATCH_SIZE, so each batch pads to
+    nearly its own length instead of to the longest of 64 random texts (padding tokens cost as much
+    as real ones); the vectors are put back in the callers' order. `progress(done, total)` is
+    called after each batch."""
+    if embedder_kind() == "hash":
+        vectors = [_hash_vector(t) for t in texts]
+        if progress:
+            progress(len(texts), len(texts))
+        return vectors
+    name, engine = _active_engine()
+    order = sorted(range(len(texts)), key=_token_counts(texts).__getitem__)
+    out: list[list[float]] = [[] for _ in texts]
+    size = BATCH_SIZE[name]
+    for start in range(0, len(order), size):
+        batch = order[start:start + size]
+        for i, vec in zip(batch, engine.encode([texts[i] for i in batch]), strict=True):
+            out[i] = vec.tolist()
+        if progress:
+            progress(min(start + size, len(order)), len(order))
+    return out
+
+
+def _token_counts(texts: list[str]) -> list[int]:
+    """Each text's token count after truncation (the model's tokenizer; ~50 ms per 2,000 texts)."""
+    return [len(enc.ids) for enc in _tokenizer(_verified_dir()).encode_batch(list(texts))]
+
+
+@lru_cache(maxsize=1)
+def _tokenizer(path: Path):
+    from index.minilm import load_tokenizer
+
+    return load_tokenizer(path)
+
+
+def _verified_dir() -> Path:
+    path = model_dir()
+    verify_model(path)
+    return path
+
+
+class _TorchEngine:
+    """sentence-transformers on torch: the reference pipeline, and the fallback of the ONNX one."""
+
+    def __init__(self, path: Path):
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+
+    def encode(self, texts: list[str]):
+        return self.model.encode(list(texts), batch_size=max(1, len(texts)), normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=False)
+
+
+@lru_cache(maxsize=2)
+def _torch_engine(path: Path) -> _TorchEngine:
+    return _TorchEngine(path)
+
+
+def _active_engine() -> tuple[str, object]:
+    """("onnx", engine) when CART_EMBED_BACKEND=onnx and the export loads, else ("torch", engine)."""
+    path = _verified_dir()
+    if embed_backend() == "onnx":
+        from index import onnx_backend
+
+        engine = onnx_backend.load_engine(config.load().data_dir / "models", path, MODEL_SHA256)
+        if engine is not None:
+            return "onnx", engine
+    return "torch", _LazyTorch(path)
+
+
+class _LazyTorch:
+    """The torch engine, loaded at the first encode: embedder_id() asks which engine is active
+    and must not import torch to learn the answer."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def encode(self, texts: list[str]):
+        return _torch_engine(self.path).encode(texts)
 
 
 def get_embedder():
@@ -134,23 +249,15 @@ def _query_encoder(path: Path):
     return MiniLM.load(path)
 
 
-@lru_cache(maxsize=1)
-def _build_encoder(path: Path):
-    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
-
-    return HuggingFaceEmbedding(model_name=str(path), device="cpu", embed_batch_size=64, normalize=True,
-                                cache_folder=str(path))
-
-
 def _model_embedding_class():
     from llama_index.core.base.embeddings.base import BaseEmbedding
     from pydantic import PrivateAttr
 
     class MiniLMEmbedding(BaseEmbedding):
-        """all-MiniLM-L6-v2 as one llama-index embedding with two engines: a query (one short
-        text per answer) runs in numpy (index.minilm: no torch import, ~10 ms), batches of
-        document text at build time run in sentence-transformers. Tests hold the two to the same
-        vectors (within 1e-5)."""
+        """all-MiniLM-L6-v2 as one llama-index embedding. With the torch backend a query (one short
+        text per answer) runs in numpy (index.minilm: no torch import, ~10 ms) and document text
+        in sentence-transformers, held to the same vectors (within 1e-5) by tests; with the onnx
+        backend both run in ONNX Runtime. Document text goes through embed_texts (length-sorted)."""
 
         _path: Path = PrivateAttr()
 
@@ -160,6 +267,12 @@ def _model_embedding_class():
 
         def _get_query_embedding(self, query: str) -> list[float]:
             from threadpoolctl import threadpool_limits
+
+            name, engine = _active_engine()
+            if name == "onnx":
+                # the index's own engine (int8 vectors match int8 vectors), and ~3 ms for one
+                # query against ~10 ms for the numpy encoder; no torch import with a warm cache
+                return engine.encode([query])[0].tolist()
 
             # one short text gains nothing from BLAS threads and loses much when the CPU is shared
             with threadpool_limits(limits=1, user_api="blas"):
@@ -172,6 +285,6 @@ def _model_embedding_class():
             return self._get_text_embeddings([text])[0]
 
         def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-            return _build_encoder(self._path).get_text_embedding_batch(texts)
+            return embed_texts(texts)  # the selected backend, length-sorted
 
     return MiniLMEmbedding

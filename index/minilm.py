@@ -63,6 +63,19 @@ def _batches(lengths: list[int]) -> list[list[int]]:
     return batches
 
 
+def load_tokenizer(path: Path) -> Tokenizer:
+    """The model's tokenizer set up as sentence-transformers uses it (shared by every engine here:
+    the same ids in, so the engines differ only in how they compute)."""
+    path = Path(path)
+    max_seq_length = int(json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"])
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    # tokenizer.json pads every text to a fixed 128 and truncates at 128; sentence-transformers
+    # truncates at max_seq_length and pads each batch to its longest text, as encode() does below.
+    tokenizer.enable_truncation(max_length=max_seq_length)
+    tokenizer.no_padding()
+    return tokenizer
+
+
 class MiniLM:
     """The sentence-transformers all-MiniLM-L6-v2 encoder, forward pass only, float32."""
 
@@ -108,12 +121,8 @@ class MiniLM:
             raise ValueError(f"{path}: only mean-token pooling is implemented, the model says {pooling}")
         if config.get("hidden_act") != "gelu" or config.get("position_embedding_type", "absolute") != "absolute":
             raise ValueError(f"{path}: expected a BERT with gelu and absolute positions")
-        max_seq_length = int(json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"])
-        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        # tokenizer.json pads every text to a fixed 128 and truncates at 128; sentence-transformers
-        # truncates at max_seq_length and pads each batch to its longest text, as encode() does below.
-        tokenizer.enable_truncation(max_length=max_seq_length)
-        tokenizer.no_padding()
+        tokenizer = load_tokenizer(path)
+        max_seq_length = tokenizer.truncation["max_length"]
         return cls(load_file(str(path / "model.safetensors")), config, tokenizer, max_seq_length)
 
     def encode(self, texts: list[str]) -> np.ndarray:
