@@ -219,6 +219,13 @@ class HybridRetriever:
         if manifest is None:
             raise store.IndexMissingError("No index has been built yet: run `python -m index build`.")
         self.manifest = manifest
+        from index.embedding import embedder_id
+
+        if manifest.model_sha256 != (mine := embedder_id()):  # its vectors and the question's would not compare
+            raise store.IndexMissingError(
+                f"The index {manifest.build_id} was embedded by {manifest.model_sha256[:12]}…, this process embeds "
+                f"questions with {mine[:12]}… (CART_EMBED_BACKEND / CART_EMBEDDER differ from the build's); "
+                "run `python -m index build` with the same settings.")
         self.masked = frozenset(manifest.masked)
         try:
             # each segment's chunk and sentence collections; the base comes first

@@ -9,12 +9,13 @@ Cold: wall time from process start to the first printed answer (`python -m assis
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import time
 
 from assistant import config
+from benchmarks.measure import latencies_ms, summary
+from benchmarks.measure import load as machine_load
 
 QUESTIONS = [
     "What is the HCPCS code for Carvykti?", "whats the hcpcs for cilta-cel", "Q2055 payment limit",
@@ -45,18 +46,10 @@ def main() -> None:
     engine = Engine()
     engine.ask("warm up: Q2055")
     load = time.perf_counter() - t0
-    lat = []
-    for _ in range(args.repeat):
-        for q in QUESTIONS:
-            t = time.perf_counter()
-            engine.ask(q)
-            lat.append((time.perf_counter() - t) * 1000)
-    lat.sort()
-    p95 = lat[max(0, int(round(0.95 * len(lat))) - 1)]
+    lat = latencies_ms(engine.ask, QUESTIONS, args.repeat)
     print(f"cold start (process start to first answer, python -m assistant ask): {cold:.1f} s")
     print(f"in-process engine load + first answer: {load:.1f} s")
-    print(f"warm answer latency over {len(lat)} answers: p50 {statistics.median(lat):.1f} ms, "
-          f"p95 {p95:.1f} ms, max {lat[-1]:.1f} ms")
+    print(f"warm answer latency over {len(lat)} answers: {summary(lat)} (load {machine_load()})")
 
 
 if __name__ == "__main__":

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.measure import disk_mb, latencies_ms, load, rss_mb, summary
 
 QUESTIONS = [
     "Q2055", "38206", "0540T", "D89.833", "XW033C3", "G20.A1", "57894-502-XX", "MS-DRG 018",
@@ -40,17 +40,8 @@ QUESTIONS = [
 ]
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _disk_mb(path: Path) -> float:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
-
-
 def _load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load {one:.2f} {five:.2f} {fifteen:.2f}"
+    return f"load {load()}"
 
 
 def _tokens(texts: list[str]) -> list[int]:
@@ -130,17 +121,9 @@ def _queries(cfg, repeat: int) -> None:
     retriever = HybridRetriever(cfg)
     retriever.search("warm up")
     t_load = time.perf_counter() - t0
-    lat = []
-    for _ in range(repeat):
-        for q in QUESTIONS:
-            t0 = time.perf_counter()
-            retriever.search(q)
-            lat.append((time.perf_counter() - t0) * 1000)
-    lat.sort()
-    p95 = lat[max(0, int(round(0.95 * len(lat))) - 1)]
+    lat = latencies_ms(retriever.search, QUESTIONS, repeat)
     print(f"retriever load + first query: {t_load:.1f} s")
-    print(f"query latency over {len(lat)} queries: p50 {statistics.median(lat):.1f} ms, "
-          f"p95 {p95:.1f} ms, max {lat[-1]:.1f} ms ({_load()})")
+    print(f"query latency over {len(lat)} queries: {summary(lat)} ({_load()})")
 
 
 def _run(args: argparse.Namespace, tmp: Path) -> None:
@@ -177,8 +160,8 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
     print(f"corpus: {full.documents} documents, {full.chunks} chunks, {full.sentences} sentences; {full.message}")
     print(f"unchanged rebuild: {t_noop:.2f} s (status {again.status}, embedded {again.embedded})")
     _queries(cfg, args.repeat)
-    print(f"peak RSS: {_rss_mb():.0f} MB; index on disk: {_disk_mb(tmp / 'index'):.1f} MB; "
-          f"model cache: {_disk_mb(tmp / 'models') if (tmp / 'models').exists() else 0:.1f} MB")
+    print(f"peak RSS: {rss_mb():.0f} MB; index on disk: {disk_mb(tmp / 'index'):.1f} MB; "
+          f"model cache: {disk_mb(tmp / 'models') if (tmp / 'models').exists() else 0:.1f} MB")
 
 
 def main() -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ import time
 from pathlib import Path
 
 from benchmarks.bench_index import QUESTIONS as BASE_QUESTIONS  # noqa: E402  (same fixed set, extended)
+from benchmarks.measure import disk_mb, latencies_ms, load, pct, rss_mb
 
 DOCS_PER_SCALE = {1: 0, 10: 83, 100: 910, 1000: 1510}
 README_MODEL_RATE = 17.4  # chunks/s, README "Benchmarks" (605 chunks, 34.9 s)
@@ -56,19 +56,6 @@ CHECKS = [
     ("cilta-cel lymphodepletion", "carvykti-billing-guide"),
     ("What is the Q2055 payment limit?", "abecma-billing-guide"),
 ]
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _disk_mb(path: Path) -> float:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
-
-
-def _pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[max(0, int(round(q * len(values))) - 1)]
 
 
 def _note(out: dict, key: str, value) -> None:
@@ -162,13 +149,8 @@ def _measure_first_answer(out: dict) -> None:
 
 def _measure_queries(retriever, questions: list[str], repeat: int, out: dict) -> None:
     """Hybrid search latency over `repeat` passes of the questions: count, p50, p95 and max in ms."""
-    lat = []
-    for _ in range(repeat):
-        for q in questions:
-            t0 = time.perf_counter()
-            retriever.search(q)
-            lat.append((time.perf_counter() - t0) * 1000)
-    out.update(queries=len(lat), p50_ms=statistics.median(lat), p95_ms=_pct(lat, 0.95), max_ms=max(lat))
+    lat = latencies_ms(retriever.search, questions, repeat)
+    out.update(queries=len(lat), p50_ms=statistics.median(lat), p95_ms=pct(lat, 0.95), max_ms=max(lat))
 
 
 def _hits(retriever, checks: list[tuple[str, str]]) -> str:
@@ -204,16 +186,12 @@ def run_one(scale: int, embedder: str, repeat: int, seed: int, keep: bool) -> di
         questions = QUESTIONS + ([payer_q[0]] if payer_q else ["Does Centene cover Abecma?"])
         _measure_queries(retriever, questions, repeat, out)
         out["hit5"] = _hits(retriever, CHECKS + ([payer_q] if payer_q else []))
-        out["rss_mb"] = _rss_mb()
-        out["disk_mb"] = _disk_mb(data)
+        out["rss_mb"] = rss_mb()
+        out["disk_mb"] = disk_mb(data)
     finally:
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _fmt_row(r: dict) -> str:
@@ -249,9 +227,9 @@ def main() -> None:
     scales = [int(s) for s in args.scales.split(",") if s.strip()]
     rows = []
     print(f"bench_scale: embedder={args.embedder} scales={scales} docs/scale={DOCS_PER_SCALE} "
-          f"cores={os.cpu_count()} load={_load()}", flush=True)
+          f"cores={os.cpu_count()} load={load()}", flush=True)
     for scale in scales:
-        before = _load()
+        before = load()
         cmd = [sys.executable, "-m", "benchmarks.bench_scale", "--one", str(scale), "--embedder", args.embedder,
                "--repeat", str(args.repeat), "--seed", str(args.seed)] + (["--keep"] if args.keep else [])
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if args.progress else subprocess.PIPE,
@@ -261,7 +239,7 @@ def main() -> None:
             print(f"scale {scale}x failed (exit {proc.returncode}):\n{(proc.stderr or '')[-3000:]}", flush=True)
             break
         r = json.loads(line[7:])
-        r["load_before"], r["load_after"] = before, _load()
+        r["load_before"], r["load_after"] = before, load()
         rows.append(r)
         print(HEADER if len(rows) == 1 else "", end="\n" if len(rows) == 1 else "")
         print(_fmt_row(r), flush=True)

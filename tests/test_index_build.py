@@ -209,3 +209,12 @@ def test_a_damaged_saved_bm25_index_is_a_clear_error_not_wrong_answers(index_env
 
     with pytest.raises(IndexMissingError, match="python -m index build"):
         HybridRetriever(cfg)
+
+
+def test_an_index_embedded_by_another_embedder_is_refused_not_mixed(index_env, tmp_path, monkeypatch):
+    _env(monkeypatch, _copy_index(index_env, tmp_path), PROJECT / "sources")
+    monkeypatch.setenv("CART_EMBEDDER", "hash")  # questions would be embedded by another embedder
+    from assistant.retrieval import HybridRetriever
+
+    with pytest.raises(IndexMissingError, match="python -m index build` with the same settings"):
+        HybridRetriever(config.load())
