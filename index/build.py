@@ -133,8 +133,7 @@ def _build_locked(cfg: Config, started: float, say: Say, force: bool) -> BuildRe
         return _up_to_date(report, live, started)
 
     recs = _records(cfg, corpus.documents, keys, say)
-    nodes = [n for doc in corpus.documents for n in recs[doc.id].nodes]
-    report.chunks = len(nodes)
+    report.chunks = sum(len(recs[doc.id]) for doc in corpus.documents)
     build_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f") + "-" + chash[:8]
     base = _reusable_base(cfg, live, keys, recs, force, say)
     if base is None:
@@ -143,7 +142,7 @@ def _build_locked(cfg: Config, started: float, say: Say, force: bool) -> BuildRe
     else:
         delta_docs = [d for d in corpus.documents if base["documents"].get(d.id, {}).get("key") != keys[d.id]]
         masked = sorted(d for d, meta in base["documents"].items() if keys.get(d) != meta["key"])
-    say(f"Building index {build_id}: {len(nodes)} chunks from {len(corpus.documents)} documents; "
+    say(f"Building index {build_id}: {report.chunks} chunks from {len(corpus.documents)} documents; "
         + (f"{len(delta_docs)} changed or new since the base build {base['id']}." if base
            else "writing a new base build."))
     segments = [base] if base else []
@@ -201,8 +200,8 @@ def _reusable_base(cfg: Config, live: store.Manifest | None, keys: dict[str, str
     if live is None or force or live.model_sha256 != embedder_id() or not live.base.get("documents"):
         return None
     base = live.base
-    total = sum(len(r.nodes) for r in recs.values())
-    stale = sum(len(recs[d].nodes) for d in keys if base["documents"].get(d, {}).get("key") != keys[d])
+    total = sum(len(r) for r in recs.values())
+    stale = sum(len(recs[d]) for d in keys if base["documents"].get(d, {}).get("key") != keys[d])
     stale += sum(m["chunks"] for d, m in base["documents"].items() if keys.get(d) != m["key"])
     if stale > max(COMPACT_MIN, COMPACT_SHARE * total):
         say(f"  the changes since the base build ({stale} chunks) are over a share of the corpus: merging a new base")
@@ -246,7 +245,7 @@ def _write_segment(cfg: Config, live: store.Manifest | None, build_id: str, recs
         n.embedding = None  # the records are reused by the next build: do not keep 1.5 kB per chunk
     sentences, sent_embedded = _write_sentences(cfg, live, build_id, name + COLLECTION_SUFFIX, recs, base, say)
     segment = {"id": build_id, "collection": name, "sentences": sentences, "chunks": len(nodes),
-               "documents": {r.doc_id: {"key": r.key, "chunks": len(r.nodes)} for r in recs}}
+               "documents": {r.doc_id: {"key": r.key, "chunks": len(r)} for r in recs}}
     return segment, len(todo), sent_embedded
 
 
@@ -329,7 +328,8 @@ def _write_lexical(cfg: Config, build_id: str, recs: list[records.DocRecord]) ->
     """The build's BM25 index, from the records' stored tokens, saved under index/lexical."""
     from index.lexical import LexicalIndex
 
-    index = LexicalIndex.build([n for r in recs for n in r.nodes], [t for r in recs for t in r.tokens])
+    index = LexicalIndex.from_rows([row for r in recs for row in r.corpus], [t for r in recs for t in r.tokens],
+                                   [r.doc_id for r in recs for _ in range(len(r))])
     index.save(store.index_root(cfg) / "lexical" / build_id)
     return build_id
 
@@ -351,11 +351,11 @@ def _manifest(build_id: str, chash: str, documents: list[SourceDocument], keys: 
     """The pointer record for the new build: its segments, hashes, per-document metadata and chunk ids."""
     where = {d: s["id"] for s in segments for d, meta in s["documents"].items() if keys.get(d) == meta["key"]}
     docs_meta = {doc.id: {**doc.metadata(), "hash": doc.content_hash, "key": keys[doc.id],
-                          "chunks": len(recs[doc.id].nodes), "segment": where[doc.id]}
+                          "chunks": len(recs[doc.id]), "segment": where[doc.id]}
                  for doc in documents}
     return store.Manifest(
         build_id=build_id, created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         corpus_hash=chash, model_sha256=embedder_id(), documents=docs_meta,
-        chunk_ids=[n.node_id for doc in documents for n in recs[doc.id].nodes],
+        chunk_ids=[i for doc in documents for i in recs[doc.id].chunk_ids],
         segments=segments, masked=masked, lexical=lexical,
     )

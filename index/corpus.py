@@ -158,8 +158,9 @@ def _str_list(raw: object, name: str, path: Path) -> tuple[str, ...]:
     return tuple(x.strip() for x in raw)
 
 
-class _MetaLoader(yaml.SafeLoader):
-    """SafeLoader that leaves dates as text, so the validator can name a bad one."""
+class _MetaLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """SafeLoader that leaves dates as text, so the validator can name a bad one; libyaml's parser
+    where PyYAML has it (the pure-Python one took 6 of a 16 s rebuild at 1,500 documents)."""
 
 
 _MetaLoader.yaml_implicit_resolvers = {

@@ -35,18 +35,21 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, nodes: list[TextNode], tokens: list[list[str]]) -> LexicalIndex:
-        import bm25s
+        """An index of `nodes` held in memory (a build saved without one; tests)."""
+        return cls(_bm25(tokens), [n.metadata["source_id"] for n in nodes], list(nodes))
 
-        bm25 = bm25s.BM25()
-        bm25.index([t or [EMPTY] for t in tokens], show_progress=False)
-        return cls(bm25, [n.metadata["source_id"] for n in nodes], list(nodes))
+    @classmethod
+    def from_rows(cls, rows: list[dict], tokens: list[list[str]], doc_of: list[str]) -> LexicalIndex:
+        """An index of stored corpus rows (index.records), to be saved: no node is made."""
+        return cls(_bm25(tokens), doc_of, corpus=rows)
 
     def save(self, path: Path) -> None:
         """Write the index to `path` (a new directory), whole or not at all."""
         tmp = path.with_name(f".{path.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        corpus = [node_to_metadata_dict(n) | {"node_id": n.node_id} for n in self._nodes or []]
+        corpus = self._corpus if self._corpus is not None else [
+            node_to_metadata_dict(n) | {"node_id": n.node_id} for n in self._nodes or []]
         self.bm25.save(str(tmp), corpus=corpus, show_progress=False)
         (tmp / DOC_OF).write_text(json.dumps(self.doc_of), encoding="utf-8")
         for f in tmp.iterdir():
@@ -71,6 +74,8 @@ class LexicalIndex:
     def node(self, i: int) -> TextNode:
         if self._nodes is not None:
             return self._nodes[i]
+        if isinstance(self._corpus, list):  # rows in memory (an index about to be saved)
+            return metadata_dict_to_node(self._corpus[i])
         return _node_at(self._corpus, i)
 
     def nodes(self) -> list[TextNode]:
@@ -99,6 +104,14 @@ class LexicalIndex:
             return []
         idx, scores = self.bm25.retrieve([query], k=k, weight_mask=mask, show_progress=False, n_threads=1)
         return [(self.node(int(i)), float(s)) for i, s in zip(idx[0], scores[0], strict=True) if s > 0]
+
+
+def _bm25(tokens: list[list[str]]):
+    import bm25s
+
+    bm25 = bm25s.BM25()
+    bm25.index([t or [EMPTY] for t in tokens], show_progress=False)
+    return bm25
 
 
 @lru_cache(maxsize=8192)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from llama_index.core.schema import TextNode
@@ -30,15 +30,26 @@ _REFERENCE = ("products.yaml", "payers.yaml")  # the names chunks are tagged wit
 
 @dataclass
 class DocRecord:
+    """A document revision's chunks as stored: plain rows, so that an unchanged document costs a
+    JSON parse (llama-index nodes are made only for the documents a build writes vectors of)."""
+
     key: str
     doc_id: str
-    nodes: list[TextNode]
-    tokens: list[list[str]]       # per node, for BM25
+    raw: list[dict]               # per chunk: {"id", "text", "metadata"}
+    corpus: list[dict]            # per chunk: its row in the saved BM25 index (llama-index's node dict)
+    tokens: list[list[str]]       # per chunk, for BM25
     sentences: dict[str, str]     # sentence id -> text, of every quotable sentence
+
+    @cached_property
+    def nodes(self) -> list[TextNode]:
+        return [_node(r) for r in self.raw]
 
     @property
     def chunk_ids(self) -> list[str]:
-        return [n.node_id for n in self.nodes]
+        return [r["id"] for r in self.raw]
+
+    def __len__(self) -> int:
+        return len(self.raw)
 
 
 @lru_cache(maxsize=1)
@@ -69,18 +80,23 @@ def records_dir(index_root: Path) -> Path:
 
 def make(doc: SourceDocument, key: str) -> DocRecord:
     """Chunk a document (the only place the build chunks) into its record."""
+    from llama_index.core.vector_stores.utils import node_to_metadata_dict
+
     from index.build import chunk_to_node, node_sentences
     from index.chunking import chunk_document
     from index.codes import tokenize
 
     nodes = [chunk_to_node(doc, c) for c in chunk_document(doc)]
-    return DocRecord(key=key, doc_id=doc.id, nodes=nodes, tokens=[tokenize(n.text) for n in nodes],
-                     sentences=node_sentences(nodes))
+    rec = DocRecord(key=key, doc_id=doc.id, raw=[{"id": n.node_id, "text": n.text, "metadata": n.metadata} for n in nodes],
+                    corpus=[node_to_metadata_dict(n) | {"node_id": n.node_id} for n in nodes],
+                    tokens=[tokenize(n.text) for n in nodes], sentences=node_sentences(nodes))
+    rec.nodes = nodes  # the cached property, already made
+    return rec
 
 
 def save(root: Path, rec: DocRecord) -> None:
     data = {"key": rec.key, "doc_id": rec.doc_id, "tokens": rec.tokens, "sentences": rec.sentences,
-            "nodes": [{"id": n.node_id, "text": n.text, "metadata": n.metadata} for n in rec.nodes]}
+            "nodes": rec.raw, "corpus": rec.corpus}
     write_atomic(records_dir(root) / f"{rec.key}.json", json.dumps(data, separators=(",", ":")))
 
 
@@ -89,10 +105,10 @@ def load(root: Path, key: str) -> DocRecord | None:
     path = records_dir(root) / f"{key}.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        nodes = [_node(n) for n in data["nodes"]]
-        if data["key"] != key or len(data["tokens"]) != len(nodes):
+        raw = data["nodes"]
+        if data["key"] != key or not len(data["tokens"]) == len(data["corpus"]) == len(raw):
             return None
-        return DocRecord(key=key, doc_id=data["doc_id"], nodes=nodes, tokens=data["tokens"],
+        return DocRecord(key=key, doc_id=data["doc_id"], raw=raw, corpus=data["corpus"], tokens=data["tokens"],
                          sentences=dict(data["sentences"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
