@@ -233,8 +233,11 @@ class HybridRetriever:
                               store.open_collection(self._client(s), s["sentences"]) if s.get("sentences") else None)
                              for s in manifest.segments]
             self._lexical_index = self._open_lexical()
+        except store.IndexMissingError:
+            raise
         except Exception as exc:
-            if isinstance(exc, store.IndexMissingError) or not store.is_store_error(exc) and not isinstance(exc, ValueError):
+            unreadable = store.is_store_error(exc) or isinstance(exc, ValueError)  # ValueError: a damaged BM25 index
+            if not unreadable:
                 raise
             raise store.IndexMissingError(
                 f"The index {manifest.build_id} cannot be read ({exc.__class__.__name__}: {exc}); "
