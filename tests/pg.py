@@ -9,7 +9,7 @@ are thrown away, and crash durability is PostgreSQL's own, not something these t
 
 PostgreSQL refuses to run as root. As root (CI), initdb and pg_ctl run as the `postgres` system
 user the Debian package creates, in a directory it owns; the temporary directory is made directly
-under the system's temp dir because pytest's own (`/tmp/pytest-of-root`, 0700) is closed to it.
+under the system's temp dir because pytest's own base temp directory (owner-only, 0700) is closed to it.
 `scripts/install_postgres.sh` (run by test.sh) installs the package.
 """
 
