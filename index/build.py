@@ -59,7 +59,12 @@ def chunk_to_node(doc: SourceDocument, chunk: Chunk) -> TextNode:
         "quote": chunk.text,
         "page": doc.page_of(chunk.start) or 0,  # of the original PDF; 0 for a document without pages
     }
-    node = TextNode(id_=chunk.id, text=chunk.search_text, metadata=meta)
+    return make_node(chunk.id, chunk.search_text, meta)
+
+
+def make_node(node_id: str, text: str, meta: dict) -> TextNode:
+    """A chunk's node, made fresh or from its stored record (index.records)."""
+    node = TextNode(id_=node_id, text=text, metadata=meta)
     # Only the search text is embedded/served as content; citations read the metadata.
     node.excluded_embed_metadata_keys = list(meta)
     node.excluded_llm_metadata_keys = list(meta)
@@ -339,9 +344,9 @@ def _remove_unused(cfg: Config, new: store.Manifest, live: store.Manifest | None
     hold) uses: segments, saved lexical indexes, document records."""
     kept = [new] + ([live] if live else [])
     store.remove_stale_builds(cfg, keep={s["id"] for m in kept for s in m.segments})
-    lexical = store.index_root(cfg) / "lexical"
+    lexical, kept_lexical = store.index_root(cfg) / "lexical", {m.lexical for m in kept}
     for path in lexical.iterdir() if lexical.is_dir() else []:
-        if path.name not in {m.lexical for m in kept}:
+        if path.name not in kept_lexical:
             shutil.rmtree(path, ignore_errors=True)
     records.remove_unused(store.index_root(cfg), {meta.get("key", "") for m in kept for meta in m.documents.values()})
 

@@ -115,10 +115,9 @@ def load(root: Path, key: str) -> DocRecord | None:
 
 
 def _node(data: dict) -> TextNode:
-    node = TextNode(id_=data["id"], text=data["text"], metadata=data["metadata"])
-    node.excluded_embed_metadata_keys = list(data["metadata"])  # as index.build.chunk_to_node
-    node.excluded_llm_metadata_keys = list(data["metadata"])
-    return node
+    from index.build import make_node
+
+    return make_node(data["id"], data["text"], data["metadata"])
 
 
 def remove_unused(root: Path, keep: set[str]) -> int:
