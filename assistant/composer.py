@@ -17,7 +17,7 @@ from typing import Protocol
 
 from assistant.answer import Answer, AnswerKind, Citation, ToolCall
 from assistant.answer_type import answer_type
-from assistant.conflicts import conflict_notes, retired_code_notes
+from assistant.conflicts import conflict_notes, mark_retired, retired_code_notes
 from assistant.core.quarters import Quarter
 from assistant.core.question import Question
 from assistant.core.reference import Product, Reference, load_reference
@@ -99,6 +99,7 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
         lines = [lines[0]] + lines[1 + len(parts):]
     elif compared:
         lines = [" ".join(f"**{brand}:** {lines[i]}" for i, (brand, _s) in enumerate(compared))] + lines[len(compared):]
+    lines[0] = mark_retired(lines[0], q.service_day(turn.today))  # the line a coder copies says a code is retired
     body = lines[0] + ("\n\n" + "\n".join(f"- {line}" for line in lines[1:]) if len(lines) > 1 else "")
     notes = notes + stale_price_notes(citations, sentences, turn.today) + policy_version_notes(citations, q)
     notes += conflict_notes(q, citations) + retired_code_notes([c.quote for c in citations], turn.question.service_day(turn.today))

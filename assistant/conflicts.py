@@ -75,6 +75,26 @@ def retired_code_notes(texts: list[str], day: dt.date) -> list[str]:
     return notes
 
 
+_CODE_RANGE = re.compile(r"(?<![0-9A-Z])([0-9]{4}T|[A-Z][0-9]{4})(?:\s*[-–]\s*([0-9]{4}T|[A-Z][0-9]{4}))?(?![0-9A-Za-z])")
+
+
+def mark_retired(text: str, day: dt.date) -> str:
+    """A lead that shows a source's row or sentence keeps its codes, and each code (or range)
+    retired before the date of service says so where a coder copies it: "0537T-0541T [retired
+    for this date of service: see the note]". The replacement and its date are in the note
+    (retired_code_notes), the exact source text in the citation; the mark adds no number."""
+    ref = load_reference()
+    rows = {**ref.hcpcs, **ref.cpt}
+
+    def mark(m: re.Match[str]) -> str:
+        row = rows.get(m.group(1))
+        if row is None or not row.valid_to or row.valid_to >= day:
+            return m.group(0)
+        return f"{m.group(0)} [retired for this date of service: see the note]"
+
+    return _CODE_RANGE.sub(mark, text)
+
+
 def _cpt_note(changed: dict, day: dt.date) -> str:
     pairs = ", ".join(f"{c} → {row.replacement}" for c, row in sorted(changed.items()))
     end = min(row.valid_to for row in changed.values())

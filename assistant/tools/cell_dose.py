@@ -83,7 +83,8 @@ def cell_dose(product: Annotated[Text, param("Product name or HCPCS", label="Pro
                    + (cells_text(raw_hi) if per_lo == per_hi else f"{cells_text(raw_lo)} to {cells_text(raw_hi)}")
                    + f"; cap {cells_text(cap)}" + (" → capped" if capped else " (under the cap)"))
         target = cells_text(hi) if lo == hi else f"{cells_text(lo)} to {cells_text(hi)}"
-        capped_text = f" (capped at {cells_text(cap)})" if capped else ""
+        # the maximum is part of the dose rule a coder checks the bag against: said either way
+        capped_text = f" (capped at {cells_text(cap)}, the maximum)" if capped else f" (maximum {cells_text(cap)})"
         summary = f"**{prod.brand} ({ind.upper()}): {target} CAR-positive T cells{capped_text}** — {billing}"
         if w != Decimal(str(weight)):
             assumptions.append(f"Weight converted at 1 lb = 0.45359237 kg: {fmt(w.quantize(Decimal('0.01')))} kg.")

@@ -164,7 +164,12 @@ _PCS = re.compile(r"ICD-?10-?PCS|\bPCS\b|procedure code", re.I)
 _ROUTE = re.compile(r"\b(peripheral|central)\b", re.I)
 _TOPIC = re.compile(r"CPT|HCPCS|PCS|code", re.I)
 _CODE_SET_YEAR = re.compile(r"\b(?:CPT|HCPCS|ICD-?10(?:-?CM|-?PCS)?|PCS)\s*(?:code set\s*)?(20\d\d)\b", re.I)
-_WHAT_IS = re.compile(r"^\s*what(?:'?s| is| does)\b(?: the)?\s+(?:code\s+)?[0-9A-Z]{5}(?:\s+(?:mean|stand for|for))?\s*\??\s*$", re.I)
+# words of a question that asks what a code is ("what does 38226 cover", "38228 meaning?"):
+# nothing else in the question (a product, a payer, an amount) asks something of its own
+_ABOUT_A_CODE = frozenset(
+    "what whats wat wht is does do the a an this that code cpt hcpcs mean means meaning stand stands for cover "
+    "covers include includes describe description descriptor desc define definition used use explain it of "
+    "about tell me pls please service".split())
 _COMPARED = re.compile(r"\bvs\.?\b|versus|\bdiff(?:erence)?\b|\bchange[ds]?\b|\bcompare", re.I)
 _DISCHARGE_WORD = re.compile(r"\bdischarg\w*|\bd/?c\b|\bdc'?d\b", re.I)
 _SERVICE_WORD = re.compile(r"\bDOS\b|\bclaims?\b|\bdates? of service\b", re.I)
@@ -185,8 +190,8 @@ def _plan(p: Planning) -> Plan | None:
     Q2055 descriptor of a quarter. An amount to convert is the units calculator's question."""
     d = p.q.service_date
     dated = d is not None and d.source != "today"
-    if p.q.figures.dose_mg is not None and not p.asks_unit_size or (p.has("payment") and not _DESCRIPTOR.search(p.text)):
-        return None
+    if p.administered_mg()[0] is not None and not p.asks_unit_size or (p.has("payment") and not _DESCRIPTOR.search(p.text)):
+        return None  # an amount to convert: the units answer names the code and its units
     day = d.day if dated else p.dos
     args: dict = {"dos": day.isoformat(), "event": "discharge" if d is not None and d.event == "discharge" else "service"}
     if dated and d.precision != "day":
@@ -251,7 +256,7 @@ def _asked_code(p: Planning, dated: bool) -> str | None:
     if named and (dated or _STILL.search(p.text) or _COMPARED.search(p.text)):
         return named[0]  # "38225 vs 38206 for car-t collection": the code with a history, for today
     known = [c for c in p.q.codes if p.ref.any_code(c) is not None and p.ref.product(c) is None]  # (a Q-code: its product)
-    if len(known) == 1 and (_WHAT_IS.search(p.text) or re.search(r"descriptor|description|\bdesc\b", p.text, re.I)):
+    if len(known) == 1 and (_only_about_code(p.text, known[0]) or re.search(r"descriptor|description|\bdesc\b", p.text, re.I)):
         return known[0]  # "whats the 38228 descriptor", "what is J9185": the code set's own words
     if _asks_cpt(p, dated):
         return next(iter(_services_asked(p, dated)), None)
@@ -271,6 +276,12 @@ def _drug_code_asked(p: Planning) -> str | None:
     if p.q.codes or cart or not _HCPCS_ASK.search(p.text):
         return None  # a CAR-T product's Q-code is the composer's (quoted with the guide's sentence)
     return p.drug_code()
+
+
+def _only_about_code(text: str, code: str) -> bool:
+    """The question asks what `code` is and nothing else."""
+    rest = re.sub(re.escape(code), " ", text, flags=re.I)
+    return all(w in _ABOUT_A_CODE for w in re.findall(r"[a-z']+", rest.lower().replace("'", "")))
 
 
 def _has_history(ref: Reference, row: Code) -> bool:

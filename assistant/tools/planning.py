@@ -11,6 +11,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -107,6 +108,22 @@ class Planning:
         if f.height_value is not None and f.height_unit == "in":
             return {"height": f.height_value, "height_unit": "in"}
         return {"height": round(f.height_cm, 2), "height_unit": "cm"}
+
+    def administered_mg(self) -> tuple[float | None, list[str]]:
+        """The administered mg: typed, or mg/m² × BSA, or mg/kg × weight, with the step shown.
+        One reading for every calculator: a code question with a derivable amount ("cy 300 mg/m2
+        bsa 2.05, j code and units") is the units calculator's, whose answer names the code too."""
+        f = self.q.figures
+        if f.dose_mg is not None:
+            return f.dose_mg, []
+        if f.mg_per_m2 and f.bsa_m2:
+            exact = Decimal(str(f.mg_per_m2)) * Decimal(str(f.bsa_m2))
+            return float(exact), [f"{f.mg_per_m2:g} mg/m² × {f.bsa_m2:g} m² = {exact.normalize():f} mg"]
+        if f.mg_per_kg and f.weight_kg:
+            kg = round(f.weight_kg, 3)
+            exact = Decimal(str(f.mg_per_kg)) * Decimal(str(kg))
+            return float(exact), [f"{f.mg_per_kg:g} mg/kg × {kg:g} kg = {exact.normalize():f} mg"]
+        return None, []
 
     def vial_sizes(self) -> list[float]:
         return [size for _, size in self.q.figures.vials]

@@ -291,21 +291,6 @@ def _per_dose(code: str, row: Code, amount_mg, n_days: int) -> ToolResult:
 _TOPIC = re.compile(r"units?", re.I)
 
 
-def _amount(p: Planning) -> tuple[float | None, list[str]]:
-    """The administered mg: typed, or mg/m² × BSA, or mg/kg × weight (the step is shown)."""
-    f = p.q.figures
-    if f.dose_mg is not None:
-        return f.dose_mg, []
-    if f.mg_per_m2 and f.bsa_m2:
-        exact = Decimal(str(f.mg_per_m2)) * Decimal(str(f.bsa_m2))
-        return float(exact), [f"{f.mg_per_m2:g} mg/m² × {f.bsa_m2:g} m² = {exact.normalize():f} mg"]
-    if f.mg_per_kg and f.weight_kg:
-        kg = round(f.weight_kg, 3)
-        exact = Decimal(str(f.mg_per_kg)) * Decimal(str(kg))
-        return float(exact), [f"{f.mg_per_kg:g} mg/kg × {kg:g} kg = {exact.normalize():f} mg"]
-    return None, []
-
-
 _CODE_ASKED = re.compile(r"\b[qj][- ]?codes?\b|\bhcpcs\b|\bcodes?\b", re.I)
 
 
@@ -320,7 +305,7 @@ def _plan(p: Planning) -> Plan | None:
         return None
     if not ((p.has("units") or p.has("lymphodepletion")) and p.wants_number):
         return None
-    amount, derived = _amount(p)
+    amount, derived = p.administered_mg()
     if amount is None and code.startswith("Q"):
         return call("dose_units", {"code": code})  # one therapeutic dose: always 1 unit
     if amount is None and p.q.figures.units and p.q.figures.units > 1:  # a claim line to check: "J9185 x 167 units"
