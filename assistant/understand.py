@@ -39,7 +39,7 @@ INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
     "ndc": re.compile(r"\bNDCs?\b|\blabeler\b|\b\d{4,5}-\d{3,4}-\d{1,2}\b|\b\d{10,11}\b", re.I),
     "tocilizumab": re.compile(r"\btocilizumab\b|\btoci\b|\bactemra\b|\bJ3262\b|\bCRS (?:dose|treatment)\b", re.I),
     "lymphodepletion": re.compile(r"lymphodeplet|\bLD\b|fludarabine|cyclophosphamide|\bflu/?cy\b|\bcy/?flu\b|\bcy\b|"
-                                  r"\bJ9185\b|\bJ907[0-6]\b", re.I),
+                                  r"\bflu\b(?=\s*(?:\d|dose|mg|x\s*\d))|\bJ9185\b|\bJ907[0-6]\b", re.I),
     "cell_dose": re.compile(r"\bcell dose\b|\bcells?\b.*\bdose\b|\bdose\b.*\bcells?\b|x ?10\^?[68]|\btarget (?:dose|cells?|cell count)\b|"
                             r"how many cells|\bCAR[+-]? ?T cells\b.*\b(?:kg|weigh)", re.I),
     "bsa": re.compile(r"\bBSA\b|body surface|\bm(?:2|\^2|²)\b", re.I),
@@ -119,7 +119,10 @@ _GIVEN = re.compile(r"\b(?:gave|given|give|administered|infused|dosed|dose(?:\s+
 _OPENED = re.compile(_NUM + r"\s*mg\s*(?:vial\s+)?opened\b|\bopened\s*:?\s*(?:a\s+|an\s+|one\s+)?" + _NUM
                      + r"\s*mg\b(?!\s*/)", re.I)
 _OPENED_LIST = re.compile(r"\bopened\s*:?\s*" + _NUM + r"\s*(?:mg)?\s*(?:\+|&|and)\s*" + _NUM + r"\s*(?:mg)?\b", re.I)  # "opened 400+200"
-_VIAL_NAMED_FIRST = re.compile(r"\bvials?\s*(?:of|size)?\s*:?\s*" + _NUM + r"\s*mg\b(?!\s*/)", re.I)  # "vial 1g" (read as 1000 mg)
+_VIAL_NAMED_FIRST = re.compile(r"\bvials?\s*(?:of|size)?\s*:?\s*" + _NUM + r"\s*mg\b(?!\s*/)|"
+                               # "how many vials of 400": a vial size without its unit (read as a size from 20 up; below, a count)
+                               r"\bvials?\s+(?:of|size)\s*:?\s*([2-9]\d|[1-9]\d{2,3})\b(?!\s*(?:mg|mcg|g|units?|kg|lbs?|ml|%|/))",
+                               re.I)  # "vial 1g" (read as 1000 mg)
 _NOT_DOSE = re.compile(_NUM + r"\s*mg\s*(?:opened|wasted|discarded|waste|drawn up|on hand|in stock)\b|"
                        r"\b(?:opened|wasted|discarded|waste(?:d)? of|stock(?:ed)?)\s*:?\s*" + _NUM + r"\s*mg\b", re.I)
 _UNITS = re.compile(r"\b(\d+)\s*units?\b", re.I)
@@ -165,7 +168,7 @@ def _vials(text: str) -> tuple[tuple[int, float], ...]:
     rest = _VIAL_COUNT_AFTER.sub(" ", rest)
     counted += [(1, _num(n)) for m in _OPENED_LIST.finditer(rest) for n in (m.group(1), m.group(2))]
     rest = _OPENED_LIST.sub(" ", rest)
-    counted += [(0, _num(m.group(1))) for m in _VIAL_NAMED_FIRST.finditer(rest)]
+    counted += [(0, _num(m.group(1) or m.group(2))) for m in _VIAL_NAMED_FIRST.finditer(rest)]
     rest = _VIAL_NAMED_FIRST.sub(" ", rest)
     counted += [(1, _num(m.group(1) or m.group(2))) for m in _OPENED.finditer(rest)]  # "600 mg opened"
     rest = _OPENED.sub(" ", rest)
@@ -382,7 +385,8 @@ def resolve(question: Question, previous: Question | None) -> Question:
         changes["payers"] = previous.payers
         inherited.append("payer")
     # "what if BSA is 2.0": a follow-up that only changes a figure keeps the question it follows
-    if set(question.intents) <= _FIGURE_INTENTS and (previous.intents or previous.codes) and is_follow_up:
+    # "and centene?" after a payer's approval duration: the same question of another payer
+    if set(question.intents) <= _FIGURE_INTENTS and (previous.intents or previous.codes or previous.payers) and is_follow_up:
         changes |= _same_question(question, previous)
         inherited.append("question")
     if (date := _thread_date(question, previous)) is not None:

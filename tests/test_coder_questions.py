@@ -448,3 +448,82 @@ def test_a_products_own_code_leads_with_the_sentence_that_states_it(engine, ques
     first = lead(ask(engine, question))
     assert first.startswith("**Q2055** is the HCPCS code for Abecma")
     assert "Abecma is billed under HCPCS Q2055" in first
+
+
+# --- round 3: compound asks, stated regimens, criteria asked about, threads -------------------------
+
+def test_a_code_and_units_question_with_a_bsa_gets_the_units_answer_naming_the_code(engine):
+    a = ask(engine, "cy 300 mg/m2 bsa 2.05, what j code and units per day")
+    assert [c.name for c in a.tool_calls] == ["dose_units"]
+    assert lead(a).startswith("**J9075: 123 unit(s) per date of service**")
+
+
+def test_what_a_code_covers_is_its_descriptor(engine):
+    first = lead(ask(engine, "what does 38226 cover"))
+    assert first.startswith("**38226** is the CPT code") and "transportation" in first
+
+
+def test_a_weight_based_cell_dose_names_its_maximum(engine):
+    first = lead(ask(engine, "brexu-cel MCL pt 82kg - cell dose range + max"))
+    assert "164 × 10^6" in first and "maximum 200 × 10^6" in first
+
+
+def test_a_retired_code_in_a_quoted_row_is_marked_in_the_copied_line(engine):
+    first = lead(ask(engine, "what POS for outpatient hospital car-t infusion"))
+    assert "POS 22" in first and "0537T-0541T [retired for this date of service: see the note]" in first
+    # on a date the codes were still valid, the row is shown as the source has it
+    assert "[retired" not in lead(ask(engine, "what POS for outpatient hospital car-t infusion", dos="2024-06-01"))
+
+
+def test_two_codes_of_one_history_get_one_answer(engine):
+    a = ask(engine, "is 0540T ok for a 12/30/24 DOS or do i need 38228")
+    assert len(a.tool_calls) == 1 and lead(a).startswith("**0540T** is the CPT code")
+
+
+def test_a_vial_size_without_its_unit_is_read_as_mg():
+    assert read_figures("toci 8mg/kg 95kg how many vials of 400", None).vials == ((0, 400.0),)
+    assert read_figures("toci 70kg vials of 12", None).vials == ()  # a count, not a size
+
+
+def test_the_vials_to_open_are_in_the_first_line(engine):
+    first = lead(ask(engine, "toci 8mg/kg 95kg how many vials of 400"))
+    assert "vials: 2 × 400 mg" in first and "**J3262-JW: 40 unit(s)**" in first
+
+
+@pytest.mark.parametrize("text, start", [
+    ("tecartus ALL cy 900 mg/m2 x3 days right?", "**No: for Tecartus (ALL) the FDA label gives cyclophosphamide once (day -2), not on 3 days.**"),
+    ("carvykti flu 25 mg/m2?", "**No: for Carvykti (MM) the FDA label gives fludarabine 30 mg/m², not 25 mg/m².**"),
+    ("abecma LD flu 30 mg/m2 x 3 days correct?", "**Yes: fludarabine at 30 mg/m² on 3 days is the FDA label regimen"),
+])
+def test_a_stated_regimen_is_checked_against_the_label(engine, text, start):
+    assert lead(ask(engine, text)).startswith(start)
+
+
+def test_a_count_the_question_asks_about_is_not_the_members():
+    from assistant.core.reference import load_reference
+    from assistant.core.scenario import read_scenario
+
+    ref = load_reference()
+    assert read_scenario("carepartners abecma PA - does pt need 4 prior lines?", ref).prior_lines is None
+    assert read_scenario("carepartners abecma pt has 4 prior lines, ok?", ref).prior_lines == 4
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("ecog requirement centene abecma", "has no criterion on performance status (ECOG)"),
+    ("centene abecma renal function requirement?", "has no criterion on organ function"),
+])
+def test_a_criterion_the_policy_does_not_have_is_said_plainly(engine, text, expected):
+    first = lead(ask(engine, text))
+    assert expected in first and "Cannot tell" not in first
+
+
+def test_a_payer_switch_keeps_the_question_and_a_pronoun_rules_out_the_named_therapy(engine):
+    conv = Conversation()
+    ask(engine, "how long is carepartners abecma approval good for", conv)
+    assert "Initial approval: 3 months" in lead(ask(engine, "and centene?", conv))
+    conv = Conversation()
+    assert "criterion 7" in lead(ask(engine, "centene abecma pt had tecvayli - ok?", conv))
+    first = lead(ask(engine, "what if she never had it", conv))
+    assert first.startswith("**Cannot tell yet") and "tecvayli" not in first.split("Read from the question")[0]
+    first = lead(ask(engine, "and carepartners?", conv))
+    assert first.startswith("**Cannot tell yet whether this member meets CarePartners")

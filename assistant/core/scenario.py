@@ -191,9 +191,14 @@ def _age(text: str, today: dt.date) -> int | None:
     return value if 0 < value < 120 else None
 
 
+_RULE_BEFORE = re.compile(r"\b(?:need|needs|needed|requires?|required|must (?:have|be)|minimum(?: of)?|min)\s+(?:at least\s+)?$", re.I)
+
+
 def _prior_lines(text: str) -> tuple[int | None, bool]:
     """The number of prior lines, and whether it was counted from a listed sequence."""
-    if (m := _LINES.search(text)) is not None:
+    for m in _LINES.finditer(text):
+        if _RULE_BEFORE.search(text[max(0, m.start() - 30):m.start()]):
+            continue  # "does pt need 4 prior lines?": the policy's rule is asked, not the member's count
         word = (m.group(1) or m.group(2)).lower()
         return _WORDS.get(word) or int(word), False
     if (m := _LINE_SETTING.search(text)) is not None:

@@ -210,6 +210,8 @@ def _plan(p: Planning) -> Plan | None:
     if len(services) > 1:  # "CPTs for harvest, prep for transport, receipt/prep, admin": every one asked
         return Plan(calls=[("code_on_date", {**args, "code": code}) for code in services])
     compared = [c for c in p.q.codes if (row := p.ref.any_code(c)) is not None and _has_history(p.ref, row)]
+    if dated and len(compared) > 1 and all(c.upper() in {x.code for x in _chain(p.ref, p.ref.any_code(compared[0]))} for c in compared):
+        compared = compared[:1]  # "0540T ok for 12/30/24 or do i need 38228": one code history answers both
     if len(compared) > 1 and re.search(r"\bvs\.?\b|versus|difference|or\b|compare", p.text, re.I):
         return Plan(calls=[("code_on_date", {**args, "code": code}) for code in compared[:3]])  # "J9075 vs J9070"
     if len({str(x.quarter or x.label()) for x in p.q.dates}) > 1 and _COMPARED.search(p.text) and not _DESCRIPTOR.search(p.text):

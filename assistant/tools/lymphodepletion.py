@@ -61,6 +61,10 @@ def lymphodepletion_plan(
                                                 label="Infusion date (optional, YYYY-MM-DD)")] = None,
         dos: Annotated[IsoDate, param("Date of service for the codes when no infusion date is given (default today)",
                                       form=False)] = None,
+        claimed_drug: Annotated[Text, param("A drug of the regimen the question states, to check against the label "
+                                            "(fludarabine or cyclophosphamide)", form=False)] = None,
+        claimed_mg_per_m2: Annotated[Number, param("The mg/m² the question states for claimed_drug", form=False)] = None,
+        claimed_days: Annotated[Number, param("The number of days the question states for claimed_drug", form=False)] = None,
         reference: Reference | None = None) -> ToolResult:
     """Fludarabine/cyclophosphamide doses, HCPCS units and dates for a CAR-T product's regimen."""
     ref = get_reference(reference)
@@ -70,7 +74,11 @@ def lymphodepletion_plan(
     lymph = rules.get("lymphodepletion") or {}
     label = lymph.get("label") or {}
     if all(x in (None, "") for x in (bsa_m2, height, weight)):
-        return _regimen(prod.brand, prod.id, ind, lymph)
+        result = _regimen(prod.brand, prod.id, ind, lymph)
+        if claimed_drug:
+            result.summary = _claim_verdict(prod.brand, ind, label.get("drugs") or [], str(claimed_drug),
+                                            claimed_mg_per_m2, claimed_days) + " " + result.summary
+        return result
     bsa, bsa_source, assumptions = _patient_bsa(bsa_m2, height, weight, height_unit, weight_unit)
     lines = _drug_lines(label.get("drugs") or [], bsa, ref, infusion, service)
     citations = [cite(f"dosing.yaml#{prod.id}.{ind}.lymphodepletion.label", "FDA label regimen", str(label.get("cite", "")))]
@@ -117,6 +125,23 @@ def _regimen(brand: str, product_id: str, ind: str, lymph: dict) -> ToolResult:
                 "give the patient's BSA (or height and weight).",
         formula="the label's regimen; days are relative to the CAR-T infusion (day 0)",
         warnings=warnings, citations=citations)
+
+
+def _claim_verdict(brand: str, ind: str, drugs: list[dict], drug: str, mg_per_m2, days) -> str:
+    """'tecartus ALL cy 900 mg/m2 x3 days right?': yes or no against the label, before the regimen."""
+    d = next((x for x in drugs if x["drug"] == drug.lower()), None)
+    if d is None:
+        return f"**No: the FDA label regimen for {brand} ({ind.upper()}) has no {drug}.**"
+    wrong = []
+    label_mg, n = Decimal(str(d["mg_per_m2"])), len(d["days"])
+    if mg_per_m2 not in (None, "") and Decimal(str(mg_per_m2)) != label_mg:
+        wrong.append(f"{fmt(label_mg)} mg/m², not {fmt(Decimal(str(mg_per_m2)))} mg/m²")
+    if days not in (None, "") and int(days) != n:
+        when = f"once (day {d['days'][0]})" if n == 1 else f"on {n} days ({', '.join(str(x) for x in d['days'])})"
+        wrong.append(f"{when}, not on {int(days)} days")
+    if wrong:
+        return f"**No: for {brand} ({ind.upper()}) the FDA label gives {drug} " + " and ".join(wrong) + ".**"
+    return f"**Yes: {drug} at {fmt(label_mg)} mg/m² on {n} day{'s' if n > 1 else ''} is the FDA label regimen for {brand} ({ind.upper()}).**"
 
 
 def _code_assumptions(ref: Reference, lines: list[dict], dated: bool) -> list[str]:
@@ -249,7 +274,8 @@ def _plan(p: Planning) -> Plan | None:
         return ask(["indication"], f"Which indication is this for ({' or '.join(i.upper() for i in inds)})? "
                                    "The regimens differ.")
     if regimen_only:
-        return call("lymphodepletion_plan", {"product": product, **({"indication": p.q.indication} if p.q.indication in inds else {})})
+        return call("lymphodepletion_plan", {"product": product, **({"indication": p.q.indication} if p.q.indication in inds else {}),
+                                             **_claim(p)})
     if size is None:
         return ask(["bsa"], "To work out the lymphodepletion doses and units I need the patient's "
                             "BSA (m²) or height and weight.")
@@ -260,6 +286,17 @@ def _plan(p: Planning) -> Plan | None:
     else:
         args["dos"] = p.dos.isoformat()
     return call("lymphodepletion_plan", args)
+
+
+def _claim(p: Planning) -> dict:
+    """The one drug's mg/m² (and days) a question states about the regimen, to be checked."""
+    code = p.drug_code()
+    row = p.ref.code(code) if code else None
+    drug = (row.drug or "").lower() if row is not None else ""
+    if drug not in ("fludarabine", "cyclophosphamide") or not p.q.figures.mg_per_m2:
+        return {}
+    return {"claimed_drug": drug, "claimed_mg_per_m2": p.q.figures.mg_per_m2,
+            **({"claimed_days": days} if (days := p.days()) else {})}
 
 
 def _infusion_day(p: Planning):

@@ -15,13 +15,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Annotated, Any
 
 from assistant.core.reference import Reference, get_reference
 from assistant.core.scenario import Scenario, read_scenario
 from assistant.tools.component import Calculator, IsoDate, Plan, Text, call, param
 from assistant.tools.errors import CalcError, MissingDataError
-from assistant.tools.planning import Planning
+from assistant.tools.planning import PATIENT, Planning
 from assistant.tools.result import ToolResult, cite
 
 TOPICS = ("criteria", "duration", "fax", "documentation", "pa_required", "outpatient", "redose", "review", "basis", "tocilizumab")
@@ -60,6 +61,8 @@ def payer_policy(
         return _facts(pol, topics, {c.strip().upper() for c in str(codes or "").split(",") if c.strip()})
     texts = [t for t in (history or "").splitlines() if t.strip()] + ([scenario] if scenario else [])
     facts = merged(ref, texts, (pol["product"],), dt.date.fromisoformat(today) if today else dt.date.today())
+    if facts.given and not facts.facts and not PATIENT.search(asked_about or "") and _absent_focus(pol, asked_about or ""):
+        facts = Scenario()  # "centene renal function requirement?": a rule is asked about, no member described
     rows = [(c, check(c["check"], facts)) for c in pol["criteria"]]
     citations = [cite(f"doc:{doc}", pol.get("criteria_section", ""), c["quote"]) for c in pol["criteria"]]
     lines = [(f"- {_MARK[state]} {c['n']}. {c['text']}{_why(c, state, facts, ref)} [{i}]" if facts.given
@@ -121,7 +124,11 @@ def _verdict(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any], str]], 
 _FOCUS_WORDS = {"prescriber": r"prescrib|onc|hem|doctor|physician", "age": r"\bage\b|how old|years? old|\by/?o\b",
                 "measurable": r"measurable|m-?protein|m-?spike|FLC|labs?\b|SPEP|UPEP", "prior_lines": r"\blines?\b|regimens?",
                 "cns": r"\bCNS\b|seizure|stroke|neuro", "anti_bcma": r"BCMA|tecvayli|blenrep|elrexfio|bispecific",
-                "cart": r"prior car-?t|car-?t before|previous car-?t", "dose_cells": r"\bdose\b|cells", "diagnosis_rrmm": r"diagnos|\bdx\b"}
+                "cart": r"prior car-?t|car-?t before|previous car-?t", "dose_cells": r"\bdose\b|cells", "diagnosis_rrmm": r"diagnos|\bdx\b",
+                # asked about, tested by no policy in the corpus: said plainly instead of a bare list
+                "ecog": r"\bECOG\b|performance status|\bKPS\b|karnofsky",
+                "organ": r"organ function|creatinine|\bCrCl\b|renal|dialysis|\bLFTs?\b|bilirubin|ejection fraction|\bLVEF\b",
+                "infection": r"active infection|hepatitis|\bHIV\b|\bHBV\b|\bHCV\b"}
 
 
 def _focus(pol: Mapping[str, Any], text: str) -> Mapping[str, Any] | None:
@@ -132,7 +139,8 @@ def _focus(pol: Mapping[str, Any], text: str) -> Mapping[str, Any] | None:
 
 _FOCUS_NAMES = {"prescriber": "the prescriber", "age": "age", "measurable": "measurable disease (labs)",
                 "prior_lines": "the number of prior lines", "cns": "CNS disease", "anti_bcma": "prior anti-BCMA therapy",
-                "cart": "prior CAR-T", "diagnosis_rrmm": "the diagnosis"}
+                "cart": "prior CAR-T", "diagnosis_rrmm": "the diagnosis", "ecog": "performance status (ECOG)",
+                "organ": "organ function", "infection": "active infections"}
 
 
 def _absent_focus(pol: Mapping[str, Any], text: str) -> str | None:
@@ -208,6 +216,12 @@ def merged(ref: Reference, texts: list[str], requested: tuple[str, ...], today: 
     out = Scenario()
     for text in texts:
         new = read_scenario(text, ref, requested, today)
+        if out.prior_drugs and not new.prior_drugs and _NEVER_IT.search(text):
+            # "what if she never had it": the therapy the thread named last, now ruled out
+            last = out.prior_drugs[-1].lower()
+            gone = {c for c, names in ref.drug_classes.items() if last in names}
+            out = replace(out, prior_drugs=out.prior_drugs[:-1], classes=out.classes - gone)
+            new = replace(new, ruled_out=new.ruled_out | gone)
         classes = (out.classes - new.ruled_out) | new.classes
         ruled = (out.ruled_out - new.classes) | new.ruled_out
         # a finding the new turn speaks to (even undecided, e.g. a new lab value) replaces the earlier reading
@@ -226,6 +240,8 @@ def merged(ref: Reference, texts: list[str], requested: tuple[str, ...], today: 
     return out
 
 
+_NEVER_IT = re.compile(r"\b(?:never|not|didn'?t|did not|hasn'?t|has not|had no)\s+(?:had|have|received|receive|get|got|gotten)?\s*"
+                       r"(?:it|that|those|them|this)\b", re.I)
 _ADDED = re.compile(r"\bthen\b|\bnext\b|\bafter (?:that|it)\b|\bsince then\b|\balso (?:got|had)\b|\bin between\b", re.I)
 
 
@@ -315,7 +331,8 @@ def _plan(p: Planning) -> Plan | None:
     if topics is None:
         return None
     # a follow-up in a coverage thread ("what if she had tecvayli", "and if she's carepartners instead?")
-    in_thread = bool(p.q.history) and bool(_CRITERIA.search(p.q.history[-1])) and not _NOT_POLICY.search(p.q.history[-1])
+    in_thread = any((_CRITERIA.search(h) or _ASKS.search(h) and read_scenario(h, p.ref, (), p.today).given)
+                    and not _NOT_POLICY.search(h) for h in p.q.history[-3:])
     prod = p.ref.product_by_id(p.q.product or "")
     # "never had tecvayli", "5L: ... Elrexfio 2025": a bispecific named in a CAR-T request is a prior therapy
     asked = p.q.product if prod is not None and prod.car_t and p.q.product not in p.q.prior_products else None

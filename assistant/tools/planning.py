@@ -60,7 +60,7 @@ class Planning:
     @cached_property
     def wants_number(self) -> bool:
         f = self.q.figures
-        return bool(QUANTITY.search(self.text)) or bool(f.bsa_m2 or f.weight_kg or f.height_cm or f.dose_mg)
+        return bool(QUANTITY.search(self.text)) or bool(f.bsa_m2 or f.weight_kg or f.height_cm or f.dose_mg or f.mg_per_m2)
 
     @cached_property
     def about_patient(self) -> bool:

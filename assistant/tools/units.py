@@ -103,17 +103,18 @@ def waste_lines(code: str, administered: Decimal, admin_units: int, size: Decima
                      f"inside the rounded-up administered units ({admin_units} × {fmt(size)} {kind} = "
                      f"{fmt(size * admin_units)} {kind}), so a JW line would carry 0 units. Check your MAC's "
                      f"instructions on whether to report JZ.")
-    return {"vials": {plain(s): c for s, c in vials.items()}, "vial_content": content,
+    return {"vials": {plain(s): c for s, c in vials.items()}, "vial_text": vial_text, "vial_content": content,
             "discarded": discarded, "jw_units": jw_units, "modifier": modifier}, notes
 
 
 def waste_text(code: str, lines: dict) -> str:
-    """The waste line a coder adds, for the summary: JW with its units, or JZ."""
+    """The vials to open and the waste line a coder adds, for the summary: JW with its units, or JZ."""
+    vials = f"; vials: {lines['vial_text']}" if lines.get("vial_text") else ""
     if lines["modifier"] == "JW":
-        return f"; **{code}-JW: {lines['jw_units']} unit(s)** on its own line ({fmt(lines['discarded'])} mg discarded)"
+        return f"{vials}; **{code}-JW: {lines['jw_units']} unit(s)** on its own line ({fmt(lines['discarded'])} mg discarded)"
     if lines["modifier"] == "JZ":
-        return f"; JZ on the {code} line (no waste)"
-    return f"; {fmt(lines['discarded'])} mg discarded fits inside the rounded-up units: a JW line would carry 0 units"
+        return f"{vials}; JZ on the {code} line (no waste)"
+    return f"{vials}; {fmt(lines['discarded'])} mg discarded fits inside the rounded-up units: a JW line would carry 0 units"
 
 
 def units_for(code: str, row: Code, amount: Decimal) -> int:
