@@ -51,6 +51,9 @@ def conflict_notes(q: Question, citations: list[Citation], exclude: set[str] = f
     return notes
 
 
+_CODE_RANGE = re.compile(r"(?<![0-9A-Z])([0-9]{4}T|[A-Z][0-9]{4})(?:\s*[-–]\s*([0-9]{4}T|[A-Z][0-9]{4}))?(?![0-9A-Za-z])")
+
+
 def retired_code_notes(texts: list[str], day: dt.date) -> list[str]:
     """A note per code quoted in the answer that changed: replaced before the date of service
     (bill the replacement), or still in force on it (and when it was replaced). About the date of
@@ -59,8 +62,12 @@ def retired_code_notes(texts: list[str], day: dt.date) -> list[str]:
     Codes are looked for literally (the sources glue them to the next word: "0540TCAR-T")."""
     ref = load_reference()
     text = " ".join(texts)
+    # a range ("0537T-0541T") names every code inside it
+    spans = [(m.group(1), m.group(2)) for m in _CODE_RANGE.finditer(text) if m.group(2)]
 
     def present(code: str) -> bool:
+        if any(a <= code <= b and len(code) == len(a) and code[-1].isalpha() == a[-1].isalpha() for a, b in spans):
+            return True
         return re.search(rf"(?<![0-9A-Z]){re.escape(code)}", text) is not None
 
     notes = []
@@ -75,7 +82,6 @@ def retired_code_notes(texts: list[str], day: dt.date) -> list[str]:
     return notes
 
 
-_CODE_RANGE = re.compile(r"(?<![0-9A-Z])([0-9]{4}T|[A-Z][0-9]{4})(?:\s*[-–]\s*([0-9]{4}T|[A-Z][0-9]{4}))?(?![0-9A-Za-z])")
 
 
 def mark_retired(text: str, day: dt.date) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
+from assistant.core.reference import load_reference
 from assistant.retrieval import Passage, strip_entity_names
 from index.codes import codes_in, find_codes, tokenize
 from index.entities import products_in, products_in_question
@@ -73,6 +75,8 @@ def expand_query(text: str) -> str:
 SEMANTIC_WEIGHT = 2.0
 FAQ_WEIGHT = 0.5  # share of a FAQ question's match given to its answer's first sentence
 OTHER_PRODUCT_PENALTY = 6.0  # a sentence about other products only, for a question about one
+SAME_PRODUCT_BONUS = 1.0  # a sentence that names the asked product (by name or code) and no other
+OTHER_DRUG_PENALTY = 1.0  # a sentence about the LD or supportive drugs, for a question about the product alone
 INTRO_PENALTY = 3.0  # a sentence ending in ':' only announces a list
 STATUS_BONUS = 1.5  # a "still / now" question: a sentence that says a thing ended, changed or is current
 _STILL = re.compile(r"\bstill\b|\bcurrently\b|\bnow\b|\bany ?more\b|\bthese days\b", re.I)
@@ -89,6 +93,14 @@ class _Asked:
     prefer_codes: bool     # a "which code" question
     kinds: set[str]        # the code kinds it asks for
     codes: set[str]        # the codes it names
+    drugs: bool = False    # it names a drug given around the infusion (fludarabine, tocilizumab ...) or the LD
+
+
+@lru_cache(maxsize=1)
+def _other_drugs() -> re.Pattern[str]:
+    """The drugs given around a CAR-T infusion (reference data's drug names) and the LD itself."""
+    names = sorted((n for n in load_reference().code_for_name() if len(n) > 3), key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(map(re.escape, names)) + r"|lymphodeplet\w*|\bLD\b|flu/?cy|chemo\w*)\b", re.I)
 
 
 def _fit(text: str, asked: _Asked) -> float:
@@ -98,8 +110,13 @@ def _fit(text: str, asked: _Asked) -> float:
         score -= INTRO_PENALTY  # "Tecartus carries two FDA-approved indications:" introduces the answer
     if asked.currency and _STATUS.search(text):
         score += STATUS_BONUS
-    if asked.products and (named := set(products_in(normalize(text)))) and not named & asked.products:
+    named = set(products_in(normalize(text))) if asked.products else set()
+    if named and not named & asked.products:
         score -= OTHER_PRODUCT_PENALTY  # "tecartus MCL 2L?": a Breyanzi row says nothing about Tecartus
+    elif named & asked.products and len(named) == 1:
+        score += SAME_PRODUCT_BONUS  # "JW abecma needed?": the sentence about Q2055 over the guide's boilerplate
+    if asked.products and not asked.drugs and _other_drugs().search(text):
+        score -= OTHER_DRUG_PENALTY  # "JW abecma needed?": a sentence on fludarabine's JW is not about Abecma
     if asked.prefer_codes:
         # a "which code" question wants a sentence that gives one, of the kind asked
         found_kinds = {k for _, _, k, c in find_codes(normalize(text)) if c.upper() not in asked.codes}
@@ -120,7 +137,8 @@ def best_sentences(question: str, passages: list[Passage], k: int = 3,
     if not q_tokens and not q_codes:
         return []
     asked = _Asked(set(products_in_question(normalize(question))), bool(_STILL.search(question)),
-                   prefer_codes, kinds, q_codes)
+                   prefer_codes, kinds, q_codes,
+                   drugs=bool(_other_drugs().search(question) or re.search(r"\b(?:cy|flu)\b", question, re.I)))
     found: list[Sentence] = []
     for rank, p in enumerate(passages):
         scored = []

@@ -104,8 +104,10 @@ def test_abecma_dose_conflict_is_shown(engine):
 
 def test_retired_codes_in_a_quote_get_their_replacements(engine):
     a = ask(engine, "abecma admin codes 0537T-0541T")
-    assert "0540T" in " ".join(c.quote for c in a.citations)
-    assert any("0540T → 38228" in n and "January 1, 2025" in n for n in a.notes)
+    assert "0537T-0541T" in " ".join(c.quote for c in a.citations)
+    # a range names every code in it: each gets its replacement, and the copied line says they are retired
+    assert any("0537T → 38225, 0538T → 38226, 0539T → 38227, 0540T → 38228" in n and "January 1, 2025" in n for n in a.notes)
+    assert "0537T-0541T [retired for this date of service: see the note]" in first_paragraph(a)
     # asked as a CPT code, the code in force today leads and the deleted one is named as such
     first = first_paragraph(ask(engine, "what cpt codes for car-t administration"))
     assert first.startswith("**38228** is the CPT code") and "0540T is not" in first
@@ -145,7 +147,7 @@ def test_bad_calculator_input_is_a_clear_message(engine):
 def test_opened_vials_give_the_jw_line_in_the_lead(engine):
     a = ask(engine, "we opened 2x 400mg actemra, gave 680mg, what goes on the JZ/JW lines")
     first = a.text.split("\n")[0]
-    assert first == ("**J3262: 680 unit(s) per date of service**; **J3262-JW: 120 unit(s)** on its own line "
+    assert first == ("**J3262: 680 unit(s) per date of service**; vials: 2 × 400 mg; **J3262-JW: 120 unit(s)** on its own line "
                      "(120 mg discarded)")
     assert tool(a, "dose_units").arguments["vial_sizes"] == [400.0]
 
@@ -153,4 +155,5 @@ def test_opened_vials_give_the_jw_line_in_the_lead(engine):
 def test_tocilizumab_with_vials_on_hand_leads_with_the_jw_line(engine):
     a = ask(engine, "toci for 52 kg pt, we have 80 and 200 mg vials, units + waste")
     assert a.text.split("\n")[0].startswith(
-        "**Tocilizumab 416 mg per dose → J3262 416 units per dose**; **J3262-JW: 24 unit(s)** on its own line")
+        "**Tocilizumab 416 mg per dose → J3262 416 units per dose**; vials: 1 × 200 mg + 3 × 80 mg; "
+        "**J3262-JW: 24 unit(s)** on its own line")
