@@ -25,7 +25,10 @@ _ASKED_KINDS = [
     (re.compile(r"HCPCS|Q-?code|J-?code", re.I), {"hcpcs"}),
     (re.compile(r"\bNDC\b", re.I), {"ndc"}),
     (re.compile(r"\bDRG\b", re.I), {"drg"}),
+    (re.compile(r"\bmodifiers?\b|\bmod\b", re.I), {"modifier"}),
 ]
+# a sentence that gives a modifier (they are not codes index.codes finds: JW, JZ, 25, JG ...)
+_MODIFIER_GIVEN = re.compile(r"\bmodifiers?\s+(?:-?[0-9A-Z]{2}\b)|\b(?:JW|JZ|JG|TB|KX|GA|GY|GZ|PO|PN|JX)\b")
 
 
 def asked_code_kinds(question: str) -> set[str]:
@@ -120,6 +123,7 @@ def _fit(text: str, asked: _Asked) -> float:
     if asked.prefer_codes:
         # a "which code" question wants a sentence that gives one, of the kind asked
         found_kinds = {k for _, _, k, c in find_codes(normalize(text)) if c.upper() not in asked.codes}
+        found_kinds |= {"modifier"} if "modifier" in asked.kinds and _MODIFIER_GIVEN.search(text) else set()
         score += 3.0 if asked.kinds & found_kinds else (1.0 if found_kinds else 0.0)
     return score
 
@@ -134,6 +138,8 @@ def best_sentences(question: str, passages: list[Passage], k: int = 3,
     q_tokens = set(tokenize(normalize(expand_query(strip_entity_names(question) or question))))
     q_codes = {c.upper() for c in codes_in(normalize(question))}
     kinds = asked_code_kinds(question) if prefer_codes else set()
+    if re.search(_MODIFIER_GIVEN.pattern, question, re.I):
+        kinds.discard("modifier")  # "does abecma need JZ": a yes/no about the modifier named, not "which modifier"
     if not q_tokens and not q_codes:
         return []
     asked = _Asked(set(products_in_question(normalize(question))), bool(_STILL.search(question)),

@@ -120,8 +120,8 @@ def _off_subject(row: TableRow, text: str, q: Question, named: set[str], modifie
                                        rf"-{re.escape(m)}\b|\b{re.escape(m)}\b(?=\s*(?:/|or|and)\s*J[WZ]\b)", row.quote)
                              for m in modifiers):
         return True  # "modifier 25 when": a row about JW/JZ does not answer it
-    # "JZ rule for abecma": a row about fludarabine's line is not about the product
-    return bool(not named and q.products and names_in_row & set(drug_codes.values()))
+    # "JZ rule for abecma", "modifier for same day E/M": a row about fludarabine's line is not what is asked
+    return bool(not named and names_in_row & set(drug_codes.values()) and not _EPISODE[2].search(q.asked))
 
 
 def _drugs_named(text: str, drug_codes: dict[str, str]) -> set[str]:

@@ -534,3 +534,22 @@ def test_a_payer_switch_keeps_the_question_and_a_pronoun_rules_out_the_named_the
 def test_a_modifier_question_about_the_product_leads_with_the_products_sentence(engine, text):
     # not the lymphodepletion drugs' JW rule, nor the guide's "check your MAC" boilerplate
     assert lead(ask(engine, text)).startswith("Unlike weight-based drug J-codes, the single-dose Q2055 code does not generate JW")
+
+
+@pytest.mark.parametrize("text, start", [
+    ("what's the effective date of the carepartners abecma policy",
+     "**CarePartners of Connecticut's Abecma Medical Necessity Guidelines (Medicare Advantage): Effective September 1, 2025 [1]"),
+    ("when was centene abecma policy last reviewed", "**Centene's Abecma policy (CP.PHAR.481): Effective since March 26, 2021"),
+])
+def test_a_policys_own_dates_are_answered_from_the_policy(engine, text, start):
+    a = ask(engine, text)
+    assert lead(a).startswith(start)
+    assert any("Last" in c.quote or "Effective" in c.quote or "Reviewed" in c.quote for c in a.citations)
+
+
+def test_the_billing_unit_of_a_code_is_answered_for_a_drug_the_guides_do_not_cover(engine):
+    assert lead(ask(engine, "whats the unit for J9380")).startswith("**J9380** is the HCPCS code (Teclistamab injection (Tecvayli), 0.5 mg per unit)")
+
+
+def test_a_drug_row_does_not_answer_a_modifier_question_that_names_no_drug(engine):
+    assert lead(ask(engine, "modifier for same day E/M car-t")).startswith("Use modifier 25 on the E/M code")

@@ -25,7 +25,8 @@ from assistant.tools.errors import CalcError, MissingDataError
 from assistant.tools.planning import PATIENT, Planning
 from assistant.tools.result import ToolResult, cite
 
-TOPICS = ("criteria", "duration", "fax", "documentation", "pa_required", "outpatient", "redose", "review", "basis", "tocilizumab")
+TOPICS = ("criteria", "duration", "fax", "documentation", "pa_required", "outpatient", "redose", "review", "basis", "tocilizumab",
+          "dates")
 MET, FAILED, UNKNOWN = "met", "not met", "not stated"
 _MARK = {MET: "✓", FAILED: "✗", UNKNOWN: "?"}
 
@@ -39,7 +40,7 @@ def payer_policy(
                                         "findings (e.g. '72 y/o, 4 prior lines incl len, bort, dara; had Tecvayli')",
                                         label="Patient scenario", example="72 y/o, 4 prior lines incl len, bort, dara")] = None,
         topic: Annotated[Text, param("What is asked: criteria (default), duration, fax, documentation, pa_required, "
-                                     "outpatient, redose, review, basis, tocilizumab", label="Topic",
+                                     "outpatient, redose, review, basis, tocilizumab, dates", label="Topic",
                                      choices=list(TOPICS))] = "criteria",
         history: Annotated[Text, param("Earlier turns of the conversation, oldest first, one per line (their facts "
                                        "apply unless the scenario changes them)", form=False)] = None,
@@ -202,7 +203,8 @@ def _facts(pol: Mapping[str, Any], topics: list[str], codes: set[str] = frozense
 _TOPIC_NAMES = {"duration": "an approval duration", "fax": "a fax number or where to send the request",
                 "documentation": "what to attach", "pa_required": "whether prior authorization is required",
                 "outpatient": "an outpatient rule", "redose": "a re-dosing rule", "review": "who reviews the request",
-                "basis": "the coverage basis", "tocilizumab": "a tocilizumab requirement"}
+                "basis": "the coverage basis", "tocilizumab": "a tocilizumab requirement",
+                "dates": "the policy's effective or review date"}
 
 
 def _topics_of(fact: Mapping[str, Any]) -> list[str]:
@@ -310,6 +312,10 @@ _TOPIC_WORDS = {
                          r"subsequent dose|limit on (?:\w+ )?(?:infusions|doses)|how many (?:\w+ )?(?:infusions|doses)", re.I),
     "review": re.compile(r"\bPDAC\b|who reviews|committee", re.I),
     "tocilizumab": re.compile(r"tocilizumab|actemra|\btoci\b", re.I),
+    # the policy's own dates: which revision a PA specialist is reading
+    "dates": re.compile(r"effective date|\beff(?:ective)? dt\b|when (?:is|was|did|does) .{0,40}(?:effective|reviewed|revised|updated|take effect)|"
+                        r"last (?:review(?:ed)?|revis(?:ed|ion)|updated?)\b|review date|revision date|"
+                        r"(?:policy|guideline)s? (?:version|date)|how (?:old|current|recent) is", re.I),
 }
 _CRITERIA = re.compile(r"criteri|qualif|eligib|\bmeet|\bapprov|\bcover|\brequir\w*|\breqs?\b|"
                        r"\bminimum\b|\bPA\b|prior auth|\benough\b|\bauth\b|"

@@ -28,7 +28,8 @@ PATIENT = re.compile(r"\b(?:my|our|this|the) (?:pt|patient|guy|lady|man|woman)\b
 UNITS_WORD = re.compile(r"\bunits?\b", re.I)
 # a question about a code's billing unit, not an amount to convert ("is J9185 per 50mg?", "J9075 unit size")
 UNIT_SIZE = re.compile(r"\bper \d+(?:\.\d+)? ?mg\s*\??\s*$|\bunit size\b|\bmg (?:per|in|=) (?:a |one |1 )?unit\b|"
-                       r"\bhow many mg (?:is|per|in) (?:a |one |1 )?unit\b|\bwhat is (?:a|one|1) unit\b", re.I)
+                       r"\bhow many mg (?:is|per|in) (?:a |one |1 )?unit\b|\bwhat is (?:a|one|1) unit\b|"
+                       r"\bwhat(?:'?s| is) the (?:billing )?unit (?:for|of|on)\b|\bbilling unit (?:for|of)\b", re.I)
 DAYS = re.compile(r"\b(?:x|×|for|over)\s*(\d{1,2})\s*(?:days?|dates? of service|DOS)\b|"
                   r"\b(\d{1,2})\s*(?:days?|dates? of service)\b|"
                   r"\b(?:daily|qd|/day|per day)\s*(?:x|×)\s*(\d{1,2})\b", re.I)
