@@ -336,6 +336,8 @@ _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 
 _HISTORY = 5
 _FOLLOWS_CHARS = 600  # how much of the followed question a turn keeps  # earlier turns a thread keeps (their scenario facts carry over)
 _FIGURE_INTENTS = {"bsa"}  # intents a changed patient figure brings, not a new question
+# "and how many units" after a tocilizumab dose: another part of the same answer, not a new question
+_PART_INTENTS = _FIGURE_INTENTS | {"units"}
 
 
 def _same_question(question: Question, previous: Question) -> dict:
@@ -386,7 +388,9 @@ def resolve(question: Question, previous: Question | None) -> Question:
         inherited.append("payer")
     # "what if BSA is 2.0": a follow-up that only changes a figure keeps the question it follows
     # "and centene?" after a payer's approval duration: the same question of another payer
-    if set(question.intents) <= _FIGURE_INTENTS and (previous.intents or previous.codes or previous.payers) and is_follow_up:
+    bare = not (question.products or question.codes or question.payers)
+    if (set(question.intents) <= _FIGURE_INTENTS or bare and set(question.intents) <= _PART_INTENTS) and (
+            previous.intents or previous.codes or previous.payers or previous.follows) and is_follow_up:
         changes |= _same_question(question, previous)
         inherited.append("question")
     if (date := _thread_date(question, previous)) is not None:

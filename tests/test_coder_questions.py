@@ -553,3 +553,20 @@ def test_the_billing_unit_of_a_code_is_answered_for_a_drug_the_guides_do_not_cov
 
 def test_a_drug_row_does_not_answer_a_modifier_question_that_names_no_drug(engine):
     assert lead(ask(engine, "modifier for same day E/M car-t")).startswith("Use modifier 25 on the E/M code")
+
+
+def test_a_follow_up_asking_another_part_keeps_the_threads_calculator(engine):
+    conv = Conversation()
+    ask(engine, "carvykti pt 78 kg toci dose", conv)
+    assert lead(ask(engine, "and how many units", conv)).startswith("**Tocilizumab 624 mg per dose → J3262 624 units per dose**")
+    assert "**J3262-JW: 176 unit(s)**" in lead(ask(engine, "what if 400mg vials only", conv))
+    conv = Conversation()
+    ask(engine, "Q2055 Q4 2025 payment limit", conv)
+    assert lead(ask(engine, "how many units", conv)).startswith("**Q2055: 1 unit**")
+
+
+def test_a_pcs_thread_moves_to_another_products_code_of_the_same_vein(engine):
+    conv = Conversation()
+    ask(engine, "XW043A7 valid for discharge 3/1/22?", conv)
+    assert lead(ask(engine, "and for abecma?", conv)).startswith("**XW043K7**")
+    assert lead(ask(engine, "and tecartus", conv)).startswith("**XW043M7**")

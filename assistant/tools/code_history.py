@@ -219,9 +219,22 @@ def _plan(p: Planning) -> Plan | None:
     code = _asked_code(p, dated) or _drug_code_asked(p)
     if code:
         return call("code_on_date", {**args, "code": code})
-    if (_PCS.search(p.text) or ("route" in args and p.has("code"))) and p.q.product:
+    return _product_pcs(p, args)
+
+
+def _product_pcs(p: Planning, args: dict) -> Plan | None:
+    """A product's ICD-10-PCS infusion code: asked as such, or following a question about
+    another product's ("XW043A7 valid for discharge 3/1/22?" then "and for abecma?": that
+    product's code of the same vein)."""
+    if not p.q.product:
+        return None
+    if _PCS.search(p.text) or ("route" in args and p.has("code")):
         return call("code_on_date", args)
-    return None
+    followed = next((row for c in re.findall(r"\bXW0[34]3[0-9A-Z]{2}\b", p.q.follows, re.I)
+                     if (row := p.ref.pcs.get(c.upper())) is not None), None)
+    if followed is None:
+        return None
+    return call("code_on_date", {**args, **({"route": followed.route} if followed.route and "route" not in args else {})})
 
 
 # services of the lymphodepletion or of supportive drugs have CPT codes of their own (96413 ...)

@@ -17,7 +17,7 @@ from assistant.core.reference import Code, Reference, get_reference
 from assistant.tools._inputs import ceil_units, fmt, plain, positive, to_date, to_decimal_list, to_int, to_text
 from assistant.tools.component import VIAL_LABEL, Calculator, IsoDate, Number, Numbers, Plan, Text, Whole, ask, call, param
 from assistant.tools.errors import CalcError, UnknownCodeError
-from assistant.tools.planning import Planning, backed_by
+from assistant.tools.planning import UNITS_WORD, Planning, backed_by
 from assistant.tools.result import ToolResult, cite
 
 MAX_VIAL_COMBOS = 200_000
@@ -302,7 +302,9 @@ def _plan(p: Planning) -> Plan | None:
             and not _CODE_ASKED.search(p.text)):  # "Q code + how many units": the code answer says both
         prod = p.ref.product_by_id(p.q.product)  # "tecartus billing units": the product's own Q-code
         code = prod.hcpcs if prod is not None and prod.hcpcs else None
-    if not code or (code.startswith("Q") and p.has("payment")):
+    # "how many units" following a Q-code's payment: this turn asks the units, not the payment again
+    units_turn = bool(p.q.follows) and bool(UNITS_WORD.search(p.q.text)) and not re.search(r"\$|pay|limit|allow|coins", p.q.text, re.I)
+    if not code or (code.startswith("Q") and p.has("payment") and not units_turn):
         return None
     if not ((p.has("units") or p.has("lymphodepletion")) and p.wants_number):
         return None
