@@ -217,7 +217,7 @@ def tool_failure(turn: Turn, missing_data: bool) -> Answer:
 # --- code answers ---------------------------------------------------------------------------
 
 _CODE_WORDS = ("hcpcs", "q-code", "q code", "qcode", "j-code", "j code", "jcode", "drug code", "what code", "which code", "code for",
-               "billed under", "billing code")
+               "billed under", "billing code", "what do we bill", "what do i bill", "what should we bill")
 
 
 def direct_code_answer(q: Question, passages: list[Passage], ref: Reference):
@@ -280,11 +280,13 @@ def code_sentence(prod: Product, passages: list[Passage], named_only: bool = Tru
     for p in passages:
         for a, b in split_sentences(p):
             text = p.quote[a - p.span[0]:b - p.span[0]]
-            if prod.hcpcs not in text or len(text) >= 420:
-                continue
+            if prod.hcpcs not in text or len(text) >= 420 or text.rstrip().endswith("?"):
+                continue  # (a FAQ's question states nothing)
             named = prod.brand in text or prod.generic.lower() in text.lower()
-            rank = 0 if named and "billed under" in text else 1 if named else 2
-            if (named or not named_only) and (best is None or rank < best[0]):
+            # "do not bill Q2055 if the product fails" names the code, but does not state it
+            negated = bool(re.search(r"\b(?:do not|don't|never|not) (?:be )?bill", text, re.I))
+            rank = 0 if named and "billed under" in text else 1 if named and not negated else 2 if not negated else 3
+            if (named and not (negated and named_only) or not named_only) and (best is None or rank < best[0]):
                 best = (rank, Sentence(p, a, b, text, 99.0), text)
     return best[1:] if best else None
 

@@ -51,7 +51,8 @@ def conflict_notes(q: Question, citations: list[Citation], exclude: set[str] = f
     return notes
 
 
-_CODE_RANGE = re.compile(r"(?<![0-9A-Z])([0-9]{4}T|[A-Z][0-9]{4})(?:\s*[-–]\s*([0-9]{4}T|[A-Z][0-9]{4}))?(?![0-9A-Za-z])")
+# a code or a range of codes; "0537TChimeric" (glued to the next word) is one too
+_CODE_RANGE = re.compile(r"(?<![0-9A-Z])([0-9]{4}T|[A-Z][0-9]{4})(?:\s*[-–]\s*([0-9]{4}T|[A-Z][0-9]{4}))?(?![0-9a-z])")
 
 
 def retired_code_notes(texts: list[str], day: dt.date) -> list[str]:

@@ -45,11 +45,15 @@ INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
     "bsa": re.compile(r"\bBSA\b|body surface|\bm(?:2|\^2|²)\b", re.I),
     "units": re.compile(r"\bunits?\b|\bhow many\b.*\bbill\b|\bJW\b|\bJZ\b|\bwaste|\bdiscard", re.I),
     "payment": re.compile(r"payment limit|\bpayment\b|\b(?:pmts?|pymts?|paymts?)\b|"
-                          r"\blimit\b|\bASP\b|\ballow(?:ed|able|s)?\b|\bpric(?:e|ed|ing)\b|reimburse|"
+                          # not "age limit", "dose limit", "limit on doses"
+                          r"(?<!age )(?<!dose )(?<!dosing )(?<!time )(?<!cell )(?<!weight )(?<!line )"
+                          r"\blimit\b(?! (?:on|for) (?:age|dose|doses|cells|lines|infusions))|"
+                          r"\bASP\b|\ballow(?:ed|able|s)?\b|\bpric(?:e|ed|ing)\b|reimburse|"
                           r"\bpaid\b|\bpays?\b|\bpaying\b|\bprice\b|"
                           r"cost|coinsurance|co-insurance|\bcoins\b|\bcopay|sequestration|\bseq\b|Medicare share|how much|"
                           r"\bremit\b|\bunderpa|\bEOB\b|\bERA\b|get paid|\$\s?\d|\b\d{1,3}(?:,\d{3})+\.\d{2}\b", re.I),
-    "code": re.compile(r"\b(?:HCPCS|CPT|ICD-?10(?:-CM|-PCS)?|PCS|DRG|APC|POS|place of service|revenue code|modifier|Q-?code|J-?code|code)s?\b", re.I),
+    "code": re.compile(r"\b(?:HCPCS|CPT|ICD-?10(?:-CM|-PCS)?|PCS|DRG|APC|POS|place of service|revenue code|modifier|Q-?code|J-?code|code)s?\b|"
+                       r"\bwhat (?:do|should|can) (?:we|i|you) bill\b", re.I),
     "policy": re.compile(r"prior auth|\bPA\b|criteria|cover(?:ed|age)?\b|medically necessary|approval duration|eligib|"
                          r"require[sd]?|policy|REMS|FACT|limitation", re.I),
 }

@@ -570,3 +570,29 @@ def test_a_pcs_thread_moves_to_another_products_code_of_the_same_vein(engine):
     ask(engine, "XW043A7 valid for discharge 3/1/22?", conv)
     assert lead(ask(engine, "and for abecma?", conv)).startswith("**XW043K7**")
     assert lead(ask(engine, "and tecartus", conv)).startswith("**XW043M7**")
+
+
+def test_billers_words_ask_a_services_code_and_an_age_limit_is_not_a_price(engine):
+    assert lead(ask(engine, "what do we bill for cell collection day")).startswith("**38225** is the CPT code")
+    a = ask(engine, "is there an age limit for abecma w/ centene")
+    assert [c.name for c in a.tool_calls] == ["payer_policy"] and "criterion 3: Age 18 or older" in lead(a)
+
+
+def test_a_lab_figure_asked_about_is_read_against_its_criterion(engine):
+    first = lead(ask(engine, "centene abecma: M-protein 0.3 g/dL, is that measurable disease?"))
+    assert "criterion 4" in first and "**From the question: M-protein 0.3 g/dL below the threshold" in first
+
+
+def test_outpatient_and_labeler_questions_in_a_billers_words(engine):
+    assert "Outpatient administration may be covered when the provider attests" in lead(
+        ask(engine, "can abecma be given outpatient under carepartners"))
+    assert lead(ask(engine, "which labeler is 57894")).startswith("**Labeler 57894: Tecvayli (J9380, cms-crosswalk), Carvykti")
+
+
+def test_a_retired_code_glued_to_the_next_word_is_marked():
+    import datetime as dt
+
+    from assistant.conflicts import mark_retired
+
+    assert mark_retired("0537TChimeric antigen", dt.date(2026, 1, 5)).startswith("0537T [retired for this date of service")
+    assert mark_retired("0537TChimeric antigen", dt.date(2024, 6, 1)) == "0537TChimeric antigen"

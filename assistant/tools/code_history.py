@@ -242,13 +242,18 @@ _NOT_CART_SERVICE = re.compile(r"chemo|\bcy\b|\bflu\b|fludara|cyclophos|lymphode
                                r"hydration|\bIVIG\b|\bpush\b|transfusion", re.I)
 
 
+# "what do we bill for cell collection day": the service's code is asked, in the biller's words
+_BILL_FOR = re.compile(r"\bwhat (?:do|should|can|would) (?:we|i|you) (?:bill|code|use|report)\b|"
+                       r"\bhow (?:do|should|would) (?:we|i|you) (?:bill|code|report)\b|\bwhat(?:'?s| is) billed for\b", re.I)
+
+
 def _asks_cpt(p: Planning, dated: bool) -> bool:
     """A CAR-T service's CPT code: asked as a CPT code, or as a code with a date (or 'still
     valid'), not about ICD-10-PCS or a lymphodepletion / supportive-drug service. Without a date
     the code in force today answers: the guides' 0537T-0540T were deleted in 2025."""
     if _PCS.search(p.text) or _NOT_CART_SERVICE.search(p.text):
         return False
-    if re.search(r"\bcpts?\b", p.text, re.I):
+    if re.search(r"\bcpts?\b", p.text, re.I) or _BILL_FOR.search(p.text):
         return True
     return bool((dated or _STILL.search(p.text)) and re.search(r"\bcodes?\b", p.text, re.I))
 

@@ -220,7 +220,7 @@ def _brand(product_id: str | None) -> str:
 
 # --- the component ------------------------------------------------------------------------
 NDC_TOKEN = re.compile(r"(?<![\d-])(\d{4,5}-\d{3,4}-\d{1,2}|\d{10,11})(?![\d-])")
-LABELER = re.compile(r"\blabeler(?: code)?\s*(?:#|no\.?|number)?\s*(\d{5})\b|\b(\d{5})\s+labeler\b", re.I)
+LABELER = re.compile(r"\blabeler(?: code)?\s*(?:#|no\.?|number|is|=|:)?\s*(\d{5})\b|\b(\d{5})\s+(?:is (?:the |which )?)?labeler\b", re.I)
 _NDC_WORDS = re.compile(r"\bNDCs?\b|labeler", re.I)
 _TOPIC = re.compile(r"NDC|labeler|\d{4,5}-\d{3,4}", re.I)
 

@@ -77,7 +77,9 @@ def payer_policy(
         # "pt had Tecvayli - is that a problem?": the one fact the question gives is answered first
         verdict = f"**Not a criterion of {pol['name']}: {', '.join(unchecked)}.** " + verdict
     if not facts.given and (focus := _focus(pol, asked_about or "")) is not None:
-        verdict = f"**{name}, criterion {focus['n']}: {focus['text']}.** [{pol['criteria'].index(focus) + 1}] " + verdict
+        reading = facts.said.get(focus["check"]["fact"])  # "M-protein 0.3 g/dL, is that measurable?": the figure's reading
+        verdict = (f"**{name}, criterion {focus['n']}: {focus['text']}.** [{pol['criteria'].index(focus) + 1}] "
+                   + (f"**From the question: {reading}.** " if reading else "") + verdict)
     elif not facts.given and (absent := _absent_focus(pol, asked_about or "")):
         # "does carepartners require a specific prescriber": this policy has no such criterion
         verdict = f"**{name} has no criterion on {absent}: its {len(rows)} criteria are listed below.** " + verdict
@@ -390,6 +392,7 @@ def _topics(p: Planning) -> list[str] | None:
     calculator's question ("centene pt 70 kg, toci dose?": the dose calculator's)."""
     topics = [t for t, rx in _TOPIC_WORDS.items() if rx.search(p.text)]
     if "outpatient" in topics and not re.search(r"cover|allow|criteria|attest|PA\b|prior auth|approv|"
+                                                r"\bcan (?:\w+ )?be (?:given|done|infused|administered)|"
                                                 r"(?:need|have|has|must) (?:to )?be (?:given |done |administered )?(?:in|out)patient",
                                                 p.text, re.I):
         topics.remove("outpatient")
