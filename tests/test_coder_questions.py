@@ -596,3 +596,16 @@ def test_a_retired_code_glued_to_the_next_word_is_marked():
 
     assert mark_retired("0537TChimeric antigen", dt.date(2026, 1, 5)).startswith("0537T [retired for this date of service")
     assert mark_retired("0537TChimeric antigen", dt.date(2024, 6, 1)) == "0537TChimeric antigen"
+
+
+@pytest.mark.parametrize("text, days", [
+    ("flu 30mg/m2 x3, bsa 1.76 - J9185 units each day?", 3),
+    ("cy 300 mg/m2 x 3 bsa 2.0 units total", 3),
+    ("toci 8mg/kg, 2 x 400 mg vials", None),  # vials on hand, not days
+])
+def test_a_rate_times_a_count_is_that_many_days(text, days):
+    import datetime as dt
+
+    from assistant.tools.planning import Planning
+
+    assert Planning(read_question(text), dt.date(2026, 11, 24)).days() == days

@@ -32,7 +32,9 @@ UNIT_SIZE = re.compile(r"\bper \d+(?:\.\d+)? ?mg\s*\??\s*$|\bunit size\b|\bmg (?
                        r"\bwhat(?:'?s| is) the (?:billing )?unit (?:for|of|on)\b|\bbilling unit (?:for|of)\b", re.I)
 DAYS = re.compile(r"\b(?:x|×|for|over)\s*(\d{1,2})\s*(?:days?|dates? of service|DOS)\b|"
                   r"\b(\d{1,2})\s*(?:days?|dates? of service)\b|"
-                  r"\b(?:daily|qd|/day|per day)\s*(?:x|×)\s*(\d{1,2})\b", re.I)
+                  r"\b(?:daily|qd|/day|per day)\s*(?:x|×)\s*(\d{1,2})\b|"
+                  # "flu 30mg/m2 x3": a rate times a count is that many days (not "2 x 400 mg vials")
+                  r"(?:mg/m2|mg/m²|mg/m\^2|mg/kg)\s*(?:x|×)\s*(\d)\b(?!\s*(?:mg|vials?|bags?))", re.I)
 # "days -5 to -3", "days -4, -3, -2": the count of the listed days
 DAY_RANGE = re.compile(r"\bdays?\s*(-?\d{1,2})\s*(?:to|through|-|–)\s*(-?\d{1,2})\b", re.I)
 DAY_LIST = re.compile(r"\bdays?\s*(-?\d{1,2}(?:\s*(?:,|and)\s*-?\d{1,2})+)\b", re.I)
@@ -132,7 +134,7 @@ class Planning:
     def days(self) -> int | None:
         """How many dates of service: 'x3 days', 'for 3 days', 'daily x3', 'days -5 to -3'."""
         if m := DAYS.search(self.text):
-            return int(m.group(1) or m.group(2) or m.group(3))
+            return int(m.group(1) or m.group(2) or m.group(3) or m.group(4))
         if m := DAY_RANGE.search(self.text):
             return abs(int(m.group(2)) - int(m.group(1))) + 1
         if m := DAY_LIST.search(self.text):
