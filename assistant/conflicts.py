@@ -12,6 +12,7 @@ import re
 from assistant.answer import Citation
 from assistant.core.question import Question
 from assistant.core.reference import load_reference
+from index.codes import codes_in
 from index.corpus import configured_corpus
 
 
@@ -63,13 +64,10 @@ def retired_code_notes(texts: list[str], day: dt.date) -> list[str]:
     Codes are looked for literally (the sources glue them to the next word: "0540TCAR-T")."""
     ref = load_reference()
     text = " ".join(texts)
-    # a range ("0537T-0541T") names every code inside it
-    spans = [(m.group(1), m.group(2)) for m in _CODE_RANGE.finditer(text) if m.group(2)]
+    in_ranges = set(codes_in(text))  # a range ("0537T-0541T") names every code inside it
 
     def present(code: str) -> bool:
-        if any(a <= code <= b and len(code) == len(a) and code[-1].isalpha() == a[-1].isalpha() for a, b in spans):
-            return True
-        return re.search(rf"(?<![0-9A-Z]){re.escape(code)}", text) is not None
+        return code in in_ranges or re.search(rf"(?<![0-9A-Z]){re.escape(code)}", text) is not None
 
     notes = []
     changed_cpt = {c: row for c, row in ref.cpt.items() if row.valid_to and present(c)}

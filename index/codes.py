@@ -31,6 +31,12 @@ _RANGE_RE = re.compile(r"([A-Z]?\d{2,4}(?:\.\d{1,3})?[A-Z]?)\s*[-–]\s*([A-Z]?\
 
 def find_codes(text: str) -> list[tuple[int, int, str, str]]:
     """(start, end, kind, code) for every code in text, in order."""
+    return list(_find_codes(text))
+
+
+@lru_cache(maxsize=32768)
+def _find_codes(text: str) -> tuple[tuple[int, int, str, str], ...]:
+    """Cached: the composer scans the same corpus sentences on every answer."""
     out = []
     for m in CODE_PATTERN.finditer(text):
         kind = (m.lastgroup or "code").removesuffix("_glued")
@@ -38,7 +44,7 @@ def find_codes(text: str) -> list[tuple[int, int, str, str]]:
         if kind == "drg":
             code = "MS-DRG " + code[-3:]
         out.append((m.start(), m.end(), kind, code))
-    return out
+    return tuple(out)
 
 
 def codes_in(text: str) -> list[str]:

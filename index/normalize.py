@@ -9,6 +9,7 @@ always come from the original.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from index.codes import find_codes
 
@@ -27,16 +28,32 @@ _GLUE = [
 ]
 
 
-def _product_glue() -> list[re.Pattern[str]]:
-    """Brand glued to its generic name in flattened tables ("Abecmaidecabtagene")."""
+def _glue_key() -> tuple[tuple[str, str], ...]:
+    """The (brand, generic's first word) pairs the product glue is made of: the caches below
+    are keyed by them, so a change of the reference products is never answered from an old cache."""
     from index.entities import products
 
-    return [re.compile(re.escape(p.brand) + r"(?=" + re.escape(p.generic.split()[0]) + ")")
-            for p in products()]
+    return tuple((p.brand, p.generic.split()[0]) for p in products())
+
+
+@lru_cache(maxsize=4)
+def _product_glue_for(key: tuple[tuple[str, str], ...]) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(re.escape(brand) + r"(?=" + re.escape(generic) + ")") for brand, generic in key)
+
+
+def _product_glue() -> tuple[re.Pattern[str], ...]:
+    """Brand glued to its generic name in flattened tables ("Abecmaidecabtagene")."""
+    return _product_glue_for(_glue_key())
 
 
 def glue_points(text: str) -> list[int]:
     """Offsets in `text` before which a space should be inserted."""
+    return list(_glue_points(text, _glue_key()))
+
+
+@lru_cache(maxsize=32768)
+def _glue_points(text: str, key: tuple[tuple[str, str], ...]) -> tuple[int, ...]:
+    """Cached: the composer reads the same corpus sentences on every answer (~100 per turn)."""
     points: set[int] = set()
     protected: list[tuple[int, int]] = []
     for start, end, _kind, _code in find_codes(text):
@@ -46,11 +63,11 @@ def glue_points(text: str) -> list[int]:
         if end < len(text) and text[end].isalpha():
             points.add(end)
     inside = lambda i: any(s < i < e for s, e in protected)  # noqa: E731
-    for pattern in [*_GLUE, *_product_glue()]:
+    for pattern in [*_GLUE, *_product_glue_for(key)]:
         for m in pattern.finditer(text):
             if not inside(m.end()):
                 points.add(m.end())
-    return sorted(p for p in points if 0 < p < len(text))
+    return tuple(sorted(p for p in points if 0 < p < len(text)))
 
 
 def normalize_with_map(text: str) -> tuple[str, list[int]]:
