@@ -126,10 +126,11 @@ def comparison_lead(q: Question, passages: list[Passage], ref: Reference) -> lis
 def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
     """Lead with the calculators' results and formulas, then the passages that state the rule."""
     q, calls = turn.question, turn.tool_calls
-    # results of one calculator asked several times (four CPT services, three codes) form one lead paragraph
+    # the results a question asked for (four CPT services, three codes, a CPT code and the Q-code's units)
+    # form one lead paragraph: the coder copies the first one
     summaries = [c.result.summary for c in calls if c.result]
-    same = len({c.name for c in calls if c.result}) == 1 and all("\n\n" not in s for s in summaries)
-    lines = ["\n".join(summaries)] if same and summaries else summaries
+    one_line_each = all("\n\n" not in s for s in summaries)
+    lines = ["\n".join(summaries)] if one_line_each and summaries else summaries
     lines += [f"*Input:* {step}" for step in turn.derived]
     for c in calls:
         if c.result and c.result.formula:

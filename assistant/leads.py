@@ -164,6 +164,22 @@ _GRADE = re.compile(r"\b(?:grade|gr|g)\s*([1-5])\b", re.I)
 
 def dx_answer(q: Question, passages: list[Passage], ref: Reference,
               at: AnswerType | None = None) -> tuple[Sentence, str] | None:
+    """The diagnosis code of each condition the question names ("CRS grade 1 and ICANS grade 1",
+    "relapsed MM + CRS gr2"): one lead per condition, in the order asked, cited by the first."""
+    at = at or answer_type(q.asked)
+    named = [c for c, rx in _CONDITION_WORDS.items() if rx.search(q.text)]
+    if len(named) < 2 or q.follows:
+        return _dx_answer(q, passages, ref, at)
+    parts = [part for part in re.split(r"\s*(?:\band\b|\+|&|,|;|\bplus\b|\bw/)\s*", q.text)
+             if any(_CONDITION_WORDS[c].search(part) for c in named)]
+    leads = [found for part in parts if (found := _dx_answer(replace(q, text=part), passages, ref, at)) is not None]
+    if len(leads) < 2:
+        return _dx_answer(q, passages, ref, at)
+    return leads[0][0], " ".join(text for _s, text in leads)
+
+
+def _dx_answer(q: Question, passages: list[Passage], ref: Reference,
+               at: AnswerType | None = None) -> tuple[Sentence, str] | None:
     """'CRS grade 3 dx', 'abecma dx code relapsed', 'tecartus MCL site not documented dx': the one
     ICD-10-CM code (reference data, the code set's descriptor) the question's words describe,
     backed by a passage that names the code or its family. Without a qualifier that decides it, the

@@ -50,6 +50,7 @@ INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
                           r"\blimit\b(?! (?:on|for) (?:age|dose|doses|cells|lines|infusions))|"
                           r"\bASP\b|\ballow(?:ed|able|s)?\b|\bpric(?:e|ed|ing)\b|reimburse|"
                           r"\bpaid\b|\bpays?\b|\bpaying\b|\bprice\b|"
+                          r"\bcheaper\b|\bpricier\b|\bexpensive\b|"
                           r"cost|coinsurance|co-insurance|\bcoins\b|\bcopay|sequestration|\bseq\b|Medicare share|how much|"
                           r"\bremit\b|\bunderpa|\bEOB\b|\bERA\b|get paid|\$\s?\d|\b\d{1,3}(?:,\d{3})+\.\d{2}\b", re.I),
     "code": re.compile(r"\b(?:HCPCS|CPT|ICD-?10(?:-CM|-PCS)?|PCS|DRG|APC|POS|place of service|revenue code|modifier|Q-?code|J-?code|code)s?\b|"

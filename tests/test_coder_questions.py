@@ -609,3 +609,36 @@ def test_a_rate_times_a_count_is_that_many_days(text, days):
     from assistant.tools.planning import Planning
 
     assert Planning(read_question(text), dt.date(2026, 11, 24)).days() == days
+
+
+@pytest.mark.parametrize("text, start", [
+    ("claim line: J9185 x 6 units DOS 3/4/26 for 58mg flu - right?", "**No: 58 mg is 2 unit(s) of J9185, not 6.**"),
+    ("claim line Q2055 x 2 units - ok?", "**No: one therapeutic dose is 1 unit(s) of Q2055, not 2.**"),
+    ("J3262 x 700 units, pt 80kg - correct?", "**No: a 640 mg dose is 640 unit(s) of J3262, not 700.**"),
+    ("fludarabine 54 mg = 2 units?", "**Yes: 2 unit(s) of J9185 is right for 54 mg.**"),
+])
+def test_a_claim_lines_units_are_checked(engine, text, start):
+    assert lead(ask(engine, text)).startswith(start)
+
+
+def test_compound_questions_get_every_part_in_the_first_paragraph(engine):
+    first = lead(ask(engine, "cy 1,200 mg + flu 60 mg same DOS - units each"))
+    assert "**J9075: 240 unit(s) per date of service**" in first and "**J9185: 2 unit(s) per date of service**" in first
+    first = lead(ask(engine, "abecma DOS 12/30/24: admin cpt + Q code + units"))
+    assert first.startswith("**0540T** is the CPT code") and "**Q2055: 1 unit**" in first
+    first = lead(ask(engine, "ICD10 for CRS grade 1 and ICANS grade 1"))
+    assert first.startswith("**D89.831**") and "**G92.01**" in first
+
+
+def test_how_much_more_is_a_difference(engine):
+    a = ask(engine, "how much more is carvykti than abecma Q1 2026")
+    assert [c.name for c in a.tool_calls] == ["payment_change"] and "$29,567.85" in lead(a)
+
+
+@pytest.mark.parametrize("text, start", [
+    ("centene: does abecma require a hem/onc prescriber", "**Centene's Abecma policy (CP.PHAR.481), criterion 2: Prescribed by"),
+    ("carepartners require no prior car-t?", "**CarePartners of Connecticut's Abecma Medical Necessity Guidelines (Medicare Advantage), criterion 3"),
+    ("does centene require age 18 for a 17 yo pt", "**Does not meet Centene's Abecma policy (CP.PHAR.481): criterion 3 (age 18 or older) — age 17"),
+])
+def test_a_requirement_asked_about_is_not_a_members_finding(engine, text, start):
+    assert lead(ask(engine, text)).startswith(start)

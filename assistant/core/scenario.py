@@ -178,20 +178,23 @@ def _last_day_named(text: str, today: dt.date) -> dt.date | None:
     return (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1))
 
 
+_RULE_BEFORE = re.compile(r"\b(?:need|needs|needed|requires?|required|must (?:have|be)|minimum(?: of)?|min)\s+(?:at least\s+)?$", re.I)
+
+
 def _age(text: str, today: dt.date) -> int | None:
     if (m := _DOB.search(text)) is not None:
         born = next((d for d in find_service_dates(m.group(1), today) if d.precision == "day"), None)
         if born is not None and born.day < today:
             b = born.day
             return today.year - b.year - ((today.month, today.day) < (b.month, b.day))
-    m = _AGE.search(text)
-    if m is None:
-        return None
-    value = int(m.group(1) or m.group(2) or m.group(3) or m.group(4))
-    return value if 0 < value < 120 else None
+    for m in _AGE.finditer(text):
+        if _RULE_BEFORE.search(text[max(0, m.start() - 30):m.start()]):
+            continue  # "does centene require age 18": the policy's rule, not the member's age
+        value = int(m.group(1) or m.group(2) or m.group(3) or m.group(4))
+        return value if 0 < value < 120 else None
+    return None
 
 
-_RULE_BEFORE = re.compile(r"\b(?:need|needs|needed|requires?|required|must (?:have|be)|minimum(?: of)?|min)\s+(?:at least\s+)?$", re.I)
 
 
 def _prior_lines(text: str) -> tuple[int | None, bool]:

@@ -218,8 +218,19 @@ def _plan(p: Planning) -> Plan | None:
         return None  # "Q2055 jan 2025 vs jan 2026 difference": a price change, payment_change's question
     code = _asked_code(p, dated) or _drug_code_asked(p)
     if code:
-        return call("code_on_date", {**args, "code": code})
+        return _and_product_code(p, call("code_on_date", {**args, "code": code}))
     return _product_pcs(p, args)
+
+
+def _and_product_code(p: Planning, plan: Plan) -> Plan:
+    """'abecma DOS 12/30/24: admin cpt + Q code + units': the CAR-T product's Q-code line (1 unit)
+    joins the CPT answer when the question asks for both."""
+    prod = p.ref.product_by_id(p.q.product or "")
+    asked_code = plan.calls[0][1].get("code", "") if plan.calls else ""
+    if (prod is None or not prod.hcpcs.startswith("Q") or asked_code.upper().startswith("Q")
+            or not re.search(r"\bq[- ]?codes?\b|\bhcpcs\b", p.text, re.I)):
+        return plan
+    return Plan(calls=[*plan.calls, ("dose_units", {"code": prod.hcpcs})])
 
 
 def _product_pcs(p: Planning, args: dict) -> Plan | None:

@@ -62,8 +62,11 @@ def payer_policy(
         return _facts(pol, topics, {c.strip().upper() for c in str(codes or "").split(",") if c.strip()})
     texts = [t for t in (history or "").splitlines() if t.strip()] + ([scenario] if scenario else [])
     facts = merged(ref, texts, (pol["product"],), dt.date.fromisoformat(today) if today else dt.date.today())
-    if facts.given and not facts.facts and not PATIENT.search(asked_about or "") and _absent_focus(pol, asked_about or ""):
-        facts = Scenario()  # "centene renal function requirement?": a rule is asked about, no member described
+    if facts.given and not PATIENT.search(asked_about or "") and (
+            not facts.facts and _absent_focus(pol, asked_about or "") or _rule_asked(pol, asked_about or "", ref, today)):
+        # "centene renal function requirement?", "does abecma require a hem/onc prescriber": a rule is
+        # asked about (its words are not a member's findings)
+        facts = Scenario()
     rows = [(c, check(c["check"], facts)) for c in pol["criteria"]]
     citations = [cite(f"doc:{doc}", pol.get("criteria_section", ""), c["quote"]) for c in pol["criteria"]]
     lines = [(f"- {_MARK[state]} {c['n']}. {c['text']}{_why(c, state, facts, ref)} [{i}]" if facts.given
@@ -124,6 +127,9 @@ def _verdict(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any], str]], 
     return f"**Meets all {len(rows)} criteria of {name}.**"
 
 
+# a question about what the policy requires, not about a member
+_RULE_ASKED = re.compile(r"\bdo(?:es)?\b.{0,40}\brequire|\brequire[sd]?\b.{0,30}\?|\brequirement|\bis there an?\b|"
+                         r"\bdo(?:es)? (?:they|it|centene|carepartners|the (?:plan|policy|payer)) (?:need|want|ask)", re.I)
 _FOCUS_WORDS = {"prescriber": r"prescrib|onc|hem|doctor|physician", "age": r"\bage\b|how old|years? old|\by/?o\b",
                 "measurable": r"measurable|m-?protein|m-?spike|FLC|labs?\b|SPEP|UPEP", "prior_lines": r"\blines?\b|regimens?",
                 "cns": r"\bCNS\b|seizure|stroke|neuro", "anti_bcma": r"BCMA|tecvayli|blenrep|elrexfio|bispecific",
@@ -132,6 +138,17 @@ _FOCUS_WORDS = {"prescriber": r"prescrib|onc|hem|doctor|physician", "age": r"\ba
                 "ecog": r"\bECOG\b|performance status|\bKPS\b|karnofsky",
                 "organ": r"organ function|creatinine|\bCrCl\b|renal|dialysis|\bLFTs?\b|bilirubin|ejection fraction|\bLVEF\b",
                 "infection": r"active infection|hepatitis|\bHIV\b|\bHBV\b|\bHCV\b"}
+
+
+def _rule_asked(pol: Mapping[str, Any], text: str, ref: Reference, today: IsoDate | None) -> bool:
+    """'carepartners require no prior car-t?': a criterion's requirement is asked, and the
+    question says nothing about a member once the words naming that criterion are taken out."""
+    focus = _focus(pol, text)
+    if focus is None or not _RULE_ASKED.search(text):
+        return False
+    rest = re.sub(_FOCUS_WORDS[focus["check"]["fact"]], " ", text, flags=re.I)
+    day = dt.date.fromisoformat(today) if today else dt.date.today()
+    return not read_scenario(rest, ref, (pol["product"],), day).given
 
 
 def _focus(pol: Mapping[str, Any], text: str) -> Mapping[str, Any] | None:

@@ -312,6 +312,7 @@ PAYMENT_NUMBER = re.compile(r"payment limit|\bpayment\b|\b(?:pmts?|pymts?|paymts
                             r"\bASP\b|\ballow(?:ed|able|s)?\b|\bpric(?:e|ed|ing)\b|reimburs|"
                             r"coinsurance|co-insurance|\bcoins\b|"
                             r"sequestration|\bseq\b|medicare (?:share|pays?|paying)|how much|\bprice\b|\brate\b|\bcosts?\b|"
+                            r"\bcheaper\b|\bpricier\b|\bexpensive\b|"
                             r"patient (?:pays?|owes|responsibility)|\bpay(?:s|ment)?\b.*\bunits?\b|\$\s?\d|"
                             r"\bwhat (?:does|do|will|would|did) (?:\w+ ){0,4}pay\b", re.I)
 _LIMIT_TOO = re.compile(r"\blimit\b|\ballow(?:ed|able)\b|\bASP\b|\bprice\b|\brate\b", re.I)

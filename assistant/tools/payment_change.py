@@ -92,7 +92,8 @@ def _signed(value: Decimal, key: str = "") -> str:
 
 # --- the component ------------------------------------------------------------------------
 CHANGE = re.compile(r"\bdiff(?:erence)?\b|\bchange[ds]?\b|\bvs\.?\b|\bversus\b|\bcompare|\bincreas|\bdecreas|"
-                    r"\bwent (?:up|down)\b|\bgo(?:ne)? (?:up|down)\b|\bhigher\b|\blower\b|\bmore than\b|\bless than\b|\bdelta\b", re.I)
+                    r"\bwent (?:up|down)\b|\bgo(?:ne)? (?:up|down)\b|\bhigher\b|\blower\b|\bdelta\b|"
+                    r"\b(?:more|less)\b.{0,40}\bthan\b|\bcheaper\b|\bpricier\b|\bmore expensive\b", re.I)
 
 
 def _plan(p: Planning) -> Plan | None:

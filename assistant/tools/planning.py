@@ -15,6 +15,7 @@ from decimal import Decimal
 from functools import cached_property, lru_cache
 from typing import Any
 
+from assistant.core.quantities import number_float
 from assistant.core.question import Question
 from assistant.core.reference import Reference, load_reference
 
@@ -155,6 +156,21 @@ class Planning:
         today_code = self.ref.code(by_name[drug.group(1).lower()])
         on_dos = self.ref.drug_code_on(today_code.drug, self.dos) if today_code and today_code.drug else None
         return on_dos.code if on_dos else today_code.code if today_code else None
+
+    def drug_amounts(self) -> list[tuple[str, float]]:
+        """'cy 1,200 mg + flu 60 mg same DOS': each drug (or J-code) named with its own mg, in the
+        order typed, as (code on the date of service, mg). Fewer than two: the one-amount reading."""
+        by_name = self.ref.code_for_name()
+        names = "|".join(re.escape(n) for n in sorted(by_name, key=len, reverse=True))
+        pair = re.compile(rf"\b({names}|J\d{{4}})\b\s*:?\s*(\d[\d,]*(?:\.\d+)?)\s*mg\b(?!\s*/)", re.I)
+        out: list[tuple[str, float]] = []
+        for m in pair.finditer(self.text):
+            word = m.group(1).lower()
+            code = m.group(1).upper() if re.fullmatch(r"j\d{4}", word) else by_name[word]
+            row = self.ref.code(code)
+            on_dos = self.ref.drug_code_on(row.drug, self.dos) if row is not None and row.drug and not word.startswith("j") else None
+            out.append(((on_dos or row).code if (on_dos or row) else code, number_float(m.group(2))))
+        return out if len({c for c, _ in out}) > 1 else []
 
     def dosing_product(self) -> str | None:
         """The single product the question is about, if the reference has dosing rules for it."""

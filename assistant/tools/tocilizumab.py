@@ -10,10 +10,10 @@ from typing import Annotated
 
 from assistant.core.reference import Code, Reference, get_reference
 from assistant.tools._inputs import ceil_units, fmt, plain, to_decimal_list, weight_kg
-from assistant.tools.component import VIAL_LABEL, Calculator, Number, Numbers, Plan, WeightUnit, ask, call, param
+from assistant.tools.component import VIAL_LABEL, Calculator, Number, Numbers, Plan, WeightUnit, Whole, ask, call, param
 from assistant.tools.planning import Planning, backed_by
 from assistant.tools.result import ToolResult, cite
-from assistant.tools.units import code_citation, unit_size, waste_lines, waste_text
+from assistant.tools.units import billed_verdict, code_citation, unit_size, waste_lines, waste_text
 
 
 def tocilizumab_dose(weight: Annotated[Number, param("Weight (kg unless weight_unit='lb'); none for the label's rule",
@@ -23,6 +23,7 @@ def tocilizumab_dose(weight: Annotated[Number, param("Weight (kg unless weight_u
                                                           example="80, 200, 400")] = None,
                      ordered_mg_per_kg: Annotated[Number, param("The mg/kg the question or order gives, to compare with the "
                                                                 "label dose", label="Ordered mg/kg (optional)")] = None,
+                     billed_units: Annotated[Whole, param("J3262 units on a claim line to check", form=False)] = None,
                      reference: Reference | None = None) -> ToolResult:
     """mg per CRS dose (8 mg/kg ≥30 kg, 12 mg/kg <30 kg, max 800 mg) and J3262 units."""
     ref = get_reference(reference)
@@ -74,7 +75,9 @@ def tocilizumab_dose(weight: Annotated[Number, param("Weight (kg unless weight_u
         inputs={"weight": str(weight), "weight_unit": weight_unit, "vial_sizes": [plain(s) for s in sizes] or None,
                 "ordered_mg_per_kg": str(ordered_mg_per_kg) if ordered_mg_per_kg is not None else None},
         values=values,
-        summary=f"**Tocilizumab {fmt(dose)} mg per dose → {code} {units} units per dose**{summary_note}"
+        summary=billed_verdict(code, None if billed_units in (None, "") else int(billed_units), units,
+                               f"a {fmt(dose)} mg dose")
+                + f"**Tocilizumab {fmt(dose)} mg per dose → {code} {units} units per dose**{summary_note}"
                 + (waste_text(code, values["waste_per_dose"]) if sizes else "")
                 + (" (capped at 800 mg)" if capped else "") + f"; {limits}",
         formula=f"{fmt(per_kg)} mg/kg × {wshow} kg = {fmt(raw)} mg" + (f" → cap {fmt(cap)} mg" if capped else f" (under the {fmt(cap)} mg cap)")
@@ -116,6 +119,8 @@ def _plan(p: Planning) -> Plan | None:
         args["vial_sizes"] = p.vial_sizes()
     if f.mg_per_kg is not None:
         args["ordered_mg_per_kg"] = f.mg_per_kg
+    if f.units:
+        args["billed_units"] = int(f.units)  # "J3262 x 700 units, pt 80kg - correct?"
     return call("tocilizumab_dose", args)
 
 

@@ -117,6 +117,16 @@ def waste_text(code: str, lines: dict) -> str:
     return f"{vials}; {fmt(lines['discarded'])} mg discarded fits inside the rounded-up units: a JW line would carry 0 units"
 
 
+def billed_verdict(code: str, billed: int | None, right: int, basis: str) -> str:
+    """'J9185 x 6 units for 58 mg - right?': yes or no for the units a claim line carries, before the
+    units worked out (an empty string when no billed units were given)."""
+    if billed is None:
+        return ""
+    if billed == right:
+        return f"**Yes: {billed} unit(s) of {code} is right for {basis}.** "
+    return f"**No: {basis} is {right} unit(s) of {code}, not {billed}.** "
+
+
 def units_for(code: str, row: Code, amount: Decimal) -> int:
     size, kind = unit_size(row)
     return 1 if kind == "dose" else ceil_units(amount, size)
@@ -141,10 +151,13 @@ def dose_units(code: Annotated[Text, param("HCPCS code, e.g. J9185", label="HCPC
     n_days = to_int(days, "days", "number of dates of service", 1, 31)
     sizes = to_decimal_list(vial_sizes, "vial_sizes", "vial sizes")
     day = to_date(dos, "dos") or date.today()
+    billed = None if billed_units in (None, "") else to_int(billed_units, "billed_units", "units billed", 1, 100_000)
     if row.per_dose:
-        return _per_dose(code, row, amount_mg, n_days)
-    if amount_mg in (None, "") and billed_units not in (None, ""):
-        return _billed_line(code, row, to_int(billed_units, "billed_units", "units billed", 1, 100_000), day, ref)
+        result = _per_dose(code, row, amount_mg, n_days)
+        result.summary = billed_verdict(code, billed, 1, "one therapeutic dose") + result.summary
+        return result
+    if amount_mg in (None, "") and billed is not None:
+        return _billed_line(code, row, billed, day, ref)
     amount = positive(amount_mg, "amount_mg", "administered amount (mg)")
     line = _Line.of(code, row, amount, n_days)
     values: dict = {"code": code, "unit_size_mg": line.size, "amount_mg_per_day": amount, "days": n_days,
@@ -152,6 +165,10 @@ def dose_units(code: Annotated[Text, param("HCPCS code, e.g. J9185", label="HCPC
                     "dos": day.isoformat(), "in_force": row.in_force(day)}
     citations = [code_citation(code, row)]
     summary, warnings, assumptions = _code_on_date(ref, line, day, sizes, values, citations)
+    if billed is not None and row.in_force(day):
+        right = line.total if n_days > 1 and billed == line.total else line.per_day
+        summary = billed_verdict(code, billed, right, f"{fmt(amount)} mg" + (f" on each of {n_days} dates" if right == line.total
+                                                                               and n_days > 1 else "")) + summary
     for q in row.corpus_quotes:
         if q.get("differs"):
             citations.append(cite(f"doc:{q['doc']}", f"{q.get('section', '')} — differs: {q['differs']}", q["quote"]))
@@ -167,7 +184,7 @@ def dose_units(code: Annotated[Text, param("HCPCS code, e.g. J9185", label="HCPC
     return ToolResult(
         name="dose_units",
         inputs={"code": code, "amount_mg": str(amount_mg), "days": n_days,
-                "vial_sizes": [plain(s) for s in sizes] or None, "dos": day.isoformat()},
+                "vial_sizes": [plain(s) for s in sizes] or None, "dos": day.isoformat(), "billed_units": billed},
         values=values, summary=summary, formula=line.formula(),
         assumptions=assumptions, warnings=warnings, citations=citations,
     )
@@ -297,6 +314,13 @@ _CODE_ASKED = re.compile(r"\b[qj][- ]?codes?\b|\bhcpcs\b|\bcodes?\b", re.I)
 
 def _plan(p: Planning) -> Plan | None:
     """Units of a drug code for an administered amount ('Q2055 payment for 2 units' is payment's)."""
+    if (p.has("units") or p.has("lymphodepletion")) and (pairs := p.drug_amounts()):
+        # "cy 1,200 mg + flu 60 mg same DOS - units each": every drug its own line
+        return Plan(calls=[("dose_units", {"code": code, "amount_mg": mg, "dos": p.dos.isoformat()}) for code, mg in pairs])
+    return _one_drug_plan(p)
+
+
+def _one_drug_plan(p: Planning) -> Plan | None:
     code = p.drug_code()
     if (code is None and p.q.product and len(p.q.products) == 1 and not (p.has("lymphodepletion") or p.has("tocilizumab"))
             and not _CODE_ASKED.search(p.text)):  # "Q code + how many units": the code answer says both
@@ -309,15 +333,16 @@ def _plan(p: Planning) -> Plan | None:
     if not ((p.has("units") or p.has("lymphodepletion")) and p.wants_number):
         return None
     amount, derived = p.administered_mg()
+    claimed = {"billed_units": int(p.q.figures.units)} if p.q.figures.units else {}  # a claim line's units to check
     if amount is None and code.startswith("Q"):
-        return call("dose_units", {"code": code})  # one therapeutic dose: always 1 unit
+        return call("dose_units", {"code": code, **claimed})  # one therapeutic dose: always 1 unit
     if amount is None and p.q.figures.units and p.q.figures.units > 1:  # a claim line to check: "J9185 x 167 units"
         return call("dose_units", {"code": code, "billed_units": int(p.q.figures.units), "dos": p.dos.isoformat()})
     if amount is None:
         if not p.about_patient:
             return Plan()
         return ask(["amount"], f"How many mg were administered? I convert the amount to {code} units.")
-    args: dict = {"code": code, "amount_mg": amount, "dos": p.dos.isoformat()}
+    args: dict = {"code": code, "amount_mg": amount, "dos": p.dos.isoformat(), **claimed}
     if days := p.days():
         args["days"] = days
     if p.q.figures.vials:
