@@ -23,7 +23,7 @@ from assistant.core.question import Question
 from assistant.core.reference import Product, Reference, load_reference
 from assistant.extract import Sentence, best_sentences, split_sentences
 from assistant.guards import SCOPE
-from assistant.leads import code_row_answer, dx_answer, extra_leads, setting_answer
+from assistant.leads import code_row_answer, dx_answer, extra_leads, indication_answer, setting_answer
 from assistant.retrieval import Passage
 from assistant.tools.registry import get as get_calculator
 from index.corpus import configured_corpus
@@ -77,7 +77,7 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
                       text=f"My sources do not cover {names} for this question, so I can't give "
                            f"you a figure or rule for it. {SCOPE}")
     lead = (setting_answer(q, turn.passages, ref) or dx_answer(q, turn.passages, ref)
-            or direct_code_answer(q, turn.passages, ref) or code_row_answer(q, ref))
+            or direct_code_answer(q, turn.passages, ref) or code_row_answer(q, ref) or indication_answer(q, ref))
     if not sentences and lead is None:
         return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=turn.context,
                       text="I found nothing in my sources that answers this. " + SCOPE)

@@ -142,12 +142,43 @@ def _asked_value(row: TableRow, at: AnswerType) -> str:
 
 def _row_sentence(row: TableRow, doc: SourceDocument) -> Sentence:
     """A table row as a quoted sentence (the composer cites it like any passage sentence)."""
-    passage = Passage(node_id=f"{row.doc_id}:{row.start}", doc_id=doc.id, title=doc.title, kind=doc.kind,
-                      section=row.section, chunk_type="table_row", quote=row.quote, span=(row.start, row.end),
-                      header=" | ".join(row.columns), products=[], doc_products=list(doc.products),
-                      codes=[c for _k, c in row.codes], payer=doc.payer or "", effective=doc.effective or "",
+    return doc_sentence(doc, row.start, row.end, row.section, chunk_type="table_row", header=" | ".join(row.columns),
+                        codes=[c for _k, c in row.codes])
+
+
+def doc_sentence(doc: SourceDocument, start: int, end: int, section: str, chunk_type: str = "section",
+                 header: str = "", codes: list[str] | None = None) -> Sentence:
+    """A span of a document as a quoted sentence, for a lead found in the document itself rather
+    than among the retrieved passages."""
+    quote = doc.text[start:end]
+    passage = Passage(node_id=f"{doc.id}:{start}", doc_id=doc.id, title=doc.title, kind=doc.kind,
+                      section=section, chunk_type=chunk_type, quote=quote, span=(start, end),
+                      header=header, products=[], doc_products=list(doc.products),
+                      codes=codes or [], payer=doc.payer or "", effective=doc.effective or "",
                       reviewed=doc.reviewed or "", price_quarter=doc.price_quarter or "", score=0.0)
-    return Sentence(passage, row.start, row.end, row.quote, 99.0)
+    return Sentence(passage, start, end, quote, 99.0)
+
+
+# --- a product's FDA indications, from its billing guide's fact card -------------------------------
+_INDICATION_ASKED = re.compile(
+    r"\bindicat\w*|\bapproved (?:for|in)\b|\bFDA[- ]approved\b|\bused (?:for|in)\b|\blines? of therapy\b|"
+    r"\b(?:for|in|after|at) (?:\d|one|two|three|four)\+? ?(?:prior )?lines?\b|\b[1-5]L\+?(?= |$|\?)|"
+    r"\b(?:for|in) (?:DLBCL|LBCL|FL|CLL|SLL|MCL|B-?ALL|ALL|MM|myeloma|lymphoma|leukemia|pediatric|peds|kids?)\b", re.I)
+_FACT_CARD_INDICATIONS = re.compile(r"^Indications \(FDA\)\n(.+)$", re.M)
+
+
+def indication_answer(q: Question, ref: Reference) -> tuple[Sentence, str] | None:
+    """'what's the indication for tecartus', 'tecartus for DLBCL?', 'carvykti for 1 prior line': the
+    product's FDA indications as its billing guide's fact card states them (with what it is not
+    approved for), not the nearest sentence about indications in general."""
+    prod = ref.product_by_id(q.product or "")
+    if prod is None or q.payers or not _INDICATION_ASKED.search(q.asked):
+        return None
+    for doc in configured_corpus().documents.values():
+        if doc.kind == "billing-guide" and prod.id in doc.products and (m := _FACT_CARD_INDICATIONS.search(doc.text)):
+            sentence = doc_sentence(doc, m.start(1), m.end(1), "Indications (FDA)")
+            return sentence, f"**{prod.brand}, FDA-approved indications (its billing guide's fact card):** {m.group(1)}"
+    return None
 
 
 # --- a diagnosis code chosen by the words of the question ----------------------------------------

@@ -380,7 +380,9 @@ def test_drug_induced_parkinsonism_gets_its_code_and_the_guides_g20_codes_are_co
 
 
 def test_a_sentence_about_other_products_only_does_not_lead_a_product_question(engine):
-    assert "Breyanzi" not in lead(ask(engine, "tecartus MCL 2L?"))
+    # the lead is about Tecartus (its indications, which name Breyanzi only for what Tecartus is not approved in)
+    first = lead(ask(engine, "tecartus MCL 2L?"))
+    assert first.startswith("**Tecartus, FDA-approved indications") and "Breyanzilisocabtagene" not in first
 
 
 def test_a_pasted_claim_line_is_checked(engine):
@@ -642,3 +644,20 @@ def test_how_much_more_is_a_difference(engine):
 ])
 def test_a_requirement_asked_about_is_not_a_members_finding(engine, text, start):
     assert lead(ask(engine, text)).startswith(start)
+
+
+@pytest.mark.parametrize("text, part", [
+    ("what's the indication for tecartus", "(1) Adult R/R mantle cell lymphoma (MCL) after BTK inhibitor failure"),
+    ("tecartus for DLBCL?", "NOT approved in LBCL/FL (use Yescarta or Breyanzi)"),
+    ("carvykti for 1 prior line", "(2) Adult R/R multiple myeloma after ≥ 1 prior line including a PI and an IMiD"),
+])
+def test_an_indication_question_gets_the_products_fda_indications(engine, text, part):
+    a = ask(engine, text)
+    assert lead(a).startswith("**") and "FDA-approved indications" in lead(a) and part in lead(a)
+    assert part in a.citations[0].quote
+
+
+def test_a_remit_in_a_billers_words_and_ntap_is_not_the_limit(engine):
+    assert lead(ask(engine, "we got 470,559.34 for carvykti 2/2/26, correct?")).startswith("**The remit's $470,559.34 equals")
+    a = ask(engine, "does medicare pay NTAP for abecma")
+    assert not a.tool_calls and "NTAP" in lead(a)

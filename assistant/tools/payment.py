@@ -327,6 +327,9 @@ INPATIENT = re.compile(r"\binpatient\b|\bDRG\b|\bbundl|\bseparately\b", re.I)
 _TOPIC = re.compile(r"payment limit|ASP|\$", re.I)
 
 
+# payment mechanisms other than the Part B payment limit: the sources say how they work
+_OTHER_MECHANISM = re.compile(r"\bNTAP\b|new[- ]tech\w*(?: add-?on)?|\badd-?on payment|\boutliers?\b|\bAPC\b|\bOPPS\b|\bDRG\b", re.I)
+_LIMIT_WORDS = re.compile(r"payment limit|\bASP\b|\ballow(?:ed|able)\b|\bcoins\w*|co-?insurance", re.I)
 _HOW_OFTEN = re.compile(r"\bhow often\b|\bwhen (?:does|do|is|are) (?:the )?(?:\w+ ){0,3}(?:update|publish|change)|"
                         r"\bhow (?:is|are) (?:the )?(?:\w+ ){0,4}(?:set|calculated|determined)\b", re.I)
 
@@ -335,9 +338,11 @@ def _plan(p: Planning) -> Plan | None:
     """A number-asking payment question about a code (or a product's Q-code); inpatient CAR-T
     is paid within MS-DRG 018, so it is answered from the sources (the composer's setting lead)."""
     asked = PAYMENT_NUMBER.search(p.text) or "question" in p.q.inherited  # "and carvykti?" after a price
-    if _HOW_OFTEN.search(p.q.text):
-        return None  # "how often does the ASP update": the rule, from the sources
-    if not (p.has("payment") and asked) or INPATIENT.search(p.q.text) and p.q.setting != "both" or p.q.setting == "inpatient":
+    if _HOW_OFTEN.search(p.q.text) or _OTHER_MECHANISM.search(p.q.text) and not _LIMIT_WORDS.search(p.q.text):
+        return None  # "how often does the ASP update", "does medicare pay NTAP": the rule, from the sources
+    # "we got 470,559.34 for carvykti 2/2/26, correct?": a remit amount for a product is a payment question
+    remit = _REMIT.search(p.q.text) is not None and bool(p.product_codes())
+    if not (p.has("payment") and asked or remit) or INPATIENT.search(p.q.text) and p.q.setting != "both" or p.q.setting == "inpatient":
         return None
     d = p.q.service_date
     year = bare_year(p.q.text) if (d is None or d.source == "today") and not p.q.figures.quarter else None
