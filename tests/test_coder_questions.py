@@ -661,3 +661,8 @@ def test_a_remit_in_a_billers_words_and_ntap_is_not_the_limit(engine):
     assert lead(ask(engine, "we got 470,559.34 for carvykti 2/2/26, correct?")).startswith("**The remit's $470,559.34 equals")
     a = ask(engine, "does medicare pay NTAP for abecma")
     assert not a.tool_calls and "NTAP" in lead(a)
+
+
+def test_a_q_codes_descriptor_is_the_cms_files(engine):
+    assert lead(ask(engine, "Q2053 descriptor")).startswith(
+        "**Q2053** is the HCPCS code (UP TO 200 MILLION AUTOLOGOUS ANTI-CD19 CAR POSITIVE VIABLE T CELLS)")

@@ -286,8 +286,10 @@ def _asked_code(p: Planning, dated: bool) -> str | None:
     named = [c for c in p.q.codes if (row := p.ref.any_code(c)) is not None and _has_history(p.ref, row)]
     if named and (dated or _STILL.search(p.text) or _COMPARED.search(p.text)):
         return named[0]  # "38225 vs 38206 for car-t collection": the code with a history, for today
-    known = [c for c in p.q.codes if p.ref.any_code(c) is not None and p.ref.product(c) is None]  # (a Q-code: its product)
-    if len(known) == 1 and (_only_about_code(p.text, known[0]) or re.search(r"descriptor|description|\bdesc\b", p.text, re.I)):
+    descriptor = re.search(r"descriptor|description|\bdesc\b", p.text, re.I)
+    # (a Q-code named alone is its product's question; its descriptor asked, the CMS file's words: "Q2053 descriptor")
+    known = [c for c in p.q.codes if p.ref.any_code(c) is not None and (p.ref.product(c) is None or descriptor)]
+    if len(known) == 1 and (_only_about_code(p.text, known[0]) or descriptor):
         return known[0]  # "whats the 38228 descriptor", "what is J9185": the code set's own words
     if _asks_cpt(p, dated):
         return next(iter(_services_asked(p, dated)), None)
