@@ -130,7 +130,7 @@ _VIAL_NAMED_FIRST = re.compile(r"\bvials?\s*(?:of|size)?\s*:?\s*" + _NUM + r"\s*
                                re.I)  # "vial 1g" (read as 1000 mg)
 _NOT_DOSE = re.compile(_NUM + r"\s*mg\s*(?:opened|wasted|discarded|waste|drawn up|on hand|in stock)\b|"
                        r"\b(?:opened|wasted|discarded|waste(?:d)? of|stock(?:ed)?)\s*:?\s*" + _NUM + r"\s*mg\b", re.I)
-_UNITS = re.compile(r"\b(\d+)\s*units?\b", re.I)
+_UNITS = re.compile(r"(?<![-/.\d])\b(\d+)\s*units?\b", re.I)  # not the day of a date ("2023-05-01 units")
 
 
 _num = number_float  # one reading of typed numbers ("1,000 mg" is a thousand, "1,85 m²" is 1.85)

@@ -666,3 +666,9 @@ def test_a_remit_in_a_billers_words_and_ntap_is_not_the_limit(engine):
 def test_a_q_codes_descriptor_is_the_cms_files(engine):
     assert lead(ask(engine, "Q2053 descriptor")).startswith(
         "**Q2053** is the HCPCS code (UP TO 200 MILLION AUTOLOGOUS ANTI-CD19 CAR POSITIVE VIABLE T CELLS)")
+
+
+def test_the_day_of_a_date_is_not_a_claim_lines_units():
+    assert read_figures("cytoxan 600 mg DOS 2023-05-01 units", None).units is None
+    assert read_figures("cy 600 mg 5/1/23 units", None).units is None
+    assert read_figures("J9185 x 6 units for 58mg", None).units == 6
