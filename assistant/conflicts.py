@@ -81,8 +81,6 @@ def retired_code_notes(texts: list[str], day: dt.date) -> list[str]:
     return notes
 
 
-
-
 def mark_retired(text: str, day: dt.date) -> str:
     """A lead that shows a source's row or sentence keeps its codes, and each code (or range)
     retired before the date of service says so where a coder copies it: "0537T-0541T [retired

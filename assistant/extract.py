@@ -29,6 +29,7 @@ _ASKED_KINDS = [
 ]
 # a sentence that gives a modifier (they are not codes index.codes finds: JW, JZ, 25, JG ...)
 _MODIFIER_GIVEN = re.compile(r"\bmodifiers?\s+(?:-?[0-9A-Z]{2}\b)|\b(?:JW|JZ|JG|TB|KX|GA|GY|GZ|PO|PN|JX)\b")
+_MODIFIER_NAMED = re.compile(_MODIFIER_GIVEN.pattern, re.I)  # as typed in a question ("jz")
 
 
 def asked_code_kinds(question: str) -> set[str]:
@@ -138,7 +139,7 @@ def best_sentences(question: str, passages: list[Passage], k: int = 3,
     q_tokens = set(tokenize(normalize(expand_query(strip_entity_names(question) or question))))
     q_codes = {c.upper() for c in codes_in(normalize(question))}
     kinds = asked_code_kinds(question) if prefer_codes else set()
-    if re.search(_MODIFIER_GIVEN.pattern, question, re.I):
+    if _MODIFIER_NAMED.search(question):
         kinds.discard("modifier")  # "does abecma need JZ": a yes/no about the modifier named, not "which modifier"
     if not q_tokens and not q_codes:
         return []

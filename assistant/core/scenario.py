@@ -195,8 +195,6 @@ def _age(text: str, today: dt.date) -> int | None:
     return None
 
 
-
-
 def _prior_lines(text: str) -> tuple[int | None, bool]:
     """The number of prior lines, and whether it was counted from a listed sequence."""
     for m in _LINES.finditer(text):

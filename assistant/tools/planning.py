@@ -46,6 +46,13 @@ def _names_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + r")\b", re.I)
 
 
+@lru_cache(maxsize=8)
+def _amounts_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    """A drug name (or a J-code) followed by its own mg: "cy 1,200 mg", "J9185 60mg"."""
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"\b({alternatives}|J\d{{4}})\b\s*:?\s*(\d[\d,]*(?:\.\d+)?)\s*mg\b(?!\s*/)", re.I)
+
+
 @dataclass(frozen=True)
 class Planning:
     """An understood question as the calculators' plan functions read it."""
@@ -151,25 +158,21 @@ class Planning:
         for code in self.q.codes:
             if self.ref.code(code.upper()) is not None and (not code.upper().startswith("Q") or not drug):
                 return code.upper()
-        if not drug:
-            return None
-        today_code = self.ref.code(by_name[drug.group(1).lower()])
+        return self._code_of_name(drug.group(1)) if drug else None
+
+    def _code_of_name(self, name: str) -> str | None:
+        """The code a drug name is billed under on the date of service (a J-code typed: itself)."""
+        if re.fullmatch(r"[jJ]\d{4}", name):
+            return name.upper()
+        today_code = self.ref.code(self.ref.code_for_name()[name.lower()])
         on_dos = self.ref.drug_code_on(today_code.drug, self.dos) if today_code and today_code.drug else None
         return on_dos.code if on_dos else today_code.code if today_code else None
 
     def drug_amounts(self) -> list[tuple[str, float]]:
         """'cy 1,200 mg + flu 60 mg same DOS': each drug (or J-code) named with its own mg, in the
         order typed, as (code on the date of service, mg). Fewer than two: the one-amount reading."""
-        by_name = self.ref.code_for_name()
-        names = "|".join(re.escape(n) for n in sorted(by_name, key=len, reverse=True))
-        pair = re.compile(rf"\b({names}|J\d{{4}})\b\s*:?\s*(\d[\d,]*(?:\.\d+)?)\s*mg\b(?!\s*/)", re.I)
-        out: list[tuple[str, float]] = []
-        for m in pair.finditer(self.text):
-            word = m.group(1).lower()
-            code = m.group(1).upper() if re.fullmatch(r"j\d{4}", word) else by_name[word]
-            row = self.ref.code(code)
-            on_dos = self.ref.drug_code_on(row.drug, self.dos) if row is not None and row.drug and not word.startswith("j") else None
-            out.append(((on_dos or row).code if (on_dos or row) else code, number_float(m.group(2))))
+        pairs = _amounts_pattern(tuple(self.ref.code_for_name())).finditer(self.text)
+        out = [(code, number_float(m.group(2))) for m in pairs if (code := self._code_of_name(m.group(1)))]
         return out if len({c for c, _ in out}) > 1 else []
 
     def dosing_product(self) -> str | None:
