@@ -23,7 +23,7 @@ from assistant.core.question import Question
 from assistant.core.reference import Product, Reference, load_reference
 from assistant.extract import Sentence, best_sentences, split_sentences
 from assistant.guards import SCOPE
-from assistant.leads import code_row_answer, dx_answer, extra_leads, indication_answer, setting_answer
+from assistant.leads import code_row_answer, doc_sentence, dx_answer, extra_leads, indication_answer, setting_answer
 from assistant.retrieval import Passage
 from assistant.tools.registry import get as get_calculator
 from index.corpus import configured_corpus
@@ -239,6 +239,8 @@ def direct_code_answer(q: Question, passages: list[Passage], ref: Reference):
     prod = ref.product_by_id(q.product or "")
     # a sentence naming the product and its code; else any sentence with the code (the code is reference data)
     found = (code_sentence(prod, passages) or code_sentence(prod, passages, named_only=False)) if prod else None
+    if prod is not None and (found is None or "billed under" not in found[1]):
+        found = guide_code_sentence(prod) or found  # the guide's own statement, when the search did not bring it
     if found is None:
         return None
     sentence, text = found
@@ -290,6 +292,16 @@ def code_sentence(prod: Product, passages: list[Passage], named_only: bool = Tru
             if (named and not (negated and named_only) or not named_only) and (best is None or rank < best[0]):
                 best = (rank, Sentence(p, a, b, text, 99.0), text)
     return best[1:] if best else None
+
+
+def guide_code_sentence(prod: Product):
+    """'Abecma is billed under HCPCS Q2055 as a single therapeutic dose.' from the product's own
+    billing guide, as (Sentence, text), or None."""
+    pattern = re.compile(rf"[^.\n]*\b{re.escape(prod.brand)}\b[^.\n]*\bbilled under HCPCS {re.escape(prod.hcpcs)}\b[^.\n]*\.")
+    for doc in configured_corpus().documents.values():
+        if doc.kind == "billing-guide" and prod.id in doc.products and (m := pattern.search(doc.text)):
+            return doc_sentence(doc, m.start(), m.end()), m.group(0)
+    return None
 
 
 # --- small pieces -----------------------------------------------------------------------------

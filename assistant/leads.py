@@ -16,7 +16,7 @@ from assistant.core.reference import Reference
 from assistant.extract import Sentence, split_sentences
 from assistant.retrieval import Passage
 from index.corpus import SourceDocument, configured_corpus
-from index.tables import TableRow, all_table_rows, readable
+from index.tables import TableRow, all_table_rows, readable, section_at
 
 _DRG = re.compile(r"MS-DRG\s*018", re.I)
 _BUNDLED = re.compile(r"bundl|not separately payable|informational|within|DRG payment", re.I)
@@ -146,11 +146,12 @@ def _row_sentence(row: TableRow, doc: SourceDocument) -> Sentence:
                         codes=[c for _k, c in row.codes])
 
 
-def doc_sentence(doc: SourceDocument, start: int, end: int, section: str, chunk_type: str = "section",
+def doc_sentence(doc: SourceDocument, start: int, end: int, section: str | None = None, chunk_type: str = "section",
                  header: str = "", codes: list[str] | None = None) -> Sentence:
     """A span of a document as a quoted sentence, for a lead found in the document itself rather
-    than among the retrieved passages."""
+    than among the retrieved passages (cited under the section it is in, unless one is given)."""
     quote = doc.text[start:end]
+    section = section if section is not None else section_at(doc, start)
     passage = Passage(node_id=f"{doc.id}:{start}", doc_id=doc.id, title=doc.title, kind=doc.kind,
                       section=section, chunk_type=chunk_type, quote=quote, span=(start, end),
                       header=header, products=[], doc_products=list(doc.products),
@@ -176,7 +177,7 @@ def indication_answer(q: Question, ref: Reference) -> tuple[Sentence, str] | Non
         return None
     for doc in configured_corpus().documents.values():
         if doc.kind == "billing-guide" and prod.id in doc.products and (m := _FACT_CARD_INDICATIONS.search(doc.text)):
-            sentence = doc_sentence(doc, m.start(1), m.end(1), "Indications (FDA)")
+            sentence = doc_sentence(doc, m.start(1), m.end(1))
             return sentence, f"**{prod.brand}, FDA-approved indications (its billing guide's fact card):** {m.group(1)}"
     return None
 

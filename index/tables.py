@@ -525,10 +525,22 @@ def _section_of(chunks, starts: list[int], pos: int) -> str:
     return chunks[max(i, 0)].section if chunks else ""
 
 
+@lru_cache(maxsize=64)
+def _chunked(doc: SourceDocument) -> tuple[tuple, list[int]]:
+    chunks = tuple(chunk_document(doc))
+    return chunks, [c.start for c in chunks]
+
+
+def section_at(doc: SourceDocument, pos: int) -> str:
+    """The section (heading path) of the document a position falls in, as its chunks carry it:
+    a quote found in the document text is cited with the section a reader finds it under."""
+    chunks, starts = _chunked(doc)
+    return _section_of(chunks, starts, pos)
+
+
 def _rows_of(doc: SourceDocument) -> tuple[TableRow, ...]:
     text = doc.text
-    chunks = chunk_document(doc)
-    starts = [c.start for c in chunks]
+    chunks, starts = _chunked(doc)
     out: list[TableRow] = []
     ordinal = 0
     for block in blocks_of(text):

@@ -672,3 +672,20 @@ def test_the_day_of_a_date_is_not_a_claim_lines_units():
     assert read_figures("cytoxan 600 mg DOS 2023-05-01 units", None).units is None
     assert read_figures("cy 600 mg 5/1/23 units", None).units is None
     assert read_figures("J9185 x 6 units for 58mg", None).units == 6
+
+
+def test_a_member_who_had_a_therapy_is_a_scenario_even_when_the_question_sounds_like_a_rule(engine):
+    assert lead(ask(engine, "is there an issue if she had tecvayli - centene abecma")).startswith(
+        "**Does not meet Centene's Abecma policy (CP.PHAR.481): criterion 7")
+
+
+def test_two_drugs_at_a_rate_per_m2_with_a_bsa_get_one_line_each(engine):
+    a = ask(engine, "cy 300 mg/m2 and flu 30 mg/m2 bsa 1.8 units")
+    assert "**J9075: 108 unit(s) per date of service**" in lead(a) and "**J9185: 2 unit(s) per date of service**" in lead(a)
+    assert "*Input:* J9075: 300 mg/m² × 1.8 m² = 540 mg" in a.text
+
+
+def test_the_products_code_is_quoted_from_its_guides_own_statement(engine):
+    a = ask(engine, "what do we bill for abecma")
+    assert lead(a).startswith('**Q2055** is the HCPCS code for Abecma (idecabtagene vicleucel). "Abecma is billed under HCPCS Q2055')
+    assert a.citations[0].section == "About Abecma (idecabtagene vicleucel)"

@@ -128,8 +128,10 @@ def _verdict(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any], str]], 
 
 
 # a question about what the policy requires, not about a member
-_RULE_ASKED = re.compile(r"\bdo(?:es)?\b.{0,40}\brequire|\brequire[sd]?\b.{0,30}\?|\brequirement|\bis there an?\b|"
+_RULE_ASKED = re.compile(r"\bdo(?:es)?\b.{0,40}\brequire|\brequire[sd]?\b.{0,30}\?|\brequirement|"
                          r"\bdo(?:es)? (?:they|it|centene|carepartners|the (?:plan|policy|payer)) (?:need|want|ask)", re.I)
+# a member described ("if she had tecvayli"): not a rule question, whatever else it says
+_MEMBER_HAD = re.compile(r"\b(?:had|has had|got|received|was on|s/p|hx of)\b", re.I)
 _FOCUS_WORDS = {"prescriber": r"prescrib|onc|hem|doctor|physician", "age": r"\bage\b|how old|years? old|\by/?o\b",
                 "measurable": r"measurable|m-?protein|m-?spike|FLC|labs?\b|SPEP|UPEP", "prior_lines": r"\blines?\b|regimens?",
                 "cns": r"\bCNS\b|seizure|stroke|neuro", "anti_bcma": r"BCMA|tecvayli|blenrep|elrexfio|bispecific",
@@ -144,7 +146,7 @@ def _rule_asked(pol: Mapping[str, Any], text: str, ref: Reference, today: IsoDat
     """'carepartners require no prior car-t?': a criterion's requirement is asked, and the
     question says nothing about a member once the words naming that criterion are taken out."""
     focus = _focus(pol, text)
-    if focus is None or not _RULE_ASKED.search(text):
+    if focus is None or not _RULE_ASKED.search(text) or _MEMBER_HAD.search(text):
         return False
     rest = re.sub(_FOCUS_WORDS[focus["check"]["fact"]], " ", text, flags=re.I)
     day = dt.date.fromisoformat(today) if today else dt.date.today()

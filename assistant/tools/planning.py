@@ -48,9 +48,10 @@ def _names_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
 
 @lru_cache(maxsize=8)
 def _amounts_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
-    """A drug name (or a J-code) followed by its own mg: "cy 1,200 mg", "J9185 60mg"."""
+    """A drug name (or a J-code) followed by its own mg or mg/m²: "cy 1,200 mg", "J9185 60mg", "flu 30 mg/m2"."""
     alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    return re.compile(rf"\b({alternatives}|J\d{{4}})\b\s*:?\s*(\d[\d,]*(?:\.\d+)?)\s*mg\b(?!\s*/)", re.I)
+    return re.compile(rf"\b({alternatives}|J\d{{4}})\b\s*:?\s*(\d[\d,]*(?:\.\d+)?)\s*mg\b"
+                      r"(\s*/\s*m(?:2|²|\^2))?(?!\s*/)", re.I)
 
 
 @dataclass(frozen=True)
@@ -168,12 +169,22 @@ class Planning:
         on_dos = self.ref.drug_code_on(today_code.drug, self.dos) if today_code and today_code.drug else None
         return on_dos.code if on_dos else today_code.code if today_code else None
 
-    def drug_amounts(self) -> list[tuple[str, float]]:
-        """'cy 1,200 mg + flu 60 mg same DOS': each drug (or J-code) named with its own mg, in the
-        order typed, as (code on the date of service, mg). Fewer than two: the one-amount reading."""
-        pairs = _amounts_pattern(tuple(self.ref.code_for_name())).finditer(self.text)
-        out = [(code, number_float(m.group(2))) for m in pairs if (code := self._code_of_name(m.group(1)))]
-        return out if len({c for c, _ in out}) > 1 else []
+    def drug_amounts(self) -> tuple[list[tuple[str, float]], list[str]]:
+        """'cy 1,200 mg + flu 60 mg same DOS', 'cy 300 mg/m2 and flu 30 mg/m2 bsa 1.8': each drug
+        (or J-code) named with its own amount, in the order typed, as (code on the date of service,
+        mg), with the mg/m² × BSA steps shown. Fewer than two drugs: none (the one-amount reading)."""
+        out: list[tuple[str, float]] = []
+        steps: list[str] = []
+        bsa = self.q.figures.bsa_m2
+        for m in _amounts_pattern(tuple(self.ref.code_for_name())).finditer(self.text):
+            code, rate = self._code_of_name(m.group(1)), Decimal(str(number_float(m.group(2))))
+            if code is None or (m.group(3) and not bsa):
+                continue  # a rate per m² without a BSA gives no amount
+            mg = rate * Decimal(str(bsa)) if m.group(3) else rate
+            if m.group(3):
+                steps.append(f"{code}: {rate.normalize():f} mg/m² × {bsa:g} m² = {mg.normalize():f} mg")
+            out.append((code, float(mg)))
+        return (out, steps) if len({c for c, _ in out}) > 1 else ([], [])
 
     def dosing_product(self) -> str | None:
         """The single product the question is about, if the reference has dosing rules for it."""

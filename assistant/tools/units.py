@@ -314,9 +314,10 @@ _CODE_ASKED = re.compile(r"\b[qj][- ]?codes?\b|\bhcpcs\b|\bcodes?\b", re.I)
 
 def _plan(p: Planning) -> Plan | None:
     """Units of a drug code for an administered amount ('Q2055 payment for 2 units' is payment's)."""
-    if (p.has("units") or p.has("lymphodepletion")) and (pairs := p.drug_amounts()):
-        # "cy 1,200 mg + flu 60 mg same DOS - units each": every drug its own line
-        return Plan(calls=[("dose_units", {"code": code, "amount_mg": mg, "dos": p.dos.isoformat()}) for code, mg in pairs])
+    pairs, steps = p.drug_amounts() if p.has("units") or p.has("lymphodepletion") else ([], [])
+    if pairs:  # "cy 1,200 mg + flu 60 mg same DOS - units each": every drug its own line
+        return Plan(calls=[("dose_units", {"code": code, "amount_mg": mg, "dos": p.dos.isoformat()}) for code, mg in pairs],
+                    derived=steps)
     return _one_drug_plan(p)
 
 
