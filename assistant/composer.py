@@ -23,7 +23,7 @@ from assistant.core.question import Question
 from assistant.core.reference import Product, Reference, load_reference
 from assistant.extract import Sentence, best_sentences, split_sentences
 from assistant.guards import SCOPE
-from assistant.leads import code_row_answer, doc_sentence, dx_answer, extra_leads, indication_answer, setting_answer
+from assistant.leads import code_row_answer, doc_sentence, dx_answer, extra_leads, guide_match, indication_answer, setting_answer
 from assistant.retrieval import Passage
 from assistant.tools.registry import get as get_calculator
 from index.corpus import configured_corpus
@@ -298,10 +298,10 @@ def guide_code_sentence(prod: Product):
     """'Abecma is billed under HCPCS Q2055 as a single therapeutic dose.' from the product's own
     billing guide, as (Sentence, text), or None."""
     pattern = re.compile(rf"[^.\n]*\b{re.escape(prod.brand)}\b[^.\n]*\bbilled under HCPCS {re.escape(prod.hcpcs)}\b[^.\n]*\.")
-    for doc in configured_corpus().documents.values():
-        if doc.kind == "billing-guide" and prod.id in doc.products and (m := pattern.search(doc.text)):
-            return doc_sentence(doc, m.start(), m.end()), m.group(0)
-    return None
+    if (found := guide_match(prod, pattern)) is None:
+        return None
+    doc, m = found
+    return doc_sentence(doc, m.start(), m.end()), m.group(0)
 
 
 # --- small pieces -----------------------------------------------------------------------------

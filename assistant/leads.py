@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from assistant.answer_type import AnswerType, answer_type, code_system_of, row_answers
 from assistant.core.question import Question
-from assistant.core.reference import Reference
+from assistant.core.reference import Product, Reference
 from assistant.extract import Sentence, split_sentences
 from assistant.retrieval import Passage
 from index.corpus import SourceDocument, configured_corpus
@@ -175,10 +175,19 @@ def indication_answer(q: Question, ref: Reference) -> tuple[Sentence, str] | Non
     prod = ref.product_by_id(q.product or "")
     if prod is None or q.payers or not _INDICATION_ASKED.search(q.asked):
         return None
+    if (found := guide_match(prod, _FACT_CARD_INDICATIONS)) is None:
+        return None
+    doc, m = found
+    return (doc_sentence(doc, m.start(1), m.end(1)),
+            f"**{prod.brand}, FDA-approved indications (its billing guide's fact card):** {m.group(1)}")
+
+
+def guide_match(prod: Product, pattern: re.Pattern[str]) -> tuple[SourceDocument, re.Match[str]] | None:
+    """The first match of `pattern` in the product's own billing guide: a fact the guide states
+    once, found in the document when the search did not bring its passage."""
     for doc in configured_corpus().documents.values():
-        if doc.kind == "billing-guide" and prod.id in doc.products and (m := _FACT_CARD_INDICATIONS.search(doc.text)):
-            sentence = doc_sentence(doc, m.start(1), m.end(1))
-            return sentence, f"**{prod.brand}, FDA-approved indications (its billing guide's fact card):** {m.group(1)}"
+        if doc.kind == "billing-guide" and prod.id in doc.products and (m := pattern.search(doc.text)):
+            return doc, m
     return None
 
 

@@ -520,15 +520,16 @@ class _Table:
         return out
 
 
-def _section_of(chunks, starts: list[int], pos: int) -> str:
+def _section_of(chunks, starts: Sequence[int], pos: int) -> str:
     i = bisect.bisect_right(starts, pos) - 1
     return chunks[max(i, 0)].section if chunks else ""
 
 
 @lru_cache(maxsize=64)
-def _chunked(doc: SourceDocument) -> tuple[tuple, list[int]]:
+def _chunked(doc: SourceDocument) -> tuple[tuple, tuple[int, ...]]:
+    """A document's chunks and their start offsets (cached: immutable, shared by every caller)."""
     chunks = tuple(chunk_document(doc))
-    return chunks, [c.start for c in chunks]
+    return chunks, tuple(c.start for c in chunks)
 
 
 def section_at(doc: SourceDocument, pos: int) -> str:
