@@ -47,7 +47,9 @@ def create_app(engine=None, feedback=None):
 
     cfg = config.load()  # every setting checked here: a bad value stops with a ConfigError
     requestlog.configure()  # one line per request on stderr or CART_LOG_FILE
-    engine = engine or Engine(cfg=cfg)
+    if engine is None:  # CART_ENGINE_PROCESSES > 0: answers computed in worker processes, on every core
+        from assistant.engine_workers import with_workers
+        engine = with_workers(Engine(cfg=cfg), cfg.engine_processes)
     # SQLite files by default; with CART_DATABASE_URL both stores are in PostgreSQL, shared by every app process
     feedback = feedback or FeedbackStore(cfg.feedback_db, url=cfg.database_url)
     feedback.start_retention(cfg.retention_days)  # now and daily: rows older than CART_RETENTION_DAYS go

@@ -78,6 +78,14 @@ def setting(name: str, doc: str, *, default: object = None, shown: str | None = 
         above=above, unit=unit, choices=choices, convert=convert, accepts=accepts)})
 
 
+def _engine_processes() -> int:
+    """One engine process per core: on the 2-core machine 2 processes answered 32 concurrent
+    conversations 1.7x faster than the app process alone, and 3 were slower than 2
+    (benchmarks/load.py). One core gains nothing from them."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cores, 8) if cores > 1 else 0
+
+
 def _root_path(value: str) -> str:
     value = value.rstrip("/")
     if value and not (value.startswith("/") or re.match(r"https?://[^/\s]+", value)):
@@ -198,6 +206,11 @@ class Config:
         "CART_ENGINE_THREADS",
         "worker threads that run the engine, shared by the JSON API and the chat, taking waiting "
         "questions round-robin by client (the engine is CPU-bound; 2-4 measured best on 2 cores)", default=4, minimum=1)
+    engine_processes: int = setting(
+        "CART_ENGINE_PROCESSES",
+        "worker processes that compute answers, each with its own engine over the same index (~300 MB each), "
+        "so one app answers on every core (0: in the app process itself)", default=lambda _v: _engine_processes(),
+        shown="one per core, at most 8 (0 on a 1-core machine)", minimum=0)
 
     # --- identity, limits and retention on an intranet (assistant/auth.py, assistant/security.py)
     auth: str = setting(

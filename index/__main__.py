@@ -34,7 +34,12 @@ def _build(args: argparse.Namespace) -> int:
     print(report.message, file=stream)
     if report.skipped:
         print(f"{len(report.skipped)} source file(s) skipped (see messages above).", file=sys.stderr)
-    return 1 if report.status == "failed" else 0
+    if report.status == "failed":
+        return 1
+    from index.embedding import prepare_query_encoder
+
+    prepare_query_encoder()  # once per model and exporter (~5 s), then a checked cache file
+    return 0
 
 
 def _status(_args: argparse.Namespace) -> int:

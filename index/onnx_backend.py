@@ -54,14 +54,19 @@ def _version(dist: str) -> str:
         return "none"
 
 
-def variant() -> str:
-    return "int8" if QUANTIZE else "fp32"
+def _quantized(quantize: bool | None) -> bool:
+    return QUANTIZE if quantize is None else quantize
 
 
-def cache_stem(weights_sha256: str) -> str:
+def variant(quantize: bool | None = None) -> str:
+    """"int8" or "fp32": the build backend's (QUANTIZE) unless asked for one."""
+    return "int8" if _quantized(quantize) else "fp32"
+
+
+def cache_stem(weights_sha256: str, quantize: bool | None = None) -> str:
     """The cache file's name without suffix: changes with the weights, the exporter and the recipe."""
     exporter = f"torch{_version('torch')}-onnx{_version('onnx')}-ort{_version('onnxruntime')}-opset{OPSET}-r{RECIPE_VERSION}"
-    return f"minilm-{weights_sha256[:16]}-{exporter}-{variant()}"
+    return f"minilm-{weights_sha256[:16]}-{exporter}-{variant(quantize)}"
 
 
 def _sha256(path: Path) -> str:
@@ -101,8 +106,8 @@ def _pooled_module(model):
     return Pooled(model).eval()
 
 
-def _export(weights_dir: Path, out: Path) -> None:
-    """Trace the packaged model to ONNX at `out` (fp32, then int8 if QUANTIZE)."""
+def _export(weights_dir: Path, out: Path, quantize: bool) -> None:
+    """Trace the packaged model to ONNX at `out` (fp32, then int8 if `quantize`)."""
     try:
         import onnx  # noqa: F401  (the exporter and the quantizer need it; fail here with a clear reason)
         import torch
@@ -112,7 +117,7 @@ def _export(weights_dir: Path, out: Path) -> None:
     # eager attention: the SDPA path traces to a slower graph (measured ~20% on this model)
     model = AutoModel.from_pretrained(str(weights_dir), attn_implementation="eager", local_files_only=True)
     ids = torch.ones((2, 8), dtype=torch.long)  # any shape: both axes are dynamic
-    fp32 = out.with_suffix(".fp32.onnx") if QUANTIZE else out
+    fp32 = out.with_suffix(".fp32.onnx") if quantize else out
     with torch.no_grad(), warnings.catch_warnings():
         # TracerWarnings on shape checks in transformers' mask code: the traced branch is the one
         # every right-padded batch takes (tests compare the export to torch on real texts)
@@ -123,7 +128,7 @@ def _export(weights_dir: Path, out: Path) -> None:
             dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
                           "embedding": {0: "batch"}},
             opset_version=OPSET, dynamo=False)
-    if QUANTIZE:
+    if quantize:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -134,10 +139,19 @@ def _export(weights_dir: Path, out: Path) -> None:
         fp32.unlink()
 
 
-def ensure_export(cache_dir: Path, weights_dir: Path, weights_sha256: str) -> Path:
+def cached_export(cache_dir: Path, weights_sha256: str, quantize: bool | None = None) -> Path | None:
+    """The cached export's path when it is there, complete and unaltered; None otherwise (never exports:
+    a query process must not import torch to make one)."""
+    stem = cache_stem(weights_sha256, quantize)
+    model = cache_dir / f"{stem}.onnx"
+    return model if _valid(model, cache_dir / f"{stem}.json", weights_sha256) else None
+
+
+def ensure_export(cache_dir: Path, weights_dir: Path, weights_sha256: str, quantize: bool | None = None) -> Path:
     """The cached export's path, exporting it first if it is missing or damaged. Raises ExportError."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    stem = cache_stem(weights_sha256)
+    quantize = _quantized(quantize)
+    stem = cache_stem(weights_sha256, quantize)
     model, sidecar = cache_dir / f"{stem}.onnx", cache_dir / f"{stem}.json"
     if _valid(model, sidecar, weights_sha256):
         return model
@@ -148,12 +162,12 @@ def ensure_export(cache_dir: Path, weights_dir: Path, weights_sha256: str) -> Pa
         with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".export-") as tmp:
             staged = Path(tmp) / "model.onnx"
             try:
-                _export(weights_dir, staged)
+                _export(weights_dir, staged, quantize)
             except ExportError:
                 raise
             except Exception as exc:  # the exporter's own failures, whatever their class
                 raise ExportError(f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
-            meta = {"weights_sha256": weights_sha256, "onnx_sha256": _sha256(staged), "variant": variant(),
+            meta = {"weights_sha256": weights_sha256, "onnx_sha256": _sha256(staged), "variant": variant(quantize),
                     "exporter": stem}
             os.replace(staged, model)
             side_tmp = Path(tmp) / "meta.json"

@@ -72,7 +72,7 @@ def test_hash_embedder_goes_through_embed_texts(monkeypatch):
 # --- the export cache, with a stand-in exporter (the real one takes ~10 s) -----------------------
 
 def _fake_export(calls: list[Path]):
-    def export(weights_dir: Path, out: Path) -> None:
+    def export(weights_dir: Path, out: Path, quantize: bool) -> None:
         calls.append(out)
         out.write_bytes(b"exported model " + weights_dir.name.encode())
     return export
@@ -98,7 +98,7 @@ def test_export_is_cached_and_a_damaged_one_is_redone(tmp_path, monkeypatch):
 
 
 def test_a_failed_export_falls_back_to_torch(tmp_path, monkeypatch, capsys):
-    def fail(_weights, _out):
+    def fail(_weights, _out, _quantize):
         raise onnx_backend.ExportError("onnx is not installed")
 
     monkeypatch.setattr(onnx_backend, "_export", fail)
