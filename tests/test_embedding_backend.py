@@ -192,3 +192,43 @@ def test_onnx_query_with_a_warm_cache_imports_no_torch(real_cache, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, timeout=180,
                           env=subprocess_env(CART_DATA_DIR=str(data), CART_EMBED_BACKEND="onnx"))
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.slow
+def test_the_build_command_makes_the_query_export_and_queries_run_on_it(index_env, tmp_path):
+    """`python -m index build` leaves the fp32 query export beside the index; a query process then
+    embeds questions with ONNX Runtime, to the numpy encoder's vectors, without importing torch;
+    a damaged export is never loaded (the numpy encoder answers instead)."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(index_env["CART_DATA_DIR"], data)
+    env = subprocess_env(CART_DATA_DIR=str(data), CART_SOURCES_DIR=index_env["CART_SOURCES_DIR"])
+    env.pop("CART_EMBED_BACKEND", None)
+    built = subprocess.run([sys.executable, "-m", "index", "build", "--quiet"], cwd=PROJECT, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    exports = list((data / "models").glob("*-fp32.onnx"))
+    assert len(exports) == 1
+    code = (
+        "import sys\n"
+        "from index.embedding import get_embedder, _query_encoder, _verified_dir\n"
+        "from index.minilm import MiniLM\n"
+        "import numpy as np\n"
+        "q = 'tecartus MCL LD plan pt 142 lb flu/cy mg per day'\n"
+        "v = np.asarray(get_embedder().get_query_embedding(q))\n"
+        "enc = _query_encoder(_verified_dir())\n"
+        "loaded = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]\n"
+        "ref = MiniLM.load(_verified_dir()).encode([q])[0]\n"
+        "print(type(enc).__name__, float(np.abs(v - ref).max()), loaded)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=180)
+    name, diff, loaded = run.stdout.split(maxsplit=2)
+    assert run.returncode == 0 and name == "OnnxMiniLM" and float(diff) < FP32_MAX_ABS and loaded.strip() == "[]", run.stderr
+    with exports[0].open("r+b") as fh:  # one byte changed: the recorded sha256 no longer matches
+        fh.seek(1000)
+        byte = fh.read(1)
+        fh.seek(1000)
+        fh.write(bytes([byte[0] ^ 1]))
+    run = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0 and run.stdout.split()[0] == "MiniLM" and float(run.stdout.split()[1]) < FP32_MAX_ABS, run.stderr
