@@ -102,7 +102,10 @@ def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS c
         summary += (f" — outpatient (Part B) line. **Inpatient: Medicare does not pay {code} at this limit; the stay is paid "
                     "under MS-DRG 018, which includes the product.**")
     if figure in FIGURE_WORDS and paid is None and asks is None:
-        summary = _figure_lead(figure, code, q, pct, money_) + "\n\n" + summary
+        summary = (_not_on_hand(code, pick, service) + _figure_lead(figure, code, _where(pick, primary), pct, money_)
+                   + "\n\n" + summary)
+    else:
+        summary = _not_on_hand(code, pick, service) + summary
     if asks == "seq-on-coinsurance":
         summary = (f"**No: the 2% sequestration comes off Medicare's share only ({money(money_['medicare'])} − "
                    f"{money(money_['sequestration'])}), not off the patient's coinsurance ({money(money_['coinsurance'])}, "
@@ -266,13 +269,26 @@ def _formula(limit: Decimal, n: int, pct: Decimal, m: dict[str, Decimal]) -> str
             f"{money(m['sequestration'])} = {money(m['medicare_after_sequestration'])}")
 
 
-def _summary(code: str, pick: _Pick, primary: LimitSource, limit: Decimal, n: int, pct: Decimal,
-             m: dict[str, Decimal], from_source: bool) -> str:
+def _where(pick: _Pick, primary: LimitSource) -> str:
+    """The quarter a figure is from, with what it is not: a billing guide's figure rather than a
+    CMS file's, the newest on hand rather than the date of service's quarter. Every lead says it."""
     where = pick.quarter
     if primary.kind != "cms-file":
         where += f", the billing guides' figure; no CMS file for {pick.quarter} on hand"
-    if pick.asked:
-        where += f"; no limit for {pick.asked} on hand"
+    return where
+
+
+def _not_on_hand(code: str, pick: _Pick, service: date | None) -> str:
+    """A date of service later than every file: said before any figure ("the newest on hand follows")."""
+    if not pick.asked:
+        return ""
+    on = f" (date of service {service.isoformat()})" if service else ""
+    return f"**No {code} payment limit for {pick.asked}{on} is on hand.** The newest on hand, {pick.quarter}: "
+
+
+def _summary(code: str, pick: _Pick, primary: LimitSource, limit: Decimal, n: int, pct: Decimal,
+             m: dict[str, Decimal], from_source: bool) -> str:
+    where = _where(pick, primary)
     pct_text = f"{fmt(pct)}%" if from_source else f"{fmt(pct)}% default: no file on hand gives a percentage for {pick.quarter}"
     return (f"**{code} payment limit ({where}): ${fmt(limit)} per unit.** × {n}: allowed {money(m['allowed'])}; "
             f"patient coinsurance {money(m['coinsurance'])} ({pct_text}); Medicare pays {money(m['medicare'])} "
@@ -369,8 +385,45 @@ def _plan(p: Planning) -> Plan | None:
         extra["figure"] = asked_figures[0]
     if _MEDICARE_ADVANTAGE.search(p.text) and not [x for x in p.q.payers if x != "medicare"]:
         extra["plan_type"] = "medicare-advantage"
-    return Plan(calls=[("payment", {"code": code, "units": p.q.figures.units or 1, "today": p.today.isoformat(), **extra})
-                       for code in p.product_codes()[:3]])
+    return _priced(p, extra)
+
+
+def _priced(p: Planning, extra: dict) -> Plan:
+    """A payment call per code (three at most), each after the units calculator's when an amount
+    gives the units."""
+    calls: list[tuple[str, dict]] = []
+    for typed in p.product_codes()[:3]:
+        code, units, step = _units_of_amount(p, typed)
+        calls += [step] if step else []
+        calls.append(("payment", {"code": code, "units": units, "today": p.today.isoformat(), **extra}))
+    return Plan(calls=calls, derived=p.administered_mg()[1] if len(calls) > len(p.product_codes()[:3]) else [])
+
+
+def _units_of_amount(p: Planning, code: str) -> tuple[str, int, tuple[str, dict] | None]:
+    """(the code to price, its units, the units calculator's call or None). Units typed ("2 units")
+    are the line's; for a drug billed per mg, the administered amount is converted by the units
+    calculator, whose call goes first so the answer shows the conversion ("elrexfio 76 mg J1323
+    allowed": 76 units, then 76 × the limit), and a code retired by the date of service is priced
+    as the code in force then (cy 1,000 mg on J9070 in 2026: J9075's 200 units); else 1 unit."""
+    from assistant.tools.units import units_for  # units' planning defers to this one for a priced amount
+
+    if p.q.figures.units:
+        return code, int(p.q.figures.units), None
+    row = p.ref.code(code)
+    amount, _steps = p.administered_mg()
+    if row is None or row.per_dose or amount is None:
+        return code, 1, None
+    step = ("dose_units", {"code": code, "amount_mg": amount, "dos": p.dos.isoformat()})
+    if not row.in_force(p.dos) and row.drug and (now := p.ref.drug_code_on(row.drug, p.dos)) is not None:
+        row = now
+    return row.code, units_for(row.code, row, Decimal(str(amount))), step
+
+
+def plan_with_units(p: Planning) -> Plan | None:
+    """The payment plan when it prices an administered amount (units calculator first): what the
+    units calculator hands over to for "150 mg J9380 units + allowed"."""
+    decision = _plan(p)
+    return decision if decision is not None and any(name == "dose_units" for name, _ in decision.calls) else None
 
 
 CALCULATOR = Calculator(

@@ -321,6 +321,15 @@ def _plan(p: Planning) -> Plan | None:
     return _one_drug_plan(p)
 
 
+def _priced(p: Planning) -> Plan | None:
+    """"150 mg J9380 units + allowed": the units and the price of those units, planned by payment."""
+    if not p.has("payment"):
+        return None
+    from assistant.tools.payment import plan_with_units  # payment builds on this module
+
+    return plan_with_units(p)
+
+
 def _one_drug_plan(p: Planning) -> Plan | None:
     code = p.drug_code()
     if (code is None and p.q.product and len(p.q.products) == 1 and not (p.has("lymphodepletion") or p.has("tocilizumab"))
@@ -333,22 +342,30 @@ def _one_drug_plan(p: Planning) -> Plan | None:
         return None
     if not ((p.has("units") or p.has("lymphodepletion")) and p.wants_number):
         return None
+    if (priced := _priced(p)) is not None:
+        return priced
     amount, derived = p.administered_mg()
     claimed = {"billed_units": int(p.q.figures.units)} if p.q.figures.units else {}  # a claim line's units to check
-    if amount is None and code.startswith("Q"):
-        return call("dose_units", {"code": code, **claimed})  # one therapeutic dose: always 1 unit
-    if amount is None and p.q.figures.units and p.q.figures.units > 1:  # a claim line to check: "J9185 x 167 units"
-        return call("dose_units", {"code": code, "billed_units": int(p.q.figures.units), "dos": p.dos.isoformat()})
     if amount is None:
-        if not p.about_patient:
-            return Plan()
-        return ask(["amount"], f"How many mg were administered? I convert the amount to {code} units.")
+        return _without_amount(p, code, claimed)
     args: dict = {"code": code, "amount_mg": amount, "dos": p.dos.isoformat(), **claimed}
     if days := p.days():
         args["days"] = days
     if p.q.figures.vials:
         args["vial_sizes"] = p.vial_sizes()
     return call("dose_units", args, derived)
+
+
+def _without_amount(p: Planning, code: str, claimed: dict) -> Plan:
+    """No administered amount: a Q-code is one dose (1 unit), a claim line's units are checked
+    ("J9185 x 167 units"), a patient's amount is asked for; else the sources answer."""
+    if code.startswith("Q"):
+        return call("dose_units", {"code": code, **claimed})
+    if p.q.figures.units and p.q.figures.units > 1:
+        return call("dose_units", {"code": code, "billed_units": int(p.q.figures.units), "dos": p.dos.isoformat()})
+    if not p.about_patient:
+        return Plan()
+    return ask(["amount"], f"How many mg were administered? I convert the amount to {code} units.")
 
 
 CALCULATOR = Calculator(
