@@ -199,6 +199,7 @@ class Reference:
     rules: tuple[Mapping[str, Any], ...] = ()   # rules that changed on a date (rules.yaml)
     policies: tuple[Mapping[str, Any], ...] = ()  # payer policies as checkable criteria (policies.yaml)
     drug_classes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # class -> names (policies.yaml)
+    generic_names: frozenset[str] = frozenset()  # class words ("car-t", "bcma"): a prior therapy only when said so
     class_names: Mapping[str, str] = field(default_factory=dict)
     limits: Mapping[str, tuple[LimitSource, ...]] = field(default_factory=dict)  # quarter -> sources
     crosswalk: tuple[CrosswalkRow, ...] = ()
@@ -412,6 +413,7 @@ def _load(ref_dir: str, _signature: tuple) -> Reference:
         rules=tuple(_read_yaml(path / "rules.yaml").get("rules") or ()),
         policies=tuple(policies.get("policies") or ()),
         drug_classes={str(k): tuple(str(n).lower() for n in v or ()) for k, v in (policies.get("drug_classes") or {}).items()},
+        generic_names=frozenset(str(n).lower() for n in policies.get("generic_names") or ()),
         class_names={str(k): str(v) for k, v in (policies.get("class_names") or {}).items()},
         limits=limits,
         crosswalk=_read_crosswalk(path),

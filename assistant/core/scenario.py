@@ -32,6 +32,11 @@ _LINE_SETTING = re.compile(r"\b([1-9])L\b(?!\+)|\b(?:into|for|starting|start|at|
 _TRIPLE = re.compile(r"\b(?:triple|penta|quad)[\s-]*(?:class(?:[\s-]*(?:exposed|refractory))?|exposed|refractory)\b|\bTCE\b|\bTCR\b", re.I)
 _NEGATION = re.compile(r"\b(?:no|not|never|w/o|without|denies|negative for|naive|nor|hasn'?t|has not|didn'?t|did not|none)\b", re.I)
 _NAIVE_AFTER = re.compile(r"[\s-]*(?:naive|na[iï]ve|negative|free|never)\b", re.I)  # "BCMA-naive", "CAR-T naive"
+# a finding said absent after its name: "CNS hx negative", "CNS: neg", "CNS involvement none", "CNS clear"
+_ABSENT_AFTER = re.compile(r"[\s:/-]*(?:(?:hx|history|involvement|disease|dz|w/?u|workup|imaging|MRI|mets?)\b[\s:/-]*){0,2}"
+                           r"(?:negative|neg\b|none\b|clear\b|not involved|not present|ruled out|absent|-ve\b|\(-\))", re.I)
+# a class word with the member's exposure after it: "BCMA-exposed", "car-t experienced"
+_EXPOSED_AFTER = re.compile(r"[\s-]*(?:exposed|refractory|experienced|treated|pretreated)\b", re.I)
 _NEGATED_VERB = re.compile(r"^\s*(?:(?:had|got|gotten|received|been|on|given|any|prior|previous|hx|history|of)\b\s*)+", re.I)
 _REASSERT = re.compile(r"\b(?:had|has|got|received|s/p|post|on|then|after|incl\w*|with|w/|but)\b", re.I)
 # a requested product counts as a prior therapy only when the words just before say so ("s/p abecma")
@@ -39,8 +44,8 @@ _PRIOR_JUST_BEFORE = re.compile(r"(?:\bprior|\bprevious(?:ly)?|\bhad|\breceived|
                                 r"\bhistory of|\bexposed to|\brefractory to|\bgot)\s+(?:\w+\s+)?$", re.I)
 _CLAUSE = re.compile(r"[.;:!?\n()]|\s[-–—]\s|\bbut\b|\band\s+(?=(?:has|is|was|had)\b)", re.I)
 _FLAGS = {
-    "diagnosis_rrmm": (re.compile(r"\b(?:r/r|rrmm|rel(?:apsed)?/ref(?:ractory)?|relapsed|refractory|relapse|progress(?:ed|ing)|"
-                                  r"\w+-refractory)\b", re.I),
+    "diagnosis_rrmm": (re.compile(r"\b(?:r/r|rrmm|rel(?:apsed)?/ref(?:ractory)?|relapsed|refractory|relapse|progress(?:ed|ing|ion)|"
+                                  r"progressive disease|\w+-refractory|(?-i:PD))\b", re.I),
                        re.compile(r"\b(?:newly diagnosed|NDMM|in (?:complete |stringent )?remission|smoldering|sCR|MRD-?neg\w*|"
                                   r"never (?:progressed|relapsed))\b", re.I)),
     "prescriber": (re.compile(r"\b(?:onc|oncolog\w*|hem(?:e|atolog\w*)(?:/onc)?|BMT (?:doc|physician|md)|myeloma (?:doc|specialist))\b", re.I),
@@ -63,17 +68,17 @@ _REGIMEN_PREFIX = {"dara": "anti_cd38", "isa": "anti_cd38"}
 # Lines of therapy from a listed sequence when no count is given: induction -> transplant ->
 # maintenance is one line (IMWG; Centene: "Induction with or without hematopoietic stem cell
 # transplant and with or without maintenance therapy is considered a single regimen").
-_STEP_SPLIT = re.compile(r"->|→|=>|;|,|\bthen\b", re.I)
+_STEP_SPLIT = re.compile(r"->|→|=>|;|,|\bthen\b|\band\b|&", re.I)
 _SEQUENCE = re.compile(r"->|→|=>|\bthen\b", re.I)
 _SAME_LINE = re.compile(r"\b(?:tandem|auto|allo|ASCT|SCT|HSCT|transplant|maint\w*|consolidation)\b", re.I)
 # Measurable disease (Centene I.A.4a): serum M-protein >= 0.5 g/dL, urine >= 200 mg/24 h, involved FLC
 # >= 10 mg/dL with an abnormal ratio, assessed within 30 days; or progression (I.A.4b).
 _LABS = {
-    "serum": (re.compile(r"\b(?:SPEP|M-?spike|serum M-?protein|M-?protein)\b\D{0,12}?(\d+(?:\.\d+)?)\s*(?:g/dL)?", re.I), 0.5),
-    "urine": (re.compile(r"\b(?:UPEP|urine M-?protein|24\s*h(?:ou)?r? urine)\b\D{0,12}?(\d+(?:\.\d+)?)\s*mg", re.I), 200.0),
-    "flc": (re.compile(r"\bFLC\b\D{0,12}?(\d+(?:\.\d+)?)\s*mg/dL", re.I), 10.0),
+    "serum": (re.compile(r"\b(?:SPEP|M-?spike|serum M-?protein|M-?protein)\b\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*(?:g/dL)?", re.I), 0.5),
+    "urine": (re.compile(r"\b(?:UPEP|urine M-?protein|24\s*h(?:ou)?r? urine)\b\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*mg", re.I), 200.0),
+    "flc": (re.compile(r"\bFLC\b\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*mg/dL", re.I), 10.0),
 }
-_LAB_DATED = re.compile(r"\b(SPEP|UPEP|M-?spike|M-?protein|FLC|labs?)\b[^.;?]{0,25}?\b(?:from|drawn|dated|done|on|in)\b[^.;?]{0,20}", re.I)
+_LAB_DATED = re.compile(r"\b(SPEP|UPEP|M-?spike|M-?protein|FLC|labs?)\b[^.;?]{0,25}?\b(?:from|drawn|dated|done|on|in|was|were)\b[^.;?]{0,20}", re.I)
 _NORMAL_RATIO = re.compile(r"\b(?:nl|normal)\s+(?:FLC\s+)?ratio\b", re.I)
 _PROGRESSION = re.compile(r"\b(?:progressed|progressing|progressive disease|progression|PD)\b")
 _LAB_WINDOW_DAYS = 30
@@ -148,7 +153,7 @@ def read_scenario(text: str, ref: Reference, requested: tuple[str, ...] = (), to
         if no is not None and (n := no.search(text)) and not (yes.search(text) and not _negated(text, yes.search(text).start())):
             flags[name], said[name] = False, n.group(0)
         elif (m := yes.search(text)) is not None:
-            if not _negated(text, m.start()):
+            if not _negated(text, m.start()) and not _ABSENT_AFTER.match(text, m.end()):
                 flags[name], said[name] = True, m.group(0)
             elif name != "diagnosis_rrmm":  # "no progression documented" says nothing against the diagnosis
                 flags[name], said[name] = False, "no " + m.group(0)
@@ -159,6 +164,9 @@ def read_scenario(text: str, ref: Reference, requested: tuple[str, ...] = (), to
     if "cart" in ruled_out and "concurrent_cart" not in flags:
         flags["concurrent_cart"] = False  # no CAR-T at all: none prescribed alongside either
     lines, counted = _prior_lines(text)
+    if "diagnosis_rrmm" not in flags and lines:
+        # a member who had a line of therapy and is treated again has relapsed or refractory disease
+        flags["diagnosis_rrmm"], said["diagnosis_rrmm"] = True, f"{lines} prior line{'s' if lines != 1 else ''}, treated again"
     return Scenario(age=_age(text, today), prior_lines=lines, lines_counted=counted, prior_drugs=tuple(drugs),
                     classes=frozenset(classes - ruled_out), ruled_out=frozenset(ruled_out), flags=flags, said=said,
                     dose_cells=dose_cells_in(text),
@@ -279,6 +287,8 @@ def _therapies(text: str, ref: Reference, requested: tuple[str, ...]) -> tuple[l
                 if _negated(text, m.start(), ref) or _NAIVE_AFTER.match(text, m.end()):
                     ruled_out.add(cls)
                     continue
+                if name in ref.generic_names and not (prior_mention(text, m.start()) or _EXPOSED_AFTER.match(text, m.end())):
+                    continue  # "which codes need auth, do the car-t admin cpts": the topic, not the member's history
                 classes.add(cls)
                 if m.group(0).lower() not in {d.lower() for d in drugs} and " " not in name and len(name) > 4:
                     drugs.append(m.group(0))

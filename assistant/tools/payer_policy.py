@@ -26,7 +26,7 @@ from assistant.tools.planning import PATIENT, Planning
 from assistant.tools.result import ToolResult, cite
 
 TOPICS = ("criteria", "duration", "fax", "documentation", "pa_required", "outpatient", "redose", "review", "basis", "tocilizumab",
-          "dates")
+          "dates", "lines")
 MET, FAILED, UNKNOWN = "met", "not met", "not stated"
 _MARK = {MET: "✓", FAILED: "✗", UNKNOWN: "?"}
 
@@ -40,7 +40,7 @@ def payer_policy(
                                         "findings (e.g. '72 y/o, 4 prior lines incl len, bort, dara; had Tecvayli')",
                                         label="Patient scenario", example="72 y/o, 4 prior lines incl len, bort, dara")] = None,
         topic: Annotated[Text, param("What is asked: criteria (default), duration, fax, documentation, pa_required, "
-                                     "outpatient, redose, review, basis, tocilizumab, dates", label="Topic",
+                                     "outpatient, redose, review, basis, tocilizumab, dates, lines", label="Topic",
                                      choices=list(TOPICS))] = "criteria",
         history: Annotated[Text, param("Earlier turns of the conversation, oldest first, one per line (their facts "
                                        "apply unless the scenario changes them)", form=False)] = None,
@@ -79,6 +79,12 @@ def payer_policy(
     if answered_first:
         # "pt had Tecvayli - is that a problem?": the one fact the question gives is answered first
         verdict = f"**Not a criterion of {pol['name']}: {', '.join(unchecked)}.** " + verdict
+    decided = [(c, state) for c, state in rows if state != UNKNOWN]
+    if facts.facts == 1 and len(decided) == 1 and decided[0][1] == MET:
+        # "planned dose 480 x10^6 cells, over their limit?": the one fact given, checked first
+        c = decided[0][0]
+        verdict = (f"**{name}, criterion {c['n']} ({c['short']}): met{_why(c, MET, facts, ref)}.** "
+                   "The question gives no other fact about the member. " + verdict)
     if not facts.given and (focus := _focus(pol, asked_about or "")) is not None:
         reading = facts.said.get(focus["check"]["fact"])  # "M-protein 0.3 g/dL, is that measurable?": the figure's reading
         verdict = (f"**{name}, criterion {focus['n']}: {focus['text']}.** [{pol['criteria'].index(focus) + 1}] "
@@ -225,7 +231,7 @@ _TOPIC_NAMES = {"duration": "an approval duration", "fax": "a fax number or wher
                 "documentation": "what to attach", "pa_required": "whether prior authorization is required",
                 "outpatient": "an outpatient rule", "redose": "a re-dosing rule", "review": "who reviews the request",
                 "basis": "the coverage basis", "tocilizumab": "a tocilizumab requirement",
-                "dates": "the policy's effective or review date"}
+                "dates": "the policy's effective or review date", "lines": "which lines of business the policy applies to"}
 
 
 def _topics_of(fact: Mapping[str, Any]) -> list[str]:
@@ -300,10 +306,12 @@ def _why(c: Mapping[str, Any], state: str, s: Scenario, ref: Reference) -> str:
     fact = rule["fact"]
     if state == UNKNOWN:
         return f" — not shown: {s.said[fact]}" if fact in s.said and fact not in s.flags else " — not stated"
-    if fact == "age":
-        return f" — age {s.age}"
-    if fact == "prior_lines":
-        return f" — {s.prior_lines} prior line{'s' if s.prior_lines != 1 else ''}"
+    figures = {"age": lambda: f" — age {s.age}",
+               "prior_lines": lambda: f" — {s.prior_lines} prior line{'s' if s.prior_lines != 1 else ''}",
+               "dose_cells": lambda: (f" — {s.dose_cells / 1e6:g} × 10^6 cells {'is within' if state == MET else 'is over'} "
+                                      f"{rule['max'] / 1e6:g} × 10^6")}
+    if fact in figures:
+        return figures[fact]()
     if fact == "classes":
         missing = [ref.class_names.get(k, k) for k in rule["all"] if k not in s.classes]
         return " — all three had" if not missing else " — no " + ", no ".join(missing) + " stated"
@@ -332,6 +340,11 @@ _TOPIC_WORDS = {
                          r"another (?:\w+ )?(?:dose|infusion)|again\b|"
                          r"subsequent dose|limit on (?:\w+ )?(?:infusions|doses)|how many (?:\w+ )?(?:infusions|doses)", re.I),
     "review": re.compile(r"\bPDAC\b|who reviews|committee", re.I),
+    # which members the policy is for: "does it apply to their MA members", "lines of business"
+    "lines": re.compile(r"\bappl(?:y|ies)\b[^?.]{0,20}\b(?:to|for)\b[^?.]{0,40}\b(?:members?|plans?|patients?|enrollees)|"
+                       r"lines? of business|\bLOB\b|which (?:plans|members|products)\b|"
+                       r"\b(?:does|do|is|are)\b[^?.]{0,30}\b(?:cover|apply|valid)\w*\b[^?.]{0,10}\b(?:for )?(?:medicaid|commercial|"
+                       r"marketplace|medicare advantage|MA|HMO|PPO)\s+(?:members?|plans?|lines?)", re.I),
     "tocilizumab": re.compile(r"tocilizumab|actemra|\btoci\b", re.I),
     # the policy's own dates: which revision a PA specialist is reading
     "dates": re.compile(r"effective date|\beff(?:ective)? dt\b|when (?:is|was|did|does) .{0,40}(?:effective|reviewed|revised|updated|take effect)|"
