@@ -111,8 +111,9 @@ _PER_AREA = re.compile(_NUM + r"\s*mg\s*/\s*m(?:2|\^2|²)", re.I)
 _PER_KG = re.compile(_NUM + r"\s*mg\s*/\s*kg", re.I)
 _MG = re.compile(_NUM + r"\s*mg\b(?!\s*/\s*(?:m|kg|dl|24))", re.I)
 # Vials on hand are not the dose: "2 x 50 mg vials", "2x 400mg", "we stock 400 mg and 200 mg vials".
-_VIAL_COUNT = re.compile(r"(?<![\d.,])(\d+)\s*(?:x|×)\s*" + _NUM + r"(?:\s*mg\b|(?=\s*(?:\+|vials?\b|actemra|toci|&|and\b)))(?!\s*/)",
-                         re.I)  # "2x 400mg", "1x400 + 1x200 actemra"
+_VIAL_COUNT = re.compile(r"(?<![\d.,])(\d+)\s*(?:x|×)\s*" + _NUM
+                         + r"(?:\s*mg\b|(?=\s*(?:\+|vials?\b|actemra|toci|&|and\b|[,;?]|$)))(?!\s*/)",
+                         re.I)  # "2x 400mg", "1x400 + 1x200 actemra", "opened 1x400 + 1x200, JW?"
 _GRAMS = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:g|gm|grams?)\b(?!\s*/)", re.I)
 # "80, 200 and 400 mg vials", "400 mg and 200 mg vials"; not "1,250 mg, 500mg vials" (a dose, then the vials)
 _VIAL_SIZES = re.compile(r"(?:" + _NUM + r"\s*(?:,|and|&|/|or|\+)\s*|" + _NUM + r"\s*mg\s*(?:and|&|/|or|\+)\s*){0,6}" + _NUM
@@ -123,7 +124,9 @@ _GIVEN = re.compile(r"\b(?:gave|given|give|administered|infused|dosed|dose(?:\s+
                     + r"\s*mg\b(?!\s*/)|" + _NUM + r"\s*(?:mg\s+)?(?:given|administered|infused)\b", re.I)
 _OPENED = re.compile(_NUM + r"\s*mg\s*(?:vial\s+)?opened\b|\bopened\s*:?\s*(?:a\s+|an\s+|one\s+)?" + _NUM
                      + r"\s*mg\b(?!\s*/)", re.I)
-_OPENED_LIST = re.compile(r"\bopened\s*:?\s*" + _NUM + r"\s*(?:mg)?\s*(?:\+|&|and)\s*" + _NUM + r"\s*(?:mg)?\b", re.I)  # "opened 400+200"
+_ONE = r"(?:an?\s+|one\s+)?"  # "opened a 400 + a 200 vial"
+_OPENED_LIST = re.compile(r"\bopened\s*:?\s*" + _ONE + _NUM + r"\s*(?:mg)?\s*(?:vial\s*)?(?:\+|&|and)\s*" + _ONE + _NUM
+                          + r"\s*(?:mg)?\b", re.I)  # "opened 400+200", "opened a 400mg and a 200mg vial"
 _VIAL_NAMED_FIRST = re.compile(r"\bvials?\s*(?:of|size)?\s*:?\s*" + _NUM + r"\s*mg\b(?!\s*/)|"
                                # "how many vials of 400": a vial size without its unit (read as a size from 20 up; below, a count)
                                r"\bvials?\s+(?:of|size)\s*:?\s*([2-9]\d|[1-9]\d{2,3})\b(?!\s*(?:mg|mcg|g|units?|kg|lbs?|ml|%|/))",

@@ -161,7 +161,10 @@ def _preferred(valid: list[Code]) -> Code:
 
 # --- the component ------------------------------------------------------------------------
 _PCS = re.compile(r"ICD-?10-?PCS|\bPCS\b|procedure code", re.I)
-_ROUTE = re.compile(r"\b(peripheral|central)\b", re.I)
+# the vein the product goes into, as staff name the line: a PICC, port or CVC ends in a central vein,
+# and ICD-10-PCS codes the body part by where the catheter ends
+_ROUTE = re.compile(r"\b(?P<central>central|CVC|CVAD|PICC|port(?:-?a-?cath)?|mediport|hickman|tunnell?ed (?:line|cath\w*)|"
+                    r"triple[- ]lumen)\b|\b(?P<peripheral>peripheral|PIV)\b", re.I)
 _TOPIC = re.compile(r"CPT|HCPCS|PCS|code", re.I)
 _CODE_SET_YEAR = re.compile(r"\b(?:CPT|HCPCS|ICD-?10(?:-?CM|-?PCS)?|PCS)\s*(?:code set\s*)?(20\d\d)\b", re.I)
 # words of a question that asks what a code is ("what does 38226 cover", "38228 meaning?"):
@@ -203,7 +206,7 @@ def _plan(p: Planning) -> Plan | None:
                  else "code_set")
         dated, args["dos"], args["period"], args["event"] = True, f"{m.group(1)}-01-01", m.group(1), event
     if m := _ROUTE.search(p.q.text) or _ROUTE.search(p.text):  # this turn's route over the followed question's
-        args["route"] = m.group(1).lower()
+        args["route"] = "central" if m.group("central") else "peripheral"
     if p.q.product:
         args["product"] = p.q.product
     services = _services_asked(p, dated)

@@ -102,10 +102,10 @@ def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS c
         summary += (f" — outpatient (Part B) line. **Inpatient: Medicare does not pay {code} at this limit; the stay is paid "
                     "under MS-DRG 018, which includes the product.**")
     if figure in FIGURE_WORDS and paid is None and asks is None:
-        summary = (_not_on_hand(code, pick, service) + _figure_lead(figure, code, _where(pick, primary), pct, money_)
+        summary = (_not_on_hand(code, pick, service, today, quarter) + _figure_lead(figure, code, _where(pick, primary), pct, money_)
                    + "\n\n" + summary)
     else:
-        summary = _not_on_hand(code, pick, service) + summary
+        summary = _not_on_hand(code, pick, service, today, quarter) + summary
     if asks == "seq-on-coinsurance":
         summary = (f"**No: the 2% sequestration comes off Medicare's share only ({money(money_['medicare'])} − "
                    f"{money(money_['sequestration'])}), not off the patient's coinsurance ({money(money_['coinsurance'])}, "
@@ -278,12 +278,16 @@ def _where(pick: _Pick, primary: LimitSource) -> str:
     return where
 
 
-def _not_on_hand(code: str, pick: _Pick, service: date | None) -> str:
-    """A date of service later than every file: said before any figure ("the newest on hand follows")."""
-    if not pick.asked:
-        return ""
-    on = f" (date of service {service.isoformat()})" if service else ""
-    return f"**No {code} payment limit for {pick.asked}{on} is on hand.** The newest on hand, {pick.quarter}: "
+def _not_on_hand(code: str, pick: _Pick, service: date | None, today: date, quarter: str | None) -> str:
+    """A date of service later than every file, or no date and no file for this quarter ("what's
+    medicare paying right now"): said before any figure, then the newest on hand."""
+    current = Quarter.of(today)
+    if pick.asked:
+        on = f" (date of service {service.isoformat()})" if service else ""
+        return f"**No {code} payment limit for {pick.asked}{on} is on hand.** The newest on hand, {pick.quarter}: "
+    if service is None and not quarter and Quarter.parse(pick.quarter) < current:
+        return f"**No {code} payment limit for {current} (this quarter) is on hand.** The newest on hand, {pick.quarter}: "
+    return ""
 
 
 def _summary(code: str, pick: _Pick, primary: LimitSource, limit: Decimal, n: int, pct: Decimal,

@@ -309,6 +309,7 @@ def _per_dose(code: str, row: Code, amount_mg, n_days: int) -> ToolResult:
 _TOPIC = re.compile(r"units?", re.I)
 
 
+_PRICE_ASKED = re.compile(r"\$|pay|limit|allow|coins|pric(?:e|ed|ing)|\bcosts?\b", re.I)
 _CODE_ASKED = re.compile(r"\b[qj][- ]?codes?\b|\bhcpcs\b|\bcodes?\b", re.I)
 
 
@@ -336,9 +337,7 @@ def _one_drug_plan(p: Planning) -> Plan | None:
             and not _CODE_ASKED.search(p.text)):  # "Q code + how many units": the code answer says both
         prod = p.ref.product_by_id(p.q.product)  # "tecartus billing units": the product's own Q-code
         code = prod.hcpcs if prod is not None and prod.hcpcs else None
-    # "how many units" following a Q-code's payment: this turn asks the units, not the payment again
-    units_turn = bool(p.q.follows) and bool(UNITS_WORD.search(p.q.text)) and not re.search(r"\$|pay|limit|allow|coins", p.q.text, re.I)
-    if not code or (code.startswith("Q") and p.has("payment") and not units_turn):
+    if not code or (code.startswith("Q") and p.has("payment") and not _units_turn(p)):
         return None
     if not ((p.has("units") or p.has("lymphodepletion")) and p.wants_number):
         return None
@@ -356,9 +355,17 @@ def _one_drug_plan(p: Planning) -> Plan | None:
     return call("dose_units", args, derived)
 
 
-def _without_amount(p: Planning, code: str, claimed: dict) -> Plan:
+def _units_turn(p: Planning) -> bool:
+    """"how many units" following a payment: this turn asks the units, not the payment again."""
+    return bool(p.q.follows) and bool(UNITS_WORD.search(p.q.text)) and not _PRICE_ASKED.search(p.q.text)
+
+
+def _without_amount(p: Planning, code: str, claimed: dict) -> Plan | None:
     """No administered amount: a Q-code is one dose (1 unit), a claim line's units are checked
-    ("J9185 x 167 units"), a patient's amount is asked for; else the sources answer."""
+    ("J9185 x 167 units"), a patient's amount is asked for; a price per unit is the payment
+    calculator's ("J9185 limit per unit Q2 2025"); else the sources answer."""
+    if not claimed and p.has("payment") and not _units_turn(p):
+        return None
     if code.startswith("Q"):
         return call("dose_units", {"code": code, **claimed})
     if p.q.figures.units and p.q.figures.units > 1:
