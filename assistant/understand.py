@@ -111,7 +111,7 @@ _PER_AREA = re.compile(_NUM + r"\s*mg\s*/\s*m(?:2|\^2|²)", re.I)
 _PER_KG = re.compile(_NUM + r"\s*mg\s*/\s*kg", re.I)
 _MG = re.compile(_NUM + r"\s*mg\b(?!\s*/\s*(?:m|kg|dl|24))", re.I)
 # Vials on hand are not the dose: "2 x 50 mg vials", "2x 400mg", "we stock 400 mg and 200 mg vials".
-_VIAL_COUNT = re.compile(r"(?<![\d.,])(\d+)\s*(?:x|×)\s*" + _NUM
+_VIAL_COUNT = re.compile(r"(?<![\w.,])(\d+)\s*(?:x|×)\s*" + _NUM
                          + r"(?:\s*mg\b|(?=\s*(?:\+|vials?\b|actemra|toci|&|and\b|[,;?]|$)))(?!\s*/)",
                          re.I)  # "2x 400mg", "1x400 + 1x200 actemra", "opened 1x400 + 1x200, JW?"
 _GRAMS = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:g|gm|grams?)\b(?!\s*/)", re.I)
@@ -218,7 +218,9 @@ def read_figures(text: str, service_date: ServiceDate | None | object = _UNREAD)
 # --- the question as a whole -----------------------------------------------------------------
 
 _COMPARE = re.compile(r"\b(?:vs\.?|versus|compare[ds]?|comparison|differ(?:ence|ent)?|between)\b", re.I)
-_FOLLOW_UP = re.compile(r"^\s*(?:and|what about|how about|what if|same|also|for|in|if|now)\b|\b(?:its|it|that|this|she|he|they|them)\b", re.I)
+_FOLLOW_UP = re.compile(r"^\s*(?:and|what about|how about|what if|same|also|for|in|if|now|ok(?:ay)?|so|then|move|change|switch|swap|"
+                        r"redo|re-?run|re-?calc\w*|try|make it|scratch|drop|instead)\b|"
+                        r"\b(?:its|it|that|this|she|he|they|them|instead|same (?:date|dos|day|quarter|pt|patient))\b", re.I)
 
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")

@@ -62,7 +62,7 @@ _DOSE_CELLS = re.compile(r"(?<![\d.])(\d{2,4}(?:\.\d+)?)\s*(?:x|×|\*)\s*10\s*\^
                          r"\b(\d{3})\s*M\b(?![\w/])", re.I)  # "450M": three digits (an age with a sex is two, "54M")
 # Myeloma regimens by their letters ("VRd", "DKd", "Pd", "dara-VRd", "elo-pom-dex"): the capitals
 # before the lowercase d (dexamethasone) name the drugs. Case matters ("PD" is progressive disease).
-_REGIMEN = re.compile(r"(?<![A-Za-z])(?:(?:[Dd]ara|[Ii]sa|[Ee]lo)-?)?(?P<letters>[VRKPCTDIES]{1,3})d(?![A-Za-z])")
+_REGIMEN = re.compile(r"(?<![A-Za-z])(?:(?:[Dd]ara|[Ii]sa|[Ee]lo|D(?=-))-?)?(?P<letters>[VRKPCTDIES]{1,3})d(?![A-Za-z])")  # "D-VRd": dara
 _REGIMEN_LETTERS = {"V": "pi", "K": "pi", "I": "pi", "R": "imid", "P": "imid", "T": "imid", "D": "anti_cd38"}
 _REGIMEN_PREFIX = {"dara": "anti_cd38", "isa": "anti_cd38"}
 # Lines of therapy from a listed sequence when no count is given: induction -> transplant ->
@@ -239,6 +239,8 @@ def _regimen_classes(text: str) -> set[str]:
         prefix = m.group(0)[:4].lower()
         if prefix in _REGIMEN_PREFIX:
             out.add(_REGIMEN_PREFIX[prefix])
+        elif m.group(0).startswith("D-"):
+            out.add("anti_cd38")
     return out
 
 

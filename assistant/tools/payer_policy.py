@@ -358,7 +358,9 @@ _CRITERIA = re.compile(r"criteri|qualif|eligib|\bmeet|\bapprov|\bcover|\brequir\
 _OTHER_TOPIC = re.compile(r"\bREMS\b|\bFACT\b|certif|boxed warning|contraindicat|\bNCD\b", re.I)
 _ASKS = re.compile(r"\?|\bok\b|\bokay\b|\bproblem\b|\bissue\b|\bgood to go\b", re.I)
 _TOPIC_FIRST = re.compile(r"\b(?:re-?dos|2nd|second|again|another|how long|fax|attach|send)\w*", re.I)
-_NOT_POLICY = re.compile(r"how much|\$|allowable|allowed (?:amount|\$|\d)|payment limit|\bpays?\b|\bpaid\b|coins|\bunits?\b|\bASP\b|hcpcs|\bcpt\b|"
+_NOT_POLICY = re.compile(r"how much|\$|allowable|allowed (?:amount|\$|\d)|payment limit|"
+                         r"\bwhat (?:will|would|does|do|did) (?:the )?(?:plan|they|payer|it) (?:allow|pay)\b|"
+                         r"\bpays?\b|\bpaid\b|coins|\bunits?\b|\bASP\b|hcpcs|\bcpt\b|"
                          r"icd|\bdx\b|\bpcs\b|rev(?:enue)? code|\bNDC\b|modifier|\bPOS\b", re.I)
 
 

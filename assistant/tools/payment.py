@@ -55,6 +55,13 @@ def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS c
     """Allowed amount, beneficiary coinsurance and Medicare's share for `units` of `code`, from the
     payment limit of the quarter the date of service falls in (or the quarter asked for)."""
     ref = get_reference(reference)
+    if plan_type and plan_type.startswith("plan:"):
+        found = ref.payer(plan_type.removeprefix("plan:"))
+        payer = found.name if found is not None else plan_type.removeprefix("plan:")
+        raise MissingDataError(f"My sources do not give what {payer} allows for {code}: a health plan pays a CAR-T line "
+                               "under its contract with the hospital, not at the Part B payment limit. What traditional "
+                               "Medicare pays is in the CMS payment limit files; ask for that, or check the plan's contract.",
+                               field="plan_type")
     if plan_type == "medicare-advantage":
         raise MissingDataError("My sources do not give Medicare Advantage payment rates: an MA plan pays a CAR-T line "
                                  "under its contract with the hospital, not necessarily at the Part B payment limit. "
@@ -342,6 +349,7 @@ _REMIT = re.compile(r"\b(?:remit(?:tance)?|EOB|ERA|RA|pd|paid|got|received|check
 # a yes/no question on whether sequestration reduces the coinsurance ("does the 2% seq come off the pt's coins?")
 _SEQ_ON_COINS = re.compile(r"\b(?:does|do|is|are|should|will|would)\b[^?]{0,30}\bseq\w*\b[^?]{0,40}\b(?:coins\w*|co-?insurance)\b|"
                            r"\b(?:does|do|is|are|should|will|would)\b[^?]{0,30}\b(?:coins\w*|co-?insurance)\b[^?]{0,40}\bseq\w*", re.I)
+_MEDICARE_WORDS = re.compile(r"payment limit|\bASP\b|\bCMS\b|\bmedicare\b(?! advantage)|\bpart b\b|\bFFS\b", re.I)
 _MEDICARE_ADVANTAGE = re.compile(r"\bMA\b|medicare advantage|\bMAPD\b|\bpart c\b", re.I)
 INPATIENT = re.compile(r"\binpatient\b|\bDRG\b|\bbundl|\bseparately\b", re.I)
 _TOPIC = re.compile(r"payment limit|ASP|\$", re.I)
@@ -387,8 +395,9 @@ def _plan(p: Planning) -> Plan | None:
     elif (len(asked_figures := [k for k, rx in FIGURE_WORDS.items() if rx.search(p.q.text)]) == 1 and "paid" not in extra
           and not _LIMIT_TOO.search(p.q.text)):  # "limit and coins %": the whole line answers both
         extra["figure"] = asked_figures[0]
-    if _MEDICARE_ADVANTAGE.search(p.text) and not [x for x in p.q.payers if x != "medicare"]:
-        extra["plan_type"] = "medicare-advantage"
+    plans = [x for x in p.q.payers if x != "medicare"]
+    if _MEDICARE_ADVANTAGE.search(p.text) and not plans or plans and not _MEDICARE_WORDS.search(p.q.text):
+        extra["plan_type"] = "medicare-advantage" if not plans else f"plan:{plans[0]}"  # "what will carepartners allow"
     return _priced(p, extra)
 
 
@@ -417,10 +426,11 @@ def _units_of_amount(p: Planning, code: str) -> tuple[str, int, tuple[str, dict]
     amount, _steps = p.administered_mg()
     if row is None or row.per_dose or amount is None:
         return code, 1, None
-    step = ("dose_units", {"code": code, "amount_mg": amount, "dos": p.dos.isoformat()})
+    days = p.days() or 1  # "58 mg/day x3": the course's units, each date's rounded up
+    step = ("dose_units", {"code": code, "amount_mg": amount, "dos": p.dos.isoformat(), **({"days": days} if days > 1 else {})})
     if not row.in_force(p.dos) and row.drug and (now := p.ref.drug_code_on(row.drug, p.dos)) is not None:
         row = now
-    return row.code, units_for(row.code, row, Decimal(str(amount))), step
+    return row.code, units_for(row.code, row, Decimal(str(amount))) * days, step
 
 
 def plan_with_units(p: Planning) -> Plan | None:
