@@ -47,7 +47,7 @@ INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
     "payment": re.compile(r"payment limit|\bpayment\b|\b(?:pmts?|pymts?|paymts?)\b|"
                           # not "age limit", "dose limit", "limit on doses"
                           r"(?<!age )(?<!dose )(?<!dosing )(?<!time )(?<!cell )(?<!weight )(?<!line )"
-                          r"\blimit\b(?! (?:on|for) (?:age|dose|doses|cells|lines|infusions))|"
+                          r"\blimits?\b(?! (?:on|for) (?:age|dose|doses|cells|lines|infusions))|"
                           r"\bASP\b|\ballow(?:ed|able|s)?\b|\bpric(?:e|ed|ing)\b|reimburse|"
                           r"\bpaid\b|\bpays?\b|\bpaying\b|\bprice\b|"
                           r"\bcheaper\b|\bpricier\b|\bexpensive\b|"

@@ -690,3 +690,57 @@ def test_the_products_code_is_quoted_from_its_guides_own_statement(engine):
     a = ask(engine, "what do we bill for abecma")
     assert lead(a).startswith('**Q2055** is the HCPCS code for Abecma (idecabtagene vicleucel). "Abecma is billed under HCPCS Q2055')
     assert a.citations[0].section == "About Abecma (idecabtagene vicleucel)"
+
+
+# --- round 4: scenarios and figures as PA staff and coders type them -------------------------------
+
+@pytest.mark.parametrize("text, check", [
+    ("centene pt CNS hx negative, 3 lines", lambda s: s.flags.get("cns") is False),
+    ("centene pt CNS: neg, 3 lines", lambda s: s.flags.get("cns") is False),
+    ("pt w/ leptomeningeal myeloma, 3 lines", lambda s: s.flags.get("cns") is True),
+    ("carepartners abecma PA - which codes need auth, do the car-t admin cpts?", lambda s: "cart" not in s.classes),
+    ("pt had prior car-t in 2024", lambda s: "cart" in s.classes),
+    ("no cell therapy ever, 4 lines", lambda s: "cart" in s.ruled_out),
+    ("relapsed after VRd, DPd and KCd", lambda s: s.prior_lines == 3),
+    ("D-VRd induction + ASCT + len maint, then KPd", lambda s: {"anti_cd38", "pi", "imid"} <= s.classes and s.prior_lines == 2),
+    ("VRd -> DRd -> KPd -> teclistamab (PD 9/26)", lambda s: s.flags.get("diagnosis_rrmm") is True),
+    ("3 prior lines (VRd, DPd, KCd), heme/onc", lambda s: s.flags.get("diagnosis_rrmm") is True),
+    ("newly diagnosed, 1 prior line", lambda s: s.flags.get("diagnosis_rrmm") is False),
+])
+def test_scenario_words_as_pa_staff_write_them(text, check):
+    import datetime as dt
+
+    from assistant.core.reference import load_reference
+    from assistant.core.scenario import read_scenario
+
+    assert check(read_scenario(text, load_reference(), ("abecma",), dt.date(2026, 12, 2)))
+
+
+def test_a_lab_date_is_not_its_value():
+    import datetime as dt
+
+    from assistant.core.reference import load_reference
+    from assistant.core.scenario import read_scenario
+
+    s = read_scenario("what if the spep was 10/15/26 instead", load_reference(), ("abecma",), dt.date(2026, 12, 2))
+    assert s.flags.get("measurable") is not True and "more than 30 days ago" in s.said.get("measurable", "")
+
+
+@pytest.mark.parametrize("text, vials", [
+    ("actemra 592 mg, opened 1x400 + 1x200, JW?", ((1, 400.0), (1, 200.0))),
+    ("actemra 8mg/kg pt 74 kg, opened a 400 + a 200 vial", ((1, 400.0), (1, 200.0))),
+    ("we opened a 400mg and a 200mg vial", ((1, 400.0), (1, 200.0))),
+    ("Nov 2023 claim billed cyclophosphamide 555 mg as J9070 x 6, was that right?", ()),
+])
+def test_vials_opened_as_typed(text, vials):
+    import datetime as dt
+
+    from assistant.understand import read_question
+
+    assert read_question(text, dt.date(2026, 12, 2)).figures.vials == vials
+
+
+@pytest.mark.parametrize("line", ["CVC", "port", "PICC line", "port-a-cath", "central line"])
+def test_a_central_line_by_any_name_is_the_central_vein_code(engine, line):
+    first = lead(ask(engine, f"abecma given thru {line}, discharged 5/5/25 - pcs code?"))
+    assert first.startswith("**XW043K7**"), first

@@ -335,7 +335,7 @@ FIGURE_WORDS = {
     "medicare_after_sequestration": re.compile(r"\bseq\w*|after sequestration", re.I),
     "medicare": re.compile(r"medicare(?:.s)? (?:pays?|share|portion|payment|pmt|pymt|paid)|program payment", re.I),
 }
-PAYMENT_NUMBER = re.compile(r"payment limit|\bpayment\b|\b(?:pmts?|pymts?|paymts?)\b|\bremit\w*|\bEOB\b|\bERA\b|\blimit\b|"
+PAYMENT_NUMBER = re.compile(r"payment limit|\bpayment\b|\b(?:pmts?|pymts?|paymts?)\b|\bremit\w*|\bEOB\b|\bERA\b|\blimits?\b|"
                             r"\bASP\b|\ballow(?:ed|able|s)?\b|\bpric(?:e|ed|ing)\b|reimburs|"
                             r"coinsurance|co-insurance|\bcoins\b|"
                             r"sequestration|\bseq\b|medicare (?:share|pays?|paying)|how much|\bprice\b|\brate\b|\bcosts?\b|"
@@ -390,7 +390,7 @@ def _plan(p: Planning) -> Plan | None:
         extra["setting"] = "both"  # "OP DOS 3/3/26 allowed, and what if IP": the amount, and the inpatient route beside it
     elif p.q.setting == "both":
         return None  # "IP vs OP, how is it paid": the routes, from the sources
-    if _SEQ_ON_COINS.search(p.q.text):
+    if _SEQ_ON_COINS.search(p.q.text) and "paid" not in extra:  # with a remit amount, the shortfall leads
         extra["asks"] = "seq-on-coinsurance"
     elif (len(asked_figures := [k for k, rx in FIGURE_WORDS.items() if rx.search(p.q.text)]) == 1 and "paid" not in extra
           and not _LIMIT_TOO.search(p.q.text)):  # "limit and coins %": the whole line answers both

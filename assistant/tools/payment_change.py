@@ -93,13 +93,27 @@ def _signed(value: Decimal, key: str = "") -> str:
 # --- the component ------------------------------------------------------------------------
 CHANGE = re.compile(r"\bdiff(?:erence)?\b|\bchange[ds]?\b|\bvs\.?\b|\bversus\b|\bcompare|\bincreas|\bdecreas|"
                     r"\bwent (?:up|down)\b|\bgo(?:ne)? (?:up|down)\b|\bhigher\b|\blower\b|\bdelta\b|"
-                    r"\b(?:more|less)\b.{0,40}\bthan\b|\bcheaper\b|\bpricier\b|\bmore expensive\b", re.I)
+                    r"\b(?:more|less)\b.{0,40}\bthan\b|\bcheaper\b|\bpricier\b|\bmore expensive\b|\bgap\b|\bmove[ds]?\b", re.I)
+# a turn comparing the quarters of earlier turns: "how much did the limit move between those two", "difference?"
+_BACK = re.compile(r"\b(?:those|these|both|them|the two)\b|^\W*(?:diff(?:erence)?|delta|change)\W*$", re.I)
+
+
+def _thread_quarters(p: Planning) -> list[str]:
+    """The quarters the last turns priced, oldest first, when this turn compares them."""
+    from assistant.core.dates import find_service_dates
+
+    if not (p.q.history and _BACK.search(p.q.text)):
+        return []
+    found = [str(d.quarter) for h in p.q.history[-3:] for d in find_service_dates(h, p.today)[:1] if d.quarter is not None]
+    return list(dict.fromkeys(found))[-2:]
 
 
 def _plan(p: Planning) -> Plan | None:
     """A payment question asking for a difference between two quarters or two codes."""
     # two periods are compared in time order, so the change reads from the earlier to the later
     quarters = sorted({str(d.quarter) for d in p.q.dates if d.quarter is not None}, key=Quarter.parse)
+    if len(quarters) < 2 and len(thread := _thread_quarters(p)) == 2:
+        quarters = sorted(thread, key=Quarter.parse)
     codes = p.product_codes()
     # "diff between q1 2025 and q1 2026 for Q2056": a product's code in two quarters is its payment limit
     priced = (p.has("payment") and PAYMENT_NUMBER.search(p.text)) or (len(quarters) >= 2 and codes)
