@@ -13,13 +13,14 @@ from index.corpus import load_corpus
 
 pytestmark = pytest.mark.slow
 
-# measured 2026-12-02 on the hybrid system over every evals/golden*.yaml file (558 cases: the 298 of
-# golden.yaml + golden_dos.yaml, plus 260 coder-style cases in golden_coder_codes.yaml, golden_coder_pa.yaml,
-# golden_probe_dev.yaml, golden_current_dev.yaml, golden_coder_dev3.yaml and golden_coder_heldout3.yaml,
-# evals/REPORT.md): fact accuracy 0.934 (dev 0.959, held-out 0.883), lead accuracy 0.965, harmful rate 0,
-# hit@5 0.589, behaviour 0.987, citation precision 0.987, calculators 0.957.
-THRESHOLDS = {"fact_accuracy": 0.925, "lead_accuracy": 0.955, "hit@5": 0.58, "behaviour": 0.98, "citation_precision": 0.98,
-              "calculator_exactness": 0.945}
+# measured 2026-12-02 (second session) on the hybrid system over every evals/golden*.yaml file (583 cases:
+# the 298 of golden.yaml + golden_dos.yaml, plus 285 coder-style cases in golden_coder_codes.yaml,
+# golden_coder_pa.yaml, golden_probe_dev.yaml, golden_current_dev.yaml, golden_coder_dev3.yaml,
+# golden_coder_dev4.yaml and golden_coder_heldout3.yaml, evals/REPORT.md): fact accuracy 0.938 (dev 0.962,
+# held-out 0.888), lead accuracy 0.968, harmful rate 0, hit@5 0.589, behaviour 0.988, citation precision
+# 0.988, calculators 0.961.
+THRESHOLDS = {"fact_accuracy": 0.93, "lead_accuracy": 0.96, "hit@5": 0.58, "behaviour": 0.98, "citation_precision": 0.98,
+              "calculator_exactness": 0.95}
 MAXIMA = {"harmful_rate": 0.0}  # a wrong code, unit count, dose or amount in a first paragraph: none
 
 
