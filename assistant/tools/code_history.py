@@ -172,7 +172,8 @@ _CODE_SET_YEAR = re.compile(r"\b(?:CPT|HCPCS|ICD-?10(?:-?CM|-?PCS)?|PCS)\s*(?:co
 _ABOUT_A_CODE = frozenset(
     "what whats wat wht is does do the a an this that code cpt hcpcs mean means meaning stand stands for cover "
     "covers include includes describe description descriptor desc define definition used use explain it of "
-    "about tell me pls please service".split())
+    "about tell me pls please service "
+    "we bill billed per day days daily each for apheresis harvest harvesting".split())  # "do we bill 38225 per day of apheresis"
 _COMPARED = re.compile(r"\bvs\.?\b|versus|\bdiff(?:erence)?\b|\bchange[ds]?\b|\bcompare", re.I)
 _DISCHARGE_WORD = re.compile(r"\bdischarg\w*|\bd/?c\b|\bdc'?d\b", re.I)
 _SERVICE_WORD = re.compile(r"\bDOS\b|\bclaims?\b|\bdates? of service\b", re.I)
