@@ -79,12 +79,7 @@ def payer_policy(
     if answered_first:
         # "pt had Tecvayli - is that a problem?": the one fact the question gives is answered first
         verdict = f"**Not a criterion of {pol['name']}: {', '.join(unchecked)}.** " + verdict
-    decided = [(c, state) for c, state in rows if state != UNKNOWN]
-    if facts.facts == 1 and len(decided) == 1 and decided[0][1] == MET:
-        # "planned dose 480 x10^6 cells, over their limit?": the one fact given, checked first
-        c = decided[0][0]
-        verdict = (f"**{name}, criterion {c['n']} ({c['short']}): met{_why(c, MET, facts, ref)}.** "
-                   "The question gives no other fact about the member. " + verdict)
+    verdict = _asked_criterion(pol, rows, facts, asked_about or "", ref) + verdict
     if not facts.given and (focus := _focus(pol, asked_about or "")) is not None:
         reading = facts.said.get(focus["check"]["fact"])  # "M-protein 0.3 g/dL, is that measurable?": the figure's reading
         verdict = (f"**{name}, criterion {focus['n']}: {focus['text']}.** [{pol['criteria'].index(focus) + 1}] "
@@ -112,6 +107,30 @@ def payer_policy(
                  f"read from the question: {', '.join(facts.described(dict(ref.class_names)))}" if facts.given else ""),
         assumptions=["A criterion the question gives no fact for is 'not stated', never assumed met."],
         warnings=notes, citations=citations)
+
+
+# the question's own ask is about one criterion: "enough lines?", "over their limit?", "is that ok"
+_ASKS_ONE = re.compile(r"\benough\b|\bsufficient\b|\bhow many\b|\bover (?:their|the|its) (?:limit|max\w*)|\bwithin\b|"
+                       r"\bis (?:that|this|it) (?:ok|okay|enough|a problem)", re.I)
+
+
+def _asked_criterion(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any], str]], facts: Scenario, asked: str,
+                     ref: Reference) -> str:
+    """The criterion the question asks about, decided, before the overall verdict: the one fact a
+    question gives ("planned dose 480 x10^6 cells, over their limit?"), or the criterion its last
+    clause asks about ("... then KPd at relapse. does she have enough lines for abecma?")."""
+    decided = [(c, state) for c, state in rows if state != UNKNOWN]
+    if facts.facts == 1 and len(decided) == 1 and decided[0][1] == MET:
+        c = decided[0][0]
+        return (f"**{pol['name']}, criterion {c['n']} ({c['short']}): met{_why(c, MET, facts, ref)}.** "
+                "The question gives no other fact about the member. ")
+    clause = re.split(r"[.;!?]\s+|\s[-–—]\s", asked.strip(" ?"))[-1]
+    if not (facts.given and _ASKS_ONE.search(clause)) or (focus := _focus(pol, clause)) is None:
+        return ""
+    state = next(st for c, st in rows if c is focus)
+    if state == UNKNOWN:
+        return ""
+    return f"**{pol['name']}, criterion {focus['n']} ({focus['short']}): {state}{_why(focus, state, facts, ref)}.** "
 
 
 def _verdict(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any], str]], facts: Scenario, ref: Reference) -> str:
