@@ -24,6 +24,7 @@ from assistant.tools.component import Calculator, IsoDate, Number, Plan, Text, W
 from assistant.tools.errors import CalcError, MissingDataError, UnknownCodeError, UnknownQuarterError
 from assistant.tools.planning import Planning, backed_by
 from assistant.tools.result import ToolResult, cite
+from assistant.tools.units import units_for  # units imports this module only when it plans, so no cycle
 
 DEFAULT_COINSURANCE = Decimal("20")
 SEQUESTRATION = Decimal("0.02")
@@ -418,8 +419,6 @@ def _units_of_amount(p: Planning, code: str) -> tuple[str, int, tuple[str, dict]
     calculator, whose call goes first so the answer shows the conversion ("elrexfio 76 mg J1323
     allowed": 76 units, then 76 × the limit), and a code retired by the date of service is priced
     as the code in force then (cy 1,000 mg on J9070 in 2026: J9075's 200 units); else 1 unit."""
-    from assistant.tools.units import units_for  # units' planning defers to this one for a priced amount
-
     if p.q.figures.units:
         return code, int(p.q.figures.units), None
     row = p.ref.code(code)
