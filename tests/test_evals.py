@@ -13,8 +13,8 @@ from index.corpus import load_corpus
 
 pytestmark = pytest.mark.slow
 
-# measured 2026-12-02 (second session) on the hybrid system over every evals/golden*.yaml file (583 cases:
-# the 298 of golden.yaml + golden_dos.yaml, plus 285 coder-style cases in golden_coder_codes.yaml,
+# measured 2026-12-02 (second session) on the hybrid system over every evals/golden*.yaml file (584 cases:
+# the 298 of golden.yaml + golden_dos.yaml, plus 286 coder-style cases in golden_coder_codes.yaml,
 # golden_coder_pa.yaml, golden_probe_dev.yaml, golden_current_dev.yaml, golden_coder_dev3.yaml,
 # golden_coder_dev4.yaml and golden_coder_heldout3.yaml, evals/REPORT.md): fact accuracy 0.938 (dev 0.962,
 # held-out 0.888), lead accuracy 0.968, harmful rate 0, hit@5 0.589, behaviour 0.988, citation precision
