@@ -10,6 +10,7 @@ guide states a different dose, code or regimen with equal confidence.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from functools import cached_property, lru_cache
@@ -165,8 +166,6 @@ class ChromaNearest(BaseRetriever):
         self._where = None if docs is None else {"source_id": {"$in": list(docs)}}
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        import math
-
         kwargs = {"where": self._where} if self._where else {}
         got = self._collection.query(query_embeddings=[query_bundle.embedding], n_results=self._top_k,
                                      include=["distances"], **kwargs)

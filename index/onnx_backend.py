@@ -151,10 +151,10 @@ def ensure_export(cache_dir: Path, weights_dir: Path, weights_sha256: str, quant
     """The cached export's path, exporting it first if it is missing or damaged. Raises ExportError."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     quantize = _quantized(quantize)
+    if (cached := cached_export(cache_dir, weights_sha256, quantize)) is not None:
+        return cached
     stem = cache_stem(weights_sha256, quantize)
     model, sidecar = cache_dir / f"{stem}.onnx", cache_dir / f"{stem}.json"
-    if _valid(model, sidecar, weights_sha256):
-        return model
     with open(cache_dir / f"{stem}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be exporting the same file
         if _valid(model, sidecar, weights_sha256):

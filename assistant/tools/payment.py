@@ -109,11 +109,11 @@ def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS c
     if setting == "both":
         summary += (f" — outpatient (Part B) line. **Inpatient: Medicare does not pay {code} at this limit; the stay is paid "
                     "under MS-DRG 018, which includes the product.**")
+    notice = _not_on_hand(code, pick, service, today, quarter)
     if figure in FIGURE_WORDS and paid is None and asks is None:
-        summary = (_not_on_hand(code, pick, service, today, quarter) + _figure_lead(figure, code, _where(pick, primary), pct, money_)
-                   + "\n\n" + summary)
+        summary = notice + _figure_lead(figure, code, _where(pick, primary), pct, money_) + "\n\n" + summary
     else:
-        summary = _not_on_hand(code, pick, service, today, quarter) + summary
+        summary = notice + summary
     if asks == "seq-on-coinsurance":
         summary = (f"**No: the 2% sequestration comes off Medicare's share only ({money(money_['medicare'])} − "
                    f"{money(money_['sequestration'])}), not off the patient's coinsurance ({money(money_['coinsurance'])}, "
@@ -406,11 +406,13 @@ def _priced(p: Planning, extra: dict) -> Plan:
     """A payment call per code (three at most), each after the units calculator's when an amount
     gives the units."""
     calls: list[tuple[str, dict]] = []
+    converted = False
     for typed in p.product_codes()[:3]:
         code, units, step = _units_of_amount(p, typed)
         calls += [step] if step else []
+        converted = converted or step is not None
         calls.append(("payment", {"code": code, "units": units, "today": p.today.isoformat(), **extra}))
-    return Plan(calls=calls, derived=p.administered_mg()[1] if len(calls) > len(p.product_codes()[:3]) else [])
+    return Plan(calls=calls, derived=p.administered_mg()[1] if converted else [])
 
 
 def _units_of_amount(p: Planning, code: str) -> tuple[str, int, tuple[str, dict] | None]:
