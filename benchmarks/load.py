@@ -4,9 +4,13 @@
     .venv/bin/python -m benchmarks.load --url http://127.0.0.1:7860 --levels 1,8,32
 
 For each N in --levels and each interface (api: POST /api/ask; gradio: the chat's Ask event through
-Gradio's queue API with gradio_client, one client session per conversation; mixed: half the
-conversations on each, at the same time), N conversations run concurrently, each asking its
-turns in order and waiting for each answer. Conversations differ in product (Abecma, Carvykti,
+Gradio's queue API, one page session per conversation; mixed: half the conversations on each, at the
+same time), N conversations run concurrently, each asking its turns in order and waiting for each
+answer. Each conversation is its own user (X-Forwarded-User, the started app runs with
+CART_AUTH=proxy from loopback; give a --url app the same setting). A chat conversation first opens
+its page as a browser tab does: the page's load event (which shows the user's latest conversation
+and is where Gradio creates the tab's session state) runs before the clock starts, and its p95 is
+printed as "open p95"; the question latencies are the Ask events only. Conversations differ in product (Abecma, Carvykti,
 Tecartus), so a reply meant for another conversation shows: a reply is counted as
 "mixed up" when it does not name its own conversation's product (its HCPCS code or its name) or
 cites another product's billing guide.
@@ -97,6 +101,7 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     mixed: list[str] = field(default_factory=list)
+    opens: list[float] = field(default_factory=list)  # page-load event of each Gradio tab (before the clock)
 
 
 def mixed_up(product: str, code: str, text: str, cited: str = "") -> bool:
@@ -110,14 +115,17 @@ def mixed_up(product: str, code: str, text: str, cited: str = "") -> bool:
 
 class ApiConversation:
     def __init__(self, url: str, timeout: float):
+        import uuid
+
         self.url, self.timeout, self.conv_id = url, timeout, None
+        self.user = f"load-{uuid.uuid4().hex[:12]}"
 
     def ask(self, question: str) -> tuple[str, str]:
         body = {"question": question}
         if self.conv_id:
             body["conversation_id"] = self.conv_id
         req = urllib.request.Request(self.url + "/api/ask", data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", "X-Forwarded-User": self.user})
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:
                 data = json.loads(r.read())
@@ -158,30 +166,37 @@ class GradioHttpConversation:
     JavaScript does: POST queue/join, then read the queue/data event stream). Much lighter on the
     load machine's CPU than gradio_client, so the figures measure the server, not the client."""
 
-    _fn: dict[str, tuple[int, int]] = {}
+    _fn: dict[str, dict[str, tuple[int, int]]] = {}
 
     def __init__(self, url: str, timeout: float):
         import uuid
 
         self.base, self.timeout = url.rstrip("/"), timeout
         self.session, self.history = uuid.uuid4().hex[:12], []
+        self.headers = {"Content-Type": "application/json", "X-Forwarded-User": f"load-{self.session}"}
         if url not in self._fn:
-            with urllib.request.urlopen(f"{self.base}/config", timeout=timeout) as resp:
-                config = json.load(resp)
-            dep = next(d for d in config["dependencies"] if d.get("api_name") == "ask")
-            self._fn[url] = (config["dependencies"].index(dep), dep["targets"][0][0])
-        self.fn_index, self.trigger = self._fn[url]
+            config = urllib.request.Request(f"{self.base}/config", headers=self.headers)
+            with urllib.request.urlopen(config, timeout=timeout) as resp:
+                deps = json.load(resp)["dependencies"]
+            ask = next(i for i, d in enumerate(deps) if d.get("api_name") == "ask")
+            load = next(i for i, d in enumerate(deps) if any(t[1] == "load" for t in d.get("targets", [])))
+            self._fn[url] = {"ask": (ask, deps[ask]["targets"][0][0]), "load": (load, deps[load]["targets"][0][0])}
+        self.fns = self._fn[url]
+        # the page's load event, as a browser tab runs it on opening (it shows the user's latest
+        # conversation); Gradio creates the tab's session state here, before any question
+        started = time.perf_counter()
+        self._event(*self.fns["load"], [])
+        self.opened_s = time.perf_counter() - started
 
-    def ask(self, question: str) -> tuple[str, str]:
-        body = json.dumps({"data": [question, self.history, None, None, ""], "event_data": None,
-                           "fn_index": self.fn_index, "trigger_id": self.trigger,
+    def _event(self, fn_index: int, trigger: int, data: list) -> list:
+        body = json.dumps({"data": data, "event_data": None, "fn_index": fn_index, "trigger_id": trigger,
                            "session_hash": self.session}).encode()
-        req = urllib.request.Request(f"{self.base}/gradio_api/queue/join", body,
-                                     {"Content-Type": "application/json"})
+        req = urllib.request.Request(f"{self.base}/gradio_api/queue/join", body, self.headers)
         with urllib.request.urlopen(req, timeout=self.timeout) as resp:
             event_id = json.load(resp)["event_id"]
-        with urllib.request.urlopen(f"{self.base}/gradio_api/queue/data?session_hash={self.session}",
-                                    timeout=self.timeout) as resp:
+        stream = urllib.request.Request(f"{self.base}/gradio_api/queue/data?session_hash={self.session}",
+                                        headers=self.headers)
+        with urllib.request.urlopen(stream, timeout=self.timeout) as resp:
             for raw in resp:
                 line = raw.decode("utf-8", "replace").strip()
                 if not line.startswith("data:"):
@@ -191,16 +206,19 @@ class GradioHttpConversation:
                     continue
                 if not msg.get("success"):
                     raise RuntimeError(f"gradio error: {str(msg)[:200]}")
-                out = msg["output"]["data"]
-                self.history = out[1]
-                last = self.history[-1] if self.history else {}
-                content = last.get("content", "") if isinstance(last, dict) else ""
-                if isinstance(content, list):
-                    content = " ".join(c.get("text", "") if isinstance(c, dict) else str(c) for c in content)
-                if not content or last.get("role") != "assistant":
-                    raise RuntimeError(f"no assistant message in the reply: {str(out)[:200]}")
-                return str(content), ""
+                return msg["output"]["data"]
         raise RuntimeError("the event stream ended without a result")
+
+    def ask(self, question: str) -> tuple[str, str]:
+        out = self._event(*self.fns["ask"], [question, self.history, None, None, ""])
+        self.history = out[1]
+        last = self.history[-1] if self.history else {}
+        content = last.get("content", "") if isinstance(last, dict) else ""
+        if isinstance(content, list):
+            content = " ".join(c.get("text", "") if isinstance(c, dict) else str(c) for c in content)
+        if not content or last.get("role") != "assistant":
+            raise RuntimeError(f"no assistant message in the reply: {str(out)[:200]}")
+        return str(content), ""
 
 
 def run_conversation(make, product: str, code: str, turns: int, deadline: float, result: Result,
@@ -256,6 +274,7 @@ def run_level(url: str, interface: str, n: int, turns: int, max_seconds: float, 
             if not isinstance(conv, Exception):
                 pool.submit(run_conversation, make, product, code, turns, deadline, result, lock, conv)
     wall = time.perf_counter() - started
+    result.opens = [c.opened_s for c in convs if isinstance(c, GradioHttpConversation)]
     for c in convs:
         if isinstance(c, GradioConversation):
             try:
@@ -318,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
         # server's capacity, not CART_RATE_ASKS
         overrides.setdefault("CART_RATE_ASKS", "1000000")
         overrides.setdefault("CART_RATE_FEEDBACK", "1000000")
+        # each simulated conversation is its own user, told apart by X-Forwarded-User as behind an
+        # SSO proxy: a tab's load event reopens its user's latest conversation, so 32 tabs of one
+        # local user would all continue the same one
+        overrides.setdefault("CART_AUTH", "proxy")
         try:
             proc, url, log = start_app(overrides)
         except RuntimeError as exc:
@@ -331,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"app {url}  turns/conversation {turns}  max {args.max_seconds:.0f} s/level  "
               f"cpus {os.cpu_count()}  load before {load_average()}")
         header = (f"{'N':>3} {'interface':<9} {'requests':>8} {'req/s':>7} {'p50 s':>7} {'p95 s':>7} "
-                  f"{'max s':>7} {'errors':>6} {'mixed-up':>8}  load (1/5/15 min)")
+                  f"{'max s':>7} {'errors':>6} {'mixed-up':>8} {'open p95':>8}  load (1/5/15 min)")
         print(header)
         print("-" * len(header))
         for n in levels:
@@ -342,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
                 lat = result.latencies
                 print(f"{n:>3} {iface:<9} {len(lat):>8} {len(lat) / wall if wall else 0:>7.1f} "
                       f"{pct(lat, .5):>7.2f} {pct(lat, .95):>7.2f} {max(lat, default=float('nan')):>7.2f} "
-                      f"{len(result.errors):>6} {len(result.mixed):>8}  {load_average()}", flush=True)
+                      f"{len(result.errors):>6} {len(result.mixed):>8} "
+                      f"{f'{pct(result.opens, .95):.2f}' if result.opens else '-':>8}  {load_average()}", flush=True)
                 for line in (result.errors[:args.show] + result.mixed[:args.show]):
                     print(f"      ! {line}")
     finally:
