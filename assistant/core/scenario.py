@@ -22,7 +22,7 @@ _AGE = re.compile(r"\b(\d{1,3})\s*(?:-?\s*(?:y/?o|yrs?\.?(?:\s*old)?|years?[\s-]
                   r"\b(?:pt|patient|member|she|he)\s*(?:is|'s)\s+(?:only\s+|now\s+|actually\s+)?(\d{1,3})\b(?!\s*(?:kg|lbs?|cm|mg|%|days?|mo|wks?))|"
                   r"\b(?:pt|patient|member)\s+(\d{2})\s*(?=,|;)",  # "pt 45, IgG kappa MM"
                   re.I)
-_LINES = re.compile(r"\b" + _NUM + r"\+?\s*(?:prior\s+|previous\s+|pr\s+)?(?:lines?|LOT|regimens?)\b(?!\s*(?:of\s+)?(?:infusion|access|item))"
+_LINES = re.compile(r"(?:\b|(?<=x))" + _NUM + r"\+?\s*(?:more\s+|additional\s+|other\s+)?(?:prior\s+|previous\s+|pr\s+)?(?:lines?|LOT|regimens?)\b(?!\s*(?:of\s+)?(?:infusion|access|item))"
                     r"|\b(?:lines?\s+of\s+(?:therapy|tx|treatment)\s*[:=]?\s*)" + _NUM + r"\b", re.I)
 _DOB = re.compile(r"\b(?:DOB|d\.o\.b\.?|born)\s*:?\s*([\d/.-]{6,10})", re.I)
 _REGIMEN_WORDS = re.compile(r"\b(?:len|pom|bort|dara|carfil|kyprolis|velcade|revlimid|pomalyst|darzalex|sarclisa|elo|selinexor|"
@@ -30,18 +30,20 @@ _REGIMEN_WORDS = re.compile(r"\b(?:len|pom|bort|dara|carfil|kyprolis|velcade|rev
 # "going to 4L", "going into 3rd line": the line about to start, so one fewer prior lines
 _LINE_SETTING = re.compile(r"\b([1-9])L\b(?!\+)|\b(?:into|for|starting|start|at|in)\s+(?:the\s+)?([1-9])(?:st|nd|rd|th)[\s-]+line\b", re.I)
 _TRIPLE = re.compile(r"\b(?:triple|penta|quad)[\s-]*(?:class(?:[\s-]*(?:exposed|refractory))?|exposed|refractory)\b|\bTCE\b|\bTCR\b", re.I)
-_NEGATION = re.compile(r"\b(?:no|not|never|w/o|without|denies|negative for|naive|nor|hasn'?t|has not|didn'?t|did not|none)\b", re.I)
+_NEGATION = re.compile(r"\b(?:no|not|never|w/o|without|denies|negative for|naive|nor|hasn'?t|has not|didn'?t|did not|none|"
+                       # a correction that takes a therapy back: "scratch the blenrep", "remove tecvayli"
+                       r"scratch|strike|remove|delete|cross (?:out|off)|take out|minus)\b", re.I)
 _NAIVE_AFTER = re.compile(r"[\s-]*(?:naive|na[iï]ve|negative|free|never)\b", re.I)  # "BCMA-naive", "CAR-T naive"
 # a finding said absent after its name: "CNS hx negative", "CNS: neg", "CNS involvement none", "CNS clear"
 _ABSENT_AFTER = re.compile(r"[\s:/-]*(?:(?:hx|history|involvement|disease|dz|w/?u|workup|imaging|MRI|mets?)\b[\s:/-]*){0,2}"
                            r"(?:negative|neg\b|none\b|clear\b|not involved|not present|ruled out|absent|-ve\b|\(-\))", re.I)
 # a class word with the member's exposure after it: "BCMA-exposed", "car-t experienced"
-_EXPOSED_AFTER = re.compile(r"[\s-]*(?:exposed|refractory|experienced|treated|pretreated)\b", re.I)
+_EXPOSED_AFTER = re.compile(r"[\s-]*(?:exposed|refractory|experienced|treated|pretreated|(?:clinical\s+)?trial)\b", re.I)
 _NEGATED_VERB = re.compile(r"^\s*(?:(?:had|got|gotten|received|been|on|given|any|prior|previous|hx|history|of)\b\s*)+", re.I)
 _REASSERT = re.compile(r"\b(?:had|has|got|received|s/p|post|on|then|after|incl\w*|with|w/|but)\b", re.I)
 # a requested product counts as a prior therapy only when the words just before say so ("s/p abecma")
 _PRIOR_JUST_BEFORE = re.compile(r"(?:\bprior|\bprevious(?:ly)?|\bhad|\breceived|\bs/p|\bpost|\bafter|\bfailed|\bhx(?: of)?|"
-                                r"\bhistory of|\bexposed to|\brefractory to|\bgot)\s+(?:\w+\s+)?$", re.I)
+                                r"\bhistory of|\bexposed to|\brefractory to|\bgot|\b(?:was|were|been) on)\s+(?:\w+\s+)?$", re.I)
 _CLAUSE = re.compile(r"[.;:!?\n()]|\s[-–—]\s|\bbut\b|\band\s+(?=(?:has|is|was|had)\b)", re.I)
 _FLAGS = {
     "diagnosis_rrmm": (re.compile(r"\b(?:r/r|rrmm|rel(?:apsed)?/ref(?:ractory)?|relapsed|refractory|relapse|progress(?:ed|ing|ion)|"
@@ -69,16 +71,16 @@ _REGIMEN_PREFIX = {"dara": "anti_cd38", "isa": "anti_cd38"}
 # maintenance is one line (IMWG; Centene: "Induction with or without hematopoietic stem cell
 # transplant and with or without maintenance therapy is considered a single regimen").
 _STEP_SPLIT = re.compile(r"->|→|=>|;|,|\bthen\b|\band\b|&", re.I)
-_SEQUENCE = re.compile(r"->|→|=>|\bthen\b", re.I)
+_SEQUENCE = re.compile(r"->|→|=>|\bthen\b|\b(?:before|prior to|after) that\b|\bfollowed by\b", re.I)
 _SAME_LINE = re.compile(r"\b(?:tandem|auto|allo|ASCT|SCT|HSCT|transplant|maint\w*|consolidation)\b", re.I)
 # Measurable disease (Centene I.A.4a): serum M-protein >= 0.5 g/dL, urine >= 200 mg/24 h, involved FLC
 # >= 10 mg/dL with an abnormal ratio, assessed within 30 days; or progression (I.A.4b).
 _LABS = {
-    "serum": (re.compile(r"\b(?:SPEP|M-?spike|serum M-?protein|M-?protein)\b\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*(?:g/dL)?", re.I), 0.5),
+    "serum": (re.compile(r"\b(?:SPEP|M[-\s]?spike|serum M[-\s]?protein|M[-\s]?protein)\b\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*(?:g/dL)?", re.I), 0.5),
     "urine": (re.compile(r"\b(?:UPEP|urine M-?protein|24\s*h(?:ou)?r? urine)\b\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*mg", re.I), 200.0),
     "flc": (re.compile(r"\bFLC\b\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*mg/dL", re.I), 10.0),
 }
-_LAB_DATED = re.compile(r"\b(SPEP|UPEP|M-?spike|M-?protein|FLC|labs?)\b[^.;?]{0,25}?\b(?:from|drawn|dated|done|on|in|was|were)\b[^.;?]{0,20}", re.I)
+_LAB_DATED = re.compile(r"\b(SPEP|UPEP|M[-\s]?spike|M[-\s]?protein|FLC|labs?)\b[^.;?]{0,25}?\b(?:from|drawn|dated|done|on|in|was|were)\b[^.;?]{0,20}", re.I)
 _NORMAL_RATIO = re.compile(r"\b(?:nl|normal)\s+(?:FLC\s+)?ratio\b", re.I)
 _PROGRESSION = re.compile(r"\b(?:progressed|progressing|progressive disease|progression|PD)\b")
 _LAB_WINDOW_DAYS = 30

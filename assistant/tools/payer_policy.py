@@ -100,7 +100,8 @@ def payer_policy(
     return ToolResult(
         name="payer_policy", inputs={"payer": pol["payer"], "product": pol["product"], "scenario": scenario, "topic": "criteria"},
         values={"policy": pol["id"], "verdict": ("criteria" if not facts.given else "not met" if failed
-                                                  else "not stated" if unknown else "met"),
+                                                  else "not stated" if any(c.get("of") != "request" for c in unknown)
+                                                  else "met on condition" if unknown else "met"),
                 "criteria": [{"n": c["n"], "state": s} for c, s in rows], **{k.replace(" ", "_"): v for k, v in counts.items()}},
         summary=summary,
         formula=(f"{len(rows)} criteria of {name}: {counts[MET]} met, {counts[FAILED]} not met, {counts[UNKNOWN]} not stated; "
@@ -146,9 +147,13 @@ def _verdict(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any], str]], 
         if len(failed) > 1:
             text += " Also not met: " + "; ".join(f"{c['n']} ({c['short']})" for c in failed[1:]) + "."
         return text
-    if unknown:
+    if member := [c for c in unknown if c.get("of") != "request"]:
         return (f"**Cannot tell yet whether this member meets {name}**: nothing in the question fails a criterion, but "
-                f"{len(unknown)} of {len(rows)} are not stated: " + "; ".join(f"{c['n']} ({c['short']})" for c in unknown) + ".")
+                f"{len(member)} of {len(rows)} are not stated: " + "; ".join(f"{c['n']} ({c['short']})" for c in member) + ".")
+    if unknown:
+        # only a condition on the request is left (the dose): the member meets the policy on it
+        return (f"**Meets {name} on every criterion about the member; the request must also meet "
+                + "; ".join(f"criterion {c['n']} ({c['short']})" for c in unknown) + ".**")
     return f"**Meets all {len(rows)} criteria of {name}.**"
 
 
@@ -278,7 +283,8 @@ def merged(ref: Reference, texts: list[str], requested: tuple[str, ...], today: 
                        # a count typed in a turn replaces the thread's; one counted from a drug named in passing does
                        # not, unless the turn adds it ("and if she then got KPd")
                        prior_lines=_lines(out, new, text),
-                       prior_drugs=tuple(dict.fromkeys(out.prior_drugs + new.prior_drugs)),
+                       prior_drugs=tuple(d for d in dict.fromkeys(out.prior_drugs + new.prior_drugs)
+                                         if not _classes_of(ref, d) <= new.ruled_out),  # "scratch the blenrep"
                        classes=frozenset(classes), ruled_out=frozenset(ruled), flags={**kept, **new.flags},
                        said={**out.said, **new.said},
                        dose_cells=new.dose_cells if new.dose_cells is not None else out.dose_cells,
@@ -286,6 +292,10 @@ def merged(ref: Reference, texts: list[str], requested: tuple[str, ...], today: 
                                       else out.lines_counted),
                        other=tuple(dict.fromkeys(out.other + new.other)))
     return out
+
+
+def _classes_of(ref: Reference, drug: str) -> set[str]:
+    return {c for c, names in ref.drug_classes.items() if drug.lower() in names} or {"?"}
 
 
 _NEVER_IT = re.compile(r"\b(?:never|not|didn'?t|did not|hasn'?t|has not|had no)\s+(?:had|have|received|receive|get|got|gotten)?\s*"
@@ -356,7 +366,10 @@ _TOPIC_WORDS = {
                               r"is (?:a )?(?:PA|prior auth\w*) needed|\b(?:PA|prior auth\w*) (?:on|for) (?:the )?\d{4}[A-Z]\b", re.I),
     "outpatient": re.compile(r"\boutpatient\b|\bOP\b|\binpatient\b|\bIP\b|site of care|\bsetting\b", re.I),
     "redose": re.compile(r"\bre-?dos|\bre-?treat|\breauth|\brenew|(?:second|2nd) (?:\w+ )?(?:dose|infusion)|"
-                         r"another (?:\w+ )?(?:dose|infusion)|again\b|"
+                         r"another (?:\w+ )?(?:dose|infusion)|"
+                         # "can she get it again", not "RRMM again" (a relapse)
+                         r"\b(?:get|give|dose|infuse|receive|have|treat|do)\w*\s+(?:\w+\s+){0,2}again\b|"
+                         r"\b(?:abecma|car-?t|ide-cel|cilta-cel|it|infusion|dose|product) again\b|"
                          r"subsequent dose|limit on (?:\w+ )?(?:infusions|doses)|how many (?:\w+ )?(?:infusions|doses)", re.I),
     "review": re.compile(r"\bPDAC\b|who reviews|committee", re.I),
     # which members the policy is for: "does it apply to their MA members", "lines of business"
