@@ -22,7 +22,8 @@ _AGE = re.compile(r"\b(\d{1,3})\s*(?:-?\s*(?:y/?o|yrs?\.?(?:\s*old)?|years?[\s-]
                   r"\b(?:pt|patient|member|she|he)\s*(?:is|'s)\s+(?:only\s+|now\s+|actually\s+)?(\d{1,3})\b(?!\s*(?:kg|lbs?|cm|mg|%|days?|mo|wks?))|"
                   r"\b(?:pt|patient|member)\s+(\d{2})\s*(?=,|;)",  # "pt 45, IgG kappa MM"
                   re.I)
-_LINES = re.compile(r"(?:\b|(?<=x))" + _NUM + r"\+?\s*(?:more\s+|additional\s+|other\s+)?(?:prior\s+|previous\s+|pr\s+)?(?:lines?|LOT|regimens?)\b(?!\s*(?:of\s+)?(?:infusion|access|item))"
+_LINES = re.compile(r"(?:\b|(?<=x))" + _NUM + r"\+?\s*(?:more\s+|additional\s+|other\s+)?"
+                    r"(?:prior\s+|previous\s+|pr\s+)?(?:lines?|LOT|regimens?)\b(?!\s*(?:of\s+)?(?:infusion|access|item))"
                     r"|\b(?:lines?\s+of\s+(?:therapy|tx|treatment)\s*[:=]?\s*)" + _NUM + r"\b", re.I)
 _DOB = re.compile(r"\b(?:DOB|d\.o\.b\.?|born)\s*:?\s*([\d/.-]{6,10})", re.I)
 _REGIMEN_WORDS = re.compile(r"\b(?:len|pom|bort|dara|carfil|kyprolis|velcade|revlimid|pomalyst|darzalex|sarclisa|elo|selinexor|"
@@ -80,7 +81,8 @@ _LABS = {
     "urine": (re.compile(r"\b(?:UPEP|urine M-?protein|24\s*h(?:ou)?r? urine)\b\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*mg", re.I), 200.0),
     "flc": (re.compile(r"\bFLC\b\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*mg/dL", re.I), 10.0),
 }
-_LAB_DATED = re.compile(r"\b(SPEP|UPEP|M[-\s]?spike|M[-\s]?protein|FLC|labs?)\b[^.;?]{0,25}?\b(?:from|drawn|dated|done|on|in|was|were)\b[^.;?]{0,20}", re.I)
+_LAB_DATED = re.compile(r"\b(SPEP|UPEP|M[-\s]?spike|M[-\s]?protein|FLC|labs?)\b"
+                        r"[^.;?]{0,25}?\b(?:from|drawn|dated|done|on|in|was|were)\b[^.;?]{0,20}", re.I)
 _NORMAL_RATIO = re.compile(r"\b(?:nl|normal)\s+(?:FLC\s+)?ratio\b", re.I)
 _PROGRESSION = re.compile(r"\b(?:progressed|progressing|progressive disease|progression|PD)\b")
 _LAB_WINDOW_DAYS = 30

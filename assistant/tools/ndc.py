@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Annotated, Any
 
 from assistant.core.ndc import NdcError, digits
 from assistant.core.ndc import normalize_ndc as _normalize
 from assistant.core.reference import Reference, get_reference
 from assistant.tools._inputs import to_text
-from assistant.tools.component import Calculator, Plan, Text, param
+from assistant.tools.component import Calculator, Number, Plan, Text, param
 from assistant.tools.errors import CalcError
 from assistant.tools.planning import Planning, backed_by
 from assistant.tools.result import ToolResult, cite
@@ -38,6 +39,8 @@ def ndc(ndc: Annotated[Text, param("NDC (hyphenated 10-digit, or 11-digit) or 5-
                                    example="71287-119-01")],
         product: Annotated[Text, param("With a labeler: the product whose NDCs are asked ('carvykti ndc')",
                                        form=False)] = None,
+        vial_mg: Annotated[Number | None, param("With a product: the vial size in mg ('tecvayli 153 mg vial'): picks "
+                                                "its NDC by the crosswalk's billing units per package", form=False)] = None,
         reference: Reference | None = None) -> ToolResult:
     """Normalise an NDC and find its product and HCPCS code; a 5-digit labeler lists candidates
     (or, with `product`, that product's NDCs)."""
@@ -68,6 +71,10 @@ def ndc(ndc: Annotated[Text, param("NDC (hyphenated 10-digit, or 11-digit) or 5-
                                 "4-4-2 gets a leading zero on the labeler; 5-3-2 a leading zero on the product; "
                                 "5-4-1 a leading zero on the package."))
     summary, formula = _summary(asked, found.matches, wanted.brand if wanted else None)
+    if not asked.labeler_only and (absent := _not_in_crosswalk(asked, found.matches, ref)):
+        summary = absent  # a guide's NDC the crosswalk does not list: said first, with the crosswalk's NDCs
+    elif asked.labeler_only and wanted is not None and vial_mg is not None and (vial := _vial(found.matches, ref, vial_mg, wanted.brand)):
+        summary, formula = vial
     return ToolResult(name="ndc", inputs={"ndc": raw, "product": product},
                       values={"ndc11": asked.ndc11, "layout": asked.layout, "labeler": asked.labeler,
                               "claim_format": f"N4{_digits(asked.ndc11)}" if asked.ndc11 else None,
@@ -153,6 +160,45 @@ def _source_matches(asked: _Asked, ref: Reference, found: _Found) -> None:
             found.warnings += _source_differs(src, known)
 
 
+def _not_in_crosswalk(asked: _Asked, matches: list[dict], ref: Reference) -> str | None:
+    """The lead for a full NDC that only a source document's NDC pattern matches."""
+    if any(m["source"] in ("cms-crosswalk", "reference") for m in matches):
+        return None
+    src = next((m for m in matches if m["source"].startswith("doc:")), None)
+    if src is None:
+        return None
+    listed = sorted({r.ndc11 for r in ref.crosswalk if r.hcpcs == src["hcpcs"]})
+    if not listed:
+        known = next((r for r in (ref.ndc.get("reference") or {}).get("rows") or [] if r["product"] == src["product"]), {})
+        listed = list(known.get("ndc11") or [])
+    if not listed:
+        return None
+    quarter = next((f" ({r.quarter})" for r in ref.crosswalk), "")
+    return (f"**No: NDC {asked.raw} ({asked.ndc11}) is not in the CMS NDC-HCPCS crosswalk{quarter}.** The crosswalk lists "
+            f"{_brand(src['product'])} ({src['hcpcs']}) as {', '.join(listed)}; the {src['source'][4:].replace('-', ' ')} gives the NDC as "
+            f"{src['pattern']}. Bill the NDC printed on the product's label.")
+
+
+def _vial(matches: list[dict], ref: Reference, vial_mg: Decimal, brand: str) -> tuple[str, str] | None:
+    """The crosswalk row of the asked vial: its billing units per package times the code's unit size
+    is the vial's mg ("tecvayli 153 mg vial": J9380 0.5 mg a unit, 306 units per package)."""
+    for m in matches:
+        code = ref.code(m.get("hcpcs") or "")
+        if m["source"] != "cms-crosswalk" or code is None or code.per_dose or not m.get("billunits_per_pkg"):
+            continue
+        try:
+            units = Decimal(m["billunits_per_pkg"])
+        except ArithmeticError:
+            continue
+        if units * code.unit_value == vial_mg:
+            vial_mg, units = vial_mg.normalize(), units.normalize()
+            return (f"**{brand} {vial_mg:f} mg vial: NDC {m['ndc11']}** (11-digit 5-4-2) → HCPCS {code.code}, "
+                    f"**{units:f} units per vial** ({code.unit_value.normalize():f} mg per unit; CMS NDC-HCPCS crosswalk {m['quarter']}: "
+                    f"{units:f} billing units per package); on the claim: N4{_digits(m['ndc11'])}"), \
+                f"{vial_mg:f} mg ÷ {code.unit_value.normalize():f} mg per unit = {units:f} units = the crosswalk's billing units per package"
+    return None
+
+
 def _pattern_prefix(pattern: str) -> str:
     """'71287-129-XX' -> '712870129': labeler and product digits as the 11-digit form pads them."""
     labeler, product = pattern.split("-")[0], pattern.split("-")[1]
@@ -235,7 +281,9 @@ def _plan(p: Planning) -> Plan | None:
     if not (ndcs or labelers):
         return None
     named = p.q.product if not ndcs and p.q.product and len(p.q.products) == 1 else None
-    return Plan(calls=[("ndc", {"ndc": n} | ({"product": named} if named and n in labelers else {}))
+    vial = {"vial_mg": sizes[0]} if named and len(sizes := p.vial_sizes() or ([p.q.figures.dose_mg] if re.search(
+        r"\bvial\b", p.text, re.I) and p.q.figures.dose_mg else [])) == 1 else {}
+    return Plan(calls=[("ndc", {"ndc": n} | ({"product": named} | vial if named and n in labelers else {}))
                        for n in ndcs + labelers])
 
 
