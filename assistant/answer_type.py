@@ -59,7 +59,7 @@ _SYSTEM_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("ICD-10-PCS", re.compile(r"\bicd[- ]?10[- ]?pcs\b|\bpcs\b|\bprocedure code.{0,20}\b(?:inpatient|inpt|ip)\b|"
                               r"\b(?:inpatient|inpt|ip)\b.{0,20}\bproc(?:edure)? codes?\b|\bproc codes?\b.{0,25}\b(?:inpatient|inpt|ip)\b", _I)),
     ("ICD-10-CM", re.compile(r"\bdx\b|\bdiag(?:nosis|nostic)?(?: codes?)?\b|\bicd[- ]?10(?:[- ]?cm)?\b|\bicd\b|"
-                             r"\bz[- ]?codes?\b", _I)),
+                             r"\bz[- ]?codes?\b|\b[A-TV-Z]\d{2}(?:\.[0-9x]{1,3})?\s*codes?\b", _I)),  # "which D89 code"
     ("revenue", re.compile(r"\brev(?:enue?)?\.?[- ]?codes?\b|\brev\b|\brevenue\b|\bFL ?42\b", _I)),
     ("POS", re.compile(r"\bPOS\b|\bplace of (?:service|svc)\b", _I)),
     ("modifier", re.compile(r"\bmod(?:ifi?er|ifers?)?s?\b|\bJW\b|\bJZ\b", _I)),
@@ -202,6 +202,10 @@ def answer_type(text: str) -> AnswerType:
         mentioned = _codes_in_question(text)
         if mentioned and len(set(mentioned)) == 1:
             systems = mentioned[:1]  # "is 0540T ok ... or do i need 38228": which CPT code
+    elif not systems and re.search(r"\bor\b", text, _I):
+        mentioned = _codes_in_question(text)
+        if len(mentioned) >= 2 and len(set(mentioned)) == 1:
+            systems, kind = mentioned[:1], "code"  # "D89.832 or D89.833 for CRS gr 3": one code of that system
     if kind in _NO_CODE_KINDS:
         systems = []  # "what's medicare paying on a Q2053 line" names a code, asks an amount
     primary = systems[0] if systems else None

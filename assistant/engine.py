@@ -19,7 +19,7 @@ from assistant import routing
 from assistant.answer import Answer, AnswerKind, ToolCall
 from assistant.answer_type import answer_type
 from assistant.composer import Composer, DefaultComposer, Turn, tool_failure
-from assistant.core.dates import ServiceDate, parse_service_date, today_date
+from assistant.core.dates import ServiceDate, impossible_date, parse_service_date, today_date
 from assistant.core.quarters import Quarter
 from assistant.core.question import Question
 from assistant.core.reference import load_reference
@@ -102,6 +102,11 @@ class Engine:
     def _turn(self, text: str, conv: Conversation, today: dt.date, field_date: ServiceDate | None) -> Answer:
         if (early := check_input(text)) is not None:
             return early
+        if (bad := impossible_date(text, today)) is not None:
+            # "dos 13/45/25": never answered for another date (today's quarter) in its place
+            return Answer(question=text[:200], kind=AnswerKind.CLARIFY, needs=["dos"],
+                          text=f"'{bad}' is not a calendar date. Please give the date of service again, "
+                               "for example 2/3/2026 or 2026-02-03.")
         q = resolve(read_question(text.strip(), today), conv.last)
         q = replace(q, service_date=choose_service_date(q.service_date, field_date, today))
         answer = self._answer(q, text, conv, today)

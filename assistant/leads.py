@@ -226,16 +226,12 @@ def _dx_answer(q: Question, passages: list[Passage], ref: Reference,
     backed by a passage that names the code or its family. Without a qualifier that decides it, the
     candidates lead together with what decides between them."""
     at = at or answer_type(q.asked)
-    if at.code_system != "ICD-10-CM" or at.detail == "Z" or q.codes:
-        return None
-    condition = next((c for c, rx in _CONDITION_WORDS.items() if rx.search(q.asked)), None)
-    condition = condition or (q.indication if q.indication in _CONDITION_WORDS else None)
-    if condition is None and q.product:
-        indications = [i for i in ref.indications(q.product) if i in _CONDITION_WORDS]
-        condition = indications[0] if len(indications) == 1 else None  # Abecma, Carvykti: myeloma
+    condition = _condition(q, ref) if at.code_system == "ICD-10-CM" and at.detail != "Z" else None
     if condition is None:
         return None
     family = [c for c in ref.icd10cm.values() if c.condition == condition]
+    if any(not _CATEGORY.fullmatch(c.upper()) and c.upper() not in {f.code for f in family} for c in q.codes):
+        return None  # another code typed is asked about; a category ("which D89 code") or the family's codes are chosen from
     scored = sorted(((_qualifier_score(c, q.asked), c) for c in family), key=lambda t: (-t[0], t[1].code))
     if not scored:
         return None
@@ -260,6 +256,17 @@ def _dx_answer(q: Question, passages: list[Passage], ref: Reference,
                      f"{' ' + misdescribed if misdescribed else ''}")
 
 
+def _condition(q: Question, ref: Reference) -> str | None:
+    """The condition whose code is asked: named in the question, its indication, or the product's only one."""
+    condition = next((c for c, rx in _CONDITION_WORDS.items() if rx.search(q.asked)), None)
+    condition = condition or (q.indication if q.indication in _CONDITION_WORDS else None)
+    if condition is None and q.product:
+        indications = [i for i in ref.indications(q.product) if i in _CONDITION_WORDS]
+        condition = indications[0] if len(indications) == 1 else None  # Abecma, Carvykti: myeloma
+    return condition
+
+
+_CATEGORY = re.compile(r"[A-TV-Z]\d{2}(?:\.\d{0,2}X*)?")  # D89, D89.83X: a code family, not one code
 _STATUS = re.compile(r"\b(?:in |not in )?remission\b", re.I)  # an axis of the leukemia and myeloma codes
 _CONDITION_NAMES = {"crs": "cytokine release syndrome", "icans": "ICANS", "mcl": "mantle cell lymphoma",
                     "all": "B-cell ALL", "mm": "multiple myeloma", "parkinsonism": "parkinsonism"}
@@ -277,7 +284,7 @@ def _family_row(family, q: Question) -> Sentence | None:
 
 def _qualifier_score(code, text: str) -> int:
     """How well the question's words name the code's qualifier (its grade, remission status, site)."""
-    grade = _GRADE.search(text)
+    grade = next(reversed(list(_GRADE.finditer(text))), None)  # a follow-up's "grade 4?" comes after the grade it replaces
     if grade is not None and code.condition in ("crs", "icans"):
         return 3 if code.descriptor.endswith(f"grade {grade.group(1)}") else 0
     return max((len(n.split()) for n in code.names if re.search(rf"(?<![a-z]){re.escape(n)}(?:e?s)?(?![a-z])", text, re.I)),
@@ -296,6 +303,8 @@ def _family_sentence(family, passages: list[Passage]) -> Sentence | None:
 
 
 # --- the other parts of a compound question ------------------------------------------------------
+_DX_TOO = re.compile(r"\b(?:dx|diag\w*)(?: codes?)?\s*(?:\+|&|,|and|w/|plus)\s*(?:an?\s+|the\s+)?z[- ]?codes?\b|"
+                     r"\bz[- ]?codes?\s*(?:\+|&|,|and|w/|plus)\s*(?:an?\s+|the\s+)?(?:dx|diag\w*)\b", re.I)
 _SHOWN = {"ICD-10-CM": re.compile(r"\b[A-TV-Z]\d{2}\.\w{1,4}\b"), "DRG": re.compile(r"\bMS-DRG \d{3}\b|\bDRG \d{3}\b"),
           "POS": re.compile(r"\bPOS:? \d{2}\b"), "HCPCS": re.compile(r"\b[QJ]\d{4}\b"),
           "modifier": re.compile(r"\bJ[WZ]\b"), "claim field": re.compile(r"\b(?:FL|[Ff]ield|box) ?\d")}
@@ -310,6 +319,10 @@ def extra_leads(q: Question, passages: list[Passage], ref: Reference, shown: str
     at = answer_type(q.asked)
     answered = {at.code_system} if answered is None else answered
     out: list[tuple[Sentence | None, str]] = []
+    if at.detail == "Z" and _DX_TOO.search(q.asked) and not _SHOWN["ICD-10-CM"].search(shown.replace("Z", "")):
+        # "dx code + Z code for the transplant status": the condition's code as well as the Z code
+        if (found := dx_answer(q, passages, ref, replace(at, detail=None))) is not None:
+            out.append(found)
     for system in at.code_systems:
         if system in answered or ((rx := _SHOWN.get(system)) is not None and rx.search(shown)):
             continue

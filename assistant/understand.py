@@ -38,7 +38,7 @@ INDICATIONS = {
 INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
     "ndc": re.compile(r"\bNDCs?\b|\blabeler\b|\b\d{4,5}-\d{3,4}-\d{1,2}\b|\b\d{10,11}\b", re.I),
     "tocilizumab": re.compile(r"\btocilizumab\b|\btoci\b|\bactemra\b|\bJ3262\b|\bCRS (?:dose|treatment)\b", re.I),
-    "lymphodepletion": re.compile(r"lymphodeplet|\bLD\b|fludarabine|cyclophosphamide|\bflu/?cy\b|\bcy/?flu\b|\bcy\b|"
+    "lymphodepletion": re.compile(r"lymphodeplet|\bLD\b|fludarabine|cyclophosphamide|cytoxan|fludara\b|\bflu/?cy\b|\bcy/?flu\b|\bcy\b|"
                                   r"\bflu\b(?=\s*(?:\d|dose|mg|x\s*\d))|\bJ9185\b|\bJ907[0-6]\b", re.I),
     "cell_dose": re.compile(r"\bcell dose\b|\bcells?\b.*\bdose\b|\bdose\b.*\bcells?\b|x ?10\^?[68]|\btarget (?:dose|cells?|cell count)\b|"
                             r"how many cells|\bCAR[+-]? ?T cells\b.*\b(?:kg|weigh)", re.I),
@@ -107,7 +107,7 @@ _HEIGHT_IN = re.compile(_NUM + r"\s*(in|inch(?:es)?|\")(?![a-z])", re.I)
 _HEIGHT_FT_IN = re.compile(r"\b(\d)\s*(?:ft|feet|foot|')\s*(\d{1,2}(?![\d.]))?\s*(?:in(?:ch(?:es)?)?|\")?", re.I)
 _BSA = re.compile(_NUM + r"\s*(?:m2|m\^2|m²|sq\.? ?m)\b(?!\s*/)", re.I)
 _BSA_WORD = re.compile(r"\b(?:BSA|body surface area)\s*(?:of|=|:|is|at)?\s*(\d\.\d{1,3})\b(?!\s*mg)", re.I)
-_PER_AREA = re.compile(_NUM + r"\s*mg\s*/\s*m(?:2|\^2|²)", re.I)
+_PER_AREA = re.compile(_NUM + r"\s*(?:mg\s*)?/\s*m(?:2|\^2|²)", re.I)  # "cy 900/m2": a dose per m² is in mg
 _PER_KG = re.compile(_NUM + r"\s*mg\s*/\s*kg", re.I)
 _MG = re.compile(_NUM + r"\s*mg\b(?!\s*/\s*(?:m|kg|dl|24))", re.I)
 # Vials on hand are not the dose: "2 x 50 mg vials", "2x 400mg", "we stock 400 mg and 200 mg vials".

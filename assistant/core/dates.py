@@ -38,7 +38,8 @@ from dataclasses import dataclass, replace
 
 from assistant.core.quarters import Quarter
 
-__all__ = ["ServiceDate", "find_service_date", "find_service_dates", "parse_service_date", "today_date", "PRECISIONS", "SOURCES", "EVENTS"]
+__all__ = ["ServiceDate", "find_service_date", "find_service_dates", "impossible_date", "parse_service_date", "today_date",
+           "PRECISIONS", "SOURCES", "EVENTS"]
 
 PRECISIONS = ("day", "month", "quarter", "year")
 SOURCES = ("question", "field", "conversation", "today")
@@ -468,6 +469,12 @@ def find_service_date(text: str, today: dt.date) -> ServiceDate | None:
         return None
     best = min(reads, key=lambda r: (min(r.rank, 2), r.text_start))
     return None if best.span is None else _service_date(best, str(text), "question")
+
+
+def impossible_date(text: str, today: dt.date) -> str | None:
+    """The words of a date the question gives that no calendar has ("DOS 13/45/25", "2/30/2026"):
+    the answer asks for it again instead of answering for another date."""
+    return next((str(text)[r.text_start:r.text_end] for r in _reads(str(text), today) if r.rank < 3 and r.span is None), None)
 
 
 def find_service_dates(text: str, today: dt.date) -> list[ServiceDate]:

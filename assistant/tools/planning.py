@@ -21,7 +21,9 @@ from assistant.core.reference import Reference, load_reference
 
 # What the user wants a number for (vs. "what is the LD regimen for X", which quotes a source).
 QUANTITY = re.compile(r"\bhow (?:many|much)\b|\bunits?\b|\bcalc|\bwork out\b|\bfigure out\b|\bcompute\b|"
-                      r"\bmg\b|\bdoses?\b|\bdosing\b|\bregimens?\b|\brange\b|\bplan\b|\bschedule\b|\bdates?\b|\bcells?\b", re.I)
+                      r"\bmg\b|\bdoses?\b|\bdosing\b|\bregimens?\b|\brange\b|\bplan\b|\bschedule\b|\bdates?\b|\bcells?\b|"
+                      # how often: "given 3 days or once", "daily x3?", "which days"
+                      r"\b(?:how many|which|what) days\b|\bdays?\b[^.?]{0,15}\bor\b[^.?]{0,10}\bonce\b|\bonce\b[^.?]{0,20}\bor\b", re.I)
 # A question about a particular patient (ask back for a missing figure) vs. about the rule
 # (answer from the sources: "carvykti target dose cells per kg").
 PATIENT = re.compile(r"\b(?:my|our|this|the) (?:pt|patient|guy|lady|man|woman)\b|\bpt\b|\bfor (?:him|her)\b|"
