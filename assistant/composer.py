@@ -77,11 +77,17 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
                       text=f"My sources do not cover {names} for this question, so I can't give "
                            f"you a figure or rule for it. {SCOPE}")
     lead = (setting_answer(q, turn.passages, ref) or dx_answer(q, turn.passages, ref)
-            or direct_code_answer(q, turn.passages, ref) or code_row_answer(q, ref) or indication_answer(q, ref))
+            or direct_code_answer(q, turn.passages, ref) or every_cart_code(q, ref) or code_row_answer(q, ref)
+            or indication_answer(q, ref))
     if not sentences and lead is None:
         return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=turn.context,
                       text="I found nothing in my sources that answers this. " + SCOPE)
     compared = comparison_lead(q, turn.passages, ref) if lead is None else None
+    if lead is None and not compared and sentences and not re.search(r"\d", _NOT_FIGURES.sub("", sentences[0].text)) \
+            and _FIGURE_ASKED.search(q.asked) \
+            and answer_type(q.asked).kind == "amount":
+        # "FY26 MS-DRG 018 relative weight + base payment?": no passage gives the figure, so it is said first
+        lead = (sentences[0], f"My sources do not give that figure. The nearest they come: {one_line(sentences[0].text)}")
     extras = extra_leads(q, turn.passages, ref, lead[1]) if lead is not None else []  # the other parts join a lead
     parts = [s for s, _t in extras if s is not None]
     if lead is not None:
@@ -256,6 +262,26 @@ def direct_code_answer(q: Question, passages: list[Passage], ref: Reference):
 # "what is Q2056", "whats q2053 for", "Q2055 = which product?": the code's product
 _REVERSE = re.compile(r"(?:what(?:'?s| is| are)?|which (?:drug|product) is)\s+(?:hcpcs\s+|code\s+)?(Q\d{4})\b"
                       r"(?:\s+(?:for|code|hcpcs|again|mean))*\s*\??$|(Q\d{4})\s*(?:=|is)\s*(?:what|which)\b.*$", re.I)
+
+
+_FIGURE_ASKED = re.compile(r"relative weight|\bbase (?:rate|payment)|\bweights?\b|\brates?\b|\$|\bhow much\b|\bamount\b", re.I)
+_NOT_FIGURES = re.compile(r"(?:MS-)?DRG\s*\d{3}|\b[A-Z]+\d+[\w.]*|\b\d+[A-Z]\w*")  # codes (MS-DRG 018, Q2055, 0540T), not amounts
+_ANY_CART = re.compile(r"\bcar-?t\b|\bcell therap", re.I)
+
+
+def every_cart_code(q: Question, ref: Reference):
+    """'whats the q code for car-t': no product named, so each CAR-T product's own code, and which one
+    is asked back (backed by the first covered product's guide sentence)."""
+    if not ("code" in q.intents and not q.products and _ANY_CART.search(q.asked)
+            and answer_type(q.asked).code_system in (None, "HCPCS")):
+        return None
+    prods = [p for p in ref.products if p.car_t and p.hcpcs]
+    found = next((f for p in prods if (f := guide_code_sentence(p)) is not None), None)
+    if found is None:
+        return None
+    listed = "; ".join(f"**{p.hcpcs}** {p.brand}" for p in prods)
+    return found[0], (f"Each CAR-T product has its own HCPCS Q-code: {listed} (product reference data). "
+                      f"Which product is this for? \"{one_line(found[1])}\"")
 
 
 def comparison_code_answer(q: Question, passages: list[Passage], ref: Reference):

@@ -219,8 +219,9 @@ def read_figures(text: str, service_date: ServiceDate | None | object = _UNREAD)
 
 _COMPARE = re.compile(r"\b(?:vs\.?|versus|compare[ds]?|comparison|differ(?:ence|ent)?|between)\b", re.I)
 _FOLLOW_UP = re.compile(r"^\s*(?:and|what about|how about|what if|same|also|for|in|if|now|ok(?:ay)?|so|then|move|change|switch|swap|"
-                        r"redo|re-?run|re-?calc\w*|try|make it|scratch|drop|instead)\b|"
-                        r"\b(?:its|it|that|this|she|he|they|them|instead|same (?:date|dos|day|quarter|pt|patient))\b", re.I)
+                        r"redo|re-?run|re-?calc\w*|try|make it|scratch|drop|instead)\b|\bstill\b|"
+                        r"\b(?:its|it|that|this|she|he|they|them|instead|same (?:date|dos|day|quarter|pt|patient))\b|"
+                        r"\b(?:too|as well|there (?:too|also|as well))\W*$", re.I)  # "do the admin cpts need auth there too"
 
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -357,6 +358,8 @@ def _same_question(question: Question, previous: Question) -> dict:
                  "follows": previous.asked[-_FOLLOWS_CHARS:]}
     if not question.codes and not question.products and previous.codes:
         out["codes"] = previous.codes  # "and if DOS was 1/3/25" after "0540T or 38228 ...": the same codes
+    if not question.dates and len(previous.dates) > 1:
+        out["dates"] = previous.dates  # "same for abecma" after "Q4 25 -> Q1 26": the same two periods
     return out
 
 

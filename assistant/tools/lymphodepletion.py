@@ -61,6 +61,8 @@ def lymphodepletion_plan(
                                                 label="Infusion date (optional, YYYY-MM-DD)")] = None,
         dos: Annotated[IsoDate, param("Date of service for the codes when no infusion date is given (default today)",
                                       form=False)] = None,
+        ld_start_date: Annotated[IsoDate, param("The first lymphodepletion day instead of the infusion date ('LD starts "
+                                                "10/6/25'): the infusion is that many days later", form=False)] = None,
         claimed_drug: Annotated[Text, param("A drug of the regimen the question states, to check against the label "
                                             "(fludarabine or cyclophosphamide)", form=False)] = None,
         claimed_mg_per_m2: Annotated[Number, param("The mg/m² the question states for claimed_drug", form=False)] = None,
@@ -73,6 +75,10 @@ def lymphodepletion_plan(
     service = to_date(dos, "dos") or date.today()
     lymph = rules.get("lymphodepletion") or {}
     label = lymph.get("label") or {}
+    started = to_date(ld_start_date, "ld_start_date")
+    first_day = min((int(x) for d in label.get("drugs") or [] for x in d["days"]), default=0)
+    if started is not None and infusion is None:
+        infusion = started - timedelta(days=first_day)  # day -5 on 10/6: the infusion (day 0) on 10/11
     if all(x in (None, "") for x in (bsa_m2, height, weight)):
         result = _regimen(prod.brand, prod.id, ind, lymph)
         if claimed_drug:
@@ -95,6 +101,9 @@ def lymphodepletion_plan(
     assumptions.append("Units rounded up per date of service; the daily dose is given on each listed day.")
     if infusion is None:
         assumptions.append("Days are relative to the CAR-T infusion (day 0); give infusion_date for calendar dates.")
+    elif started is not None and not infusion_date:
+        assumptions.append(f"Lymphodepletion starts {started.isoformat()} (day {first_day}), so the infusion (day 0) is "
+                           f"{infusion.isoformat()}.")
     return ToolResult(name="lymphodepletion_plan",
                       inputs={"product": str(product), "indication": indication, "bsa_m2": _shown(bsa_m2),
                               "height": _shown(height), "weight": _shown(weight),
@@ -281,11 +290,17 @@ def _plan(p: Planning) -> Plan | None:
                             "BSA (m²) or height and weight.")
     args: dict = {"product": product, **({"indication": p.q.indication} if p.q.indication in inds else {}), **size}
     infusion = f.date or _infusion_day(p)
-    if infusion:
+    if infusion and _LD_START.search(p.text):
+        args["ld_start_date"] = infusion.isoformat()  # "LD starts 10/6/25": the first LD day, not day 0
+    elif infusion:
         args["infusion_date"] = infusion.isoformat()
     else:
         args["dos"] = p.dos.isoformat()
     return call("lymphodepletion_plan", args)
+
+
+_LD_START = re.compile(r"\b(?:LD|lymphodepl\w*|flu/?cy|cy/?flu|chemo)\s+(?:starts?|starting|begins?|begin(?:ning)?|start date|day 1)\b|"
+                       r"\bstart(?:s|ing)?\s+(?:LD|lymphodepl\w*|flu/?cy|cy/?flu)\b|\bfirst (?:LD|lymphodepletion) day\b", re.I)
 
 
 def _claim(p: Planning) -> dict:

@@ -363,7 +363,8 @@ _TOPIC_WORDS = {
                                 r"need (?:me|us) to (?:send|submit)|(?:send|submit) (?:with|for) (?:the |an? )?(?:auth|PA|request)|"
                                 r"what goes (?:w|with)\b|what (?:else )?(?:do (?:i|we) )?(?:include|need to include)", re.I),
     "pa_required": re.compile(r"(?:need|require)s? (?:a |an )?(?:PA|prior auth|auth)|(?:PA|prior auth\w*|auth) (?:is )?req(?:uired|'?d)?\b|"
-                              r"is (?:a )?(?:PA|prior auth\w*) needed|\b(?:PA|prior auth\w*) (?:on|for) (?:the )?\d{4}[A-Z]\b", re.I),
+                              r"is (?:a )?(?:PA|prior auth\w*) needed|\b(?:PA|prior auth\w*)\s+needed\b|"
+                              r"\b(?:PA|prior auth\w*) (?:on|for) (?:the )?\d{4}[A-Z]\b", re.I),
     "outpatient": re.compile(r"\boutpatient\b|\bOP\b|\binpatient\b|\bIP\b|site of care|\bsetting\b", re.I),
     "redose": re.compile(r"\bre-?dos|\bre-?treat|\breauth|\brenew|(?:second|2nd) (?:\w+ )?(?:dose|infusion)|"
                          r"another (?:\w+ )?(?:dose|infusion)|"
@@ -376,7 +377,9 @@ _TOPIC_WORDS = {
     "lines": re.compile(r"\bappl(?:y|ies)\b[^?.]{0,20}\b(?:to|for)\b[^?.]{0,40}\b(?:members?|plans?|patients?|enrollees)|"
                        r"lines? of business|\bLOB\b|which (?:plans|members|products)\b|"
                        r"\b(?:does|do|is|are)\b[^?.]{0,30}\b(?:cover|apply|valid)\w*\b[^?.]{0,10}\b(?:for )?(?:medicaid|commercial|"
-                       r"marketplace|medicare advantage|MA|HMO|PPO)\s+(?:members?|plans?|lines?)", re.I),
+                       r"marketplace|medicare advantage|MA|HMO|PPO)\s+(?:members?|plans?|lines?)|"
+                       # "for their commercial members too or just MA"
+                       r"\b(?:too|also)\b[^?.]{0,12}\bor (?:just|only)\b|\bor (?:just|only) (?:MA|medicare advantage|commercial|medicaid)\b", re.I),
     "tocilizumab": re.compile(r"tocilizumab|actemra|\btoci\b", re.I),
     # the policy's own dates: which revision a PA specialist is reading
     "dates": re.compile(r"effective date|\beff(?:ective)? dt\b|when (?:is|was|did|does) .{0,40}(?:effective|reviewed|revised|updated|take effect)|"
@@ -393,7 +396,17 @@ _TOPIC_FIRST = re.compile(r"\b(?:re-?dos|2nd|second|again|another|how long|fax|a
 _NOT_POLICY = re.compile(r"how much|\$|allowable|allowed (?:amount|\$|\d)|payment limit|"
                          r"\bwhat (?:will|would|does|do|did) (?:the )?(?:plan|they|payer|it) (?:allow|pay)\b|"
                          r"\bpays?\b|\bpaid\b|coins|\bunits?\b|\bASP\b|hcpcs|\bcpt\b|"
-                         r"icd|\bdx\b|\bpcs\b|rev(?:enue)? code|\bNDC\b|modifier|\bPOS\b", re.I)
+                         r"icd|\bdx\b|\bpcs\b|rev(?:enue)? code|\bNDC\b|modifier|\bPOS\b|\bdescriptor\b", re.I)
+
+
+_ADMIN_CPTS = re.compile(r"\badmin(?:istration)?\s+(?:cpts?|codes?)\b|\bcar-?t\s+(?:admin\w*\s+)?cpts\b", re.I)
+
+
+def _codes_asked(p: Planning) -> str:
+    """The codes a policy fact may be about: typed, or "the car-t admin cpts" (the administration codes)."""
+    if p.q.codes:
+        return ",".join(c.upper() for c in p.q.codes)
+    return "0537T,0538T,0539T,0540T,38225,38226,38227,38228" if _ADMIN_CPTS.search(p.text) else ""
 
 
 def _plan(p: Planning) -> Plan | None:
@@ -427,8 +440,8 @@ def _plan(p: Planning) -> Plan | None:
         return None  # "carepartners tocilizumab requirement before abecma": a policy sentence, not the criteria list
     args: dict[str, Any] = {"payer": payers[0], "product": product, "topic": ",".join(topics) or "criteria",
                             "today": p.today.isoformat()}
-    if p.q.codes:
-        args["codes"] = ",".join(c.upper() for c in p.q.codes)
+    if codes := _codes_asked(p):
+        args["codes"] = codes
     if not topics or not _TOPIC_FIRST.search(p.text) and (facts.facts >= 2 or _CRITERIA.search(p.text) and facts.given):
         args["topic"] = "criteria"
         args["scenario"] = p.q.text  # this turn's facts; the earlier turns' come as history
@@ -456,7 +469,8 @@ def _replaced(pol: Mapping[str, Any], p: Planning) -> bool:
 def _topics(p: Planning) -> list[str] | None:
     """The policy facts a question asks for (none: the criteria); None when it is another
     calculator's question ("centene pt 70 kg, toci dose?": the dose calculator's)."""
-    topics = [t for t, rx in _TOPIC_WORDS.items() if rx.search(p.text)]
+    # in the order asked: "PA needed? fax #?" answers the PA first
+    topics = sorted((t for t, rx in _TOPIC_WORDS.items() if rx.search(p.text)), key=lambda t: _TOPIC_WORDS[t].search(p.text).start())
     if "outpatient" in topics and not re.search(r"cover|allow|criteria|attest|PA\b|prior auth|approv|"
                                                 r"\bcan (?:\w+ )?be (?:given|done|infused|administered)|"
                                                 r"(?:need|have|has|must) (?:to )?be (?:given |done |administered )?(?:in|out)patient",
