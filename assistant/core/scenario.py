@@ -30,7 +30,8 @@ _REGIMEN_WORDS = re.compile(r"\b(?:len|pom|bort|dara|carfil|kyprolis|velcade|rev
                             r"teclistamab|tecvayli|elrexfio|talvey|blenrep|cilta-cel|carvykti)\w*", re.I)
 # "going to 4L", "going into 3rd line": the line about to start, so one fewer prior lines
 _LINE_SETTING = re.compile(r"\b([1-9])L\b(?!\+)|\b(?:into|for|starting|start|at|in)\s+(?:the\s+)?([1-9])(?:st|nd|rd|th)[\s-]+line\b", re.I)
-_TRIPLE = re.compile(r"\b(?:triple|penta|quad)[\s-]*(?:class(?:[\s-]*(?:exposed|refractory))?|exposed|refractory)\b|\bTCE\b|\bTCR\b", re.I)
+_TRIPLE = re.compile(r"\b(?:triple|penta|quad)[\s-]*(?:class(?:[\s-]*(?:exposed|refractory|exp))?|exposed|refractory|exp|ref)\b|"
+                     r"\bTCE\b|\bTCR\b", re.I)
 _NEGATION = re.compile(r"\b(?:no|not|never|w/o|without|denies|negative for|naive|nor|hasn'?t|has not|didn'?t|did not|none|"
                        # a correction that takes a therapy back: "scratch the blenrep", "remove tecvayli"
                        r"scratch|strike|remove|delete|cross (?:out|off)|take out|minus)\b", re.I)
@@ -337,6 +338,18 @@ def _negated(text: str, pos: int, ref: Reference | None = None) -> bool:
     names = {n for ns in ref.drug_classes.values() for n in ns} if ref is not None else set()
     pieces = [p.strip().lower() for p in re.split(r",|\bor\b|\bnor\b|\band\b|/", scope)]
     return all(not p or p in names or p.removeprefix("prior ") in names for p in pieces)
+
+
+_DOSE_RANGE = re.compile(r"(?<![\d.])(\d{2,4})\s*(?:-|–|to)\s*(\d{2,4})\s*(?:(?:x|×|\*)\s*10\s*\^?\s*(?:6|⁶)|million\b|M\b)"
+                         r"(?!\s*(?:/|per)\s*kg)", re.I)
+
+
+def dose_range_in(text: str) -> tuple[int, int] | None:
+    """A CAR-T cell range the text states ("guide says 150-450 x10^6", "300 to 510 million"), in cells."""
+    m = _DOSE_RANGE.search(text)
+    if m is None or int(m.group(1)) >= int(m.group(2)):
+        return None
+    return int(m.group(1)) * 1_000_000, int(m.group(2)) * 1_000_000
 
 
 def dose_cells_in(text: str) -> int | None:

@@ -11,10 +11,10 @@ from decimal import Decimal
 from typing import Annotated
 
 from assistant.core.reference import Reference, get_reference
-from assistant.core.scenario import dose_cells_in
+from assistant.core.scenario import dose_cells_in, dose_range_in
 from assistant.tools._dosing import product_rules
 from assistant.tools._inputs import fmt, weight_kg
-from assistant.tools.component import Calculator, IndicationParam, Number, Plan, Text, WeightUnit, ask, call, param
+from assistant.tools.component import Calculator, IndicationParam, Number, Numbers, Plan, Text, WeightUnit, ask, call, param
 from assistant.tools.planning import Planning, backed_by
 from assistant.tools.result import ToolResult, cite
 from assistant.tools.units import code_citation
@@ -35,6 +35,8 @@ def cell_dose(product: Annotated[Text, param("Product name or HCPCS", label="Pro
               weight_unit: WeightUnit = "kg",
               dose_cells: Annotated[Number, param("A cell count to check against the range (e.g. from the product's "
                                                   "label)", label="Cells to check (optional)", example=450000000)] = None,
+              range_cells: Annotated[Numbers, param("A stated range to check against the label's, as [min, max] cells "
+                                                    "('guide says 150-450 x10^6')", form=False)] = None,
               reference: Reference | None = None) -> ToolResult:
     """Target CAR-positive T-cell dose range (cells) and the Q-code billing (always 1 unit); with
     `dose_cells`, whether that count is inside the range."""
@@ -92,9 +94,8 @@ def cell_dose(product: Annotated[Text, param("Product name or HCPCS", label="Pro
             citations.append(cite(f"doc:{src['doc']}", src.get("section", ""), src["quote"]))
             if (Decimal(src["min_per_kg"]), Decimal(src["max_per_kg"]), Decimal(src["cap_cells"])) != (per_lo, per_hi, cap):
                 warnings.append(f"⚠ {src['doc']} gives a different dose rule: \"{src['quote']}\".")
-    if dose_cells not in (None, ""):
-        name = prod.brand + (f" ({ind.upper()})" if rule.get("basis") != "flat" else "")
-        summary, formula = _check(Decimal(str(dose_cells)), values, name, summary, formula)
+    name = prod.brand + (f" ({ind.upper()})" if rule.get("basis") != "flat" else "")
+    summary, formula = _checked(range_cells, dose_cells, values, name, summary, formula)
     assumptions.append("The actual cell count is on the product's chain-of-identity label / certificate of analysis; "
                        "the claim carries 1 unit regardless.")
     return ToolResult(name="cell_dose",
@@ -115,6 +116,25 @@ def _check(cells: Decimal, values: dict, name: str, summary: str, formula: str) 
             formula + f"; {fmt(cells)} cells vs {fmt(lo)}–{fmt(hi)} → {where}")
 
 
+def _checked(range_cells, dose_cells, values: dict, name: str, summary: str, formula: str) -> tuple[str, str]:
+    """A stated range or a cell count checked against the label's range, the verdict first."""
+    if range_cells and len(range_cells) == 2:
+        return _check_range([Decimal(str(x)) for x in range_cells], values, name) + " " + summary, formula
+    if dose_cells not in (None, ""):
+        return _check(Decimal(str(dose_cells)), values, name, summary, formula)
+    return summary, formula
+
+
+def _check_range(stated: list[Decimal], values: dict, name: str) -> str:
+    """A stated range against the label's: yes, or no with the label's range."""
+    lo, hi = values["min_cells"], values["max_cells"]
+    values["stated_range"] = stated
+    if (stated[0], stated[1]) == (lo, hi):
+        return f"**Yes: {cells_text(lo)} to {cells_text(hi)} CAR-positive T cells is the {name} label range.**"
+    return (f"**No: the {name} label range is {cells_text(lo)} to {cells_text(hi)} CAR-positive T cells, not "
+            f"{cells_text(stated[0])} to {cells_text(stated[1])}.**")
+
+
 # --- the component ------------------------------------------------------------------------
 _DOSE_WORD = re.compile(r"\bdos(?:e|ing)\b", re.I)
 _TOPIC = re.compile(r"x ?10|cells|dose", re.I)
@@ -127,8 +147,9 @@ def _plan(p: Planning) -> Plan | None:
     # "payment per dose", "units": the word dose alone does not make a cell-dose question
     other_topic = {"lymphodepletion", "tocilizumab", "units", "payment"} & set(p.q.intents)
     # "abecma 600M cells ok?": a count to check ("Q2055 desc - 460M or 510M" asks the code's descriptor)
-    counted = None if re.search(r"\bdesc", p.text, re.I) else dose_cells_in(p.text)
-    if not product or not (p.has("cell_dose") or counted or (_DOSE_WORD.search(p.text) and not other_topic)):
+    stated = None if re.search(r"\bdesc", p.text, re.I) else dose_range_in(p.text)
+    counted = None if re.search(r"\bdesc", p.text, re.I) or stated else dose_cells_in(p.text)
+    if not product or not (p.has("cell_dose") or counted or stated or (_DOSE_WORD.search(p.text) and not other_topic)):
         return None
     inds = p.indications(product)
     indication = p.q.indication if p.q.indication in inds else None
@@ -143,7 +164,7 @@ def _plan(p: Planning) -> Plan | None:
             return Plan()  # the per-kg rule itself, quoted from the sources
         return ask(["weight"], "The cell dose is per kg of body weight: what does the patient weigh (kg or lb)?")
     return call("cell_dose", {"product": product, **({"indication": indication} if indication else {}), **weight,
-                              **({"dose_cells": counted} if counted else {})})
+                              **({"dose_cells": counted} if counted else {}), **({"range_cells": list(stated)} if stated else {})})
 
 
 CALCULATOR = Calculator(

@@ -26,7 +26,7 @@ from assistant.tools.planning import PATIENT, Planning
 from assistant.tools.result import ToolResult, cite
 
 TOPICS = ("criteria", "duration", "fax", "documentation", "pa_required", "outpatient", "redose", "review", "basis", "tocilizumab",
-          "dates", "lines")
+          "dates", "lines", "dose")
 MET, FAILED, UNKNOWN = "met", "not met", "not stated"
 _MARK = {MET: "✓", FAILED: "✗", UNKNOWN: "?"}
 
@@ -165,7 +165,9 @@ _MEMBER_HAD = re.compile(r"\b(?:had|has had|got|received|was on|s/p|hx of)\b", r
 _FOCUS_WORDS = {"prescriber": r"prescrib|onc|hem|doctor|physician", "age": r"\bage\b|how old|years? old|\by/?o\b",
                 "measurable": r"measurable|m-?protein|m-?spike|FLC|labs?\b|SPEP|UPEP", "prior_lines": r"\blines?\b|regimens?",
                 "cns": r"\bCNS\b|seizure|stroke|neuro", "anti_bcma": r"BCMA|tecvayli|blenrep|elrexfio|bispecific",
-                "cart": r"prior car-?t|car-?t before|previous car-?t", "dose_cells": r"\bdose\b|cells", "diagnosis_rrmm": r"diagnos|\bdx\b",
+                "cart": r"prior car-?t|car-?t before|previous car-?t",
+                "dose_cells": r"\bdose\b|cells|\b(?:over|above|exceeds?|under|within) (?:their|the|its) (?:limit|max\w*)",
+                "diagnosis_rrmm": r"diagnos|\bdx\b",
                 # asked about, tested by no policy in the corpus: said plainly instead of a bare list
                 "ecog": r"\bECOG\b|performance status|\bKPS\b|karnofsky",
                 "organ": r"organ function|creatinine|\bCrCl\b|renal|dialysis|\bLFTs?\b|bilirubin|ejection fraction|\bLVEF\b",
@@ -255,7 +257,7 @@ _TOPIC_NAMES = {"duration": "an approval duration", "fax": "a fax number or wher
                 "documentation": "what to attach", "pa_required": "whether prior authorization is required",
                 "outpatient": "an outpatient rule", "redose": "a re-dosing rule", "review": "who reviews the request",
                 "basis": "the coverage basis", "tocilizumab": "a tocilizumab requirement",
-                "dates": "the policy's effective or review date", "lines": "which lines of business the policy applies to"}
+                "dates": "the policy's effective or review date", "dose": "a dose limit", "lines": "which lines of business the policy applies to"}
 
 
 def _topics_of(fact: Mapping[str, Any]) -> list[str]:
@@ -381,6 +383,8 @@ _TOPIC_WORDS = {
                        # "for their commercial members too or just MA"
                        r"\b(?:too|also)\b[^?.]{0,12}\bor (?:just|only)\b|\bor (?:just|only) (?:MA|medicare advantage|commercial|medicaid)\b", re.I),
     "tocilizumab": re.compile(r"tocilizumab|actemra|\btoci\b", re.I),
+    "dose": re.compile(r"\bmax(?:imum)?\s+(?:cell\s+)?dose\b|\b(?:cell\s+)?dose\s+(?:limit|cap|max\w*)\b|\bhow many cells\b|"
+                      r"\bmax(?:imum)?\s+(?:number of\s+)?cells\b", re.I),
     # the policy's own dates: which revision a PA specialist is reading
     "dates": re.compile(r"effective date|\beff(?:ective)? dt\b|when (?:is|was|did|does) .{0,40}(?:effective|reviewed|revised|updated|take effect)|"
                         r"last (?:review(?:ed)?|revis(?:ed|ion)|updated?)\b|review date|revision date|"
@@ -393,7 +397,7 @@ _CRITERIA = re.compile(r"criteri|qualif|eligib|\bmeet|\bapprov|\bcover|\brequir\
 _OTHER_TOPIC = re.compile(r"\bREMS\b|\bFACT\b|certif|boxed warning|contraindicat|\bNCD\b", re.I)
 _ASKS = re.compile(r"\?|\bok\b|\bokay\b|\bproblem\b|\bissue\b|\bgood to go\b", re.I)
 _TOPIC_FIRST = re.compile(r"\b(?:re-?dos|2nd|second|again|another|how long|fax|attach|send)\w*", re.I)
-_NOT_POLICY = re.compile(r"how much|\$|allowable|allowed (?:amount|\$|\d)|payment limit|"
+_NOT_POLICY = re.compile(r"how much(?![^?.]{0,40}\b(?:auth\w*|approval|PA)\b)|\$|allowable|allowed (?:amount|\$|\d)|payment limit|"
                          r"\bwhat (?:will|would|does|do|did) (?:the )?(?:plan|they|payer|it) (?:allow|pay)\b|"
                          r"\bpays?\b|\bpaid\b|coins|\bunits?\b|\bASP\b|hcpcs|\bcpt\b|"
                          r"icd|\bdx\b|\bpcs\b|rev(?:enue)? code|\bNDC\b|modifier|\bPOS\b|\bdescriptor\b", re.I)
