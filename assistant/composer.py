@@ -27,6 +27,7 @@ from assistant.leads import code_row_answer, doc_sentence, dx_answer, extra_lead
 from assistant.retrieval import Passage
 from assistant.tools.registry import get as get_calculator
 from index.corpus import configured_corpus
+from index.tables import all_table_rows, readable
 
 
 @dataclass
@@ -76,7 +77,8 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
         return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=turn.context,
                       text=f"My sources do not cover {names} for this question, so I can't give "
                            f"you a figure or rule for it. {SCOPE}")
-    lead = (setting_answer(q, turn.passages, ref) or dx_answer(q, turn.passages, ref)
+    setting = setting_answer(q, turn.passages, ref)
+    lead = (setting or dx_answer(q, turn.passages, ref)
             or direct_code_answer(q, turn.passages, ref) or every_cart_code(q, ref) or code_row_answer(q, ref)
             or indication_answer(q, ref))
     if not sentences and lead is None:
@@ -88,14 +90,16 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
             and answer_type(q.asked).kind == "amount":
         # "FY26 MS-DRG 018 relative weight + base payment?": no passage gives the figure, so it is said first
         lead = (sentences[0], f"My sources do not give that figure. The nearest they come: {one_line(sentences[0].text)}")
-    extras = extra_leads(q, turn.passages, ref, lead[1]) if lead is not None else []  # the other parts join a lead
+    # the other parts join a lead (a setting's payment lead answers no code system: "POS for each" is still asked)
+    extras = extra_leads(q, turn.passages, ref, lead[1], set() if setting else None) if lead is not None else []
     parts = [s for s, _t in extras if s is not None]
     if lead is not None:
         sentences = [lead[0], *parts] + [s for s in sentences if s.text not in {lead[0].text, *(p.text for p in parts)}][:2]
     elif compared:  # "abecma vs carvykti target antigen": each product's own sentence leads
         sentences = [s for _b, s in compared] + [s for s in sentences if s.text not in {c.text for _b, c in compared}][:1]
     citations = [cite_sentence(s, i) for i, s in enumerate(sentences, 1)]
-    lines = [f"{one_line(s.text)} [{c.marker}]" for s, c in zip(sentences, citations, strict=True)]
+    rows = {(r.doc_id, r.start, r.end): r for r in all_table_rows() if r.complete}
+    lines = [f"{shown(s, rows)} [{c.marker}]" for s, c in zip(sentences, citations, strict=True)]
     if lead is not None:
         lines[0] = f"{lead[1]} [1]"
         marker = 2
@@ -387,6 +391,13 @@ def uncovered_products(q: Question) -> list[str]:
     """Products the question names that no source document is about."""
     covered = configured_corpus().products
     return [p for p in q.products if p not in covered]
+
+
+def shown(s: Sentence, rows: dict) -> str:
+    """How a quoted sentence reads in the answer: a table row as its header's names with the cells
+    ("Denial: ...; Fix: ..."), not its glued extraction; the citation keeps the exact quote."""
+    row = rows.get((s.passage.doc_id, s.start, s.end))
+    return readable(row) if row is not None else one_line(s.text)
 
 
 def one_line(text: str) -> str:

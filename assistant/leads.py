@@ -330,6 +330,13 @@ def extra_leads(q: Question, passages: list[Passage], ref: Reference, shown: str
         found = None
         if system == "ICD-10-CM":
             found = dx_answer(q, passages, ref, part)
+        elif system in _TABLE_SYSTEMS and q.setting == "both":
+            # "IP vs OP - POS for each": the row of each setting
+            rows = [(w, f) for w in ("inpatient", "outpatient") if (f := code_row_answer(replace(q, setting=w, codes=()), ref, part))]
+            if len(rows) == 2 and rows[0][1][1] != rows[1][1][1]:
+                out += [(f[0], f"{w.capitalize()}: {f[1]}") for w, f in rows]
+                continue
+            found = rows[0][1] if rows else None
         elif system in _TABLE_SYSTEMS:
             found = code_row_answer(q, ref, part)
         if found is not None:
