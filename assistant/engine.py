@@ -105,8 +105,8 @@ class Engine:
         if (bad := impossible_date(text, today)) is not None:
             # "dos 13/45/25": never answered for another date (today's quarter) in its place
             return Answer(question=text[:200], kind=AnswerKind.CLARIFY, needs=["dos"],
-                          text=f"'{bad}' is not a calendar date. Please give the date of service again, "
-                               "for example 2/3/2026 or 2026-02-03.")
+                          text=f"'{bad}' is not a calendar date. Please give the date of service again "
+                               "(month/day/year).")
         q = resolve(read_question(text.strip(), today), conv.last)
         q = replace(q, service_date=choose_service_date(q.service_date, field_date, today))
         answer = self._answer(q, text, conv, today)

@@ -744,3 +744,111 @@ def test_vials_opened_as_typed(text, vials):
 def test_a_central_line_by_any_name_is_the_central_vein_code(engine, line):
     first = lead(ask(engine, f"abecma given thru {line}, discharged 5/5/25 - pcs code?"))
     assert first.startswith("**XW043K7**"), first
+
+
+# --- round 5: corrections, ranges, crosswalk rows and the date a question gives --------------------
+
+@pytest.mark.parametrize("text, check", [
+    ("centene pt 64M RRMM x3 lines triple exposed", lambda s: s.prior_lines == 3),
+    ("now RRMM again after 3 more lines", lambda s: s.prior_lines == 3),
+    ("progressed on elrexfio in oct, before that VRd, Dara-Kd, Pom/dex", lambda s: s.prior_lines == 4),
+    ("was on a BCMA CAR-T trial in 2022", lambda s: {"cart", "anti_bcma"} <= s.classes),
+    ("scratch the blenrep", lambda s: "anti_bcma" in s.ruled_out and not s.prior_drugs),
+    ("M protein 0.7 g/dL", lambda s: s.flags.get("measurable") is True),
+    ("4 lines triple exp", lambda s: {"imid", "pi", "anti_cd38"} <= s.classes),
+])
+def test_scenario_words_round_5(text, check):
+    import datetime as dt
+
+    from assistant.core.reference import load_reference
+    from assistant.core.scenario import read_scenario
+
+    assert check(read_scenario(text, load_reference(), ("abecma",), dt.date(2026, 12, 2)))
+
+
+def test_a_member_meeting_every_member_criterion_meets_centene_on_the_dose_condition(engine):
+    first = lead(ask(engine, "centene pt 55F RRMM, 3 lines (VRd, Dara-Kd, Pom-dex), M-spike 1.0 g/dL 11/20/26, heme/onc "
+                             "prescribing, no CNS issues, no prior BCMA or CAR-T - meets abecma criteria?"))
+    assert first.startswith("**Meets Centene's Abecma policy (CP.PHAR.481) on every criterion about the member"), first
+    assert "criterion 10" in first
+
+
+def test_a_correction_takes_a_therapy_back(engine):
+    conv = Conversation()
+    before = lead(ask(engine, "centene pt 70F 4 lines triple exposed + blenrep in 2021, M-spike 0.6 g/dL 11/20/26, heme/onc, "
+                              "no CNS hx, never had CAR-T - will centene approve abecma?", conv))
+    assert before.startswith("**Does not meet") and "blenrep" in before
+    after = lead(ask(engine, "scratch the blenrep", conv))
+    assert after.startswith("**Meets Centene") and "prior blenrep" not in after, after
+
+
+def test_a_guide_ndc_the_crosswalk_lacks_is_said_no(engine):
+    first = lead(ask(engine, "billing guide gives tecartus NDC 71287-129-01 - valid on the claim?"))
+    assert first.startswith("**No: NDC 71287-129-01") and "71287-0219-01" in first, first
+
+
+def test_a_vial_size_picks_its_ndc_and_units(engine):
+    first = lead(ask(engine, "tecvayli 153 mg vial - NDC 11 + how many J9380 units per vial"))
+    assert "NDC 57894-0450-01" in first and "306 units per vial" in first and "0449" not in first, first
+
+
+def test_a_stated_cell_range_is_checked_as_a_range(engine):
+    first = lead(ask(engine, "abecma target dose for the PA letter - guide says 150-450 x10^6, right?"))
+    assert first.startswith("**No: the Abecma label range is 300 × 10^6 to 510 × 10^6"), first
+
+
+def test_ld_start_date_dates_the_ld_days(engine):
+    first = lead(ask(engine, "pt 5'6\" 154 lb tecartus MCL, LD starts 10/6/25 - flu/cy mg per day + J-code units each day"))
+    assert "(2025-10-06, 2025-10-07, 2025-10-08)" in first and "2025-10-01" not in first, first
+
+
+def test_an_impossible_date_of_service_is_asked_again(engine):
+    a = ask(engine, "q2055 limit dos 13/45/25")
+    assert a.kind is AnswerKind.CLARIFY and "'13/45/25' is not a calendar date" in a.text and "$" not in a.text
+
+
+@pytest.mark.parametrize("turns, code", [
+    (["CRS grade 2 after abecma, which D89 code"], "D89.832"),
+    (["CRS grade 2 after abecma, which D89 code", "grade 4?"], "D89.834"),
+    (["D89.832 or D89.833 for CRS gr 3"], "D89.833"),
+])
+def test_a_crs_code_is_chosen_by_grade(engine, turns, code):
+    conv = Conversation()
+    for text in turns:
+        a = ask(engine, text, conv)
+    assert lead(a).startswith(f"**{code}**"), lead(a)
+
+
+def test_dx_and_z_code_get_both(engine):
+    first = lead(ask(engine, "MM pt relapsed after auto-SCT, getting abecma - dx code + Z code for the transplant status"))
+    assert "**C90.02**" in first and "Z94.84" in first, first
+
+
+def test_no_product_gets_every_cart_code_and_is_asked_back(engine):
+    first = lead(ask(engine, "whats the q code for car-t"))
+    assert first.startswith("Each CAR-T product has its own HCPCS Q-code") and "Which product" in first
+    assert all(c in first for c in ("Q2055", "Q2056", "Q2053"))
+
+
+def test_each_setting_gets_its_pos(engine):
+    first = lead(ask(engine, "abecma IP vs OP medicare - POS for each + is Q2055 paid separately on the inpt claim or just DRG 018?"))
+    assert "MS-DRG 018" in first and "Inpatient: **POS 21**" in first and "Outpatient: **POS 22**" in first, first
+
+
+def test_a_figure_no_passage_gives_is_said_first(engine):
+    first = lead(ask(engine, "FY26 MS-DRG 018 relative weight + base payment?"))
+    assert first.startswith("My sources do not give that figure."), first
+
+
+def test_a_quoted_table_row_reads_as_a_row(engine):
+    first = lead(ask(engine, "CRS readmit after car-t: D89.83x as principal or secondary?"))
+    assert "Fix: " in first and "properlyD89" not in first, first
+
+
+def test_follow_ups_keep_the_comparison_and_the_payer(engine):
+    conv = Conversation()
+    ask(engine, "how much did the Q2056 limit go up Q4 25 -> Q1 26", conv)
+    assert "up $763.79" in lead(ask(engine, "same for abecma", conv))
+    conv = Conversation()
+    ask(engine, "carepartners MA member getting abecma outpt - PA needed? fax #?", conv)
+    assert "No prior authorization for the CAR-T administration codes" in lead(ask(engine, "do the car-t admin cpts need auth there too", conv))
