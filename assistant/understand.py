@@ -15,7 +15,7 @@ from dataclasses import replace
 from assistant.core.dates import ServiceDate, find_service_date, find_service_dates
 from assistant.core.quantities import NUMBER, number_float
 from assistant.core.quarters import Quarter, find_quarter
-from assistant.core.question import Figures, Question
+from assistant.core.question import Figures, Question, taken_back
 from assistant.core.reference import load_reference
 from assistant.core.scenario import negated_mention, prior_mention
 from index.codes import codes_in
@@ -363,6 +363,34 @@ def _same_question(question: Question, previous: Question) -> dict:
     return out
 
 
+def _kept_question(question: Question, previous: Question) -> dict | None:
+    """What a follow-up keeps of the question it follows, or None when it asks a new one."""
+    if _drug_swapped(question, previous):
+        # "scratch the tecvayli, it was elrexfio 76mg", "and the cytoxan 300/m2": the same ask of another
+        # drug, whose own amount replaces the thread's (its dose and vials are not carried over)
+        return {"intents": tuple(dict.fromkeys(previous.intents + question.intents))}
+    bare = not (question.products or question.codes or question.payers)
+    if (set(question.intents) <= _FIGURE_INTENTS or bare and set(question.intents) <= _PART_INTENTS) and (
+            previous.intents or previous.codes or previous.payers or previous.follows):
+        return _same_question(question, previous)
+    return None
+
+
+def _drug_codes_named(text: str, skip_taken_back: bool = False) -> set[str]:
+    """The drug codes a text names by drug name (cytoxan → J9075, elrexfio → J1323) or by code."""
+    named = {code for name, code in load_reference().code_for_name().items()
+             for m in re.finditer(rf"(?<![a-z]){re.escape(name)}(?![a-z])", text, re.I)
+             if not (skip_taken_back and taken_back(text, m.start()))}
+    return named | {c.upper() for c in re.findall(r"\b[JQ]\d{4}\b", text, re.I)}
+
+
+def _drug_swapped(question: Question, previous: Question) -> bool:
+    """A follow-up that gives another drug its own amount: none of the drugs it names was the thread's."""
+    now = _drug_codes_named(question.text, skip_taken_back=True)  # "scratch the tecvayli" names no drug of the turn
+    return bool(now) and (question.figures.dose_mg is not None or question.figures.mg_per_m2 is not None) \
+        and now.isdisjoint(_drug_codes_named(previous.asked) | set(previous.codes))
+
+
 def _thread_date(question: Question, previous: Question):
     """The date of service a follow-up takes from its thread: 'the quarter before' the thread's
     date, or the thread's date when the turn gives none."""
@@ -401,10 +429,8 @@ def resolve(question: Question, previous: Question | None) -> Question:
         inherited.append("payer")
     # "what if BSA is 2.0": a follow-up that only changes a figure keeps the question it follows
     # "and centene?" after a payer's approval duration: the same question of another payer
-    bare = not (question.products or question.codes or question.payers)
-    if (set(question.intents) <= _FIGURE_INTENTS or bare and set(question.intents) <= _PART_INTENTS) and (
-            previous.intents or previous.codes or previous.payers or previous.follows) and is_follow_up:
-        changes |= _same_question(question, previous)
+    if is_follow_up and (kept := _kept_question(question, previous)) is not None:
+        changes |= kept
         inherited.append("question")
     if (date := _thread_date(question, previous)) is not None:
         changes["service_date"] = date

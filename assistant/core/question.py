@@ -7,6 +7,7 @@ question without depending on how it was read; `assistant.understand` does the r
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 
 from assistant.core.dates import ServiceDate
@@ -94,3 +95,11 @@ class Question:
     def service_day(self, today: dt.date) -> dt.date:
         """The date of service the turn answers for (today when none was given)."""
         return self.service_date.day if self.service_date is not None else today
+
+
+_TAKEN_BACK = re.compile(r"\b(?:scratch|strike|remove|delete|cross (?:out|off)|take out|not|instead of|no)\s+(?:the\s+)?$", re.I)
+
+
+def taken_back(text: str, start: int) -> bool:
+    """Whether the name at `start` is taken back by the words just before it ("scratch the tecvayli")."""
+    return bool(_TAKEN_BACK.search(text[max(0, start - 25):start]))

@@ -272,7 +272,7 @@ def _plan(p: Planning) -> Plan | None:
         names = " or ".join(sorted(p.ref.product_by_id(pid).brand for pid in p.ref.dosing_products()))
         return ask(["product"], f"Which product is the lymphodepletion for ({names})? The flu/cy regimens differ "
                                 "by product (and, for Tecartus, by indication).")
-    if not (p.has("lymphodepletion") and product and p.wants_number) or (f.dose_mg and p.drug_code()):
+    if not (p.has("lymphodepletion") and product and p.wants_number) or ((f.dose_mg or f.mg_per_m2 and f.bsa_m2) and p.drug_code()):
         return None
     inds = p.indications(product)
     size = _size_args(p)

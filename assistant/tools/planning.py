@@ -16,7 +16,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from assistant.core.quantities import number_float
-from assistant.core.question import Question
+from assistant.core.question import Question, taken_back
 from assistant.core.reference import Reference, load_reference
 
 # What the user wants a number for (vs. "what is the LD regimen for X", which quotes a source).
@@ -157,7 +157,8 @@ class Planning:
         """The J/Q code the question is about: a code it names, else the code billed on the date
         of service for a drug name it uses ("cytoxan" in 2023: J9070; in 2025: J9075)."""
         by_name = self.ref.code_for_name()
-        drug = _names_pattern(tuple(by_name)).search(self.text) if by_name else None
+        drug = next((m for m in _names_pattern(tuple(by_name)).finditer(self.text) if not taken_back(self.text, m.start())),
+                    None) if by_name else None  # "scratch the tecvayli, it was elrexfio"
         for code in self.q.codes:
             if self.ref.code(code.upper()) is not None and (not code.upper().startswith("Q") or not drug):
                 return code.upper()
@@ -178,7 +179,10 @@ class Planning:
         out: list[tuple[str, float]] = []
         steps: list[str] = []
         bsa = self.q.figures.bsa_m2
-        for m in _amounts_pattern(tuple(self.ref.code_for_name())).finditer(self.text):
+        pattern = _amounts_pattern(tuple(self.ref.code_for_name()))
+        # a follow-up naming its own drug and amount replaces the thread's ("scratch the tecvayli, it was elrexfio 76mg")
+        text = self.q.text if self.q.follows and pattern.search(self.q.text) else self.text
+        for m in pattern.finditer(text):
             code, rate = self._code_of_name(m.group(1)), Decimal(str(number_float(m.group(2))))
             if code is None or (m.group(3) and not bsa):
                 continue  # a rate per m² without a BSA gives no amount
