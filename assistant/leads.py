@@ -7,6 +7,7 @@ other retrieved sentences follow as support.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import replace
 
@@ -49,6 +50,40 @@ def setting_answer(q: Question, passages: list[Passage], ref: Reference) -> tupl
     return sentence, (f"**Inpatient: Medicare does not pay {prod.hcpcs} ({prod.brand}) at its Part B payment limit; the "
                       f"stay is paid under MS-DRG 018, which includes the product.** {outpatient} "
                       f"\"{' '.join(sentence.text.split())}\"")
+
+
+# --- the DRG a CAR-T case groups to ---------------------------------------------------------------
+_DRG_TYPED = re.compile(r"\b(?:MS-?)?DRG\s*(\d{3})\b", re.I)
+_DRG_SINCE = re.compile(r"Effective FY 2021, CMS introduced MS-DRG 018[^.]*\.")
+_READMISSION = re.compile(r"\bre-?admi\w*|\bCRS\b|\bICANS\b|complication|\bsepsis\b", re.I)
+_FY2021 = dt.date(2020, 10, 1)  # FY 2021 began on October 1, 2020
+
+
+def drg_verdict(q: Question, ref: Reference) -> tuple[Sentence, str] | None:
+    """'encoder grouped our car-t case to DRG 016 - is that right?': a CAR-T admission groups to MS-DRG
+    018 from FY 2021 (discharges from October 1, 2020); MS-DRG 016 was its default before. Backed by
+    the guide's own sentence."""
+    typed = {m.group(1) for m in _DRG_TYPED.finditer(q.text)}
+    if len(typed) != 1 or answer_type(q.asked).kind != "yes_no" or _READMISSION.search(q.asked):
+        return None  # a readmission (for CRS, ICANS) is grouped by its own principal diagnosis, not as the CAR-T stay
+    drg = typed.pop()
+    prods = [ref.product_by_id(pid) for pid in q.products] or [p for p in ref.products if p.car_t]
+    found = next((f for p in prods if p is not None and (f := guide_match(p, _DRG_SINCE)) is not None), None)
+    if found is None:
+        return None
+    doc, m = found
+    before = q.service_date is not None and q.service_date.source != "today" and q.service_date.day < _FY2021
+    if drg == "018":
+        verdict = ("**No: MS-DRG 018 began with FY 2021; for a discharge before October 1, 2020 it did not exist.**" if before
+                   else "**Yes: a CAR-T admission groups to MS-DRG 018 (CAR-T immunotherapy) from FY 2021.**")
+    elif before:
+        verdict = (f"**For a discharge before October 1, 2020 (before FY 2021), MS-DRG 018 did not exist yet; "
+                   f"check MS-DRG {drg} against that year's grouper.**")
+    else:
+        verdict = (f"**No: a CAR-T admission groups to MS-DRG 018 (CAR-T immunotherapy) from FY 2021, not MS-DRG {drg}.** "
+                   "Check that the CAR-T administration PCS code in force on the discharge date is the principal procedure "
+                   "and that the encoder runs the current grouper.")
+    return doc_sentence(doc, m.start(), m.end()), verdict
 
 
 # --- code questions answered from a document's code table ------------------------------------

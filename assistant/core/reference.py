@@ -151,6 +151,7 @@ class LimitRow:
     description: str = ""
     dosage: str = ""
     cite: str = ""
+    notes: str = ""  # the CMS file's Notes column ("Inflation-adjusted coinsurance")
 
 
 @dataclass(frozen=True)
@@ -344,7 +345,7 @@ def _limit_row(row: Mapping[str, Any]) -> LimitRow:
     return LimitRow(payment_limit=Decimal(str(row["payment_limit"])),
                     coinsurance_pct=Decimal(str(pct)) if pct not in (None, "") else None,
                     description=str(row.get("description") or ""), dosage=str(row.get("dosage") or ""),
-                    cite=str(row.get("cite") or ""))
+                    cite=str(row.get("cite") or ""), notes=str(row.get("notes") or ""))
 
 
 def _read_limits(ref_dir: Path) -> dict[str, tuple[LimitSource, ...]]:

@@ -114,7 +114,9 @@ def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS c
         summary = notice + _figure_lead(figure, code, _where(pick, primary), pct, money_) + "\n\n" + summary
     else:
         summary = notice + summary
-    if asks == "seq-on-coinsurance":
+    if asks == "why-coinsurance":
+        summary = _why_coinsurance(ref, code, q, pct, from_source, primary) + "\n\n" + summary
+    elif asks == "seq-on-coinsurance":
         summary = (f"**No: the 2% sequestration comes off Medicare's share only ({money(money_['medicare'])} − "
                    f"{money(money_['sequestration'])}), not off the patient's coinsurance ({money(money_['coinsurance'])}, "
                    f"figured on the full allowed amount).**\n\n" + summary)
@@ -124,6 +126,25 @@ def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS c
                       values=values, summary=summary,
                       formula=_formula(limit, n, pct, money_), assumptions=assumptions, warnings=warnings,
                       citations=citations)
+
+
+def _why_coinsurance(ref: Reference, code: str, q: str, pct: Decimal, from_source: bool, primary: LimitSource) -> str:
+    """'why is coins on Q2056 only 18.291% and not 20': the file's percentage and its note, first."""
+    if from_source:
+        return (f"**{code} coinsurance in {q} is {pct.normalize():f}%: {_coins_reason(primary.rows[code], pct)}.** "
+                "The payment uses each quarter's file percentage.")
+    lower = _latest_cms_coinsurance(ref, code)
+    if lower is None:
+        return f"**No CMS file on hand gives {code} a coinsurance percentage: {q} is figured at the 20% default.**"
+    row = next(s.rows[code] for s in ref.limit_sources(lower[0]) if code in s.rows)
+    return (f"**{code} coinsurance in the newest CMS file on hand ({lower[0]}) is {lower[1]}%: {_coins_reason(row, lower[1])}.** "
+            f"No CMS file for {q} is on hand, so a {q} figure uses the 20% default until that quarter's file is imported.")
+
+
+def _coins_reason(row, pct: Decimal) -> str:
+    if row.notes:
+        return f"the CMS payment limit file marks it \"{row.notes}\"" + (" (not the usual 20%)" if pct < 20 else "")
+    return "the percentage the CMS payment limit file gives"
 
 
 @dataclass(frozen=True)
@@ -350,6 +371,26 @@ _REMIT = re.compile(r"\b(?:remit(?:tance)?|EOB|ERA|RA|pd|paid|got|received|check
 # a yes/no question on whether sequestration reduces the coinsurance ("does the 2% seq come off the pt's coins?")
 _SEQ_ON_COINS = re.compile(r"\b(?:does|do|is|are|should|will|would)\b[^?]{0,30}\bseq\w*\b[^?]{0,40}\b(?:coins\w*|co-?insurance)\b|"
                            r"\b(?:does|do|is|are|should|will|would)\b[^?]{0,30}\b(?:coins\w*|co-?insurance)\b[^?]{0,40}\bseq\w*", re.I)
+_AFTER_BOTH = re.compile(r"\bafter\s+(?:the\s+)?(?:coins\w*|co-?insurance|seq\w*)\b", re.I)  # "what does it pay after coins and seq"
+# "why is coins on Q2056 only 18.291% and not 20": the file's percentage explained
+_WHY_COINS = re.compile(r"\bwhy\b[^?]{0,60}\b(?:coins\w*|co-?insurance)\b|"
+                        r"\b(?:coins\w*|co-?insurance)\b[^?]{0,40}\b(?:not|instead of|rather than|less than|below|under|lower than)\s+20\b", re.I)
+_PCT = re.compile(r"(?<![\d.])(\d{1,2}\.\d{1,3})\s*%")
+
+
+def _quarter_of_pct(p: Planning, extra: dict) -> dict:
+    """The CMS quarter whose coinsurance for the code is the percentage typed (no date given)."""
+    m, codes = _PCT.search(p.q.text), p.product_codes()
+    if m is None or not codes or extra.get("quarter") or extra.get("dos"):
+        return {}
+    typed = Decimal(m.group(1))
+    for q in reversed(p.ref.cms_quarters()):
+        row = next((s.rows[codes[0]] for s in p.ref.limit_sources(q) if codes[0] in s.rows), None)
+        if row is not None and row.coinsurance_pct is not None and row.coinsurance_pct == typed:
+            return {"quarter": q}
+    return {}
+
+
 _MEDICARE_WORDS = re.compile(r"payment limit|\bASP\b|\bCMS\b|\bmedicare\b(?! advantage)|\bpart b\b|\bFFS\b", re.I)
 _MEDICARE_ADVANTAGE = re.compile(r"\bMA\b|medicare advantage|\bMAPD\b|\bpart c\b", re.I)
 INPATIENT = re.compile(r"\binpatient\b|\bDRG\b|\bbundl|\bseparately\b", re.I)
@@ -391,8 +432,10 @@ def _plan(p: Planning) -> Plan | None:
         extra["setting"] = "both"  # "OP DOS 3/3/26 allowed, and what if IP": the amount, and the inpatient route beside it
     elif p.q.setting == "both":
         return None  # "IP vs OP, how is it paid": the routes, from the sources
-    if _SEQ_ON_COINS.search(p.q.text) and "paid" not in extra:  # with a remit amount, the shortfall leads
-        extra["asks"] = "seq-on-coinsurance"
+    if _WHY_COINS.search(p.q.text) and "paid" not in extra:
+        extra |= {"asks": "why-coinsurance", **_quarter_of_pct(p, extra)}
+    elif _SEQ_ON_COINS.search(p.q.text) and not _AFTER_BOTH.search(p.q.text) and "paid" not in extra:
+        extra["asks"] = "seq-on-coinsurance"  # with a remit amount, the shortfall leads
     elif (len(asked_figures := [k for k, rx in FIGURE_WORDS.items() if rx.search(p.q.text)]) == 1 and "paid" not in extra
           and not _LIMIT_TOO.search(p.q.text)):  # "limit and coins %": the whole line answers both
         extra["figure"] = asked_figures[0]
