@@ -13,7 +13,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from assistant.core.dates import find_service_dates, month_number
+from assistant.core.dates import ServiceDate, find_service_dates, month_number
 from assistant.core.reference import Reference
 
 _WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
@@ -80,7 +80,8 @@ _SAME_LINE = re.compile(r"\b(?:tandem|auto|allo|ASCT|SCT|HSCT|transplant|maint\w
 _LABS = {
     "serum": (re.compile(r"\b(?:SPEP|M[-\s]?spike|serum M[-\s]?protein|M[-\s]?protein)\b\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*(?:g/dL)?", re.I), 0.5),
     "urine": (re.compile(r"\b(?:UPEP|urine M-?protein|24\s*h(?:ou)?r? urine)\b\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*mg", re.I), 200.0),
-    "flc": (re.compile(r"\bFLC\b\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*mg/dL", re.I), 10.0),
+    "flc": (re.compile(r"\b(?:FLC|(?:involved\s+)?(?:kappa|lambda)(?:\s+(?:FLC|free light chains?))?)\b\D{0,16}?"
+                       r"(\d+(?:\.\d+)?)(?![\d/.-])\s*mg/dL", re.I), 10.0),
 }
 _LAB_DATED = re.compile(r"\b(SPEP|UPEP|M[-\s]?spike|M[-\s]?protein|FLC|labs?)\b"
                         r"[^.;?]{0,25}?\b(?:from|drawn|dated|done|on|in|was|were)\b[^.;?]{0,20}", re.I)
@@ -259,7 +260,7 @@ def _measurable(text: str, today: dt.date) -> tuple[bool | None, str] | None:
             if name == "flc" and _NORMAL_RATIO.search(text[m.end():m.end() + 40]):
                 reasons.append(f"{m.group(0)} with a normal ratio")
                 continue
-            drawn = next(iter(find_service_dates(text[m.end():m.end() + 30], today)), None)
+            drawn = next(iter(find_service_dates(text[m.end():m.end() + 30], today)), None) or _ago(text[m.end():m.end() + 40], today)
             stale = drawn is not None and (today - drawn.day).days > _LAB_WINDOW_DAYS
             if float(m.group(1)) >= threshold and not stale:
                 return True, m.group(0)
@@ -278,6 +279,20 @@ def _measurable(text: str, today: dt.date) -> tuple[bool | None, str] | None:
         return False, "; ".join(reasons) + "; no progression documented"
     # labs that do not qualify, progression not mentioned: criterion 4b (progression within 60 days) is still open
     return (None, "; ".join(reasons) + "; progression (IMWG, within 60 days of the last regimen) not stated") if reasons else None
+
+
+_AGO = re.compile(r"\b(\d{1,3})\s*(d|days?|wks?|weeks?|mos?|months?)\s+ago\b", re.I)
+
+
+def _ago(text: str, today: dt.date) -> ServiceDate | None:
+    """'drawn 5 wks ago': the day it names (a month counted as 30 days)."""
+    m = _AGO.search(text)
+    if m is None:
+        return None
+    unit = m.group(2).lower()
+    days = int(m.group(1)) * (1 if unit.startswith("d") else 7 if unit.startswith("w") else 30)
+    day = today - dt.timedelta(days=days)
+    return ServiceDate(day, day, "day", m.group(0), "question")
 
 
 def _therapies(text: str, ref: Reference, requested: tuple[str, ...]) -> tuple[list[str], set[str], set[str]]:

@@ -233,9 +233,16 @@ def _summary(asked: _Asked, matches: list[dict], brand: str | None = None) -> tu
         return f"**Labeler {asked.labeler}: {listed or 'no CAR-T product known'}**", \
             "Labeler-only look-up (first 5 digits of the NDC)"
     head = f"NDC {asked.raw} → **{asked.ndc11}** (11-digit 5-4-2)"
-    listed = "; ".join(f"{_brand(m['product'])} {m['hcpcs']} ({m['match']} match, {m['source']})" for m in found)
+    listed = "; ".join(f"{_brand(m['product']) if m.get('product') else m.get('drug_name') or 'drug'} {m['hcpcs']}"
+                       f"{_per_package(m)} ({m['match']} match, {m['source']})" for m in found)
     return head + (f": {listed}" if found else ": not found in the crosswalk or the sources"), \
         _pad_formula(asked.raw, asked.layout, asked.ndc11)
+
+
+def _per_package(m: dict) -> str:
+    """', 200 billing units per package' from the crosswalk row (what a vial bills as)."""
+    units = m.get("billunits_per_pkg")
+    return f", {units} billing units per package" if m.get("source") == "cms-crosswalk" and units else ""
 
 
 def _uniq(matches: list[dict]) -> list[dict]:

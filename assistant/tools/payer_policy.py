@@ -95,6 +95,10 @@ def payer_policy(
              for o in unchecked]
     notes += [f"{name}: {f['text']} — not in my sources, so its requirements are not checked here."
               for f in pol.get("facts") or [] if f["topic"] == "basis"]
+    asked_facts = _also_asked(pol, [t for t in topics if t != "criteria"], codes, len(citations))
+    if asked_facts is not None:
+        verdict += " " + asked_facts[0]
+        citations += asked_facts[1]
     summary = verdict + "\n\n" + "\n".join(lines)
     counts = {s: sum(1 for _, x in rows if x == s) for s in (MET, FAILED, UNKNOWN)}
     return ToolResult(
@@ -233,7 +237,18 @@ def _policy(ref: Reference, payer: str, product: str) -> Mapping[str, Any]:
                                 if held else ".") + " Check the payer's own policy or portal.", field="payer")
 
 
-def _facts(pol: Mapping[str, Any], topics: list[str], codes: set[str] = frozenset()) -> ToolResult:
+def _also_asked(pol: Mapping[str, Any], topics: list[str], codes: Text, offset: int) -> tuple[str, list] | None:
+    """The policy facts asked beside a criteria check, as one bold sentence numbered after its citations."""
+    if not topics:
+        return None
+    try:
+        found = _facts(pol, topics, {c.strip().upper() for c in str(codes or "").split(",") if c.strip()}, offset)
+    except MissingDataError as exc:
+        return str(exc), []
+    return found.summary.split("\n\n")[0], found.citations
+
+
+def _facts(pol: Mapping[str, Any], topics: list[str], codes: set[str] = frozenset(), offset: int = 0) -> ToolResult:
     """The policy facts asked for, each in the policy's words; a fact about particular codes
     ("PA removed from 0537T-0540T") only when the question names one, and then instead of the
     general fact."""
@@ -244,8 +259,8 @@ def _facts(pol: Mapping[str, Any], topics: list[str], codes: set[str] = frozense
         asked = " or ".join(_TOPIC_NAMES.get(t, t) for t in topics)
         raise MissingDataError(f"My sources do not give {asked} for this: {pol['name']}, the policy they hold, does not "
                                "say. Check the payer's portal or provider manual.", field="topic")
-    lead = "; ".join(f"{r['text']} [{i}]" for i, r in enumerate(rows, 1))
-    quotes = "\n".join(f"- \"{' '.join(r['quote'].split())}\" [{i}]" for i, r in enumerate(rows, 1))
+    lead = "; ".join(f"{r['text']} [{i}]" for i, r in enumerate(rows, offset + 1))
+    quotes = "\n".join(f"- \"{' '.join(r['quote'].split())}\" [{i}]" for i, r in enumerate(rows, offset + 1))
     return ToolResult(
         name="payer_policy", inputs={"payer": pol["payer"], "product": pol["product"], "topic": ",".join(topics)},
         values={"policy": pol["id"], "topics": topics},
@@ -446,8 +461,10 @@ def _plan(p: Planning) -> Plan | None:
                             "today": p.today.isoformat()}
     if codes := _codes_asked(p):
         args["codes"] = codes
-    if not topics or not _TOPIC_FIRST.search(p.text) and (facts.facts >= 2 or _CRITERIA.search(p.text) and facts.given):
-        args["topic"] = "criteria"
+    checked = facts.facts >= 2 or _CRITERIA.search(p.text) and facts.given
+    if not topics or checked and (not _TOPIC_FIRST.search(p.q.text) or _CRITERIA.search(p.q.text)):
+        # "meets their abecma criteria? and fax #": the verdict, and the fact asked beside it
+        args["topic"] = ",".join(["criteria", *topics]) if topics and _CRITERIA.search(p.q.text) else "criteria"
         args["scenario"] = p.q.text  # this turn's facts; the earlier turns' come as history
         args["asked_about"] = p.text
         if p.q.history:
