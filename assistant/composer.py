@@ -139,8 +139,9 @@ def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
     # the results a question asked for (four CPT services, three codes, a CPT code and the Q-code's units)
     # form one lead paragraph: the coder copies the first one
     summaries = [c.result.summary for c in calls if c.result]
-    one_line_each = all("\n\n" not in s for s in summaries)
-    lines = ["\n".join(summaries)] if one_line_each and summaries else summaries
+    # each result's first paragraph in the lead (units and the coinsurance on them), the rest after it
+    lines = ["\n".join(s.split("\n\n")[0] for s in summaries), *(r for s in summaries for r in s.split("\n\n")[1:])] \
+        if summaries else []
     lines += [f"*Input:* {step}" for step in turn.derived]
     for c in calls:
         if c.result and c.result.formula:

@@ -439,11 +439,7 @@ def _plan(p: Planning) -> Plan | None:
     # a follow-up in a coverage thread ("what if she had tecvayli", "and if she's carepartners instead?")
     in_thread = any((_CRITERIA.search(h) or _ASKS.search(h) and read_scenario(h, p.ref, (), p.today).given)
                     and not _NOT_POLICY.search(h) for h in p.q.history[-3:])
-    prod = p.ref.product_by_id(p.q.product or "")
-    # "never had tecvayli", "5L: ... Elrexfio 2025": a bispecific named in a CAR-T request is a prior therapy
-    asked = p.q.product if prod is not None and prod.car_t and p.q.product not in p.q.prior_products else None
-    product = asked or _only_policy_product(p.ref, payers[0])
-    if product is None:
+    if (product := _product_asked(p, payers[0])) is None:
         return None
     facts = read_scenario(p.q.text, p.ref, (product,), p.today)
     # a patient described to a payer ("cpct pt, 3rd line, len/bort/dara, never had car-t - abecma ok?") is a criteria check
@@ -470,6 +466,14 @@ def _plan(p: Planning) -> Plan | None:
         if p.q.history:
             args["history"] = "\n".join(p.q.history)
     return call("payer_policy", args)
+
+
+def _product_asked(p: Planning, payer: str) -> str | None:
+    """The CAR-T product the request is for, or the payer's only policy product."""
+    prod = p.ref.product_by_id(p.q.product or "")
+    # "never had tecvayli", "5L: ... Elrexfio 2025": a bispecific named in a CAR-T request is a prior therapy
+    asked = p.q.product if prod is not None and prod.car_t and p.q.product not in p.q.prior_products else None
+    return asked or _only_policy_product(p.ref, payer)
 
 
 def _replaced(pol: Mapping[str, Any], p: Planning) -> bool:
