@@ -852,3 +852,62 @@ def test_follow_ups_keep_the_comparison_and_the_payer(engine):
     conv = Conversation()
     ask(engine, "carepartners MA member getting abecma outpt - PA needed? fax #?", conv)
     assert "No prior authorization for the CAR-T administration codes" in lead(ask(engine, "do the car-t admin cpts need auth there too", conv))
+
+
+def test_a_drug_swapped_in_a_follow_up_is_asked_the_same(engine):
+    conv = Conversation()
+    ask(engine, "tecvayli 105mg SC today, opened the 153 mg vial - J9380 units given + JW units?", conv)
+    first = lead(ask(engine, "scratch the tecvayli, it was elrexfio 76mg, whole vial used", conv))
+    assert first.startswith("**J1323: 76 unit(s)") and "J9380" not in first, first
+    conv = Conversation()
+    ask(engine, "carvykti LD flu 30/m2 x3 days, BSA 2.04, DOS 2/9/26 - how many J9185 units per day?", conv)
+    assert lead(ask(engine, "and the cytoxan 300/m2 same pt, what J code + units/day", conv)).startswith("**J9075: 123 unit(s)")
+
+
+def test_why_the_coinsurance_is_not_20_percent(engine):
+    first = lead(ask(engine, "why is coins on Q2056 only 18.291% and not 20"))
+    assert first.startswith("**Q2056 coinsurance in 2026Q1 is 18.291%") and "Inflation-adjusted coinsurance" in first, first
+
+
+def test_pay_after_coins_and_seq_is_the_net(engine):
+    conv = Conversation()
+    ask(engine, "medicare limit Q2056 DOS 8/14/2024", conv)
+    first = lead(ask(engine, "what does medicare actually pay after coins and seq", conv))
+    assert "$398,026.61" in first and not first.startswith("**No"), first
+
+
+def test_units_and_the_coinsurance_on_them_lead_together(engine):
+    first = lead(ask(engine, "bene coins on 560mg actemra (J3262) DOS 1/9/26"))
+    assert "560 unit(s)" in first and "$628.21" in first, first
+
+
+def test_a_drg_016_grouping_is_answered_no(engine):
+    first = lead(ask(engine, "encoder grouped our car-t case to DRG 016 - is that right??"))
+    assert first.startswith("**No: a CAR-T admission groups to MS-DRG 018"), first
+    readmit = lead(ask(engine, "readmit day +9 after outpt abecma infusion for gr 2 CRS - does it go back to DRG 018?"))
+    assert not readmit.startswith("**Yes"), readmit
+
+
+def test_a_verdict_and_a_fact_in_one_question_then_a_member_fact_rechecks(engine):
+    conv = Conversation()
+    first = lead(ask(engine, "carepartners HMO member 72yo, prior KRd then Isa-Pd, progressed, never had car-t - meets their "
+                             "abecma criteria? and fax #", conv))
+    assert first.startswith("**Meets all 5 criteria of CarePartners") and "617-673-0956" in first, first
+    after = lead(ask(engine, "what if he got carvykti in a clinical trial in 2023", conv))
+    assert after.startswith("**Does not meet CarePartners") and "criterion 3" in after, after
+
+
+def test_an_flc_weeks_old_is_stale():
+    import datetime as dt
+
+    from assistant.core.reference import load_reference
+    from assistant.core.scenario import read_scenario
+
+    s = read_scenario("only measurable by FLC - involved kappa 14 mg/dL, ratio abnl, drawn 5 wks ago", load_reference(),
+                      ("abecma",), dt.date(2026, 12, 2))
+    assert s.flags.get("measurable") is not True and "more than 30 days ago" in s.said["measurable"]
+
+
+def test_an_ndc_names_its_drug_and_units_per_package(engine):
+    first = lead(ask(engine, "NDC 11 for actemra 50242-136-01 + how many billing units is that vial"))
+    assert "Actemra J3262, 200 billing units per package" in first and "None" not in first, first
