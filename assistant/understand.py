@@ -56,7 +56,7 @@ INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
     "code": re.compile(r"\b(?:HCPCS|CPT|ICD-?10(?:-CM|-PCS)?|PCS|DRG|APC|POS|place of service|revenue code|modifier|Q-?code|J-?code|code)s?\b|"
                        r"\bwhat (?:do|should|can) (?:we|i|you) bill\b", re.I),
     "policy": re.compile(r"prior auth|\bPA\b|criteria|cover(?:ed|age)?\b|medically necessary|approval duration|eligib|"
-                         r"require[sd]?|policy|REMS|FACT|limitation", re.I),
+                         r"require[sd]?|policy|REMS|FACT|limitation|\bthe (?:approval|auth(?:orization)?)\b", re.I),
 }
 
 # Where the product is given decides how it is paid (inpatient: within MS-DRG 018; outpatient: the
@@ -134,6 +134,8 @@ _VIAL_NAMED_FIRST = re.compile(r"\bvials?\s*(?:of|size)?\s*:?\s*" + _NUM + r"\s*
 _NOT_DOSE = re.compile(_NUM + r"\s*mg\s*(?:opened|wasted|discarded|waste|drawn up|on hand|in stock)\b|"
                        r"\b(?:opened|wasted|discarded|waste(?:d)? of|stock(?:ed)?)\s*:?\s*" + _NUM + r"\s*mg\b", re.I)
 _UNITS = re.compile(r"(?<![-/.\d])\b(\d+)\s*units?\b", re.I)  # not the day of a date ("2023-05-01 units")
+# a pasted claim line's units: "J9070 x 17", "Q2056 x1", "J9185 x2" (not "x 400 mg", not "x3 days")
+_LINE_UNITS = re.compile(r"\b[JQ]\d{4}\s*(?:-[A-Z]{2}\s*)?(?:x|×)\s*(\d{1,5})\b(?!\s*(?:mg|days?|d\b|vials?|doses?|%|/))", re.I)
 
 
 _num = number_float  # one reading of typed numbers ("1,000 mg" is a thousand, "1,85 m²" is 1.85)
@@ -207,7 +209,7 @@ def read_figures(text: str, service_date: ServiceDate | None | object = _UNREAD)
     f["bsa_m2"] = _first(_BSA, stripped) or _first(_BSA_WORD, stripped)
     f["vials"] = _vials(text) or None
     f["dose_mg"] = _dose(stripped)
-    if m := _UNITS.search(text):
+    if m := _UNITS.search(text) or _LINE_UNITS.search(text):
         f["units"] = int(m.group(1))
     found = find_service_date(text, dt.date.today()) if service_date is _UNREAD else service_date
     f["date"] = found.day if found is not None and found.precision == "day" else None
@@ -305,7 +307,9 @@ def read_question(text: str, today: dt.date | None = None) -> Question:
         # an inpatient claim (and its ICD-10-PCS codes) goes by the discharge date: "admit 9/24/21 dc 10/6/21"
         service_date = next((d for d in dates if d.event == "discharge"), service_date)
     intents = tuple(name for name, rx in INTENT_PATTERNS.items() if rx.search(norm))
-    indication = next((name for name, rx in INDICATIONS.items() if rx.search(norm)), None)
+    # the first indication named and not taken back ("adult ALL not MCL", "ALL instead of MCL")
+    named = sorted((m.start(), name) for name, rx in INDICATIONS.items() for m in rx.finditer(norm) if not taken_back(norm, m.start()))
+    indication = named[0][1] if named else None
     products, prior = _split_prior(norm, products_in_question(norm))
     return Question(
         text=text,
@@ -370,8 +374,9 @@ def _kept_question(question: Question, previous: Question) -> dict | None:
         # drug, whose own amount replaces the thread's (its dose and vials are not carried over)
         return {"intents": tuple(dict.fromkeys(previous.intents + question.intents))}
     bare = not (question.products or question.codes or question.payers)
+    f = previous.figures  # "same but 231 lb" after a weight-based dose: the question again, with the new weight
     if (set(question.intents) <= _FIGURE_INTENTS or bare and set(question.intents) <= _PART_INTENTS) and (
-            previous.intents or previous.codes or previous.payers or previous.follows):
+            previous.intents or previous.codes or previous.payers or previous.follows or f.weight_kg or f.bsa_m2 or f.height_cm):
         return _same_question(question, previous)
     return None
 
@@ -424,7 +429,9 @@ def resolve(question: Question, previous: Question | None) -> Question:
     ):
         changes["indication"] = previous.indication
         inherited.append("indication")
-    if not question.payers and previous.payers and is_follow_up and same_topic:
+    # "how long is the approval good for" in a payer's thread: that payer's (a bare question names no other)
+    bare_policy = "policy" in question.intents and not (question.products or question.codes)
+    if not question.payers and previous.payers and (is_follow_up or bare_policy) and same_topic:
         changes["payers"] = previous.payers
         inherited.append("payer")
     # "what if BSA is 2.0": a follow-up that only changes a figure keeps the question it follows

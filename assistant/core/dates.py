@@ -253,6 +253,12 @@ def _month_year(m: re.Match[str], today: dt.date) -> _Span | None:        # Marc
     return _month(_year_number(m["y"]), month) if month else None
 
 
+@_form(rf"\b(?:in|during)\s{{1,3}}(?P<t>{_MON}\s{{1,3}}(?P<y>2\d)){_R}{_UNIT}")
+def _in_month_yy(m: re.Match[str], today: dt.date) -> _Span | None:      # in may 24, during Oct 25: a month of that year
+    month = month_number(m["mon"])
+    return _month(_year_number(m["y"]), month) if month else None
+
+
 @_form(rf"\b{_MON}\s{{0,3}}(?P<d>\d{{1,2}}){_ORD}{_R}{_UNIT}")
 def _month_day(m: re.Match[str], today: dt.date) -> _Span | None:         # Mar 4 (no year)
     month = _month_word(m["mon"], capital_may=True)

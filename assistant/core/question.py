@@ -97,7 +97,9 @@ class Question:
         return self.service_date.day if self.service_date is not None else today
 
 
-_TAKEN_BACK = re.compile(r"\b(?:scratch|strike|remove|delete|cross (?:out|off)|take out|not|instead of|no)\s+(?:the\s+)?$", re.I)
+# the words of a correction that takes a named thing back ("scratch the tecvayli", "remove blenrep")
+TAKE_BACK_WORDS = r"scratch|strike|remove|delete|cross (?:out|off)|take out"
+_TAKEN_BACK = re.compile(rf"\b(?:{TAKE_BACK_WORDS}|not|instead of|no)\s+(?:the\s+)?$", re.I)
 
 
 def taken_back(text: str, start: int) -> bool:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from assistant.core.dates import ServiceDate, find_service_dates, month_number
+from assistant.core.question import TAKE_BACK_WORDS
 from assistant.core.reference import Reference
 
 _WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
@@ -34,7 +35,7 @@ _TRIPLE = re.compile(r"\b(?:triple|penta|quad)[\s-]*(?:class(?:[\s-]*(?:exposed|
                      r"\bTCE\b|\bTCR\b", re.I)
 _NEGATION = re.compile(r"\b(?:no|not|never|w/o|without|denies|negative for|naive|nor|hasn'?t|has not|didn'?t|did not|none|"
                        # a correction that takes a therapy back: "scratch the blenrep", "remove tecvayli"
-                       r"scratch|strike|remove|delete|cross (?:out|off)|take out|minus)\b", re.I)
+                       rf"{TAKE_BACK_WORDS}|minus)\b", re.I)
 _NAIVE_AFTER = re.compile(r"[\s-]*(?:naive|na[iï]ve|negative|free|never)\b", re.I)  # "BCMA-naive", "CAR-T naive"
 # a finding said absent after its name: "CNS hx negative", "CNS: neg", "CNS involvement none", "CNS clear"
 _ABSENT_AFTER = re.compile(r"[\s:/-]*(?:(?:hx|history|involvement|disease|dz|w/?u|workup|imaging|MRI|mets?)\b[\s:/-]*){0,2}"

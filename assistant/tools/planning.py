@@ -215,8 +215,10 @@ class Planning:
         codes = [c.upper() for c in self.q.codes if self.ref.code(c.upper()) is not None]
         if codes:
             return codes
-        found = (self.ref.product_by_id(pid) for pid in self.q.products)
-        return [p.hcpcs for p in found if p and p.hcpcs]
+        found = [p.hcpcs for p in (self.ref.product_by_id(pid) for pid in self.q.products) if p and p.hcpcs]
+        if not found and self.q.figures.dose_mg is not None and (drug := self.drug_code()):
+            return [drug]  # "and 1,700mg cy in may 24?": the drug named with its amount, billed under its code on the DOS
+        return found
 
 
 # --- which passages back a result -----------------------------------------------------------
