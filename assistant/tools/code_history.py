@@ -273,6 +273,13 @@ def _asks_cpt(p: Planning, dated: bool) -> bool:
     return bool((dated or _STILL.search(p.text)) and re.search(r"\bcodes?\b", p.text, re.I))
 
 
+def _service_after(text: str, code: str) -> str | None:
+    """The CPT code of the CAR-T service a thread names last, when it is named after `code`."""
+    typed = max((m.end() for m in re.finditer(re.escape(code), text, re.I)), default=-1)
+    last = max(((m.start(), service) for rx, service in _SERVICES for m in rx.finditer(text)), default=None)
+    return last[1] if last is not None and last[0] > typed and last[1] != code.upper() else None
+
+
 def _services_asked(p: Planning, dated: bool) -> list[str]:
     """The CPT codes of every CAR-T service a CPT question names, in the code set's order."""
     return [code for rx, code in _SERVICES if rx.search(p.text)] if _asks_cpt(p, dated) else []
@@ -288,8 +295,10 @@ def _asked_code(p: Planning, dated: bool) -> str | None:
     if misdescribed:
         return misdescribed[0]
     named = [c for c in p.q.codes if (row := p.ref.any_code(c)) is not None and _has_history(p.ref, row)]
-    if named and (dated or _STILL.search(p.text) or _COMPARED.search(p.text)):
-        return named[0]  # "38225 vs 38206 for car-t collection": the code with a history, for today
+    # "0540T for the infusion ... and the thaw/prep of the cells that day?": the service the thread asks last
+    later = _service_after(p.text, named[0]) if named and p.q.follows else None
+    if named and (later or dated or _STILL.search(p.text) or _COMPARED.search(p.text)):
+        return later or named[0]  # "38225 vs 38206 for car-t collection": the code with a history, for today
     descriptor = re.search(r"descriptor|description|\bdesc\b", p.text, re.I)
     # (a Q-code named alone is its product's question; its descriptor asked, the CMS file's words: "Q2053 descriptor")
     known = [c for c in p.q.codes if p.ref.any_code(c) is not None and (p.ref.product(c) is None or descriptor)]
