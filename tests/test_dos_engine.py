@@ -42,14 +42,16 @@ def test_a_price_comes_from_the_quarter_of_the_date_of_service(engine, text, qua
 def test_a_date_after_the_newest_cms_file_says_so(engine):
     a = ask(engine, "Q2056 DOS 5/12/2026 medicare allowed?")
     shown = "\n".join([a.text, *a.notes])
-    assert "2026Q2" in lead(a) and "no CMS file for 2026Q2 on hand" in lead(a) and "20% default" in lead(a)
+    assert "2026Q2" in lead(a) and "no CMS file for 2026Q2 on hand" in lead(a)
+    # the assumed 20% coinsurance stays out of the copied line, and is said where the split is shown
+    assert "20%" not in lead(a) and "At the 20% default coinsurance" in a.text
     assert "the newest CMS file on hand is 2026Q1" in shown
 
 
 def test_nov_2023_j9070_claim_is_not_corrected(engine):
     a = ask(engine, "Nov 2023 claim billed cyclophosphamide 555 mg as J9070 x 6, was that right?")
     shown = "\n".join([a.text, *a.notes])
-    assert lead(a) == "**J9070: 6 unit(s) per date of service**"
+    assert lead(a) == "**Yes: 6 unit(s) of J9070 is right for 555 mg.** **J9070: 6 unit(s) per date of service**"
     assert "retired" not in shown.lower() and "111" not in shown
 
 

@@ -111,7 +111,8 @@ def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS c
                     "under MS-DRG 018, which includes the product.**")
     notice = _not_on_hand(code, pick, service, today, quarter)
     if figure in FIGURE_WORDS and paid is None and asks is None:
-        summary = notice + _figure_lead(figure, code, _where(pick, primary), pct, money_) + "\n\n" + summary
+        where = _where(pick, primary) + ("" if from_source else "; at the 20% default coinsurance")
+        summary = notice + _figure_lead(figure, code, where, pct, money_) + "\n\n" + summary
     else:
         summary = notice + summary
     if asks == "why-coinsurance":
@@ -322,10 +323,13 @@ def _not_on_hand(code: str, pick: _Pick, service: date | None, today: date, quar
 def _summary(code: str, pick: _Pick, primary: LimitSource, limit: Decimal, n: int, pct: Decimal,
              m: dict[str, Decimal], from_source: bool) -> str:
     where = _where(pick, primary)
-    pct_text = f"{fmt(pct)}%" if from_source else f"{fmt(pct)}% default: no file on hand gives a percentage for {pick.quarter}"
-    return (f"**{code} payment limit ({where}): ${fmt(limit)} per unit.** × {n}: allowed {money(m['allowed'])}; "
-            f"patient coinsurance {money(m['coinsurance'])} ({pct_text}); Medicare pays {money(m['medicare'])} "
-            f"({money(m['medicare_after_sequestration'])} after 2% sequestration)")
+    split = (f"patient coinsurance {money(m['coinsurance'])} ({fmt(pct)}%); Medicare pays {money(m['medicare'])} "
+             f"({money(m['medicare_after_sequestration'])} after 2% sequestration)")
+    if not from_source:
+        # an assumed percentage stays out of the line a coder copies
+        return (f"**{code} payment limit ({where}): ${fmt(limit)} per unit.** × {n}: allowed {money(m['allowed'])}.\n\n"
+                f"At the 20% default coinsurance (no file on hand gives a percentage for {pick.quarter}): {split}")
+    return f"**{code} payment limit ({where}): ${fmt(limit)} per unit.** × {n}: allowed {money(m['allowed'])}; {split}"
 
 
 def _figure_lead(figure: str, code: str, quarter: str, pct: Decimal, m: dict[str, Decimal]) -> str:
