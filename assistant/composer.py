@@ -85,11 +85,11 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
         return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=turn.context,
                       text="I found nothing in my sources that answers this. " + SCOPE)
     compared = comparison_lead(q, turn.passages, ref) if lead is None else None
-    if lead is None and not compared and sentences and not re.search(r"\d", _NOT_FIGURES.sub("", sentences[0].text)) \
-            and _FIGURE_ASKED.search(q.asked) \
-            and answer_type(q.asked).kind == "amount":
+    nearest = lead[0] if lead is not None else sentences[0] if sentences and not compared else None
+    if nearest is not None and not re.search(r"\d", _NOT_FIGURES.sub("", nearest.text)) and (
+            _FIGURE_ONLY.search(q.asked) or lead is None and _FIGURE_ASKED.search(q.asked) and answer_type(q.asked).kind == "amount"):
         # "FY26 MS-DRG 018 relative weight + base payment?": no passage gives the figure, so it is said first
-        lead = (sentences[0], f"My sources do not give that figure. The nearest they come: {one_line(sentences[0].text)}")
+        lead = (nearest, f"My sources do not give that figure. The nearest they come: {one_line(nearest.text)}")
     # the other parts join a lead (a setting's payment lead answers no code system: "POS for each" is still asked)
     extras = extra_leads(q, turn.passages, ref, lead[1], set() if setting else None) if lead is not None else []
     parts = [s for s, _t in extras if s is not None]
@@ -270,6 +270,9 @@ _REVERSE = re.compile(r"(?:what(?:'?s| is| are)?|which (?:drug|product) is)\s+(?
 
 
 _FIGURE_ASKED = re.compile(r"relative weight|\bbase (?:rate|payment)|\bweights?\b|\brates?\b|\$|\bhow much\b|\bamount\b", re.I)
+# figures no calculator gives and the guides only talk about (a DRG weight, an APC rate, an outlier threshold)
+_FIGURE_ONLY = re.compile(r"relative weight|outlier threshold|\bbase (?:rate|payment)|\bAPC (?:payment )?rate|\bpayment rate\b|"
+                          r"conversion factor|\bwage index", re.I)
 _NOT_FIGURES = re.compile(r"(?:MS-)?DRG\s*\d{3}|\b[A-Z]+\d+[\w.]*|\b\d+[A-Z]\w*")  # codes (MS-DRG 018, Q2055, 0540T), not amounts
 _ANY_CART = re.compile(r"\bcar-?t\b|\bcell therap", re.I)
 
@@ -277,8 +280,8 @@ _ANY_CART = re.compile(r"\bcar-?t\b|\bcell therap", re.I)
 def every_cart_code(q: Question, ref: Reference):
     """'whats the q code for car-t': no product named, so each CAR-T product's own code, and which one
     is asked back (backed by the first covered product's guide sentence)."""
-    if not ("code" in q.intents and not q.products and _ANY_CART.search(q.asked)
-            and answer_type(q.asked).code_system in (None, "HCPCS")):
+    if not ("code" in q.intents and "payment" not in q.intents and not q.products and _ANY_CART.search(q.asked)
+            and answer_type(q.asked).code_system in (None, "HCPCS") and answer_type(q.asked).kind != "amount"):
         return None
     prods = [p for p in ref.products if p.car_t and p.hcpcs]
     found = next((f for p in prods if (f := guide_code_sentence(p)) is not None), None)

@@ -368,7 +368,8 @@ PAYMENT_NUMBER = re.compile(r"payment limit|\bpayment\b|\b(?:pmts?|pymts?|paymts
                             r"\bcheaper\b|\bpricier\b|\bexpensive\b|"
                             r"patient (?:pays?|owes|responsibility)|\bpay(?:s|ment)?\b.*\bunits?\b|\$\s?\d|"
                             r"\bwhat (?:does|do|will|would|did) (?:\w+ ){0,4}pay\b", re.I)
-_LIMIT_TOO = re.compile(r"\blimit\b|\ballow(?:ed|able)\b|\bASP\b|\bprice\b|\brate\b", re.I)
+# the limit itself asked beside another figure ("limit and coins %"): the whole line, not one figure
+LIMIT_TOO = re.compile(r"\blimit\b|\ballow(?:ed|able)\b|\bASP\b|\bprice\b|\brate\b", re.I)
 # the amount a remittance paid ("remit paid 383,959.20", "ERA shows $380,000")
 _REMIT = re.compile(r"\b(?:remit(?:tance)?|EOB|ERA|RA|pd|paid|got|received|check)\b(?:\s+(?:paid|shows?|was|for|of|is))?\s*:?\s*"
                     r"\$?\s?(\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d{4,}(?:\.\d{1,2})?|\d{2,3}(?:\.\d{1,3})?\s?[kK]\b)", re.I)
@@ -441,7 +442,7 @@ def _plan(p: Planning) -> Plan | None:
     elif _SEQ_ON_COINS.search(p.q.text) and not _AFTER_BOTH.search(p.q.text) and "paid" not in extra:
         extra["asks"] = "seq-on-coinsurance"  # with a remit amount, the shortfall leads
     elif (len(asked_figures := [k for k, rx in FIGURE_WORDS.items() if rx.search(p.q.text)]) == 1 and "paid" not in extra
-          and not _LIMIT_TOO.search(p.q.text)):  # "limit and coins %": the whole line answers both
+          and not LIMIT_TOO.search(p.q.text)):  # "limit and coins %": the whole line answers both
         extra["figure"] = asked_figures[0]
     plans = [x for x in p.q.payers if x != "medicare"]
     if _MEDICARE_ADVANTAGE.search(p.text) and not plans or plans and not _MEDICARE_WORDS.search(p.q.text):

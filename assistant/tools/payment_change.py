@@ -17,7 +17,7 @@ from assistant.core.reference import Reference
 from assistant.tools._inputs import fmt, money
 from assistant.tools.component import Calculator, IsoDate, Plan, Text, call, param
 from assistant.tools.errors import CalcError
-from assistant.tools.payment import FIGURE_WORDS, PAYMENT_NUMBER, payment
+from assistant.tools.payment import FIGURE_WORDS, LIMIT_TOO, PAYMENT_NUMBER, payment
 from assistant.tools.planning import Planning
 from assistant.tools.result import ToolResult
 
@@ -36,6 +36,8 @@ def payment_change(
                                       "medicare_after_sequestration", label="Figure",
                                       choices=[k for k, _ in _FIELDS])] = "payment_limit",
         today: Annotated[IsoDate, param("Today's date (YYYY-MM-DD) for the stale-quarter check", form=False)] = None,
+        limit_first: Annotated[bool, param("The limit's change leads and the figure follows it in the same paragraph "
+                                           "(both asked: 'how much did the limit change + coins %')", form=False)] = False,
         reference: Reference | None = None) -> ToolResult:
     """Second minus first, for the payment limit, the coinsurance and Medicare's share."""
     code_b = other_code or code
@@ -61,8 +63,9 @@ def payment_change(
         name = dict(_FIELDS)[figure]
         pcts = (f" ({fmt(Decimal(b.values['coinsurance_pct']))}% vs {fmt(Decimal(a.values['coinsurance_pct']))}%)"
                 if figure == "coinsurance" else "")
-        summary = (f"**{name[0].upper() + name[1:]}: {label_b} {money(Decimal(b.values[figure]))} vs {label_a} "
-                   f"{money(Decimal(a.values[figure]))}{pcts}: {_signed(diffs[figure])}.**\n\n" + summary)
+        line = (f"**{name[0].upper() + name[1:]}: {label_b} {money(Decimal(b.values[figure]))} vs {label_a} "
+                f"{money(Decimal(a.values[figure]))}{pcts}: {_signed(diffs[figure])}.**")
+        summary = f"{summary} {line}" if limit_first else f"{line}\n\n{summary}"
     formula = "; ".join(
         f"{name}: {_show(key, b.values[key])} − {_show(key, a.values[key])} = {_signed(diffs[key], key)}"
         for key, name in _FIELDS) + f"; change in limit = {_signed(limit_diff, 'payment_limit')} ÷ " \
@@ -93,7 +96,8 @@ def _signed(value: Decimal, key: str = "") -> str:
 # --- the component ------------------------------------------------------------------------
 CHANGE = re.compile(r"\bdiff(?:erence)?\b|\bchange[ds]?\b|\bvs\.?\b|\bversus\b|\bcompare|\bincreas|\bdecreas|"
                     r"\bwent (?:up|down)\b|\bgo(?:ne)? (?:up|down)\b|\bhigher\b|\blower\b|\bdelta\b|"
-                    r"\b(?:more|less)\b.{0,40}\bthan\b|\bcheaper\b|\bpricier\b|\bmore expensive\b|\bgap\b|\bmove[ds]?\b", re.I)
+                    r"\b(?:more|less)\b.{0,40}\bthan\b|\bcheaper\b|\bpricier\b|\bmore expensive\b|\bgap\b|\bmove[ds]?\b|"
+                    r"\bhow much (?:more|less)\b", re.I)
 # a turn comparing the quarters of earlier turns: "how much did the limit move between those two", "difference?"
 _BACK = re.compile(r"\b(?:those|these|both|them|the two)\b|^\W*(?:diff(?:erence)?|delta|change)\W*$", re.I)
 
@@ -106,6 +110,16 @@ def _thread_quarters(p: Planning) -> list[str]:
         return []
     found = [str(d.quarter) for h in p.q.history[-3:] for d in find_service_dates(h, p.today)[:1] if d.quarter is not None]
     return list(dict.fromkeys(found))[-2:]
+
+
+def _thread_code(p: Planning, code: str) -> str | None:
+    """The product code the thread priced just before, when this turn names another one."""
+    if not p.q.history:
+        return None
+    from assistant.understand import read_question  # the earlier turn, read the same way
+
+    before = Planning(read_question(p.q.history[-1], p.today), p.today).product_codes()
+    return before[0] if before and before[0] != code else None
 
 
 def _plan(p: Planning) -> Plan | None:
@@ -122,12 +136,18 @@ def _plan(p: Planning) -> Plan | None:
     args: dict = {"today": p.today.isoformat()}
     if (figure := next((k for k, rx in FIGURE_WORDS.items() if rx.search(p.text)), None)) is not None:
         args["figure"] = figure
+        if LIMIT_TOO.search(p.q.text):
+            args["limit_first"] = True  # "how much did the limit change + coins %": the limit, then the coinsurance
+    if len(codes) == 1 and len(quarters) < 2 and (other := _thread_code(p, codes[0])):
+        codes = [other, codes[0]]  # "same DOS for cilta-cel - how much more is it?" after an Abecma price
     if len(dict.fromkeys(quarters)) >= 2 and codes:
         args |= {"code": codes[0], "quarter": quarters[0], "other_quarter": quarters[1]}
     elif len(codes) >= 2:
         args |= {"code": codes[0], "other_code": codes[1]}
         if quarters:
             args["quarter"] = quarters[0]
+        elif (d := p.q.service_date) is not None and d.source != "today":
+            args["quarter"] = str(Quarter.of(d.day))  # the thread's date of service ("same DOS for cilta-cel")
     else:
         return None
     return call("payment_change", args)
