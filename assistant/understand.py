@@ -411,6 +411,17 @@ def _thread_date(question: Question, previous: Question):
     return None
 
 
+def _prior_not_asked(question: Question, previous: Question) -> Question:
+    """Products a follow-up names as the member's history, not as the thread's new subject."""
+    if question.prior_products and set(question.products) <= set(question.prior_products):
+        return replace(question, products=())  # "what if he had carvykti before": still the thread's product
+    if previous.payers and question.products and not any(
+            (prod := load_reference().product_by_id(pid)) is not None and prod.car_t for pid in question.products):
+        # "and if it was tecvayli instead of talvey?" in a payer's thread: a therapy the member had, not the request
+        return replace(question, prior_products=question.products, products=())
+    return question
+
+
 def resolve(question: Question, previous: Question | None) -> Question:
     """Fill what a follow-up leaves out from the conversation's previous (resolved) question."""
     if previous is None or question.off_topic or question.treatment_decision or question.injection:
@@ -418,8 +429,7 @@ def resolve(question: Question, previous: Question | None) -> Question:
     inherited = []
     changes: dict = {}
     is_follow_up = bool(_FOLLOW_UP.search(question.text)) or len(question.text.split()) <= 4
-    if question.prior_products and set(question.products) <= set(question.prior_products):
-        question = replace(question, products=())  # "what if he had carvykti before": still the thread's product
+    question = _prior_not_asked(question, previous)
     same_topic = not question.products or question.products == previous.products
     if not question.products and previous.products and not question.codes:
         changes["products"] = previous.products

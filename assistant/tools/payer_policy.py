@@ -59,7 +59,7 @@ def payer_policy(
         raise CalcError(f"Unknown topic {unknown[0]!r}; known: {', '.join(TOPICS)}.", field="topic")
     doc, name = pol["doc"], pol["name"]
     if topics != ["criteria"] and "criteria" not in topics:
-        return _facts(pol, topics, {c.strip().upper() for c in str(codes or "").split(",") if c.strip()})
+        return _facts(pol, topics, _with_replaced(ref, codes))
     texts = [t for t in (history or "").splitlines() if t.strip()] + ([scenario] if scenario else [])
     facts = merged(ref, texts, (pol["product"],), dt.date.fromisoformat(today) if today else dt.date.today())
     if facts.given and not PATIENT.search(asked_about or "") and (
@@ -237,12 +237,18 @@ def _policy(ref: Reference, payer: str, product: str) -> Mapping[str, Any]:
                                 if held else ".") + " Check the payer's own policy or portal.", field="payer")
 
 
+def _with_replaced(ref: Reference, codes: Text) -> set[str]:
+    """The codes asked and the codes they replaced: a policy written about 0540T speaks to 38228's service."""
+    asked = {c.strip().upper() for c in str(codes or "").split(",") if c.strip()}
+    return asked | {row.replaces for c in asked if (row := ref.any_code(c)) is not None and row.replaces}
+
+
 def _also_asked(pol: Mapping[str, Any], topics: list[str], codes: Text, offset: int) -> tuple[str, list] | None:
     """The policy facts asked beside a criteria check, as one bold sentence numbered after its citations."""
     if not topics:
         return None
     try:
-        found = _facts(pol, topics, {c.strip().upper() for c in str(codes or "").split(",") if c.strip()}, offset)
+        found = _facts(pol, topics, _with_replaced(get_reference(None), codes), offset)
     except MissingDataError as exc:
         return str(exc), []
     return found.summary.split("\n\n")[0], found.citations
@@ -260,6 +266,11 @@ def _facts(pol: Mapping[str, Any], topics: list[str], codes: set[str] = frozense
         raise MissingDataError(f"My sources do not give {asked} for this: {pol['name']}, the policy they hold, does not "
                                "say. Check the payer's portal or provider manual.", field="topic")
     lead = "; ".join(f"{r['text']} [{i}]" for i, r in enumerate(rows, offset + 1))
+    ref = get_reference(None)
+    successors = [(c, row) for c in sorted(codes) if (row := ref.any_code(c)) is not None and row.replaces
+                  and any(row.replaces in (r.get("codes") or []) and c not in (r.get("codes") or []) for r in about_codes)]
+    lead += "".join(f" ({c} replaced {row.replaces} on {row.valid_from.isoformat()}; the policy names the old code)"
+                    for c, row in successors if row.valid_from)
     quotes = "\n".join(f"- \"{' '.join(r['quote'].split())}\" [{i}]" for i, r in enumerate(rows, offset + 1))
     return ToolResult(
         name="payer_policy", inputs={"payer": pol["payer"], "product": pol["product"], "topic": ",".join(topics)},
@@ -425,7 +436,7 @@ def _codes_asked(p: Planning) -> str:
     """The codes a policy fact may be about: typed, or "the car-t admin cpts" (the administration codes)."""
     if p.q.codes:
         return ",".join(c.upper() for c in p.q.codes)
-    return "0537T,0538T,0539T,0540T,38225,38226,38227,38228" if _ADMIN_CPTS.search(p.text) else ""
+    return "0537T,0538T,0539T,0540T" if _ADMIN_CPTS.search(p.text) else ""
 
 
 def _plan(p: Planning) -> Plan | None:
