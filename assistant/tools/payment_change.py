@@ -116,10 +116,10 @@ def _thread_code(p: Planning, code: str) -> str | None:
     """The product code the thread priced just before, when this turn names another one."""
     if not p.q.history:
         return None
-    from assistant.understand import read_question  # the earlier turn, read the same way
-
-    before = Planning(read_question(p.q.history[-1], p.today), p.today).product_codes()
-    return before[0] if before and before[0] != code else None
+    text = p.q.history[-1]
+    typed = [c.upper() for c in re.findall(r"\b[QJ]\d{4}\b", text, re.I) if p.ref.code(c.upper()) is not None]
+    before = typed or [prod.hcpcs for prod in p.ref.products if prod.hcpcs and prod.is_named(text)]
+    return before[0] if len(set(before)) == 1 and before[0] != code else None
 
 
 def _plan(p: Planning) -> Plan | None:

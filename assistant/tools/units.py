@@ -339,7 +339,8 @@ def _one_drug_plan(p: Planning) -> Plan | None:
         code = prod.hcpcs if prod is not None and prod.hcpcs else None
     if not code or (code.startswith("Q") and p.has("payment") and not _units_turn(p)):
         return None
-    if not ((p.has("units") or p.has("lymphodepletion")) and p.wants_number):
+    claim_line = p.q.figures.units is not None and not p.has("payment")  # "Q2056 x 2 DOS 8/5/25 - is that right"
+    if not ((p.has("units") or p.has("lymphodepletion")) and p.wants_number or claim_line):
         return None
     if (priced := _priced(p)) is not None:
         return priced
