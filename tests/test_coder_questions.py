@@ -845,6 +845,12 @@ def test_an_flc_weeks_old_is_stale():
     ("bene coins on 560mg actemra (J3262) DOS 1/9/26", "**J3262: 560 unit(s)", ["$628.21"], []),
     ("NDC 11 for actemra 50242-136-01 + how many billing units is that vial", "NDC 50242-136-01",
      ["Actemra J3262, 200 billing units per package"], ["None"]),
+    ("J9070 x 17 DOS 2/6/24 - whats the allowed?", "**J9070 payment limit (2024Q1)", ["× 17: allowed $348.52"], []),
+    ("Q2056 x 2 DOS 8/5/25 - product came in 2 bags, is that right", "**No: one therapeutic dose is 1 unit(s) of Q2056, not 2", [], []),
+    ("MS-DRG 018 relative weight for FY 2026?", "My sources do not give that figure.", [], []),
+    ("whats the CY2026 OPPS APC payment rate for outpatient CAR-T admin?", "My sources do not give that figure.", [], []),
+    ("tecartus Q4 25 vs Q1 26 limit - how much did it change + coins %?", "**Q2053 2026Q1 vs Q2053 2025Q4: payment limit up",
+     ["**Coinsurance:"], []),
 ])
 def test_round_5_first_paragraphs(engine, question, start, has, has_not):
     first = lead(ask(engine, question))
@@ -860,6 +866,19 @@ def test_round_5_first_paragraphs(engine, question, start, has, has_not):
     (["how much did the Q2056 limit go up Q4 25 -> Q1 26", "same for abecma"], "", ["up $763.79"], []),
     (["carepartners MA member getting abecma outpt - PA needed? fax #?", "do the car-t admin cpts need auth there too"], "",
      ["No prior authorization for the CAR-T administration codes"], []),
+    (["brexu-cel MCL, pt 5'7\" 165 lb, LD starts 2/9/26 - flu/cy mg per day + units each DOS?", "what if its adult ALL not MCL"],
+     "**Tecartus (ALL) lymphodepletion", ["J9075 339 unit(s)"], ["(MCL)"]),
+    (["carvyktii dose range for a 198 lb pt?", "same but 231 lb"], "**Carvykti (MM): 52.39 × 10^6", [], []),
+    (["J9070 x 17 DOS 2/6/24 - whats the allowed?", "and 1,700mg cy in may 24?"], "**J9075: 340 unit(s)", ["$312.12"], []),
+    (["centene medicaid ide-cel PA: 62M, 3 prior lines (VRd->ASCT, kyprolis-dex, sarclisa-pom-dex), got blenrep on a trial "
+      "last yr - approvable?", "how long is the approval good for"], "**Centene's", ["3 months"], ["Not applicable"]),
+    (["0540T on 1/8/25 DOS for the cilta-cel infusion - still ok or do i need 38228", "and the thaw/prep of the cells that day?"],
+     "**38227**", [], []),
+    (["whats medicare paying on a Q2055 line DOS 5/20/24 after coins and seq", "same DOS for cilta-cel - how much more is it?"],
+     "**Q2056 2024Q2 vs Q2055 2024Q2", ["up $22,805.25"], []),
+    (["carepartners MA member 71 y/o RRMM, had revlimid/velcade/dex then darzalex-pom-dex, now progressing - does she meet "
+      "criteria for abecma", "what if she had talvey too", "and if it was tecvayli instead of talvey?"], "**Cannot tell yet", [],
+     ["do not mention"]),
 ])
 def test_round_5_follow_ups(engine, turns, start, has, has_not):
     conv = Conversation()
