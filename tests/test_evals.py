@@ -13,14 +13,14 @@ from index.corpus import load_corpus
 
 pytestmark = pytest.mark.slow
 
-# measured 2026-12-02 (second session) on the hybrid system over every evals/golden*.yaml file (584 cases:
-# the 298 of golden.yaml + golden_dos.yaml, plus 286 coder-style cases in golden_coder_codes.yaml,
+# measured 2026-12-02 (third session) on the hybrid system over every evals/golden*.yaml file (627 cases:
+# the 298 of golden.yaml + golden_dos.yaml, plus 329 coder-style cases in golden_coder_codes.yaml,
 # golden_coder_pa.yaml, golden_probe_dev.yaml, golden_current_dev.yaml, golden_coder_dev3.yaml,
-# golden_coder_dev4.yaml and golden_coder_heldout3.yaml, evals/REPORT.md): fact accuracy 0.938 (dev 0.962,
-# held-out 0.888), lead accuracy 0.968, harmful rate 0, hit@5 0.589, behaviour 0.988, citation precision
-# 0.988, calculators 0.961.
-THRESHOLDS = {"fact_accuracy": 0.93, "lead_accuracy": 0.96, "hit@5": 0.58, "behaviour": 0.98, "citation_precision": 0.98,
-              "calculator_exactness": 0.95}
+# golden_coder_dev4.yaml, golden_coder_dev5.yaml and golden_coder_heldout3.yaml, evals/REPORT.md): fact accuracy
+# 0.946 (dev 0.968, held-out 0.894), lead accuracy 0.977, harmful rate 0, hit@5 0.588, behaviour 0.989, citation
+# precision 0.988, calculators 0.972.
+THRESHOLDS = {"fact_accuracy": 0.94, "lead_accuracy": 0.97, "hit@5": 0.58, "behaviour": 0.98, "citation_precision": 0.98,
+              "calculator_exactness": 0.96}
 MAXIMA = {"harmful_rate": 0.0}  # a wrong code, unit count, dose or amount in a first paragraph: none
 
 
