@@ -846,6 +846,8 @@ def test_an_flc_weeks_old_is_stale():
     ("NDC 11 for actemra 50242-136-01 + how many billing units is that vial", "NDC 50242-136-01",
      ["Actemra J3262, 200 billing units per package"], ["None"]),
     ("J9070 x 17 DOS 2/6/24 - whats the allowed?", "**J9070 payment limit (2024Q1)", ["× 17: allowed $348.52"], []),
+    ("tecvayli 90 mg, opened 153 mg vial DOS 3/3/26 - units + JW + allowed", "**J9380: 180 unit(s)",
+     ["**J9380-JW: 126 unit(s)**", "× 180: allowed $6,223.50"], []),
     ("Q2056 x 2 DOS 8/5/25 - product came in 2 bags, is that right", "**No: one therapeutic dose is 1 unit(s) of Q2056, not 2", [], []),
     ("MS-DRG 018 relative weight for FY 2026?", "My sources do not give that figure.", [], []),
     ("whats the CY2026 OPPS APC payment rate for outpatient CAR-T admin?", "My sources do not give that figure.", [], []),
