@@ -280,8 +280,9 @@ _ANY_CART = re.compile(r"\bcar-?t\b|\bcell therap", re.I)
 def every_cart_code(q: Question, ref: Reference):
     """'whats the q code for car-t': no product named, so each CAR-T product's own code, and which one
     is asked back (backed by the first covered product's guide sentence)."""
+    at = answer_type(q.asked)
     if not ("code" in q.intents and "payment" not in q.intents and not q.products and _ANY_CART.search(q.asked)
-            and answer_type(q.asked).code_system in (None, "HCPCS") and answer_type(q.asked).kind != "amount"):
+            and at.code_system in (None, "HCPCS") and at.kind != "amount"):
         return None
     prods = [p for p in ref.products if p.car_t and p.hcpcs]
     found = next((f for p in prods if (f := guide_code_sentence(p)) is not None), None)

@@ -59,7 +59,7 @@ def payer_policy(
         raise CalcError(f"Unknown topic {unknown[0]!r}; known: {', '.join(TOPICS)}.", field="topic")
     doc, name = pol["doc"], pol["name"]
     if topics != ["criteria"] and "criteria" not in topics:
-        return _facts(pol, topics, _with_replaced(ref, codes))
+        return _facts(pol, topics, ref, _with_replaced(ref, codes))
     texts = [t for t in (history or "").splitlines() if t.strip()] + ([scenario] if scenario else [])
     facts = merged(ref, texts, (pol["product"],), dt.date.fromisoformat(today) if today else dt.date.today())
     if facts.given and not PATIENT.search(asked_about or "") and (
@@ -95,7 +95,7 @@ def payer_policy(
              for o in unchecked]
     notes += [f"{name}: {f['text']} — not in my sources, so its requirements are not checked here."
               for f in pol.get("facts") or [] if f["topic"] == "basis"]
-    asked_facts = _also_asked(pol, [t for t in topics if t != "criteria"], codes, len(citations))
+    asked_facts = _also_asked(pol, [t for t in topics if t != "criteria"], ref, codes, len(citations))
     if asked_facts is not None:
         verdict += " " + asked_facts[0]
         citations += asked_facts[1]
@@ -243,18 +243,18 @@ def _with_replaced(ref: Reference, codes: Text) -> set[str]:
     return asked | {row.replaces for c in asked if (row := ref.any_code(c)) is not None and row.replaces}
 
 
-def _also_asked(pol: Mapping[str, Any], topics: list[str], codes: Text, offset: int) -> tuple[str, list] | None:
+def _also_asked(pol: Mapping[str, Any], topics: list[str], ref: Reference, codes: Text, offset: int) -> tuple[str, list] | None:
     """The policy facts asked beside a criteria check, as one bold sentence numbered after its citations."""
     if not topics:
         return None
     try:
-        found = _facts(pol, topics, _with_replaced(get_reference(None), codes), offset)
+        found = _facts(pol, topics, ref, _with_replaced(ref, codes), offset)
     except MissingDataError as exc:
         return str(exc), []
     return found.summary.split("\n\n")[0], found.citations
 
 
-def _facts(pol: Mapping[str, Any], topics: list[str], codes: set[str] = frozenset(), offset: int = 0) -> ToolResult:
+def _facts(pol: Mapping[str, Any], topics: list[str], ref: Reference, codes: set[str] = frozenset(), offset: int = 0) -> ToolResult:
     """The policy facts asked for, each in the policy's words; a fact about particular codes
     ("PA removed from 0537T-0540T") only when the question names one, and then instead of the
     general fact."""
@@ -266,7 +266,6 @@ def _facts(pol: Mapping[str, Any], topics: list[str], codes: set[str] = frozense
         raise MissingDataError(f"My sources do not give {asked} for this: {pol['name']}, the policy they hold, does not "
                                "say. Check the payer's portal or provider manual.", field="topic")
     lead = "; ".join(f"{r['text']} [{i}]" for i, r in enumerate(rows, offset + 1))
-    ref = get_reference(None)
     successors = [(c, row) for c in sorted(codes) if (row := ref.any_code(c)) is not None and row.replaces
                   and any(row.replaces in (r.get("codes") or []) and c not in (r.get("codes") or []) for r in about_codes)]
     lead += "".join(f" ({c} replaced {row.replaces} on {row.valid_from.isoformat()}; the policy names the old code)"
