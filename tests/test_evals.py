@@ -13,8 +13,8 @@ from index.corpus import load_corpus
 
 pytestmark = pytest.mark.slow
 
-# measured 2026-12-02 (third session) on the hybrid system over every evals/golden*.yaml file (627 cases:
-# the 298 of golden.yaml + golden_dos.yaml, plus 329 coder-style cases in golden_coder_codes.yaml,
+# measured 2026-12-02 (third session) on the hybrid system over every evals/golden*.yaml file (628 cases:
+# the 298 of golden.yaml + golden_dos.yaml, plus 330 coder-style cases in golden_coder_codes.yaml,
 # golden_coder_pa.yaml, golden_probe_dev.yaml, golden_current_dev.yaml, golden_coder_dev3.yaml,
 # golden_coder_dev4.yaml, golden_coder_dev5.yaml and golden_coder_heldout3.yaml, evals/REPORT.md): fact accuracy
 # 0.946 (dev 0.968, held-out 0.894), lead accuracy 0.977, harmful rate 0, hit@5 0.588, behaviour 0.989, citation
