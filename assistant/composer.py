@@ -27,7 +27,7 @@ from assistant.leads import code_row_answer, doc_sentence, drg_verdict, dx_answe
 from assistant.retrieval import Passage
 from assistant.tools.registry import get as get_calculator
 from index.corpus import configured_corpus
-from index.tables import all_table_rows, readable
+from index.tables import readable, row_at
 
 
 @dataclass
@@ -98,8 +98,7 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
     elif compared:  # "abecma vs carvykti target antigen": each product's own sentence leads
         sentences = [s for _b, s in compared] + [s for s in sentences if s.text not in {c.text for _b, c in compared}][:1]
     citations = [cite_sentence(s, i) for i, s in enumerate(sentences, 1)]
-    rows = {(r.doc_id, r.start, r.end): r for r in all_table_rows() if r.complete}
-    lines = [f"{shown(s, rows)} [{c.marker}]" for s, c in zip(sentences, citations, strict=True)]
+    lines = [f"{shown(s)} [{c.marker}]" for s, c in zip(sentences, citations, strict=True)]
     if lead is not None:
         lines[0] = f"{lead[1]} [1]"
         marker = 2
@@ -398,11 +397,12 @@ def uncovered_products(q: Question) -> list[str]:
     return [p for p in q.products if p not in covered]
 
 
-def shown(s: Sentence, rows: dict) -> str:
+def shown(s: Sentence) -> str:
     """How a quoted sentence reads in the answer: a table row as its header's names with the cells
     ("Denial: ...; Fix: ..."), not its glued extraction; the citation keeps the exact quote."""
-    row = rows.get((s.passage.doc_id, s.start, s.end))
-    return readable(row) if row is not None else one_line(s.text)
+    doc = configured_corpus().documents.get(s.passage.doc_id)
+    row = row_at(doc, s.start, s.end) if doc is not None else None
+    return readable(row) if row is not None and row.complete else one_line(s.text)
 
 
 def one_line(text: str) -> str:

@@ -572,6 +572,16 @@ def table_rows(doc: SourceDocument) -> list[TableRow]:
     return list(_cached_rows(doc))
 
 
+@lru_cache(maxsize=64)
+def _rows_by_span(doc: SourceDocument) -> dict[tuple[int, int], TableRow]:
+    return {(r.start, r.end): r for r in _cached_rows(doc)}
+
+
+def row_at(doc: SourceDocument, start: int, end: int) -> TableRow | None:
+    """The table row whose text is exactly doc.text[start:end], if there is one."""
+    return _rows_by_span(doc).get((start, end))
+
+
 def all_table_rows() -> list[TableRow]:
     """Every table row of the configured corpus (reloaded when a document changes)."""
     return [row for doc in configured_corpus().documents.values() for row in table_rows(doc)]
