@@ -383,9 +383,9 @@ def _kept_question(question: Question, previous: Question) -> dict | None:
 
 def _drug_codes_named(text: str, skip_taken_back: bool = False) -> set[str]:
     """The drug codes a text names by drug name (cytoxan → J9075, elrexfio → J1323) or by code."""
-    named = {code for name, code in load_reference().code_for_name().items()
-             for m in re.finditer(rf"(?<![a-z]){re.escape(name)}(?![a-z])", text, re.I)
-             if not (skip_taken_back and taken_back(text, m.start()))}
+    ref = load_reference()
+    by_name = ref.code_for_name()
+    named = {by_name[m.group(1).lower()] for m in ref.drug_mentions(text) if not (skip_taken_back and taken_back(text, m.start()))}
     return named | {c.upper() for c in re.findall(r"\b[JQ]\d{4}\b", text, re.I)}
 
 

@@ -251,6 +251,10 @@ class Reference:
         """Drug names people type ("flu", "cytoxan", "actemra") -> the HCPCS code billed for it."""
         return {name: c.code for c in self.hcpcs.values() for name in c.names}
 
+    def drug_mentions(self, text: str) -> list[re.Match[str]]:
+        """Every drug name of `code_for_name` in `text`, in order (group 1 is the name as typed)."""
+        return list(_names_pattern(tuple(self.code_for_name())).finditer(text))
+
     def codes_used(self) -> set[str]:
         """Every HCPCS code the reference data knows: what a default CMS import keeps."""
         return set(self.hcpcs) | {p.hcpcs for p in self.products if p.hcpcs}
@@ -454,3 +458,9 @@ def get_reference(reference: Reference | str | Path | None) -> Reference:
     if isinstance(reference, Reference):
         return reference
     return load_reference(reference)
+
+
+@lru_cache(maxsize=8)
+def _names_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    """Whole-word names, the longest first (so "fludara" is read before "flu")."""
+    return re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + r")\b", re.I)

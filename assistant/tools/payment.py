@@ -18,7 +18,7 @@ from typing import Annotated
 from assistant.core.dates import bare_year
 from assistant.core.quantities import parse_number
 from assistant.core.quarters import Quarter, QuarterError
-from assistant.core.reference import LimitSource, Reference, get_reference
+from assistant.core.reference import LimitRow, LimitSource, Reference, get_reference
 from assistant.tools._inputs import cents, fmt, money, to_date, to_int, to_text
 from assistant.tools.component import Calculator, IsoDate, Number, Plan, Text, Whole, ask, param
 from assistant.tools.errors import CalcError, MissingDataError, UnknownCodeError, UnknownQuarterError
@@ -137,12 +137,12 @@ def _why_coinsurance(ref: Reference, code: str, q: str, pct: Decimal, from_sourc
     lower = _latest_cms_coinsurance(ref, code)
     if lower is None:
         return f"**No CMS file on hand gives {code} a coinsurance percentage: {q} is figured at the 20% default.**"
-    row = next(s.rows[code] for s in ref.limit_sources(lower[0]) if code in s.rows)
+    row = _cms_row(ref, lower[0], code)
     return (f"**{code} coinsurance in the newest CMS file on hand ({lower[0]}) is {lower[1]}%: {_coins_reason(row, lower[1])}.** "
             f"No CMS file for {q} is on hand, so a {q} figure uses the 20% default until that quarter's file is imported.")
 
 
-def _coins_reason(row, pct: Decimal) -> str:
+def _coins_reason(row: LimitRow, pct: Decimal) -> str:
     if row.notes:
         return f"the CMS payment limit file marks it \"{row.notes}\"" + (" (not the usual 20%)" if pct < 20 else "")
     return "the percentage the CMS payment limit file gives"
@@ -344,13 +344,17 @@ def _figure_lead(figure: str, code: str, quarter: str, pct: Decimal, m: dict[str
             f"{money(m['medicare_after_sequestration'])} after 2% sequestration.**")
 
 
+def _cms_row(ref: Reference, quarter: str, code: str) -> LimitRow | None:
+    """`code`'s row in the CMS payment limit file of `quarter`, if that file is loaded and has it."""
+    return next((s.rows[code] for s in ref.limit_sources(quarter) if s.kind == "cms-file" and code in s.rows), None)
+
+
 def _latest_cms_coinsurance(ref: Reference, code: str) -> tuple[str, Decimal] | None:
     """The newest CMS quarter's coinsurance percentage for `code`, if any is loaded."""
     for quarter in reversed(ref.quarters()):
-        for src in ref.limit_sources(quarter):
-            row = src.rows.get(code)
-            if src.kind == "cms-file" and row is not None and row.coinsurance_pct is not None:
-                return quarter, row.coinsurance_pct
+        row = _cms_row(ref, quarter, code)
+        if row is not None and row.coinsurance_pct is not None:
+            return quarter, row.coinsurance_pct
     return None
 
 
@@ -390,7 +394,7 @@ def _quarter_of_pct(p: Planning, extra: dict) -> dict:
         return {}
     typed = Decimal(m.group(1))
     for q in reversed(p.ref.cms_quarters()):
-        row = next((s.rows[codes[0]] for s in p.ref.limit_sources(q) if codes[0] in s.rows), None)
+        row = _cms_row(p.ref, q, codes[0])
         if row is not None and row.coinsurance_pct is not None and row.coinsurance_pct == typed:
             return {"quarter": q}
     return {}

@@ -44,10 +44,6 @@ DAY_LIST = re.compile(r"\bdays?\s*(-?\d{1,2}(?:\s*(?:,|and)\s*-?\d{1,2})+)\b", r
 
 
 @lru_cache(maxsize=8)
-def _names_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + r")\b", re.I)
-
-
 @lru_cache(maxsize=8)
 def _amounts_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
     """A drug name (or a J-code) followed by its own mg or mg/m²: "cy 1,200 mg", "J9185 60mg", "flu 30 mg/m2"."""
@@ -156,9 +152,8 @@ class Planning:
     def drug_code(self) -> str | None:
         """The J/Q code the question is about: a code it names, else the code billed on the date
         of service for a drug name it uses ("cytoxan" in 2023: J9070; in 2025: J9075)."""
-        by_name = self.ref.code_for_name()
-        drug = next((m for m in _names_pattern(tuple(by_name)).finditer(self.text) if not taken_back(self.text, m.start())),
-                    None) if by_name else None  # "scratch the tecvayli, it was elrexfio"
+        drug = next((m for m in self.ref.drug_mentions(self.text) if not taken_back(self.text, m.start())),
+                    None)  # "scratch the tecvayli, it was elrexfio"
         for code in self.q.codes:
             if self.ref.code(code.upper()) is not None and (not code.upper().startswith("Q") or not drug):
                 return code.upper()
