@@ -253,3 +253,30 @@ def test_entry_points_stop_with_the_message_and_status_2(argv):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr == "Configuration error: CART_LLM_TIMEOUT='abc' is not a number (seconds, > 0)\n"
     assert "Traceback" not in proc.stdout + proc.stderr and "Serving on" not in proc.stdout
+
+
+def test_gradio_queue_does_not_rebuild_its_event_summary_after_every_event():
+    """The queue's per-event pandas summary (a monitoring page the app does not serve) is off:
+    a real Gradio queue created after `assistant.config` is imported returns its cached summary
+    without building a DataFrame, and keeps at most 1,000 events."""
+    code = """
+import assistant.config
+import gradio as gr
+from gradio.queueing import Queue
+built = []
+Queue._get_df = staticmethod(lambda records: built.append(len(records)))
+demo = gr.Blocks().queue()
+q = demo._queue
+records = [{"time": 0.0, "status": "success", "process_time": 0.01, "function": "ask", "session_hash": "s"}] * 50
+for _ in range(5):
+    q.events_recorded += 1
+    q.compute_analytics_summary(records)
+print(built, q.ANALYTICS_MAX_EVENTS)
+"""
+    env = subprocess_env()
+    for name in ("GRADIO_ANALYTICS_CACHE_FREQUENCY", "GRADIO_ANALYTICS_MAX_EVENTS"):
+        env.pop(name, None)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["[]", "1000"]
