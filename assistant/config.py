@@ -33,7 +33,7 @@ for _key, _value in {
     "GRADIO_RUN_HISTORY": "False",  # no questions and answers left in the browser (app.py also says so)
     # Gradio's queue rebuilds a pandas summary of its last 10,000 events after every event, for a
     # monitoring page this app does not serve: 2.5 ms of app-process CPU an event at start, 10 ms
-    # once 10,000 events are kept (benchmarks/README "Load"). Never recomputed; 1,000 events kept.
+    # once 10,000 events are kept (README "Load"). Never recomputed; 1,000 events kept.
     "GRADIO_ANALYTICS_CACHE_FREQUENCY": "1000000000",
     "GRADIO_ANALYTICS_MAX_EVENTS": "1000",
     "ANONYMIZED_TELEMETRY": "False",

@@ -44,7 +44,6 @@ DAY_LIST = re.compile(r"\bdays?\s*(-?\d{1,2}(?:\s*(?:,|and)\s*-?\d{1,2})+)\b", r
 
 
 @lru_cache(maxsize=8)
-@lru_cache(maxsize=8)
 def _amounts_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
     """A drug name (or a J-code) followed by its own mg or mg/m²: "cy 1,200 mg", "J9185 60mg", "flu 30 mg/m2"."""
     alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
