@@ -83,7 +83,10 @@ OFF_TOPIC = re.compile(
     r"write (?:me )?(?:a|an) (?:essay|story|poem)|capital of|who won|horoscope|python|javascript|"
     r"write (?:me )?(?:some )?(?:code|a script|a program)|sort a list)\b", re.I)
 TREATMENT_DECISION = re.compile(
-    r"\b(?:should (?:i|we|my|the patient|she|he)|which (?:product|therapy|car-?t) is better|"
+    # "should we bill 0540T", "should i use 38228 or 0540T": a billing question, not a treatment choice
+    r"\b(?:should (?:i|we|my|the patient|she|he)(?!\s+(?:still\s+|also\s+|just\s+)?(?:bill|code|report|submit|append|add|put|include|"
+    r"file|send|fax|attach|list|enter|charge|expect|get paid|"
+    r"use\s+(?:the\s+)?(?:[A-Z]?\d{4,5}[A-Z]?\b|\w+\s+code|modifier|JW|JZ|code|rev)))|which (?:product|therapy|car-?t) is better|"
     r"is (?:it|\w+) safe for|recommend(?:ed)? (?:a|the)? ?(?:treatment|therapy)|"
     r"best (?:treatment|therapy|option)|which (?:one |product |therapy |car-?t )?(?:is|would be|'s) (?:better|best)|"
     r"better (?:pick|choice|option|fit) for|would \w+ be (?:the |a )?better|\bis \w+ better than\b|"
@@ -180,8 +183,9 @@ def _vials(text: str) -> tuple[tuple[int, float], ...]:
     rest = _OPENED_LIST.sub(" ", rest)
     counted += [(0, _num(m.group(1) or m.group(2))) for m in _VIAL_NAMED_FIRST.finditer(rest)]
     rest = _VIAL_NAMED_FIRST.sub(" ", rest)
-    counted += [(1, _num(m.group(1) or m.group(2))) for m in _OPENED.finditer(rest)]  # "600 mg opened"
-    rest = _OPENED.sub(" ", rest)
+    # "600 mg opened"; not the given amount before it ("gave 680mg opened 800mg": 800 was opened)
+    counted += [(1, _num(m.group(1) or m.group(2))) for m in _OPENED.finditer(_GIVEN.sub(" ", rest))]
+    rest = _OPENED.sub(" ", _GIVEN.sub(" ", rest))
     sizes = [(0, _num(n)) for m in _VIAL_SIZES.finditer(rest) for n in re.findall(_NUM, m.group(0))]
     return tuple(dict.fromkeys(counted + sizes))
 

@@ -422,7 +422,7 @@ def test_function_tools_schemas_and_call():
     tools = {t.metadata.name: t for t in function_tools()}
     assert set(tools) == set(TOOLS) == {"bsa", "dose_units", "lymphodepletion_plan", "cell_dose",
                                         "tocilizumab_dose", "payment", "ndc", "code_on_date", "rule_on_date",
-                                        "payer_policy", "payment_change"}
+                                        "payer_policy", "payment_change", "label_check"}
     schema = tools["bsa"].metadata.get_parameters_dict()
     assert schema["required"] == ["height", "weight"] and schema["properties"]["height"]["type"] == "number"
     assert tools["dose_units"].metadata.get_parameters_dict()["properties"]["vial_sizes"]["anyOf"][0]["type"] == "array"

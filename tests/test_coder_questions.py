@@ -888,3 +888,42 @@ def test_round_5_follow_ups(engine, turns, start, has, has_not):
         a = ask(engine, text, conv)
     first = lead(a)
     assert first.startswith(start) and all(h in first for h in has) and not any(h in first for h in has_not), first
+
+
+# --- round 6: a patient against the FDA label, a code not to bill, waste opened vs given -------------
+
+@pytest.mark.parametrize("question, starts", [
+    ("carvykti 58M 1 prior line VRd, len refractory - on label?", "**Yes, on label"),
+    ("tecartus 16yo B-ALL relapsed - on label?", "**No, not on label for Tecartus"),
+    ("carvykti for 62M MM, 2 prior lines DRd then KPd, not len refractory - fda approved?", "**No, not on label for Carvykti"),
+    ("tecartus MCL 67M after ibrutinib, relapsed - on label?", "**Yes, on label"),
+])
+def test_a_patient_is_checked_against_the_products_fda_indications(engine, question, starts):
+    a = ask(engine, question)
+    assert [c.name for c in a.tool_calls] == ["label_check"] and lead(a).startswith(starts)
+
+
+def test_a_product_switch_in_a_payer_thread_without_that_payers_policy_checks_the_label(engine):
+    conv = Conversation()
+    ask(engine, "centene pt 66F RRMM, 1 prior line DRd, len refractory, M-spike 0.8 g/dL last wk, heme/onc - meets abecma criteria?", conv)
+    a = ask(engine, "and carvykti for her", conv)
+    assert lead(a).startswith("**No, not on label for Carvykti") and "missing: a proteasome inhibitor" in lead(a)
+
+
+@pytest.mark.parametrize("question, needle", [
+    ("is 0541T a car-t code i should bill", "**0541T is not on record as a CAR-T code"),
+    ("can i bill 0537T for apheresis", "**38225**"),
+    ("should we use 38228 or 0540T for dos 2/1/25", "**38228**"),
+])
+def test_whether_to_bill_a_named_code_is_answered_by_the_code_in_force(engine, question, needle):
+    a = ask(engine, question)
+    assert a.kind is not AnswerKind.REFUSAL and lead(a).startswith(needle)
+
+
+def test_the_amount_given_is_not_read_as_the_amount_opened(engine):
+    assert "**J3262-JW: 120 unit(s)**" in lead(ask(engine, "J3262 gave 680mg opened 800mg what are the JW units"))
+
+
+def test_a_code_not_yet_created_on_the_dos_is_said_first(engine):
+    first = lead(ask(engine, "elrexfio 76mg dos 3/1/24 units and medicare allowable"))
+    assert first.startswith("**J1323 is not valid for DOS 2024-03-01")

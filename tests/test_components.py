@@ -20,7 +20,7 @@ CALCULATORS = registry.calculators()
 
 
 def test_the_calculators_are_found_in_router_order():
-    assert [c.name for c in CALCULATORS] == ["payer_policy", "ndc", "rule_on_date", "tocilizumab_dose", "lymphodepletion_plan",
+    assert [c.name for c in CALCULATORS] == ["payer_policy", "label_check", "ndc", "rule_on_date", "tocilizumab_dose", "lymphodepletion_plan",
                                              "cell_dose", "code_on_date", "dose_units", "bsa", "payment_change", "payment"]
 
 

@@ -87,7 +87,7 @@ def test_calculator_tools_on_the_wire_valid_and_invalid_arguments(retriever, stu
     first, second = stub.requests
     schemas = {t["function"]["name"]: t["function"]["parameters"] for t in first["tools"]}
     assert set(schemas) == {"bsa", "dose_units", "lymphodepletion_plan", "cell_dose", "tocilizumab_dose",
-                            "payment", "ndc", "code_on_date", "rule_on_date", "payer_policy", "payment_change"}
+                            "payment", "ndc", "code_on_date", "rule_on_date", "payer_policy", "payment_change", "label_check"}
     assert all(p.get("description") for s in schemas.values() for p in s["properties"].values())
     assert schemas["bsa"]["properties"]["height"]["description"] == "Height (cm unless height_unit='in')"
     reply = next(m for m in second["messages"] if m["role"] == "tool")

@@ -199,6 +199,7 @@ class Reference:
     conflicts: tuple[Mapping[str, Any], ...] = ()
     rules: tuple[Mapping[str, Any], ...] = ()   # rules that changed on a date (rules.yaml)
     policies: tuple[Mapping[str, Any], ...] = ()  # payer policies as checkable criteria (policies.yaml)
+    labels: tuple[Mapping[str, Any], ...] = ()    # FDA-approved indications as checkable criteria (policies.yaml)
     drug_classes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # class -> names (policies.yaml)
     generic_names: frozenset[str] = frozenset()  # class words ("car-t", "bcma"): a prior therapy only when said so
     class_names: Mapping[str, str] = field(default_factory=dict)
@@ -278,6 +279,10 @@ class Reference:
     def policy(self, payer: str, product: str) -> Mapping[str, Any] | None:
         """The payer's coverage policy for the product, when the corpus holds one."""
         return next((p for p in self.policies if p.get("payer") == payer and p.get("product") == product), None)
+
+    def label(self, product: str) -> Mapping[str, Any] | None:
+        """The product's FDA-approved indications as checkable criteria, when reference data has them."""
+        return next((x for x in self.labels if x.get("product") == product), None)
 
     def cms_quarters(self) -> list[str]:
         """Quarters with an imported CMS payment limit file, oldest first."""
@@ -417,6 +422,7 @@ def _load(ref_dir: str, _signature: tuple) -> Reference:
         conflicts=tuple(_read_yaml(path / "conflicts.yaml").get("conflicts") or ()),
         rules=tuple(_read_yaml(path / "rules.yaml").get("rules") or ()),
         policies=tuple(policies.get("policies") or ()),
+        labels=tuple(policies.get("labels") or ()),
         drug_classes={str(k): tuple(str(n).lower() for n in v or ()) for k, v in (policies.get("drug_classes") or {}).items()},
         generic_names=frozenset(str(n).lower() for n in policies.get("generic_names") or ()),
         class_names={str(k): str(v) for k, v in (policies.get("class_names") or {}).items()},

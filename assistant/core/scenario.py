@@ -42,6 +42,7 @@ _ABSENT_AFTER = re.compile(r"[\s:/-]*(?:(?:hx|history|involvement|disease|dz|w/?
                            r"(?:negative|neg\b|none\b|clear\b|not involved|not present|ruled out|absent|-ve\b|\(-\))", re.I)
 # a class word with the member's exposure after it: "BCMA-exposed", "car-t experienced"
 _EXPOSED_AFTER = re.compile(r"[\s-]*(?:exposed|refractory|experienced|treated|pretreated|(?:clinical\s+)?trial)\b", re.I)
+_REFRACTORY_AFTER = re.compile(r"[\s-]*(?:refractory|refract|ref|refr|sensitive)\b", re.I)
 _NEGATED_VERB = re.compile(r"^\s*(?:(?:had|got|gotten|received|been|on|given|any|prior|previous|hx|history|of)\b\s*)+", re.I)
 _REASSERT = re.compile(r"\b(?:had|has|got|received|s/p|post|on|then|after|incl\w*|with|w/|but)\b", re.I)
 # a requested product counts as a prior therapy only when the words just before say so ("s/p abecma")
@@ -57,6 +58,11 @@ _FLAGS = {
                    re.compile(r"\b(?:PCP|primary care|internal med\w*|internist|family (?:med\w*|doc\w*|practice))\b", re.I)),
     "cns": (re.compile(r"\b(?:CNS|central nervous system|seizures?|epilep\w*|stroke|CVA|dementia|parkinson\w*|aphasia|paresis|psychosis|"
                        r"brain (?:injur\w*|mets?|metastas\w*)|cerebellar|leptomening\w*)\b", re.I), None),
+    # refractory to lenalidomide (the Carvykti CARTITUDE-4 indication): "len-refractory", "progressed on len maint"
+    "len_refractory": (re.compile(r"\b(?:len(?:alidomide)?|revlimid|rev|R)[\s-]*(?:refractory|refract|ref|refr)\b|"
+                                  r"\brefractory to (?:len(?:alidomide)?|revlimid)\b|"
+                                  r"\bprogress\w* (?:on|while on|during|thru|through) (?:len(?:alidomide)?|revlimid)\b", re.I),
+                       re.compile(r"\b(?:len(?:alidomide)?|revlimid)[\s-]*(?:sensitive|naive|na[iï]ve)\b", re.I)),
     "concurrent_cart": (re.compile(r"\b(?:concurrent(?:ly)?|same time|together with)\b[^.;]{0,40}\b(?:car-?\s?t|breyanzi|carvykti|kymriah|"
                                    r"tecartus|yescarta)\b", re.I), None),
 }
@@ -100,6 +106,28 @@ _OTHER_FINDINGS = {
 }
 
 
+# The disease a question names; a myeloma drug or regimen named implies myeloma.
+DISEASES = {"mm": "multiple myeloma", "mcl": "mantle cell lymphoma", "ball": "B-cell precursor ALL",
+            "lbcl": "large B-cell lymphoma", "fl": "follicular lymphoma", "cll": "CLL/SLL"}
+_DISEASE = [
+    ("mm", re.compile(r"\b(?:R/?R\s*)?MM\b|\bRRMM\b|\bNDMM\b|myeloma|\bIg[GAD]\s*(?:kappa|lambda|κ|λ)", re.I)),
+    ("mcl", re.compile(r"\bMCL\b|mantle[\s-]cell|\bmantle\b", re.I)),
+    ("ball", re.compile(r"\bB-?ALL\b|\bB-cell (?:precursor )?ALL\b|lymphoblastic|(?-i:\bALL\b)", re.I)),
+    ("lbcl", re.compile(r"\bD?LBCL\b|large B-?cell", re.I)),
+    ("fl", re.compile(r"(?-i:\bFL\b)|follicular", re.I)),
+    ("cll", re.compile(r"\bCLL\b|\bSLL\b|chronic lymphocytic", re.I)),
+]
+_MYELOMA_CLASSES = frozenset({"imid", "pi", "anti_cd38", "anti_bcma"})
+
+
+def _disease(text: str, classes: set[str]) -> tuple[str | None, str]:
+    """The disease named first in the text, with its words; myeloma when only myeloma drugs are named."""
+    found = min(((m.start(), key, m.group(0)) for key, rx in _DISEASE if (m := rx.search(text))), default=None)
+    if found is not None:
+        return found[1], found[2]
+    return ("mm", "myeloma therapies named") if classes & _MYELOMA_CLASSES else (None, "")
+
+
 @dataclass(frozen=True)
 class Scenario:
     """The facts a question gives about one patient; None = not stated."""
@@ -114,6 +142,12 @@ class Scenario:
     dose_cells: int | None = None
     lines_counted: bool = False               # prior_lines counted from a listed sequence (not a number typed)
     other: tuple[str, ...] = ()               # findings no criterion may test (ECOG, dialysis ...), as typed
+    disease: str | None = None                # a DISEASES key: the disease named (or implied by myeloma drugs)
+    regimens_listed: int = 0                  # regimens listed as lines ("1 prior line DRd": 1): all lines named when >= prior_lines
+
+    def lines_all_named(self) -> bool:
+        """Every prior line is named by its regimen ("1 prior line DRd"), so a class none of them has was not had."""
+        return self.prior_lines is not None and 0 < self.prior_lines <= self.regimens_listed
 
     @property
     def facts(self) -> int:
@@ -131,6 +165,8 @@ class Scenario:
         """The facts read, in words, so the user sees what the verdict rests on."""
         names = class_names or {}
         out = [f"age {self.age}"] if self.age is not None else []
+        if self.disease is not None:
+            out.append(DISEASES.get(self.disease, self.disease))
         if self.prior_lines is not None:
             out.append(f"{self.prior_lines} prior line{'s' if self.prior_lines != 1 else ''}"
                        + (" (counted from the regimens listed: induction, transplant and maintenance count as one line)"
@@ -139,7 +175,7 @@ class Scenario:
             out.append("prior " + ", ".join(self.prior_drugs))
         if self.classes:
             out.append("prior classes: " + ", ".join(names.get(c, c) for c in sorted(self.classes)))
-        out += [f"no prior {names.get(c, c)}" for c in sorted(self.ruled_out)]
+        out += [f"no prior {re.sub(r'^an? ', '', names.get(c, c))}" for c in sorted(self.ruled_out)]
         out += [f"{k.replace('_', ' ')}: {'yes' if v else 'no'}" + (f" (“{self.said[k]}”)" if k in self.said else "")
                 for k, v in self.flags.items()]
         out += [f"{k.replace('_', ' ')}: not shown ({v})" for k, v in self.said.items() if k not in self.flags]
@@ -174,7 +210,9 @@ def read_scenario(text: str, ref: Reference, requested: tuple[str, ...] = (), to
     if "diagnosis_rrmm" not in flags and lines:
         # a member who had a line of therapy and is treated again has relapsed or refractory disease
         flags["diagnosis_rrmm"], said["diagnosis_rrmm"] = True, f"{lines} prior line{'s' if lines != 1 else ''}, treated again"
-    return Scenario(age=_age(text, today), prior_lines=lines, lines_counted=counted, prior_drugs=tuple(drugs),
+    disease, _words = _disease(text, classes - ruled_out)
+    return Scenario(age=_age(text, today), prior_lines=lines, lines_counted=counted, prior_drugs=tuple(drugs), disease=disease,
+                    regimens_listed=_counted_lines(text) or 0,
                     classes=frozenset(classes - ruled_out), ruled_out=frozenset(ruled_out), flags=flags, said=said,
                     dose_cells=dose_cells_in(text),
                     other=tuple(m.group(0) for rx in _OTHER_FINDINGS.values() if (m := rx.search(text))))
@@ -308,7 +346,8 @@ def _therapies(text: str, ref: Reference, requested: tuple[str, ...]) -> tuple[l
                 if _is_requested(name, requested_names) and not prior_mention(text, m.start()):
                     continue  # "does she qualify for abecma": the request, not a prior therapy
                 if _negated(text, m.start(), ref) or _NAIVE_AFTER.match(text, m.end()):
-                    ruled_out.add(cls)
+                    if not _REFRACTORY_AFTER.match(text, m.end()):  # "not len refractory" says nothing against having had len
+                        ruled_out.add(cls)
                     continue
                 if name in ref.generic_names and not (prior_mention(text, m.start()) or _EXPOSED_AFTER.match(text, m.end())):
                     continue  # "which codes need auth, do the car-t admin cpts": the topic, not the member's history

@@ -53,7 +53,8 @@ def code_on_date(
     else:
         when = ("a discharge" if event == "discharge" else "a date of service") + (
             f" in {period}" if period else f" {'on' if event == 'discharge' else 'of'} {day.isoformat()}")
-    lead = _lead(asked, valid, family, day, when) + _descriptor_change(asked, day)
+    lead = (_unverified_lead(ref, asked, day, when) if asked is not None and asked.status == "unverified"
+            else _lead(asked, valid, family, day, when) + _descriptor_change(asked, day))
     if asked is not None and asked.system == "ICD-10-CM" and asked.note:
         lead += f" **{asked.note}**"  # the guide's description of this code is wrong: the correction leads
     rows = [{"code": c.code, "system": c.system, "descriptor": c.descriptor_on(day),
@@ -139,6 +140,15 @@ def _lead(asked: Code | None, valid: list[Code], family: list[Code], day: date, 
     return text + "."
 
 
+def _unverified_lead(ref: Reference, asked: Code, day: date, when: str) -> str:
+    """'is 0541T a car-t code i should bill': a code the guides use that the code sets do not
+    list among the CAR-T codes is said not to be one, with the CAR-T codes in force instead."""
+    cart = sorted(c.code for c in ref.cpt.values() if c.status == "active" and "CAR-T" in c.descriptor and c.in_force(day))
+    return (f"**{asked.code} is not on record as a CAR-T code: do not bill it for a CAR-T service without verifying it.** "
+            f"{asked.note or asked.descriptor}"
+            + (f" The CAR-T service codes in force for {when}: {', '.join(cart)}." if cart else ""))
+
+
 def _descriptor_change(code: Code | None, day: date) -> str:
     """' The descriptor reads "...510 MILLION..." from 2024Q3.' for a code whose CMS descriptor changed."""
     if code is None or len({text for _, text in code.dosages}) < 2:
@@ -178,6 +188,10 @@ _COMPARED = re.compile(r"\bvs\.?\b|versus|\bdiff(?:erence)?\b|\bchange[ds]?\b|\b
 _DISCHARGE_WORD = re.compile(r"\bdischarg\w*|\bd/?c\b|\bdc'?d\b", re.I)
 _SERVICE_WORD = re.compile(r"\bDOS\b|\bclaims?\b|\bdates? of service\b", re.I)
 _STILL = re.compile(r"\bstill\b|\bcurrent(?:ly)?\b|\bnow\b|\btoday\b|\bvalid\b|\bretired\b|\bdeleted\b", re.I)
+# "can i bill 0537T", "is 0541T a car-t code i should bill", "0540T ok to bill?": whether to bill the named code
+_BILL_IT = re.compile(r"\b(?:can|could|should|do|may|shall)\s+(?:i|we|you)\s+(?:still\s+)?(?:bill|use|report|code)\b|"
+                      r"\b(?:ok|okay|fine|right|correct|allowed|good)\s+(?:to\s+)?(?:bill|use|report)\b|\bbillable\b|"
+                      r"\bshould\s+(?:i|we)\s+bill\b|\bi\s+should\s+bill\b|\ba\s+car-?t\s+code\b", re.I)
 _DESCRIPTOR = re.compile(r"descriptor|description|\bdesc\b|\bcells?\b|million|\b460\b|\b510\b", re.I)
 # the CAR-T service a CPT question names -> the CPT code of that service (the code set's own order)
 _SERVICES = [
@@ -294,10 +308,11 @@ def _asked_code(p: Planning, dated: bool) -> str | None:
     misdescribed = [c for c in p.q.codes if (row := p.ref.icd10cm.get(c.upper())) is not None and row.note]
     if misdescribed:
         return misdescribed[0]
-    named = [c for c in p.q.codes if (row := p.ref.any_code(c)) is not None and _has_history(p.ref, row)]
+    named = [c for c in p.q.codes if (row := p.ref.any_code(c)) is not None
+             and (_has_history(p.ref, row) or row.status == "unverified" and _BILL_IT.search(p.text))]
     # "0540T for the infusion ... and the thaw/prep of the cells that day?": the service the thread asks last
     later = _service_after(p.text, named[0]) if named and p.q.follows else None
-    if named and (later or dated or _STILL.search(p.text) or _COMPARED.search(p.text)):
+    if named and (later or dated or _STILL.search(p.text) or _COMPARED.search(p.text) or _BILL_IT.search(p.text)):
         return later or named[0]  # "38225 vs 38206 for car-t collection": the code with a history, for today
     descriptor = re.search(r"descriptor|description|\bdesc\b", p.text, re.I)
     # (a Q-code named alone is its product's question; its descriptor asked, the CMS file's words: "Q2053 descriptor")

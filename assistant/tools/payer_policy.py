@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 from assistant.core.reference import Reference, get_reference
-from assistant.core.scenario import Scenario, read_scenario
+from assistant.core.scenario import DISEASES, Scenario, read_scenario
 from assistant.tools.component import Calculator, IsoDate, Plan, Text, call, param
 from assistant.tools.errors import CalcError, MissingDataError
 from assistant.tools.planning import PATIENT, Planning
@@ -28,7 +28,7 @@ from assistant.tools.result import ToolResult, cite
 TOPICS = ("criteria", "duration", "fax", "documentation", "pa_required", "outpatient", "redose", "review", "basis", "tocilizumab",
           "dates", "lines", "dose")
 MET, FAILED, UNKNOWN = "met", "not met", "not stated"
-_MARK = {MET: "✓", FAILED: "✗", UNKNOWN: "?"}
+MARK = {MET: "✓", FAILED: "✗", UNKNOWN: "?"}
 
 
 def payer_policy(
@@ -69,7 +69,7 @@ def payer_policy(
         facts = Scenario()
     rows = [(c, check(c["check"], facts)) for c in pol["criteria"]]
     citations = [cite(f"doc:{doc}", pol.get("criteria_section", ""), c["quote"]) for c in pol["criteria"]]
-    lines = [(f"- {_MARK[state]} {c['n']}. {c['text']}{_why(c, state, facts, ref)} [{i}]" if facts.given
+    lines = [(f"- {MARK[state]} {c['n']}. {c['text']}{why(c, state, facts, ref)} [{i}]" if facts.given
               else f"- {c['n']}. {c['text']} [{i}]") for i, (c, state) in enumerate(rows, 1)]
     failed = [c for c, s in rows if s == FAILED]
     unknown = [c for c, s in rows if s == UNKNOWN]
@@ -127,7 +127,7 @@ def _asked_criterion(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any],
     decided = [(c, state) for c, state in rows if state != UNKNOWN]
     if facts.facts == 1 and len(decided) == 1 and decided[0][1] == MET:
         c = decided[0][0]
-        return (f"**{pol['name']}, criterion {c['n']} ({c['short']}): met{_why(c, MET, facts, ref)}.** "
+        return (f"**{pol['name']}, criterion {c['n']} ({c['short']}): met{why(c, MET, facts, ref)}.** "
                 "The question gives no other fact about the member. ")
     clause = re.split(r"[.;!?]\s+|\s[-–—]\s", asked.strip(" ?"))[-1]
     if not (facts.given and _ASKS_ONE.search(clause)) or (focus := _focus(pol, clause)) is None:
@@ -135,7 +135,7 @@ def _asked_criterion(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any],
     state = next(st for c, st in rows if c is focus)
     if state == UNKNOWN:
         return ""
-    return f"**{pol['name']}, criterion {focus['n']} ({focus['short']}): {state}{_why(focus, state, facts, ref)}.** "
+    return f"**{pol['name']}, criterion {focus['n']} ({focus['short']}): {state}{why(focus, state, facts, ref)}.** "
 
 
 def _verdict(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any], str]], facts: Scenario, ref: Reference) -> str:
@@ -147,7 +147,7 @@ def _verdict(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any], str]], 
         return f"**{name}: the member must meet all of these criteria** ({pol.get('criteria_section', '')}):"
     if failed:
         first = failed[0]
-        text = f"**Does not meet {name}: criterion {first['n']} ({first['short']}){_why(first, FAILED, facts, ref)}.**"
+        text = f"**Does not meet {name}: criterion {first['n']} ({first['short']}){why(first, FAILED, facts, ref)}.**"
         if len(failed) > 1:
             text += " Also not met: " + "; ".join(f"{c['n']} ({c['short']})" for c in failed[1:]) + "."
         return text
@@ -317,7 +317,8 @@ def merged(ref: Reference, texts: list[str], requested: tuple[str, ...], today: 
                        dose_cells=new.dose_cells if new.dose_cells is not None else out.dose_cells,
                        lines_counted=(new.lines_counted if new.prior_lines is not None and not (new.lines_counted and out.prior_lines)
                                       else out.lines_counted),
-                       other=tuple(dict.fromkeys(out.other + new.other)))
+                       other=tuple(dict.fromkeys(out.other + new.other)), disease=new.disease or out.disease,
+                       regimens_listed=new.regimens_listed or out.regimens_listed)
     return out
 
 
@@ -352,11 +353,14 @@ def check(rule: Mapping[str, Any], s: Scenario) -> str:
         return FAILED if set(rule["all"]) & s.ruled_out else UNKNOWN
     if "absent" in rule:
         return FAILED if fact in s.classes else MET if fact in s.ruled_out else UNKNOWN
+    if "is" in rule:  # {fact: disease, is: mm}
+        value = getattr(s, fact)
+        return UNKNOWN if value is None else MET if value == rule["is"] else FAILED
     value = s.flags.get(fact)
     return UNKNOWN if value is None else MET if value == rule["present"] else FAILED
 
 
-def _why(c: Mapping[str, Any], state: str, s: Scenario, ref: Reference) -> str:
+def why(c: Mapping[str, Any], state: str, s: Scenario, ref: Reference) -> str:
     """What the scenario says about a criterion, in a few words (empty when it says nothing)."""
     rule = c["check"]
     fact = rule["fact"]
@@ -366,11 +370,14 @@ def _why(c: Mapping[str, Any], state: str, s: Scenario, ref: Reference) -> str:
                "prior_lines": lambda: f" — {s.prior_lines} prior line{'s' if s.prior_lines != 1 else ''}",
                "dose_cells": lambda: (f" — {s.dose_cells / 1e6:g} × 10^6 cells {'is within' if state == MET else 'is over'} "
                                       f"{rule['max'] / 1e6:g} × 10^6")}
+    figures["disease"] = lambda: f" — {DISEASES.get(s.disease, s.disease)}"
     if fact in figures:
         return figures[fact]()
     if fact == "classes":
         missing = [ref.class_names.get(k, k) for k in rule["all"] if k not in s.classes]
-        return " — all three had" if not missing else " — no " + ", no ".join(missing) + " stated"
+        if not missing:
+            return " — all three had" if len(rule["all"]) == 3 else " — both had" if len(rule["all"]) == 2 else " — had"
+        return " — missing: " + ", ".join(missing)
     if "absent" in rule:
         names = [d for d in s.prior_drugs if d.lower() in ref.drug_classes.get(fact, ())]
         had = ", ".join(names) or ref.class_names.get(fact, fact)
@@ -455,8 +462,9 @@ def _plan(p: Planning) -> Plan | None:
     # a patient described to a payer ("cpct pt, 3rd line, len/bort/dara, never had car-t - abecma ok?") is a criteria check
     other_intents = set(p.q.intents) - {"policy"}
     pol = p.ref.policy(payers[0], product)
-    if pol is not None and _replaced(pol, p):
-        return None  # the checkable record is of a revision another one replaces: the passages of that one answer
+    if (pol is None and p.ref.label(product) is not None and (in_thread or facts.given)  # label_check answers, saying so
+            or pol is not None and _replaced(pol, p)):  # a replaced revision's record: the passages of the new one answer
+        return None
     focused = pol is not None and _focus(pol, p.text) is not None  # "is there an age max for abecma with centene"
     if not topics and not _CRITERIA.search(p.text) and not in_thread and not focused and not (
             facts.facts >= 2 or facts.given and (_ASKS.search(p.text) or not other_intents)):

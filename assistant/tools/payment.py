@@ -176,6 +176,9 @@ def _pick_quarter(ref: Reference, code: str, quarter: str | None, service: date 
     if asked in with_code:
         return _Pick(asked, f"the date of service {service.isoformat()} falls in {asked}")
     if Quarter.parse(asked) < Quarter.parse(with_code[0]):
+        if asked in available:  # the file is on hand and does not list the code: it did not exist yet
+            raise UnknownCodeError(f"{code} is not in the {asked} payment limit file (date of service {service.isoformat()}): "
+                                   f"it is listed from {with_code[0]} on, so it has no {asked} limit.", field="dos")
         raise UnknownQuarterError(f"No payment limit for {code} is on hand for {asked} (date of service "
                                   f"{service.isoformat()}): the oldest quarter on hand is {with_code[0]}.", field="dos")
     if Quarter.parse(asked) > Quarter.parse(with_code[-1]):

@@ -260,8 +260,12 @@ def _code_on_date(ref: Reference, line: _Line, day: date, sizes: list[Decimal], 
         why = (f"⚠ {line.code} did not exist on {day.isoformat()}: it is in force from "
                f"{row.valid_from.isoformat() if row.valid_from else 'later'} ({row.validity_cite}).")
         verb = f"{line.code} is not valid before {row.valid_from.isoformat() if row.valid_from else 'then'} — bill"
-    if other is None:
-        return line.summary(), [why], []
+    if other is None:  # no code of the drug in force then: the units of this code are not what to bill
+        summary = (f"**{line.code} is not valid for DOS {day.isoformat()}" + (
+            f": it is in force from {row.valid_from.isoformat()}" if row.valid_from and day < row.valid_from else "")
+            + f"; my reference data has no {row.drug or 'other'} code in force on that date.** "
+            f"{line.code} basis ({fmt(line.size)} mg), for comparison only: {line.per_day}")
+        return summary, [why], [f"The {line.code} units use its {fmt(line.size)} mg unit, for comparison only."]
     alt = _Line.of(other.code, other, line.amount, line.days)
     values["replacement"] = {"code": other.code, "unit_size_mg": alt.size, "units_per_day": alt.per_day, "units_total": alt.total}
     if sizes:
