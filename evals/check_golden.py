@@ -27,7 +27,7 @@ KINDS = {"code", "payment", "dosing", "calc", "policy", "comparison", "conflict"
 SPLITS = {"dev", "heldout"}
 EXPECTS = {"answer", "not_covered", "refusal", "clarify", "error"}
 TOOLS = {None, "bsa", "dose_units", "lymphodepletion_plan", "cell_dose", "tocilizumab_dose",
-         "payment", "ndc", "code_on_date", "rule_on_date", "payment_change", "payer_policy"}
+         "payment", "ndc", "code_on_date", "rule_on_date", "payment_change", "payer_policy", "label_check"}
 REQUIRED = ["id", "kind", "split", "question", "expect", "must", "must_not", "docs"]
 ALLOWED = set(REQUIRED) | {"turns", "tool", "evidence", "note", "lead"}
 ID_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9.]+)*$")

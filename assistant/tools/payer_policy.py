@@ -462,9 +462,8 @@ def _plan(p: Planning) -> Plan | None:
     # a patient described to a payer ("cpct pt, 3rd line, len/bort/dara, never had car-t - abecma ok?") is a criteria check
     other_intents = set(p.q.intents) - {"policy"}
     pol = p.ref.policy(payers[0], product)
-    if (pol is None and p.ref.label(product) is not None and (in_thread or facts.given)  # label_check answers, saying so
-            or pol is not None and _replaced(pol, p)):  # a replaced revision's record: the passages of the new one answer
-        return None
+    if _label_instead(p, pol, product, in_thread) or pol is not None and _replaced(pol, p):
+        return None  # (a replaced revision's record: the passages of the new one answer)
     focused = pol is not None and _focus(pol, p.text) is not None  # "is there an age max for abecma with centene"
     if not topics and not _CRITERIA.search(p.text) and not in_thread and not focused and not (
             facts.facts >= 2 or facts.given and (_ASKS.search(p.text) or not other_intents)):
@@ -484,6 +483,12 @@ def _plan(p: Planning) -> Plan | None:
         if p.q.history:
             args["history"] = "\n".join(p.q.history)
     return call("payer_policy", args)
+
+
+def _label_instead(p: Planning, pol: Mapping[str, Any] | None, product: str, in_thread: bool) -> bool:
+    """'and carvykti for her' in a Centene thread (no Centene Carvykti policy): label_check answers,
+    saying so; 'centene PA criteria for carvykti - pt ...': the missing policy is said first (here)."""
+    return pol is None and p.ref.label(product) is not None and in_thread and not _CRITERIA.search(p.q.text)
 
 
 def _product_asked(p: Planning, payer: str) -> str | None:
