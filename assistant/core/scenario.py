@@ -76,6 +76,7 @@ _DOSE_CELLS = re.compile(r"(?<![\d.])(\d{2,4}(?:\.\d+)?)\s*(?:x|×|\*)\s*10\s*\^
 _REGIMEN = re.compile(r"(?<![A-Za-z])(?:(?:[Dd]ara|[Ii]sa|[Ee]lo|D(?=-))-?)?(?P<letters>[VRKPCTDIES]{1,3})d(?![A-Za-z])")  # "D-VRd": dara
 _REGIMEN_LETTERS = {"V": "pi", "K": "pi", "I": "pi", "R": "imid", "P": "imid", "T": "imid", "D": "anti_cd38"}
 _REGIMEN_PREFIX = {"dara": "anti_cd38", "isa": "anti_cd38"}
+REGIMEN_CLASSES = frozenset(_REGIMEN_LETTERS.values())  # the classes a myeloma regimen's letters can name
 # Lines of therapy from a listed sequence when no count is given: induction -> transplant ->
 # maintenance is one line (IMWG; Centene: "Induction with or without hematopoietic stem cell
 # transplant and with or without maintenance therapy is considered a single regimen").
@@ -120,12 +121,12 @@ _DISEASE = [
 _MYELOMA_CLASSES = frozenset({"imid", "pi", "anti_cd38", "anti_bcma"})
 
 
-def _disease(text: str, classes: set[str]) -> tuple[str | None, str]:
-    """The disease named first in the text, with its words; myeloma when only myeloma drugs are named."""
-    found = min(((m.start(), key, m.group(0)) for key, rx in _DISEASE if (m := rx.search(text))), default=None)
+def _disease(text: str, classes: set[str]) -> str | None:
+    """The disease named first in the text; myeloma when only myeloma drugs are named."""
+    found = min(((m.start(), key) for key, rx in _DISEASE if (m := rx.search(text))), default=None)
     if found is not None:
-        return found[1], found[2]
-    return ("mm", "myeloma therapies named") if classes & _MYELOMA_CLASSES else (None, "")
+        return found[1]
+    return "mm" if classes & _MYELOMA_CLASSES else None
 
 
 @dataclass(frozen=True)
@@ -210,8 +211,8 @@ def read_scenario(text: str, ref: Reference, requested: tuple[str, ...] = (), to
     if "diagnosis_rrmm" not in flags and lines:
         # a member who had a line of therapy and is treated again has relapsed or refractory disease
         flags["diagnosis_rrmm"], said["diagnosis_rrmm"] = True, f"{lines} prior line{'s' if lines != 1 else ''}, treated again"
-    disease, _words = _disease(text, classes - ruled_out)
-    return Scenario(age=_age(text, today), prior_lines=lines, lines_counted=counted, prior_drugs=tuple(drugs), disease=disease,
+    return Scenario(age=_age(text, today), prior_lines=lines, lines_counted=counted, prior_drugs=tuple(drugs),
+                    disease=_disease(text, classes - ruled_out),
                     regimens_listed=_counted_lines(text) or 0,
                     classes=frozenset(classes - ruled_out), ruled_out=frozenset(ruled_out), flags=flags, said=said,
                     dose_cells=dose_cells_in(text),

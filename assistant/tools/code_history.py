@@ -191,7 +191,7 @@ _STILL = re.compile(r"\bstill\b|\bcurrent(?:ly)?\b|\bnow\b|\btoday\b|\bvalid\b|\
 # "can i bill 0537T", "is 0541T a car-t code i should bill", "0540T ok to bill?": whether to bill the named code
 _BILL_IT = re.compile(r"\b(?:can|could|should|do|may|shall)\s+(?:i|we|you)\s+(?:still\s+)?(?:bill|use|report|code)\b|"
                       r"\b(?:ok|okay|fine|right|correct|allowed|good)\s+(?:to\s+)?(?:bill|use|report)\b|\bbillable\b|"
-                      r"\bshould\s+(?:i|we)\s+bill\b|\bi\s+should\s+bill\b|\ba\s+car-?t\s+code\b", re.I)
+                      r"\bi\s+should\s+bill\b|\ba\s+car-?t\s+code\b", re.I)
 _DESCRIPTOR = re.compile(r"descriptor|description|\bdesc\b|\bcells?\b|million|\b460\b|\b510\b", re.I)
 # the CAR-T service a CPT question names -> the CPT code of that service (the code set's own order)
 _SERVICES = [

@@ -18,14 +18,12 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 from assistant.core.reference import Reference, get_reference, iso_date
-from assistant.core.scenario import dose_cells_in, read_scenario
+from assistant.core.scenario import REGIMEN_CLASSES, dose_cells_in, read_scenario
 from assistant.tools.component import Calculator, IsoDate, Plan, Text, call, param
 from assistant.tools.errors import CalcError, MissingDataError
 from assistant.tools.payer_policy import FAILED, MARK, MET, UNKNOWN, check, merged, why
 from assistant.tools.planning import PATIENT, Planning
 from assistant.tools.result import ToolResult, cite
-
-_MYELOMA_CLASSES = frozenset({"imid", "pi", "anti_cd38"})
 
 
 def label_check(
@@ -59,7 +57,7 @@ def label_check(
         raise MissingDataError("Give the patient's facts to check against the label (age, disease, prior lines and "
                                "drugs, e.g. '58M RRMM, 1 prior line VRd, len refractory').", field="scenario")
     if facts.lines_all_named():  # "1 prior line DRd": the line is DRd, so no PI was had
-        facts = replace(facts, ruled_out=facts.ruled_out | (_MYELOMA_CLASSES - facts.classes))
+        facts = replace(facts, ruled_out=facts.ruled_out | (REGIMEN_CLASSES - facts.classes))
     indications = [i for i in label["indications"] if (iso_date(i.get("approved")) or dt.date.min) <= service]
     if not indications:
         raise MissingDataError(f"{prod.brand} had no FDA-approved indication on {service.isoformat()}.", field="dos")
