@@ -927,3 +927,10 @@ def test_the_amount_given_is_not_read_as_the_amount_opened(engine):
 def test_a_code_not_yet_created_on_the_dos_is_said_first(engine):
     first = lead(ask(engine, "elrexfio 76mg dos 3/1/24 units and medicare allowable"))
     assert first.startswith("**J1323 is not valid for DOS 2024-03-01")
+
+
+def test_a_typo_in_eligible_still_checks_the_label_and_only_ruled_out_classes_are_called_missing(engine):
+    assert lead(ask(engine, "carvykti eligble? 71M myeloma 1 line dara-VRd, progressed on len maint")).startswith("**Yes, on label")
+    first = lead(ask(engine, "abecma 4 prior lines but no dara ever, fda approved?"))
+    assert first.startswith("**No, not on label for Abecma") and "missing: an anti-CD38 antibody;" in first
+    assert "missing: an immunomodulatory" not in first

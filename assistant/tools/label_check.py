@@ -113,7 +113,7 @@ def _short_name(ind: Mapping[str, Any]) -> str:
 # "on label?", "is she eligible for carvykti", "FDA approved for this pt", "does he qualify for tecartus"
 _LABEL_ASKED = re.compile(r"\b(?:on|off)[- ]?label\b|\bper (?:the )?label\b|\blabel (?:indication|criteria|reqs?)\b|"
                           r"\bwithin (?:the )?label\b|\bFDA[- ]?(?:approved|indicat\w*|label)\b|\bindicated\b|"
-                          r"\beligib\w*|\bqualif\w*|\bmeets? (?:the )?(?:label|indication)|\bapproved for (?:her|him|this|the pt|pt)\b|"
+                          r"\belig\w*|\bqualif\w*|\bmeets? (?:the )?(?:label|indication)|\bapproved for (?:her|him|this|the pt|pt)\b|"
                           r"\bcan (?:she|he|they|pt|the pt|we) (?:get|have|receive)\b", re.I)
 # "and carvykti for her", "what about tecartus?": the thread's patient, another product
 _OTHER_PRODUCT = re.compile(r"^\s*(?:and|what about|how about|ok (?:and|what about))\b", re.I)

@@ -377,6 +377,8 @@ def why(c: Mapping[str, Any], state: str, s: Scenario, ref: Reference) -> str:
         missing = [ref.class_names.get(k, k) for k in rule["all"] if k not in s.classes]
         if not missing:
             return " — all three had" if len(rule["all"]) == 3 else " — both had" if len(rule["all"]) == 2 else " — had"
+        if state == FAILED:  # the classes the question rules out, not the ones it is silent about
+            missing = [ref.class_names.get(k, k) for k in rule["all"] if k in s.ruled_out] or missing
         return " — missing: " + ", ".join(missing)
     if "absent" in rule:
         names = [d for d in s.prior_drugs if d.lower() in ref.drug_classes.get(fact, ())]
