@@ -62,13 +62,22 @@ SYNONYMS = {
     "req": "required requirement", "admin": "administration", "dx": "diagnosis", "ma": "medicare advantage",
     "elig": "eligibility", "crs": "cytokine release syndrome", "tx": "treatment", "qty": "quantity",
     "turnaround": "vein-to-vein time", "tat": "vein-to-vein time",
+    "hx": "history", "readmit": "readmission", "f/u": "follow-up",
+    # a prior transplant as coders type it; the guides say "HSCT" / "stem cell transplant"
+    "sct": "HSCT stem cell transplant", "asct": "auto-HSCT HSCT stem cell transplant",
+    "auto-sct": "auto-HSCT HSCT stem cell transplant", "allo-sct": "allo-HSCT HSCT stem cell transplant",
 }
+# matched in a sentence, not added to the search: "OP claim" searched as "outpatient" ranks the setting
+# rows above the fact asked (measured on the dev split: a 340B modifier case lost its JZ sentence)
+SETTING_SYNONYMS = {"op": "outpatient", "ip": "inpatient"}
 _WORD = re.compile(r"[A-Za-z]+")
+_JOINED = re.compile(r"[A-Za-z]+[-/][A-Za-z]+")  # "auto-sct", "f/u": looked up whole too
 
 
 def expand_query(text: str) -> str:
     """The question plus the documents' spelling of its abbreviations."""
-    extra = [SYNONYMS[w.lower()] for w in _WORD.findall(text) if w.lower() in SYNONYMS]
+    words = _WORD.findall(text) + _JOINED.findall(text)
+    extra = [SYNONYMS[w.lower()] for w in words if w.lower() in SYNONYMS]
     return " ".join([text, *extra])
 
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 from assistant.answer_type import AnswerType, answer_type, code_system_of, row_answers
 from assistant.core.question import Question
 from assistant.core.reference import Product, Reference
-from assistant.extract import Sentence, split_sentences
+from assistant.extract import SETTING_SYNONYMS, SYNONYMS, Sentence, split_sentences
 from assistant.retrieval import Passage
 from index.corpus import SourceDocument, configured_corpus
 from index.tables import TableRow, all_table_rows, readable, section_at
@@ -94,8 +94,6 @@ _WORD = re.compile(r"[a-z0-9][a-z0-9.+-]*", re.I)
 _COLUMNS = {"claim field": re.compile(r"field|\bFL\b|box|locator", re.I), "POS": re.compile(r"\bPOS\b|place of service", re.I),
             "modifier": re.compile(r"modifier", re.I), "DRG": re.compile(r"DRG", re.I),
             "claim form": re.compile(r"claim form", re.I)}
-_SYNONYMS = {"hx": "history", "dx": "diagnosis", "pt": "patient", "op": "outpatient", "ip": "inpatient", "admin": "administration",
-             "ld": "lymphodepletion", "toci": "tocilizumab", "readmit": "readmission", "f/u": "follow-up"}
 _STOP = frozenset("the a an and or for of to on in at is it what which who how do does i we my pt code codes "
                   "w with per this that be can".split())
 
@@ -114,7 +112,7 @@ def code_row_answer(q: Question, ref: Reference, at: AnswerType | None = None) -
     if at.code_system not in _TABLE_SYSTEMS or (at.code_system == "ICD-10-CM" and at.detail != "Z"):
         return None  # a diagnosis question is the product's diagnosis sentence; a Z code is a table row
     words = {w.lower() for w in _WORD.findall(q.asked)} - _STOP
-    words |= {_SYNONYMS[w] for w in words if w in _SYNONYMS}
+    words |= {x for w in words for x in (SYNONYMS.get(w) or SETTING_SYNONYMS.get(w) or "").lower().split()}
     # the drugs and codes the question names: a row about another drug does not answer it
     drug_codes = ref.code_for_name()
     named = {c.upper() for c in q.codes} | _drugs_named(q.asked, drug_codes)

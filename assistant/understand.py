@@ -35,6 +35,9 @@ INDICATIONS = {
 
 # --- intents ---------------------------------------------------------------------------------
 
+# "rate for ..." is a payment rate, unless it is a clinical or claims rate ("CRS rate for tecartus")
+_RATES_NOT_PAID = ("CRS", "ICANS", "response", "relapse", "infection", "survival", "mortality", "death", "remission",
+                   "toxicity", "neurotox", "failure", "success", "approval", "denial", "error", "event", "cure", "adverse")
 INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
     "ndc": re.compile(r"\bNDCs?\b|\blabeler\b|\b\d{4,5}-\d{3,4}-\d{1,2}\b|\b\d{10,11}\b", re.I),
     "tocilizumab": re.compile(r"\btocilizumab\b|\btoci\b|\bactemra\b|\bJ3262\b|\bCRS (?:dose|treatment)\b", re.I),
@@ -50,6 +53,9 @@ INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
                           r"\blimits?\b(?! (?:on|for) (?:age|dose|doses|cells|lines|infusions))|"
                           r"\bASP\b|\ballow(?:ed|able|s)?\b|\bpric(?:e|ed|ing)\b|reimburse|"
                           r"\bpaid\b|\bpays?\b|\bpaying\b|\bprice\b|"
+                          # "medicare rate", "rate for Q2053", not "CRS rate" or "response rate"
+                          r"\b(?:medicare|mcr|cms|part b|pay(?:ment)?|reimb\w*|allowed|asp|drug|fee)\s+rates?\b|"
+                          + "".join(f"(?<!{w} )" for w in _RATES_NOT_PAID) + r"\brates?\s+(?:for|on)\b|"
                           r"\bcheaper\b|\bpricier\b|\bexpensive\b|"
                           r"cost|coinsurance|co-insurance|\bcoins\b|\bcopay|sequestration|\bseq\b|Medicare share|how much|"
                           r"\bremit\b|\bunderpa|\bEOB\b|\bERA\b|get paid|\$\s?\d|\b\d{1,3}(?:,\d{3})+\.\d{2}\b", re.I),
@@ -276,6 +282,9 @@ def drop_instructions(text: str) -> tuple[str, bool]:
 _LONG_WORD = re.compile(r"[A-Za-z]{6,}")
 # "Q2O55", "J918S"? only the letter O typed for a zero in a Q/J code ("Q2O55" -> "Q2055")
 _O_FOR_ZERO = re.compile(r"\b[QJqj](?=[0-9Oo]{4}\b)(?=\w*[Oo])[0-9Oo]{4}\b")
+# codes typed in lower case ("q2056", "0537t", "z94.84"): the code reader wants them as printed;
+# an ICD-10-CM code only with its dot ("x10^6" is not one)
+_LOWER_CODE = re.compile(r"\b(?:[a-v]\d{4}|\d{4}[tf]|[a-tv-z]\d{2}\.[0-9a-z]{1,4})\b")
 
 
 def repair_drug_names(text: str) -> str:
@@ -304,6 +313,7 @@ def read_question(text: str, today: dt.date | None = None) -> Question:
     quarter")."""
     text, injected = drop_instructions(text)
     text = repair_drug_names(_O_FOR_ZERO.sub(lambda m: m.group(0).upper().replace("O", "0"), text))
+    text = _LOWER_CODE.sub(lambda m: m.group(0).upper(), text)
     norm = normalize(text)
     service_date = find_service_date(text, today or dt.date.today())
     dates = tuple(find_service_dates(text, today or dt.date.today()))

@@ -934,3 +934,32 @@ def test_a_typo_in_eligible_still_checks_the_label_and_only_ruled_out_classes_ar
     first = lead(ask(engine, "abecma 4 prior lines but no dara ever, fda approved?"))
     assert first.startswith("**No, not on label for Abecma") and "missing: an anti-CD38 antibody;" in first
     assert "missing: an immunomodulatory" not in first
+
+
+# --- round 7: questions typed without the trigger words ---------------------------------------
+@pytest.mark.parametrize("question, tool, start", [
+    ("tecartus medicare rate for dos 10/15/26", "payment", "**No Q2053 payment limit for 2026Q4"),
+    ("Q2053 dos 10/15/26", "code_on_date", "**Q2053** is the HCPCS code"),
+    ("toci 680mg dos 2/1/26", "dose_units", "**J3262: 680 unit(s)"),
+    ("does the 2% seq come off the pt coins", "rule_on_date", "**No: the 2% sequestration comes off Medicare's share only"),
+    ("carvyktii - q2055 or q2056??", "code_on_date", "**Q2056** is the HCPCS code"),
+    ("carvykti q2055?", "code_on_date", "**Q2056** is the HCPCS code"),
+    ("leukapheresis DOS 3/2026 bill 38206?", "code_on_date", "**38225** is the CPT code"),
+])
+def test_a_question_without_trigger_words_gets_the_calculator_it_asks_for(engine, question, tool, start):
+    a = ask(engine, question)
+    assert [c.name for c in a.tool_calls] == [tool] and lead(a).startswith(start)
+
+
+def test_a_typed_code_that_does_not_answer_is_said_not_to(engine):
+    assert "Q2055 is not: it is Abecma's code" in lead(ask(engine, "carvykti q2055?"))
+    assert "38206 is not on record as a CAR-T code" in lead(ask(engine, "leukapheresis DOS 3/2026 bill 38206?"))
+
+
+def test_a_crs_rate_is_not_a_payment_question(engine):
+    a = ask(engine, "what's the crs rate for tecartus in ALL")
+    assert "payment" not in [c.name for c in a.tool_calls]
+
+
+def test_a_prior_stem_cell_transplant_typed_as_sct_finds_the_z_code(engine):
+    assert lead(ask(engine, "z code for prior auto-sct")).startswith("**Z94.84**")

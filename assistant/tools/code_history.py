@@ -35,6 +35,8 @@ def code_on_date(
                                      "what the date is of", form=False)] = "service",
         period: Annotated[Text, param("The date as the question gave it when it is a month, quarter or year "
                                       "(e.g. 'February 2025'); `dos` is its first day", form=False)] = None,
+        typed: Annotated[Text, param("A code the question typed that is not this code's (another product's Q-code, "
+                                     "a CPT code that is not the CAR-T service's): said not to be it", form=False)] = None,
         reference: Reference | None = None) -> ToolResult:
     """The code valid on `dos` among a code and the codes that replaced it (or that it replaced)."""
     ref = get_reference(reference)
@@ -55,6 +57,8 @@ def code_on_date(
             f" in {period}" if period else f" {'on' if event == 'discharge' else 'of'} {day.isoformat()}")
     lead = (_unverified_lead(ref, asked, day, when) if asked is not None and asked.status == "unverified"
             else _lead(asked, valid, family, day, when) + _descriptor_change(asked, day))
+    if typed and typed.upper() not in {c.code for c in family}:
+        lead += " " + _not_this(ref, typed.upper())
     if asked is not None and asked.system == "ICD-10-CM" and asked.note:
         lead += f" **{asked.note}**"  # the guide's description of this code is wrong: the correction leads
     rows = [{"code": c.code, "system": c.system, "descriptor": c.descriptor_on(day),
@@ -149,6 +153,15 @@ def _unverified_lead(ref: Reference, asked: Code, day: date, when: str) -> str:
             + (f" The CAR-T service codes in force for {when}: {', '.join(cart)}." if cart else ""))
 
 
+def _not_this(ref: Reference, typed: str) -> str:
+    """'Q2055 is not: it is Abecma's code': the typed code that does not answer, and what it is."""
+    if (prod := ref.product(typed)) is not None:
+        return f"{typed} is not: it is {prod.brand}'s code ({prod.generic})."
+    if (row := ref.any_code(typed)) is not None:
+        return f"{typed} is not: it is the {row.system} code for {row.descriptor}."
+    return f"{typed} is not on record as a CAR-T code in my reference data: verify it before billing it."
+
+
 def _descriptor_change(code: Code | None, day: date) -> str:
     """' The descriptor reads "...510 MILLION..." from 2024Q3.' for a code whose CMS descriptor changed."""
     if code is None or len({text for _, text in code.dosages}) < 2:
@@ -183,7 +196,7 @@ _ABOUT_A_CODE = frozenset(
     "what whats wat wht is does do the a an this that code cpt hcpcs mean means meaning stand stands for cover "
     "covers include includes describe description descriptor desc define definition used use explain it of "
     "about tell me pls please service "
-    "we bill billed per day days daily each for apheresis harvest harvesting".split())  # "do we bill 38225 per day of apheresis"
+    "we bill billed per day days daily each for apheresis harvest harvesting dos on".split())  # "do we bill 38225 per day of apheresis"
 _COMPARED = re.compile(r"\bvs\.?\b|versus|\bdiff(?:erence)?\b|\bchange[ds]?\b|\bcompare", re.I)
 _DISCHARGE_WORD = re.compile(r"\bdischarg\w*|\bd/?c\b|\bdc'?d\b", re.I)
 _SERVICE_WORD = re.compile(r"\bDOS\b|\bclaims?\b|\bdates? of service\b", re.I)
@@ -234,9 +247,12 @@ def _plan(p: Planning) -> Plan | None:
         return Plan(calls=[("code_on_date", {**args, "code": code}) for code in compared[:3]])  # "J9075 vs J9070"
     if len({str(x.quarter or x.label()) for x in p.q.dates}) > 1 and _COMPARED.search(p.text) and not _DESCRIPTOR.search(p.text):
         return None  # "Q2055 jan 2025 vs jan 2026 difference": a price change, payment_change's question
-    code = _asked_code(p, dated) or _drug_code_asked(p)
+    code = _named_product_code(p) or _asked_code(p, dated) or _drug_code_asked(p)
     if code:
-        return _and_product_code(p, call("code_on_date", {**args, "code": code}))
+        row = p.ref.any_code(code)
+        chain = {c.code for c in _chain(p.ref, row)} if row is not None else {code}
+        other = next((c.upper() for c in p.q.codes if c.upper() not in chain and (p.ref.product(c) or re.fullmatch(r"\d{5}", c))), None)
+        return _and_product_code(p, call("code_on_date", {**args, "code": code, **({"typed": other} if other else {})}))
     return _product_pcs(p, args)
 
 
@@ -276,14 +292,25 @@ _BILL_FOR = re.compile(r"\bwhat (?:do|should|can|would) (?:we|i|you) (?:bill|cod
                        r"\bhow (?:do|should|would) (?:we|i|you) (?:bill|code|report)\b|\bwhat(?:'?s| is) billed for\b", re.I)
 
 
+def _named_product_code(p: Planning) -> str | None:
+    """'carvykti q2055?', 'carvyktii - q2055 or q2056??': the Q-code of the one product named by
+    its name, when the question types a product's Q-code (another product's, or a choice of codes)."""
+    typed = [c.upper() for c in p.q.codes if p.ref.product(c) is not None]
+    named = [prod for prod in p.ref.products if prod.hcpcs and any(
+        re.search(r"(?<![\w-])" + re.escape(n) + r"(?![\w-])", p.q.text, re.I) for n in prod.names if n != prod.hcpcs.lower())]
+    if len(named) == 1 and typed and any(c != named[0].hcpcs for c in typed):
+        return named[0].hcpcs
+    return None
+
+
 def _asks_cpt(p: Planning, dated: bool) -> bool:
     """A CAR-T service's CPT code: asked as a CPT code, or as a code with a date (or 'still
     valid'), not about ICD-10-PCS or a lymphodepletion / supportive-drug service. Without a date
     the code in force today answers: the guides' 0537T-0540T were deleted in 2025."""
     if _PCS.search(p.text) or _NOT_CART_SERVICE.search(p.text):
         return False
-    if re.search(r"\bcpts?\b", p.text, re.I) or _BILL_FOR.search(p.text):
-        return True
+    if re.search(r"\bcpts?\b", p.text, re.I) or _BILL_FOR.search(p.text) or any(re.fullmatch(r"\d{5}", c) and c in p.q.text for c in p.q.codes):
+        return True  # ... or a CPT code typed beside the service ("leukapheresis 3/2026 bill 38206?")
     return bool((dated or _STILL.search(p.text)) and re.search(r"\bcodes?\b", p.text, re.I))
 
 
@@ -316,7 +343,9 @@ def _asked_code(p: Planning, dated: bool) -> str | None:
         return later or named[0]  # "38225 vs 38206 for car-t collection": the code with a history, for today
     descriptor = re.search(r"descriptor|description|\bdesc\b", p.text, re.I)
     # (a Q-code named alone is its product's question; its descriptor asked, the CMS file's words: "Q2053 descriptor")
-    known = [c for c in p.q.codes if p.ref.any_code(c) is not None and (p.ref.product(c) is None or descriptor)]
+    # ... or typed alone with a date ("Q2053 dos 10/15/26"): the code on that date
+    known = [c for c in p.q.codes if p.ref.any_code(c) is not None
+             and (p.ref.product(c) is None or descriptor or dated and _only_about_code(p.text, c))]
     if len(known) == 1 and (_only_about_code(p.text, known[0]) or descriptor):
         return known[0]  # "whats the 38228 descriptor", "what is J9185": the code set's own words
     if _asks_cpt(p, dated):

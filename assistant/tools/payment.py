@@ -380,14 +380,17 @@ LIMIT_TOO = re.compile(r"\blimit\b|\ballow(?:ed|able)\b|\bASP\b|\bprice\b|\brate
 # the amount a remittance paid ("remit paid 383,959.20", "ERA shows $380,000")
 _REMIT = re.compile(r"\b(?:remit(?:tance)?|EOB|ERA|RA|pd|paid|got|received|check)\b(?:\s+(?:paid|shows?|was|for|of|is))?\s*:?\s*"
                     r"\$?\s?(\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d{4,}(?:\.\d{1,2})?|\d{2,3}(?:\.\d{1,3})?\s?[kK]\b)", re.I)
-# a yes/no question on whether sequestration reduces the coinsurance ("does the 2% seq come off the pt's coins?")
-_SEQ_ON_COINS = re.compile(r"\b(?:does|do|is|are|should|will|would)\b[^?]{0,30}\bseq\w*\b[^?]{0,40}\b(?:coins\w*|co-?insurance)\b|"
-                           r"\b(?:does|do|is|are|should|will|would)\b[^?]{0,30}\b(?:coins\w*|co-?insurance)\b[^?]{0,40}\bseq\w*", re.I)
 _AFTER_BOTH = re.compile(r"\bafter\s+(?:the\s+)?(?:coins\w*|co-?insurance|seq\w*)\b", re.I)  # "what does it pay after coins and seq"
 # "why is coins on Q2056 only 18.291% and not 20": the file's percentage explained
 _WHY_COINS = re.compile(r"\bwhy\b[^?]{0,60}\b(?:coins\w*|co-?insurance)\b|"
                         r"\b(?:coins\w*|co-?insurance)\b[^?]{0,40}\b(?:not|instead of|rather than|less than|below|under|lower than)\s+20\b", re.I)
 _PCT = re.compile(r"(?<![\d.])(\d{1,2}\.\d{1,3})\s*%")
+
+
+def _rule_asked(p: Planning, rule: str) -> bool:
+    """This turn asks about a rule of rules.yaml (its `when`): "does the 2% seq come off the pt's coins?"."""
+    row = next((r for r in p.ref.rules if r.get("id") == rule), None)
+    return row is not None and re.search(row.get("when", "$^"), p.q.text, re.I) is not None
 
 
 def _quarter_of_pct(p: Planning, extra: dict) -> dict:
@@ -446,7 +449,7 @@ def _plan(p: Planning) -> Plan | None:
         return None  # "IP vs OP, how is it paid": the routes, from the sources
     if _WHY_COINS.search(p.q.text) and "paid" not in extra:
         extra |= {"asks": "why-coinsurance", **_quarter_of_pct(p, extra)}
-    elif _SEQ_ON_COINS.search(p.q.text) and not _AFTER_BOTH.search(p.q.text) and "paid" not in extra:
+    elif _rule_asked(p, "sequestration") and not _AFTER_BOTH.search(p.q.text) and "paid" not in extra:
         extra["asks"] = "seq-on-coinsurance"  # with a remit amount, the shortfall leads
     elif (len(asked_figures := [k for k, rx in FIGURE_WORDS.items() if rx.search(p.q.text)]) == 1 and "paid" not in extra
           and not LIMIT_TOO.search(p.q.text)):  # "limit and coins %": the whole line answers both

@@ -21,7 +21,8 @@ from assistant.tools.result import ToolResult, cite
 
 
 def rule_on_date(
-        rule: Annotated[Text, param("The rule: rems or jw-jz", label="Rule", example="rems", choices=["rems", "jw-jz"])],
+        rule: Annotated[Text, param("The rule: rems, jw-jz or sequestration", label="Rule", example="rems",
+                                choices=["rems", "jw-jz", "sequestration"])],
         dos: Annotated[IsoDate, param("Date of service (YYYY-MM-DD)", label="Date of service (YYYY-MM-DD)",
                                       example="2025-03-14")],
         period: Annotated[Text, param("The date as the question gave it when it is a month, quarter or year "
@@ -36,6 +37,11 @@ def rule_on_date(
     if row is None:
         raise CalcError(f"There is no dated rule '{rule}'. Known: {', '.join(r['id'] for r in ref.rules)}.", field="rule")
     day = to_date(dos, "dos")
+    if row.get("standing"):  # a rule without dates: the same on any date
+        return ToolResult(name="rule_on_date", inputs={"rule": row["id"], "dos": day.isoformat(), "period": period},
+                          values={"rule": row["id"], "dos": day.isoformat(), "applies": True, "supersedes": False},
+                          summary=f"**{row['standing']}.**", formula=f"{row['topic']}: a standing rule (no date bounds)",
+                          citations=[cite(f"rules#{row['id']}", row["topic"], row.get("cite", ""))])
     start, end = iso_date(row.get("in_force_from")), iso_date(row.get("in_force_until"))
     applies = (start is None or day >= start) and (end is None or day <= end)
     state = row["while_in_force"] if applies else (row.get("after") if end and day > end else row.get("before_in_force"))
@@ -75,6 +81,9 @@ def _plan(p: Planning) -> Plan | None:
     waste = "none" if _NO_WASTE.search(p.text) else "some" if _WASTE.search(p.text) else None
     undated = d is None or d.source == "today"
     # a rule that has ended ("is REMS still required?") is answered for today: the guides still say it applies
+    if row is not None and row.get("standing"):  # the same on any date; with a product to price, payment's amounts say it
+        return None if p.product_codes() or p.q.follows else call("rule_on_date", {"rule": row["id"], "dos": p.today.isoformat(),
+                                                                                   "period": "today"})
     if row is None or (undated and waste is None and not row.get("in_force_until")):
         return None
     args = {"rule": row["id"], "dos": (p.today if undated else d.day).isoformat()}

@@ -344,7 +344,7 @@ def _one_drug_plan(p: Planning) -> Plan | None:
     if not code or (code.startswith("Q") and p.has("payment") and not _units_turn(p)):
         return None
     claim_line = p.q.figures.units is not None and not p.has("payment")  # "Q2056 x 2 DOS 8/5/25 - is that right"
-    if not ((p.has("units") or p.has("lymphodepletion")) and p.wants_number or claim_line):
+    if not ((p.has("units") or p.has("lymphodepletion")) and p.wants_number or claim_line or _drug_line(p)):
         return None
     if (priced := _priced(p)) is not None:
         return priced
@@ -358,6 +358,14 @@ def _one_drug_plan(p: Planning) -> Plan | None:
     if p.q.figures.vials:
         args["vial_sizes"] = p.vial_sizes()
     return call("dose_units", args, derived)
+
+
+def _drug_line(p: Planning) -> bool:
+    """'toci 680mg dos 2/1/26': a drug and the amount given, typed as a claim line with nothing else
+    asked, wants that amount's units (a dose by weight or BSA is the dose calculators' question)."""
+    f = p.q.figures
+    return (f.dose_mg is not None and not (f.weight_kg or f.bsa_m2 or f.mg_per_m2 or f.mg_per_kg)
+            and set(p.q.intents) <= {"tocilizumab", "lymphodepletion"} and not p.q.follows)
 
 
 def _units_turn(p: Planning) -> bool:
