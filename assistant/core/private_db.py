@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,8 +35,8 @@ from pathlib import Path
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
+from sqlalchemy.pool import QueuePool
 
 DAY_S = 24 * 3600
 DB_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, psycopg.Error, SQLAlchemyError, OSError)
@@ -101,12 +102,33 @@ class PrivateDB:
             if path is None:
                 raise ValueError("a SQLite store needs a path")
             self.path = create_private(path)  # owner-only before SQLite opens it; a wider file is narrowed
-            # a connection per use, closed after it, as with sqlite3 alone: nothing holds the file open
-            self.engine = sa.create_engine(URL.create("sqlite", database=str(self.path)), poolclass=NullPool,
-                                           connect_args={"timeout": 10}, hide_parameters=True)
+            # connections kept open and reused: opening one (and its pragmas) per use cost two thirds
+            # of a saved turn (2.9 ms against 1.0 ms a turn, `benchmarks/bench_history.py`); the stores'
+            # lock serialises use within the process, so one connection is the steady state
+            self.engine = sa.create_engine(URL.create("sqlite", database=str(self.path)), poolclass=QueuePool,
+                                           pool_size=1, max_overflow=4, connect_args={"timeout": 10},
+                                           hide_parameters=True)
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", self._remember_file)
+            sa.event.listen(self.engine, "checkout", self._same_file)
         self.where = self.describe(path, url)
         self.sqlite = self.engine.dialect.name == "sqlite"
+
+    def _file_id(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+    def _remember_file(self, _db: sqlite3.Connection, record: object) -> None:
+        record.info["file"] = self._file_id()  # type: ignore[attr-defined]
+
+    def _same_file(self, _db: sqlite3.Connection, record: object, _proxy: object) -> None:
+        """A kept connection to a file that was since deleted or replaced would read and write the
+        old file unseen (turns saved to it are lost): it is dropped, and a new one opens the path."""
+        if record.info.get("file") != self._file_id():  # type: ignore[attr-defined]
+            raise DisconnectionError()
 
     @staticmethod
     def describe(path: Path | None, url: str | None) -> str:
