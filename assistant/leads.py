@@ -111,6 +111,8 @@ def code_row_answer(q: Question, ref: Reference, at: AnswerType | None = None) -
     at = at or answer_type(q.asked)
     if at.code_system not in _TABLE_SYSTEMS or (at.code_system == "ICD-10-CM" and at.detail != "Z"):
         return None  # a diagnosis question is the product's diagnosis sentence; a Z code is a table row
+    # "ms-drg 018 relative weight": the code is given; a row leading with another code of its system does not answer
+    given = {c.upper() for c in q.codes if code_system_of(c) == at.code_system}
     words = {w.lower() for w in _WORD.findall(q.asked)} - _STOP
     words |= {x for w in words for x in (SYNONYMS.get(w) or SETTING_SYNONYMS.get(w) or "").lower().split()}
     # the drugs and codes the question names: a row about another drug does not answer it
@@ -126,7 +128,7 @@ def code_row_answer(q: Question, ref: Reference, at: AnswerType | None = None) -
         if q.products and not set(q.products) & set(docs[row.doc_id].products):
             continue
         text = " ".join(row.cells).lower()
-        if _off_subject(row, text, q, named, modifiers, drug_codes):
+        if _off_subject(row, text, q, named, modifiers, drug_codes) or given and _other_code(_asked_value(row, at), given, at):
             continue
         score = sum(1.0 for w in words if w in text) + (1.5 if one and one in text else 0.0)
         # "box on the 1500 for NDC": the row whose label (first cell) is the thing asked about
@@ -155,6 +157,10 @@ def _off_subject(row: TableRow, text: str, q: Question, named: set[str], modifie
         return True  # "modifier 25 when": a row about JW/JZ does not answer it
     # "JZ rule for abecma", "modifier for same day E/M": a row about fludarabine's line is not what is asked
     return bool(not named and names_in_row & set(drug_codes.values()) and not _EPISODE[2].search(q.asked))
+
+
+def _other_code(value: str, given: set[str], at: AnswerType) -> bool:
+    return code_system_of(value) == at.code_system and value.upper() not in given
 
 
 def _drugs_named(text: str, drug_codes: dict[str, str]) -> set[str]:

@@ -284,6 +284,7 @@ _LONG_WORD = re.compile(r"[A-Za-z]{6,}")
 _O_FOR_ZERO = re.compile(r"\b[QJqj](?=[0-9Oo]{4}\b)(?=\w*[Oo])[0-9Oo]{4}\b")
 # codes typed in lower case ("q2056", "0537t", "z94.84"): the code reader wants them as printed;
 # an ICD-10-CM code only with its dot ("x10^6" is not one)
+_DRG = re.compile(r"\b(?:ms-?)?drg\s?#?(\d{3})\b", re.I)  # "drg 018", "ms-drg 018": Medicare's DRGs are MS-DRGs
 _LOWER_CODE = re.compile(r"\b(?:[a-v]\d{4}|\d{4}[tf]|[a-tv-z]\d{2}\.[0-9a-z]{1,4})\b")
 
 
@@ -313,7 +314,7 @@ def read_question(text: str, today: dt.date | None = None) -> Question:
     quarter")."""
     text, injected = drop_instructions(text)
     text = repair_drug_names(_O_FOR_ZERO.sub(lambda m: m.group(0).upper().replace("O", "0"), text))
-    text = _LOWER_CODE.sub(lambda m: m.group(0).upper(), text)
+    text = _DRG.sub(r"MS-DRG \1", _LOWER_CODE.sub(lambda m: m.group(0).upper(), text))
     norm = normalize(text)
     service_date = find_service_date(text, today or dt.date.today())
     dates = tuple(find_service_dates(text, today or dt.date.today()))

@@ -963,3 +963,23 @@ def test_a_crs_rate_is_not_a_payment_question(engine):
 
 def test_a_prior_stem_cell_transplant_typed_as_sct_finds_the_z_code(engine):
     assert lead(ask(engine, "z code for prior auto-sct")).startswith("**Z94.84**")
+
+
+def test_a_named_manufacturer_bills_its_own_cyclophosphamide_code(engine):
+    first = lead(ask(engine, "dr reddys cyclophosphamide 1g vial, gave 555mg rest tossed - which j code, units on admin line + jw line"))
+    assert first.startswith("**J9073: 111 unit(s)") and "**J9073-JW: 89 unit(s)**" in first
+
+
+def test_cells_in_a_pcs_question_do_not_turn_it_into_the_q_code(engine):
+    first = lead(ask(engine, "abecma IP admit d/c 11/20/25, cells went in peripheral IV - what pcs code"))
+    assert first.startswith("**XW033K7**")
+
+
+def test_a_code_that_ended_months_before_is_not_called_the_code_just_before(engine):
+    first = lead(ask(engine, "carvykti central line, discharged 2/10/26 - pcs code"))
+    assert first.startswith("**XW043A7**") and "XW043C3 was valid through 2021-09-30" in first and "before 2022-02-28 it was" not in first
+
+
+def test_an_attribute_of_a_named_drg_is_not_answered_with_another_drg(engine):
+    first = lead(ask(engine, "ms-drg 018 relative weight fy2026?"))
+    assert first.startswith("My sources do not give") and "MS-DRG 016" not in first

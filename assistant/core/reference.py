@@ -90,6 +90,7 @@ class Code:
     drug: str = ""                       # generic drug name (J-codes)
     product: str = ""                    # product id (Q-codes)
     names: tuple[str, ...] = ()          # drug names people type for the code billed today
+    makers: tuple[str, ...] = ()         # a manufacturer-specific code's maker or brand as typed ("dr reddys")
     added: str = ""
     retired: str = ""
     last_seen: str = ""
@@ -248,6 +249,15 @@ class Reference:
         """The current HCPCS code billed for a lymphodepletion drug (dosing.yaml `drug_codes`)."""
         return (self.dosing.get("drug_codes") or {}).get(drug)
 
+    def maker_code(self, drug: str, text: str, day: dt.date) -> Code | None:
+        """The manufacturer-specific code of `drug` whose maker `text` names ("dr reddys
+        cyclophosphamide": J9073), when in force on `day`."""
+        for c in self.hcpcs.values():
+            if c.drug == drug and c.makers and c.in_force(day) and any(
+                    re.search(r"(?<!\w)" + re.escape(m).replace(r"\ ", r"[\s.']*") + r"(?!\w)", text, re.I) for m in c.makers):
+                return c
+        return None
+
     def code_for_name(self) -> dict[str, str]:
         """Drug names people type ("flu", "cytoxan", "actemra") -> the HCPCS code billed for it."""
         return {name: c.code for c in self.hcpcs.values() for name in c.names}
@@ -315,6 +325,7 @@ def _code(code: str, system: str, row: Mapping[str, Any]) -> Code:
         unit_value=Decimal(str(unit.get("value", "1"))), unit_kind=str(unit.get("unit", "mg")),
         drug=str(row.get("drug") or ""), product=str(row.get("product") or ""),
         names=tuple(str(n).lower() for n in _tuple(row.get("names"))),
+        makers=tuple(str(n).lower() for n in _tuple(row.get("makers"))),
         added=str(row.get("added") or ""), retired=str(row.get("retired") or ""),
         last_seen=str(row.get("last_seen") or ""), replaced_by=_tuple(row.get("replaced_by")),
         replacement_default=str(row.get("replacement_default") or ""), replaces=str(row.get("replaces") or ""),

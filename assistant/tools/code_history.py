@@ -10,7 +10,7 @@ the MAC's article), never from today's code alone.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated
 
 from assistant.core.dates import bare_year
@@ -140,7 +140,10 @@ def _lead(asked: Code | None, valid: list[Code], family: list[Code], day: date, 
         text += f"; after {first.valid_to.isoformat()} it is no longer valid"
     earlier = [c for c in family if c.valid_to and c.valid_to < day and c is not asked]
     if earlier and first.valid_from:
-        text += f"; before {first.valid_from.isoformat()} it was {' / '.join(c.code for c in earlier)}"
+        # "before 2022-02-28 it was XW043C3" only when it ended the day before (it ended 2021-09-30)
+        just_before = [c for c in earlier if c.valid_to + timedelta(days=1) == first.valid_from]
+        text += (f"; before {first.valid_from.isoformat()} it was {' / '.join(c.code for c in just_before)}" if just_before
+                 else "; " + "; ".join(f"{c.code} was valid through {c.valid_to.isoformat()}" for c in earlier))
     return text + "."
 
 
@@ -350,7 +353,7 @@ def _asked_code(p: Planning, dated: bool) -> str | None:
         return known[0]  # "whats the 38228 descriptor", "what is J9185": the code set's own words
     if _asks_cpt(p, dated):
         return next(iter(_services_asked(p, dated)), None)
-    if dated and _DESCRIPTOR.search(p.text) and p.q.product:
+    if dated and _DESCRIPTOR.search(p.text) and p.q.product and not _PCS.search(p.q.text):  # "cells went in ... pcs code": the PCS code
         prod = p.ref.product_by_id(p.q.product)
         return prod.hcpcs if prod and p.ref.code(prod.hcpcs) and p.ref.code(prod.hcpcs).dosages else None
     return None

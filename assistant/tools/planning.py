@@ -156,7 +156,10 @@ class Planning:
         for code in self.q.codes:
             if self.ref.code(code.upper()) is not None and (not code.upper().startswith("Q") or not drug):
                 return code.upper()
-        return self._code_of_name(drug.group(1)) if drug else None
+        code = self._code_of_name(drug.group(1)) if drug else None
+        row = self.ref.code(code) if code else None
+        maker = self.ref.maker_code(row.drug, self.text, self.dos) if row is not None and row.drug else None
+        return maker.code if maker is not None else code  # "dr reddys cyclophosphamide": its own code
 
     def _code_of_name(self, name: str) -> str | None:
         """The code a drug name is billed under on the date of service (a J-code typed: itself)."""
