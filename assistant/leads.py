@@ -349,6 +349,34 @@ _SHOWN = {"ICD-10-CM": re.compile(r"\b[A-TV-Z]\d{2}\.\w{1,4}\b"), "DRG": re.comp
           "modifier": re.compile(r"\bJ[WZ]\b"), "claim field": re.compile(r"\b(?:FL|[Ff]ield|box) ?\d")}
 
 
+_PRINCIPAL_ASKED = re.compile(r"\bprincipal\b|\bprimary (?:dx|diag\w*)|\bfirst[- ]listed\b|\bpdx\b|\bsequenc\w*", re.I)
+_TOXICITY = re.compile(r"\bCRS\b|\bICANS\b|\bD89\.83|\bG92\.0", re.I)
+
+
+def _principal_part(q: Question, passages: list[Passage], shown: str) -> tuple[Sentence, str] | None:
+    """'crs dx code + can crs be principal': the sentence of the sources that says what is
+    principal and what secondary for a CRS / ICANS stay, as its own part of the lead."""
+    if not (_PRINCIPAL_ASKED.search(q.asked) and _TOXICITY.search(q.asked)) or "principal" in shown.split("\n\n")[0].lower():
+        return None
+    says = lambda text: len(text) < 420 and _TOXICITY.search(text) and (  # noqa: E731
+        "principal" in text.lower() and "secondary" in text.lower() or "principal manifestation" in text.lower())
+    for p in passages:
+        if p.chunk_type == "table_row":
+            continue  # a flattened row reads glued; the guides say it in prose too
+        for a, b in split_sentences(p):
+            if says(text := p.quote[a - p.span[0]:b - p.span[0]]):
+                return Sentence(p, a, b, text, 99.0), f"Principal vs secondary: {text}"
+    # not among the retrieved passages: the asked product's guide says it in a line of its own
+    for doc in configured_corpus().documents.values():
+        if q.products and not set(q.products) & set(doc.products):
+            continue
+        for m in re.finditer(r"[^\n]+", doc.text):
+            if not re.search(r"[a-z][A-Z0-9]", m.group(0)) and says(m.group(0).strip()):
+                shown = re.sub(r"^\d+\.\s*", "", m.group(0).strip())  # the list number is not part of what it says
+                return doc_sentence(doc, m.start(), m.end()), f"Principal vs secondary: {shown}"
+    return None
+
+
 def extra_leads(q: Question, passages: list[Passage], ref: Reference, shown: str,
                 answered: set[str] | None = None) -> list[tuple[Sentence | None, str]]:
     """'abecma Q code, units and rev code', 'tecartus MCL dx code and PCS code': every code system
@@ -362,6 +390,8 @@ def extra_leads(q: Question, passages: list[Passage], ref: Reference, shown: str
         # "dx code + Z code for the transplant status": the condition's code as well as the Z code
         if (found := dx_answer(q, passages, ref, replace(at, detail=None))) is not None:
             out.append(found)
+    if (found := _principal_part(q, passages, shown)) is not None:
+        out.append(found)
     for system in at.code_systems:
         if system in answered or ((rx := _SHOWN.get(system)) is not None and rx.search(shown)):
             continue

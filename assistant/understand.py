@@ -70,7 +70,7 @@ INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
 SETTINGS = {
     "inpatient": re.compile(r"\binpatient\b|\bIP\b|\bIPPS\b|\badmi(?:t|tted|ssion)\b|\bdischarg\w*|\bDRG\b|\bMS-DRG\b|"
                             r"\bIP stay\b|\bhospital stay\b", re.I),
-    "outpatient": re.compile(r"\boutpatient\b|\bOP\b|\bOPPS\b|\bAPC\b|\bHOPD\b", re.I),
+    "outpatient": re.compile(r"\boutpatient\b|\bOP\b|\bout-?pt\b|\bOPPS\b|\bAPC\b|\bHOPD\b", re.I),
 }
 
 

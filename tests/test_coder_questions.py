@@ -983,3 +983,14 @@ def test_a_code_that_ended_months_before_is_not_called_the_code_just_before(engi
 def test_an_attribute_of_a_named_drg_is_not_answered_with_another_drg(engine):
     first = lead(ask(engine, "ms-drg 018 relative weight fy2026?"))
     assert first.startswith("My sources do not give") and "MS-DRG 016" not in first
+
+
+def test_outpatient_typed_as_outpt_adds_the_payers_outpatient_rule_to_a_criteria_check(engine):
+    first = lead(ask(engine, "carepartners MA 74yo, 3 prior lines (VRd, KPd, dara-pom-dex), no prior car-t, we want to do it outpt "
+                             "- does he qualify + where do i fax"))
+    assert first.startswith("**Meets all 5 criteria") and "provider attests" in first and "Fax 617-673-0956" in first
+
+
+def test_a_crs_code_question_that_asks_about_principal_gets_the_sequencing_sentence_too(engine):
+    first = lead(ask(engine, "brexu-cel readmit 4/5/26 for grade 3 crs - dx code + can crs be principal"))
+    assert first.startswith("**D89.833**") and "Principal vs secondary:" in first and "as secondary diagnoses" in first

@@ -401,7 +401,7 @@ _TOPIC_WORDS = {
     "pa_required": re.compile(r"(?:need|require)s? (?:a |an )?(?:PA|prior auth|auth)|(?:PA|prior auth\w*|auth) (?:is )?req(?:uired|'?d)?\b|"
                               r"is (?:a )?(?:PA|prior auth\w*) needed|\b(?:PA|prior auth\w*)\s+needed\b|"
                               r"\b(?:PA|prior auth\w*) (?:on|for) (?:the )?\d{4}[A-Z]\b", re.I),
-    "outpatient": re.compile(r"\boutpatient\b|\bOP\b|\binpatient\b|\bIP\b|site of care|\bsetting\b", re.I),
+    "outpatient": re.compile(r"\boutpatient\b|\bOP\b|\bout-?pt\b|\bHOPD\b|\binpatient\b|\bIP\b|site of care|\bsetting\b", re.I),
     "redose": re.compile(r"\bre-?dos|\bre-?treat|\breauth|\brenew|(?:second|2nd) (?:\w+ )?(?:dose|infusion)|"
                          r"another (?:\w+ )?(?:dose|infusion)|"
                          # "can she get it again", not "RRMM again" (a relapse)
@@ -521,7 +521,7 @@ def _topics(p: Planning) -> list[str] | None:
     calculator's question ("centene pt 70 kg, toci dose?": the dose calculator's)."""
     # in the order asked: "PA needed? fax #?" answers the PA first
     topics = sorted((t for t, rx in _TOPIC_WORDS.items() if rx.search(p.text)), key=lambda t: _TOPIC_WORDS[t].search(p.text).start())
-    if "outpatient" in topics and not re.search(r"cover|allow|criteria|attest|PA\b|prior auth|approv|"
+    if "outpatient" in topics and not re.search(r"cover|allow|criteria|attest|PA\b|prior auth|approv|qualif|eligib|\bmeets?\b|"
                                                 r"\bcan (?:\w+ )?be (?:given|done|infused|administered)|"
                                                 r"(?:need|have|has|must) (?:to )?be (?:given |done |administered )?(?:in|out)patient",
                                                 p.text, re.I):
