@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import replace
 
 from assistant.answer_type import AnswerType, answer_type, code_system_of, row_answers
@@ -17,9 +18,11 @@ from assistant.core.reference import Product, Reference
 from assistant.extract import SETTING_SYNONYMS, SYNONYMS, Sentence, split_sentences
 from assistant.retrieval import Passage
 from index.corpus import SourceDocument, configured_corpus
+from index.sentences import sentence_spans
 from index.tables import TableRow, all_table_rows, readable, section_at
 
 _DRG = re.compile(r"MS-DRG\s*018", re.I)
+_GLUED = re.compile(r"[a-z]{2}[A-Z]|^\d[A-Z]")  # "deniedFor", "6Site": cells of a flattened table row run together
 _BUNDLED = re.compile(r"bundl|not separately payable|informational|within|DRG payment", re.I)
 
 
@@ -36,12 +39,15 @@ def setting_answer(q: Question, passages: list[Passage], ref: Reference) -> tupl
     for p in passages:
         for a, b in split_sentences(p):
             text = p.quote[a - p.span[0]:b - p.span[0]]
-            if not _DRG.search(text) or len(text) > 420:
-                continue
+            if not _DRG.search(text) or len(text) > 420 or _GLUED.search(text):
+                continue  # a flattened row's cells run together: not a quote to lead with
             rank = (2 * (prod.hcpcs in text) + (prod.brand in text) + 2 * bool(_BUNDLED.search(text))
                     + (prod.id in p.products))
             if best is None or rank > best[0]:
                 best = (rank, Sentence(p, a, b, text, 99.0))
+    if best is None and (found := _document_sentence({prod.id}, lambda t: (2 * (prod.hcpcs in t) + (prod.brand in t) + 1) * bool(
+            re.search(r"\bDRG\b", t) and _BUNDLED.search(t)))):
+        best = (0, found)  # not among the retrieved passages: the product's guide says it
     if best is None:
         return None
     sentence = best[1]
@@ -50,6 +56,22 @@ def setting_answer(q: Question, passages: list[Passage], ref: Reference) -> tupl
     return sentence, (f"**Inpatient: Medicare does not pay {prod.hcpcs} ({prod.brand}) at its Part B payment limit; the "
                       f"stay is paid under MS-DRG 018, which includes the product.** {outpatient} "
                       f"\"{' '.join(sentence.text.split())}\"")
+
+
+def _document_sentence(products: set[str], score: Callable[[str], float]) -> Sentence | None:
+    """The best prose sentence (not a flattened table row) of the products' documents (any document
+    without products given) by `score`, when one scores above 0: a lead the search did not retrieve."""
+    best: tuple[float, SourceDocument, int, int] | None = None
+    for doc in configured_corpus().documents.values():
+        if products and not products & set(doc.products):
+            continue
+        for m in re.finditer(r"[^\n]+", doc.text):
+            for a, b in sentence_spans(m.group(0), (m.start(), m.end()), "section"):
+                text = doc.text[a:b].strip()
+                if len(text) < 420 and not _GLUED.search(text) and (s := score(text)) > 0 \
+                        and (best is None or s > best[0]):
+                    best = (s, doc, a, b)
+    return doc_sentence(best[1], best[2], best[3]) if best else None
 
 
 # --- the DRG a CAR-T case groups to ---------------------------------------------------------------
@@ -366,15 +388,10 @@ def _principal_part(q: Question, passages: list[Passage], shown: str) -> tuple[S
         for a, b in split_sentences(p):
             if says(text := p.quote[a - p.span[0]:b - p.span[0]]):
                 return Sentence(p, a, b, text, 99.0), f"Principal vs secondary: {text}"
-    # not among the retrieved passages: the asked product's guide says it in a line of its own
-    for doc in configured_corpus().documents.values():
-        if q.products and not set(q.products) & set(doc.products):
-            continue
-        for m in re.finditer(r"[^\n]+", doc.text):
-            if not re.search(r"[a-z][A-Z0-9]", m.group(0)) and says(m.group(0).strip()):
-                shown = re.sub(r"^\d+\.\s*", "", m.group(0).strip())  # the list number is not part of what it says
-                return doc_sentence(doc, m.start(), m.end()), f"Principal vs secondary: {shown}"
-    return None
+    # not among the retrieved passages: the product's guide says it
+    if (found := _document_sentence(set(q.products), lambda t: float(bool(says(t))))) is None:
+        return None
+    return found, "Principal vs secondary: " + re.sub(r"^\d+\.\s*", "", found.text)  # a list number is not what it says
 
 
 def extra_leads(q: Question, passages: list[Passage], ref: Reference, shown: str,

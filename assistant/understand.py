@@ -74,6 +74,8 @@ SETTINGS = {
 }
 
 
+_SETTING_WORD = r"(inpatient|outpatient|IP|OP|out-?pt|in-?pt)"
+_INSTEAD = re.compile(_SETTING_WORD + r"\s+(?:instead of|rather than|not)\s+(?:an?\s+|the\s+)?" + _SETTING_WORD + r"\b", re.I)
 _INPATIENT_CODES = re.compile(r"ICD-?10-?PCS|\bPCS\b|procedure code|\bDRG\b", re.I)
 
 
@@ -81,6 +83,8 @@ def read_setting(text: str) -> str | None:
     """"inpatient" or "outpatient" when the text says exactly one of them, "both" when it asks
     about each ("IP vs OP", "OP ... and what if IP")."""
     found = [name for name, rx in SETTINGS.items() if rx.search(text)]
+    if len(found) == 2 and (m := _INSTEAD.search(text)):  # "what if IP instead of OP": inpatient only
+        return next(name for name, rx in SETTINGS.items() if rx.fullmatch(m.group(1)))
     return found[0] if len(found) == 1 else "both" if found else None
 
 
@@ -449,6 +453,10 @@ def resolve(question: Question, previous: Question | None) -> Question:
     if not question.products and previous.products and not question.codes:
         changes["products"] = previous.products
         inherited.append("product")
+    if (is_follow_up and "payment" in question.intents and not (question.products or question.codes) and previous.codes
+            and not {"tocilizumab", "lymphodepletion"} & set(question.intents)):  # a drug named is its own line
+        changes["codes"] = previous.codes  # "medicare allowed on that" after a J3262 units answer: that code
+        inherited.append("code")
     if question.indication is None and previous.indication and (
         not question.products or question.products == previous.products
     ):
@@ -472,7 +480,8 @@ def resolve(question: Question, previous: Question | None) -> Question:
         inherited.append("setting")
     if {"product", "payer"} & set(inherited) or is_follow_up:
         changes["history"] = (*previous.history, previous.text)[-_HISTORY:]
-    changes["figures"] = question.figures.merged_over(previous.figures, whole="follows" in changes)
+    # a kept question, or the price of "that" code: its amount too, not just the patient's figures
+    changes["figures"] = question.figures.merged_over(previous.figures, whole="follows" in changes or "code" in inherited)
     if (question.service_date is not None or (date is not None and date.source == "question")) and question.figures.quarter is None:
         # "what about last quarter": this turn's date decides, not the quarter an earlier turn named
         changes["figures"] = replace(changes["figures"], quarter=None)

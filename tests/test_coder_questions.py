@@ -994,3 +994,27 @@ def test_outpatient_typed_as_outpt_adds_the_payers_outpatient_rule_to_a_criteria
 def test_a_crs_code_question_that_asks_about_principal_gets_the_sequencing_sentence_too(engine):
     first = lead(ask(engine, "brexu-cel readmit 4/5/26 for grade 3 crs - dx code + can crs be principal"))
     assert first.startswith("**D89.833**") and "Principal vs secondary:" in first and "as secondary diagnoses" in first
+
+
+def test_an_inpatient_price_question_leads_with_the_drg_even_when_the_search_misses_it(engine):
+    first = lead(ask(engine, "abecma IP dos 2/2/26 medicare allowed"))
+    assert first.startswith("**Inpatient: Medicare does not pay Q2055") and '"Q2055 line-item is included in the DRG bundle."' in first
+
+
+def test_ip_instead_of_op_in_a_follow_up_is_the_inpatient_answer(engine):
+    conv = Conversation()
+    ask(engine, "abecma OP dos 2/2/26 medicare allowed", conv)
+    first = lead(ask(engine, "what if IP instead of OP", conv))
+    assert first.startswith("**Inpatient: Medicare does not pay Q2055") and "deniedFor" not in first
+
+
+def test_waste_words_in_a_weight_based_toci_question_still_get_the_units(engine):
+    a = ask(engine, "toci 8mg/kg pt 64kg, opened 400mg + 200mg vials, rest wasted - j3262 units on admin line + jw line")
+    assert [c.name for c in a.tool_calls] == ["tocilizumab_dose"] and "**J3262-JW: 88 unit(s)**" in lead(a)
+
+
+def test_the_price_of_that_after_a_units_answer_prices_those_units(engine):
+    conv = Conversation()
+    ask(engine, "toci 8mg/kg pt 64kg, opened 400mg + 200mg vials, rest wasted - j3262 units on admin line + jw line", conv)
+    first = lead(ask(engine, "medicare allowed on that for dos 1/15/26", conv))
+    assert "**J3262 payment limit (2026Q1): $5.609 per unit.** × 512: allowed $2,871.81" in first

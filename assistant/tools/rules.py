@@ -75,8 +75,9 @@ _WASTE = re.compile(r"\bwasted?\b|\bdiscard(?:ed)?\b|left over|leftover|partial 
 def _plan(p: Planning) -> Plan | None:
     """A question about a dated rule with a date of service the user gave."""
     d = p.q.service_date
-    if p.q.figures.dose_mg is not None:
-        return None  # an amount to bill is the units calculator's question (it states JW/JZ too)
+    f = p.q.figures
+    if f.dose_mg is not None or (f.mg_per_kg and f.weight_kg) or (f.mg_per_m2 and f.bsa_m2):
+        return None  # an amount to bill (or a dose to work out) is the units calculator's question (it states JW/JZ too)
     row = next((r for r in p.ref.rules if re.search(r.get("when", "$^"), p.text, re.I)), None)
     waste = "none" if _NO_WASTE.search(p.text) else "some" if _WASTE.search(p.text) else None
     undated = d is None or d.source == "today"
