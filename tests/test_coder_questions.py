@@ -1018,3 +1018,14 @@ def test_the_price_of_that_after_a_units_answer_prices_those_units(engine):
     ask(engine, "toci 8mg/kg pt 64kg, opened 400mg + 200mg vials, rest wasted - j3262 units on admin line + jw line", conv)
     first = lead(ask(engine, "medicare allowed on that for dos 1/15/26", conv))
     assert "**J3262 payment limit (2026Q1): $5.609 per unit.** × 512: allowed $2,871.81" in first
+
+
+def test_two_services_on_two_dates_are_each_coded_by_their_own_date(engine):
+    a = ask(engine, "cells thawed/prepped 12/31/24, infused 1/2/25 - cpt for each day")
+    assert [(c.arguments["code"], c.arguments["dos"]) for c in a.tool_calls] == [("0539T", "2024-12-31"), ("0540T", "2025-01-02")]
+    assert lead(a).startswith("**0539T** is the CPT code") and "**38228** is the CPT code" in lead(a)
+
+
+@pytest.mark.parametrize("question", ["cells received and prepped 12/31/24", "abecma cells received + prepped for infusion 12/31/24"])
+def test_receipt_and_prep_typed_as_a_claim_line_is_0539t(engine, question):
+    assert lead(ask(engine, question)).startswith("**0539T** is the CPT code")

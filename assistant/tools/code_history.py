@@ -211,10 +211,11 @@ _BILL_IT = re.compile(r"\b(?:can|could|should|do|may|shall)\s+(?:i|we|you)\s+(?:
 _DESCRIPTOR = re.compile(r"descriptor|description|\bdesc\b|\bcells?\b|million|\b460\b|\b510\b", re.I)
 # the CAR-T service a CPT question names -> the CPT code of that service (the code set's own order)
 _SERVICES = [
-    (re.compile(r"harvest|collection|apheresis|leukapheresis", re.I), "0537T"),
+    (re.compile(r"harvest|\bcollect(?:ion|ed|ing)?\b|apheresis|leukapheresis|\bpheresed\b", re.I), "0537T"),
     (re.compile(r"transport|shipping|\bship\b", re.I), "0538T"),
-    (re.compile(r"receipt|thaw|prep(?:aration)? (?:of|for) (?:the )?(?:car-?t )?(?:cells|admin)", re.I), "0539T"),
-    (re.compile(r"\badmin(?:istration|istered)?\b|infusion|infused", re.I), "0540T"),
+    (re.compile(r"receipt|\breceiv\w*|thaw|prep(?:aration)? (?:of|for) (?:the )?(?:car-?t )?(?:cells|admin)|"
+                r"\bprep(?:ped|aring|ared)?\b(?! (?:for )?(?:transport|shipping|ship))", re.I), "0539T"),
+    (re.compile(r"(?<!for )\badmin(?:istration|istered)?\b|(?<!for )infusion|infused", re.I), "0540T"),
 ]
 
 
@@ -242,7 +243,7 @@ def _plan(p: Planning) -> Plan | None:
         args["product"] = p.q.product
     services = _services_asked(p, dated)
     if len(services) > 1:  # "CPTs for harvest, prep for transport, receipt/prep, admin": every one asked
-        return Plan(calls=[("code_on_date", {**args, "code": code}) for code in services])
+        return Plan(calls=[("code_on_date", {**args, **_own_date(p, code), "code": code}) for code in services])
     compared = [c for c in p.q.codes if (row := p.ref.any_code(c)) is not None and _has_history(p.ref, row)]
     if dated and len(compared) > 1 and all(c.upper() in {x.code for x in _chain(p.ref, p.ref.any_code(compared[0]))} for c in compared):
         compared = compared[:1]  # "0540T ok for 12/30/24 or do i need 38228": one code history answers both
@@ -295,6 +296,20 @@ _BILL_FOR = re.compile(r"\bwhat (?:do|should|can|would) (?:we|i|you) (?:bill|cod
                        r"\bhow (?:do|should|would) (?:we|i|you) (?:bill|code|report)\b|\bwhat(?:'?s| is) billed for\b", re.I)
 
 
+def _own_date(p: Planning, service: str) -> dict:
+    """'thawed/prepped 12/31/24, infused 1/2/25': the date typed in the service's own clause, when
+    the question gives services different dates (each is coded by its own date of service)."""
+    if len({d.start for d in p.q.dates}) < 2:
+        return {}
+    rx = next(rx for rx, code in _SERVICES if code == service)
+    for clause in re.split(r"[,;]|\band\b|\bthen\b", p.q.text):
+        dated = [d for d in p.q.dates if d.text and d.text in clause]
+        if rx.search(clause) and len(dated) == 1:
+            d = dated[0]
+            return {"dos": d.day.isoformat(), "period": d.label() if d.precision != "day" else None}
+    return {}
+
+
 def _named_product_code(p: Planning) -> str | None:
     """'carvykti q2055?', 'carvyktii - q2055 or q2056??': the Q-code of the one product named by
     its name, when the question types a product's Q-code (another product's, or a choice of codes)."""
@@ -314,6 +329,8 @@ def _asks_cpt(p: Planning, dated: bool) -> bool:
         return False
     if re.search(r"\bcpts?\b", p.text, re.I) or _BILL_FOR.search(p.text) or any(re.fullmatch(r"\d{5}", c) and c in p.q.text for c in p.q.codes):
         return True  # ... or a CPT code typed beside the service ("leukapheresis 3/2026 bill 38206?")
+    if dated and not p.q.intents and not p.q.follows and any(rx.search(p.q.text) for rx, _code in _SERVICES):
+        return True  # "cells received and prepped 12/31/24": a service and its date, typed as a claim line
     return bool((dated or _STILL.search(p.text)) and re.search(r"\bcodes?\b", p.text, re.I))
 
 
