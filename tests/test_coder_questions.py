@@ -1029,3 +1029,17 @@ def test_two_services_on_two_dates_are_each_coded_by_their_own_date(engine):
 @pytest.mark.parametrize("question", ["cells received and prepped 12/31/24", "abecma cells received + prepped for infusion 12/31/24"])
 def test_receipt_and_prep_typed_as_a_claim_line_is_0539t(engine, question):
     assert lead(ask(engine, question)).startswith("**0539T** is the CPT code")
+
+
+def test_a_lab_date_given_for_all_labs_makes_each_stale_and_urine_m_protein_is_not_serum(engine):
+    first = lead(ask(engine, "centene pt urine m-protein 250 mg/24h + kappa FLC 8 mg/dL abnl ratio, labs from 6 wks ago - "
+                             "does measurable dz count?"))
+    assert "urine m-protein 250 mg drawn" in first and "more than 30 days ago" in first and ": met" not in first
+
+
+@pytest.mark.parametrize("question, start", [
+    ("what % of the abecma allowed does medicare pay for Q1 26, is it 80?", "**Medicare pays 81.143% of the allowed amount on Q2055 (2026Q1)"),
+    ("q2053 dos 11/1/25 medicare pays what percent", "**Medicare pays 80.181% of the allowed amount on Q2053 (2025Q4)"),
+])
+def test_medicares_share_asked_as_a_percentage_leads_with_the_percentage(engine, question, start):
+    assert lead(ask(engine, question)).startswith(start)

@@ -86,7 +86,8 @@ _SAME_LINE = re.compile(r"\b(?:tandem|auto|allo|ASCT|SCT|HSCT|transplant|maint\w
 # Measurable disease (Centene I.A.4a): serum M-protein >= 0.5 g/dL, urine >= 200 mg/24 h, involved FLC
 # >= 10 mg/dL with an abnormal ratio, assessed within 30 days; or progression (I.A.4b).
 _LABS = {
-    "serum": (re.compile(r"\b(?:SPEP|M[-\s]?spike|serum M[-\s]?protein|M[-\s]?protein)\b\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*(?:g/dL)?", re.I), 0.5),
+    "serum": (re.compile(r"\b(?:SPEP|M[-\s]?spike|serum M[-\s]?protein|(?<!urine )(?<!24h urine )M[-\s]?protein)\b"
+                         r"\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*(?:g/dL)?", re.I), 0.5),
     "urine": (re.compile(r"\b(?:UPEP|urine M-?protein|24\s*h(?:ou)?r? urine)\b\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*mg", re.I), 200.0),
     "flc": (re.compile(r"\b(?:FLC|(?:involved\s+)?(?:kappa|lambda)(?:\s+(?:FLC|free light chains?))?)\b\D{0,16}?"
                        r"(\d+(?:\.\d+)?)(?![\d/.-])\s*mg/dL", re.I), 10.0),
@@ -295,12 +296,15 @@ def _measurable(text: str, today: dt.date) -> tuple[bool | None, str] | None:
     stated progression, with the words it rests on; False when values are given and none
     qualifies (below the threshold, or drawn more than 30 days ago); None when neither is said."""
     reasons = []
+    # "labs from 6 wks ago": the date of every lab value that has none of its own
+    all_drawn = _ago(dated.group(0), today) if (dated := _LAB_DATED.search(text)) and dated.group(1).lower().startswith("lab") else None
     for name, (rx, threshold) in _LABS.items():
         for m in rx.finditer(text):
             if name == "flc" and _NORMAL_RATIO.search(text[m.end():m.end() + 40]):
                 reasons.append(f"{m.group(0)} with a normal ratio")
                 continue
-            drawn = next(iter(find_service_dates(text[m.end():m.end() + 30], today)), None) or _ago(text[m.end():m.end() + 40], today)
+            drawn = (next(iter(find_service_dates(text[m.end():m.end() + 30], today)), None) or _ago(text[m.end():m.end() + 40], today)
+                     or all_drawn)
             stale = drawn is not None and (today - drawn.day).days > _LAB_WINDOW_DAYS
             if float(m.group(1)) >= threshold and not stale:
                 return True, m.group(0)

@@ -92,7 +92,7 @@ def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS c
     values = {
         "code": code, "quarter": q, "quarter_reason": pick.reason, "asked_quarter": pick.asked,
         "dos": service.isoformat() if service else None, "units": n, "payment_limit": limit, "coinsurance_pct": pct,
-        "coinsurance_from_source": from_source, **money_,
+        "coinsurance_from_source": from_source, "medicare_pct": Decimal(100) - pct, **money_,
         "source": {"kind": primary.kind, "title": primary.title, "file": primary.file, "yaml": primary.path,
                    "effective": primary.effective, "through": primary.through},
         "alternatives": alternatives, "current_quarter": str(current),
@@ -110,7 +110,7 @@ def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS c
         summary += (f" — outpatient (Part B) line. **Inpatient: Medicare does not pay {code} at this limit; the stay is paid "
                     "under MS-DRG 018, which includes the product.**")
     notice = _not_on_hand(code, pick, service, today, quarter)
-    if figure in FIGURE_WORDS and paid is None and asks is None:
+    if (figure in FIGURE_WORDS or figure == "medicare_pct") and paid is None and asks is None:
         where = _where(pick, primary) + ("" if from_source else "; at the 20% default coinsurance")
         summary = notice + _figure_lead(figure, code, where, pct, money_) + "\n\n" + summary
     else:
@@ -340,6 +340,11 @@ def _figure_lead(figure: str, code: str, quarter: str, pct: Decimal, m: dict[str
     if figure == "coinsurance":
         return (f"**Patient coinsurance on {code} ({quarter}): {fmt(pct)}% of the allowed amount "
                 f"({money(m['allowed'])}) = {money(m['coinsurance'])}.**")
+    if figure == "medicare_pct":
+        share = Decimal(100) - pct
+        return (f"**Medicare pays {fmt(share)}% of the allowed amount on {code} ({quarter}): the coinsurance is {fmt(pct)}%"
+                f"{'' if pct == DEFAULT_COINSURANCE else ', not 20%'} ({money(m['medicare'])} of {money(m['allowed'])}; "
+                f"{money(m['medicare_after_sequestration'])} after 2% sequestration).**")
     if figure == "medicare_after_sequestration":
         return (f"**2% sequestration on {code} ({quarter}): {money(m['sequestration'])} off Medicare's "
                 f"{money(m['medicare'])}, so Medicare pays {money(m['medicare_after_sequestration'])}.**")
@@ -385,6 +390,19 @@ _AFTER_BOTH = re.compile(r"\bafter\s+(?:the\s+)?(?:coins\w*|co-?insurance|seq\w*
 _WHY_COINS = re.compile(r"\bwhy\b[^?]{0,60}\b(?:coins\w*|co-?insurance)\b|"
                         r"\b(?:coins\w*|co-?insurance)\b[^?]{0,40}\b(?:not|instead of|rather than|less than|below|under|lower than)\s+20\b", re.I)
 _PCT = re.compile(r"(?<![\d.])(\d{1,2}\.\d{1,3})\s*%")
+
+
+# "what % of the allowed does medicare pay, is it 80?": Medicare's share as a percentage
+_MEDICARE_PCT = re.compile(r"(?:what|which|wat)\s+(?:%|percent\w*|pct\b)[^?]{0,40}\b(?:medicare|mcr|cms)\b(?:\s+\w+){0,2}\s+pays?\b|"
+                           r"\b(?:medicare|mcr|cms)\s+pays?\s+(?:what|which)\s+(?:%|percent\w*|pct\b)", re.I)
+
+
+def _figure_asked(text: str) -> str | None:
+    """The one figure a question asks for, to lead with; None for the whole line ("limit and coins %")."""
+    if _MEDICARE_PCT.search(text):
+        return "medicare_pct"
+    asked = [k for k, rx in FIGURE_WORDS.items() if rx.search(text)]
+    return asked[0] if len(asked) == 1 and not LIMIT_TOO.search(text) else None
 
 
 def _rule_asked(p: Planning, rule: str) -> bool:
@@ -451,9 +469,8 @@ def _plan(p: Planning) -> Plan | None:
         extra |= {"asks": "why-coinsurance", **_quarter_of_pct(p, extra)}
     elif _rule_asked(p, "sequestration") and not _AFTER_BOTH.search(p.q.text) and "paid" not in extra:
         extra["asks"] = "seq-on-coinsurance"  # with a remit amount, the shortfall leads
-    elif (len(asked_figures := [k for k, rx in FIGURE_WORDS.items() if rx.search(p.q.text)]) == 1 and "paid" not in extra
-          and not LIMIT_TOO.search(p.q.text)):  # "limit and coins %": the whole line answers both
-        extra["figure"] = asked_figures[0]
+    elif "paid" not in extra and (figure := _figure_asked(p.q.text)):
+        extra["figure"] = figure
     plans = [x for x in p.q.payers if x != "medicare"]
     if _MEDICARE_ADVANTAGE.search(p.text) and not plans or plans and not _MEDICARE_WORDS.search(p.q.text):
         extra["plan_type"] = "medicare-advantage" if not plans else f"plan:{plans[0]}"  # "what will carepartners allow"
