@@ -156,6 +156,10 @@ def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
         if sent is not None:
             citations.append(cite_sentence(sent, len(citations) + 1))
         lines[0] += f" {text}" + (f" [{citations[-1].marker}]" if sent is not None else "")
+    if (_TURNAROUND.search(q.asked) and [c.name for c in calls] == ["payer_policy"] and lines
+            and not _DURATION_GIVEN.search(lines[0])):
+        # "PDAC review turnaround - how many days": the policy says who reviews, not how long it takes
+        lines[0] = "**My sources do not give that time.** The nearest they come: " + lines[0]
     body = "\n\n".join(lines)
     if sentences:
         body += "\n\nFrom the sources:\n" + "\n".join(f"- {one_line(c.quote)} [{c.marker}]" for c in citations[len(inline):])
@@ -272,6 +276,11 @@ _FIGURE_ASKED = re.compile(r"relative weight|\bbase (?:rate|payment)|\bweights?\
 # figures no calculator gives and the guides only talk about (a DRG weight, an APC rate, an outlier threshold)
 _FIGURE_ONLY = re.compile(r"relative weight|outlier threshold|\bbase (?:rate|payment)|\bAPC (?:payment )?rate|\bpayment rate\b|"
                           r"conversion factor|\bwage index", re.I)
+# how long a payer takes to decide (not how long an approval lasts)
+_TURNAROUND = re.compile(r"turn[- ]?around|\bTAT\b|how (?:fast|quick\w*|soon)|how many (?:business |calendar )?days|"
+                         r"(?:decision|review|processing|response) time|\bhear back\b", re.I)
+_DURATION_GIVEN = re.compile(r"\b\d+\s*(?:-\s*\d+\s*)?(?:calendar |business |working )?(?:days?|months?|mos?|weeks?|wks?|hours?|hrs?|"
+                             r"years?)\b", re.I)
 _NOT_FIGURES = re.compile(r"(?:MS-)?DRG\s*\d{3}|\b[A-Z]+\d+[\w.]*|\b\d+[A-Z]\w*")  # codes (MS-DRG 018, Q2055, 0540T), not amounts
 _ANY_CART = re.compile(r"\bcar-?t\b|\bcell therap", re.I)
 

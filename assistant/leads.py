@@ -394,6 +394,22 @@ def _principal_part(q: Question, passages: list[Passage], shown: str) -> tuple[S
     return found, "Principal vs secondary: " + re.sub(r"^\d+\.\s*", "", found.text)  # a list number is not what it says
 
 
+def _other_parts(q: Question, passages: list[Passage], ref: Reference, shown: str,
+                 at: AnswerType) -> list[tuple[Sentence | None, str]]:
+    """The parts of a compound question that are not another code system: the condition's code
+    beside a Z code, what is principal, the inpatient route."""
+    out: list[tuple[Sentence | None, str]] = []
+    if at.detail == "Z" and _DX_TOO.search(q.asked) and not _SHOWN["ICD-10-CM"].search(shown.replace("Z", "")):
+        # "dx code + Z code for the transplant status": the condition's code as well as the Z code
+        if (found := dx_answer(q, passages, ref, replace(at, detail=None))) is not None:
+            out.append(found)
+    if (found := _principal_part(q, passages, shown)) is not None:
+        out.append(found)
+    if "MS-DRG 018, which includes the product" not in shown and (found := setting_answer(q, passages, ref)) is not None:
+        out.append(found)  # "pcs code + is q2055 paid on top of the drg": the inpatient route as well
+    return out
+
+
 def extra_leads(q: Question, passages: list[Passage], ref: Reference, shown: str,
                 answered: set[str] | None = None) -> list[tuple[Sentence | None, str]]:
     """'abecma Q code, units and rev code', 'tecartus MCL dx code and PCS code': every code system
@@ -402,13 +418,7 @@ def extra_leads(q: Question, passages: list[Passage], ref: Reference, shown: str
     sources. `shown` is the answer so far: a system whose code it already shows is not repeated."""
     at = answer_type(q.asked)
     answered = {at.code_system} if answered is None else answered
-    out: list[tuple[Sentence | None, str]] = []
-    if at.detail == "Z" and _DX_TOO.search(q.asked) and not _SHOWN["ICD-10-CM"].search(shown.replace("Z", "")):
-        # "dx code + Z code for the transplant status": the condition's code as well as the Z code
-        if (found := dx_answer(q, passages, ref, replace(at, detail=None))) is not None:
-            out.append(found)
-    if (found := _principal_part(q, passages, shown)) is not None:
-        out.append(found)
+    out = _other_parts(q, passages, ref, shown, at)
     for system in at.code_systems:
         if system in answered or ((rx := _SHOWN.get(system)) is not None and rx.search(shown)):
             continue

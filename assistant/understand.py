@@ -68,7 +68,7 @@ INTENT_PATTERNS: dict[str, re.Pattern[str]] = {
 # Where the product is given decides how it is paid (inpatient: within MS-DRG 018; outpatient: the
 # Part B payment limit), so the setting is read once and kept over a thread.
 SETTINGS = {
-    "inpatient": re.compile(r"\binpatient\b|\bIP\b|\bIPPS\b|\badmi(?:t|tted|ssion)\b|\bdischarg\w*|\bDRG\b|\bMS-DRG\b|"
+    "inpatient": re.compile(r"\binpatient\b|\bIP\b|\bin-?pt\b|\bIPPS\b|\badmi(?:t|tted|ssion)\b|\bdischarg\w*|\bDRG\b|\bMS-DRG\b|"
                             r"\bIP stay\b|\bhospital stay\b", re.I),
     "outpatient": re.compile(r"\boutpatient\b|\bOP\b|\bout-?pt\b|\bOPPS\b|\bAPC\b|\bHOPD\b", re.I),
 }

@@ -1043,3 +1043,20 @@ def test_a_lab_date_given_for_all_labs_makes_each_stale_and_urine_m_protein_is_n
 ])
 def test_medicares_share_asked_as_a_percentage_leads_with_the_percentage(engine, question, start):
     assert lead(ask(engine, question)).startswith(start)
+
+
+def test_a_pcs_question_that_also_asks_if_the_q_code_is_paid_gets_both_parts(engine):
+    first = lead(ask(engine, "abecma IP d/c 2/14/26 cells via central line - pcs code + is q2055 paid on top of the drg"))
+    assert first.startswith("**XW043K7**") and "**Inpatient: Medicare does not pay Q2055" in first
+
+
+def test_a_review_turnaround_the_policy_does_not_give_is_said_missing(engine):
+    assert lead(ask(engine, "centene PDAC review turnaround for abecma PA - how many days")).startswith(
+        "**My sources do not give that time.**")
+    assert not lead(ask(engine, "carepartners abecma auth duration?")).startswith("**My sources do not give")
+
+
+def test_the_year_of_a_past_treatment_is_not_the_date_of_service(engine):
+    a = ask(engine, "centene pt 70M RRMM, 4 prior lines, got cilta-cel in 2023 on a trial - abecma ok?")
+    assert a.service_date is None or a.service_date.source == "today"
+    assert lead(a).startswith("**Does not meet Centene's Abecma policy")

@@ -376,6 +376,10 @@ _LABEL_AFTER = re.compile(rf"^[\s,(]{{0,3}}(?:(?P<service>{_SERVICE_WORDS})|(?P<
                           r"(?![\s:=\-]{0,3}(?:on\s{1,3})?\d)", re.I)
 _CODE_SET_YEAR = re.compile(r"\b(?:CPT|HCPCS|ICD(?:-?10)?(?:-?(?:CM|PCS))?|FY|DRG|v|ver|version|edition|codebook)[\s\-]{0,3}$", re.I)
 _WINDOW = 40
+# "got cilta-cel in 2023", "prior ASCT 2019": the year of a past treatment, not a date of service
+_PRIOR_THERAPY_YEAR = re.compile(r"\b(?:got|had|received|s/p|prior|previous(?:ly)?|underwent|treated|tx'?d|failed)\b"
+                                 r"(?![^,;.?]{0,30}\b(?:claims?|dos|service|billed|paid|denied|remit)\b)[^,;.?]{0,30}?"
+                                 r"(?:\b(?:in|since|back in|during)\s*)?$", re.I)
 
 
 def _event(words: str) -> str:
@@ -419,7 +423,8 @@ def _kind_allows(kind: str, m: re.Match[str], text: str, rank: int, field: bool)
     if kind == "label":
         return field or rank < 2
     if kind == "year":
-        return not _CODE_SET_YEAR.search(text[max(0, m.start() - _WINDOW):m.start()])
+        before = text[max(0, m.start() - _WINDOW):m.start()]
+        return not (_CODE_SET_YEAR.search(before) or _PRIOR_THERAPY_YEAR.search(before))
     return True
 
 
@@ -465,7 +470,8 @@ def bare_year(text: str) -> re.Match[str] | None:
     """A year standing alone ("Q2055 payment 2023", "CPT for CAR-T infusion 2025"): not a date of
     service by itself (see the module rules), but a caller that knows the question's topic reads it
     as one (a code set's year, the year a price is asked for)."""
-    return BARE_YEAR.search(text)
+    return next((m for m in BARE_YEAR.finditer(text)
+                 if not _PRIOR_THERAPY_YEAR.search(text[max(0, m.start() - _WINDOW):m.start()])), None)
 
 
 def find_service_date(text: str, today: dt.date) -> ServiceDate | None:

@@ -225,7 +225,8 @@ def _plan(p: Planning) -> Plan | None:
     Q2055 descriptor of a quarter. An amount to convert is the units calculator's question."""
     d = p.q.service_date
     dated = d is not None and d.source != "today"
-    if p.administered_mg()[0] is not None and not p.asks_unit_size or (p.has("payment") and not _DESCRIPTOR.search(p.text)):
+    if p.administered_mg()[0] is not None and not p.asks_unit_size or (
+            p.has("payment") and not (_DESCRIPTOR.search(p.text) or _PCS.search(p.q.text))):  # "pcs? and does Q2056 pay": the code too
         return None  # an amount to convert: the units answer names the code and its units
     day = d.day if dated else p.dos
     args: dict = {"dos": day.isoformat(), "event": "discharge" if d is not None and d.event == "discharge" else "service"}
@@ -355,7 +356,8 @@ def _asked_code(p: Planning, dated: bool) -> str | None:
     misdescribed = [c for c in p.q.codes if (row := p.ref.icd10cm.get(c.upper())) is not None and row.note]
     if misdescribed:
         return misdescribed[0]
-    named = [c for c in p.q.codes if (row := p.ref.any_code(c)) is not None
+    pcs_asked = bool(_PCS.search(p.q.text))  # "pcs code + is q2055 paid on top of the drg": not the Q-code's history
+    named = [c for c in p.q.codes if (row := p.ref.any_code(c)) is not None and not (pcs_asked and row.system != "ICD-10-PCS")
              and (_has_history(p.ref, row) or row.status == "unverified" and _BILL_IT.search(p.text))]
     # "0540T for the infusion ... and the thaw/prep of the cells that day?": the service the thread asks last
     later = _service_after(p.text, named[0]) if named and p.q.follows else None
