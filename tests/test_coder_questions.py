@@ -1060,3 +1060,21 @@ def test_the_year_of_a_past_treatment_is_not_the_date_of_service(engine):
     a = ask(engine, "centene pt 70M RRMM, 4 prior lines, got cilta-cel in 2023 on a trial - abecma ok?")
     assert a.service_date is None or a.service_date.source == "today"
     assert lead(a).startswith("**Does not meet Centene's Abecma policy")
+
+
+@pytest.mark.parametrize("question, dates", [
+    ("tecartus ALL LD bsa 1.72, LD 3/3/26-3/5/26 - flu + cy units per day", "(2026-03-03, 2026-03-04, 2026-03-05)"),
+    ("carvyktii LD bsa 2.05, dos 2/9/26-2/11/26 - units each day flu + cy", "(2026-02-09, 2026-02-10, 2026-02-11)"),
+])
+def test_ld_dates_typed_as_a_range_are_the_ld_days_not_the_infusion_day(engine, question, dates):
+    a = ask(engine, question)
+    assert [c.name for c in a.tool_calls] == ["lymphodepletion_plan"] and dates in lead(a)
+
+
+@pytest.mark.parametrize("question, start", [
+    ("abecma bag says 4.9 x10^8 car+ cells - within label?", "**490 × 10^6 cells is within the Abecma label range"),
+    ("ide-cel product came back 2.6x10^8 car+ t cells, is that under the label min", "**260 × 10^6 cells is below the Abecma"),
+    ("is 3.2e8 cells ok per label for a 70kg tecartus MCL pt?", "**320 × 10^6 cells is above the Tecartus (MCL) maximum of 200 × 10^6"),
+])
+def test_a_cell_count_in_scientific_notation_is_checked_against_the_label(engine, question, start):
+    assert lead(ask(engine, question)).startswith(start)

@@ -412,8 +412,14 @@ def dose_range_in(text: str) -> tuple[int, int] | None:
     return int(m.group(1)) * 1_000_000, int(m.group(2)) * 1_000_000
 
 
+# "4.9 x10^8", "2.6x10^8", "3.2e8" cells (a count per kg is a dose rate, not a count)
+_DOSE_CELLS_E8 = re.compile(r"(?<![\d.])(\d{1,2}(?:\.\d+)?)\s*(?:(?:x|×|\*)\s*10\s*\^?\s*(?:8|⁸)|e\+?8)\b(?!\s*(?:/|per)\s*kg)", re.I)
+
+
 def dose_cells_in(text: str) -> int | None:
-    """A CAR-T cell count the text gives ("450M", "300 million cells", "4.5 x 10^8" is not read)."""
+    """A CAR-T cell count the text gives ("450M", "300 million cells", "4.9 x10^8", "3.2e8")."""
+    if (e8 := _DOSE_CELLS_E8.search(text)) is not None:
+        return int(round(float(e8.group(1)) * 100)) * 1_000_000
     m = _DOSE_CELLS.search(text)
     if m is None:
         return None

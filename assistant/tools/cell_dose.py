@@ -109,6 +109,14 @@ def cell_dose(product: Annotated[Text, param("Product name or HCPCS", label="Pro
 def _check(cells: Decimal, values: dict, name: str, summary: str, formula: str) -> tuple[str, str]:
     """A given cell count against the range: the verdict leads the range (values gain it)."""
     lo, hi = values["min_cells"], values["max_cells"]
+    if lo == hi and values.get("cap_cells"):  # a per-kg target dose with a maximum (Tecartus): no range to be within
+        cap = values["cap_cells"]
+        over = cells > cap
+        values.update({"dose_cells": cells, "in_range": None, "above_maximum": over})
+        verdict = (f"is above the {name} maximum of {cells_text(cap)}" if over
+                   else f"is not above the {name} maximum of {cells_text(cap)}; the label dose for this weight is {cells_text(hi)}")
+        return (f"**{cells_text(cells)} cells {verdict} CAR-positive T cells.** " + summary.replace("**", ""),
+                formula + f"; {fmt(cells)} cells vs the maximum {fmt(cap)} → {'above' if over else 'not above'}")
     where = "below" if cells < lo else "above" if cells > hi else "within"
     values.update({"dose_cells": cells, "in_range": where == "within"})
     return (f"**{cells_text(cells)} cells is {where} the {name} label range of {cells_text(lo)} to {cells_text(hi)} "

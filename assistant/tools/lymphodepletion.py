@@ -290,7 +290,7 @@ def _plan(p: Planning) -> Plan | None:
                             "BSA (m²) or height and weight.")
     args: dict = {"product": product, **({"indication": p.q.indication} if p.q.indication in inds else {}), **size}
     infusion = f.date or _infusion_day(p)
-    if infusion and _LD_START.search(p.text):
+    if infusion and (_LD_START.search(p.text) or _LD_DATES.search(p.q.text) and _infusion_day(p) is None):
         args["ld_start_date"] = infusion.isoformat()  # "LD starts 10/6/25": the first LD day, not day 0
     elif infusion:
         args["infusion_date"] = infusion.isoformat()
@@ -312,6 +312,12 @@ def _claim(p: Planning) -> dict:
         return {}
     return {"claimed_drug": drug, "claimed_mg_per_m2": p.q.figures.mg_per_m2,
             **({"claimed_days": days} if (days := p.days()) else {})}
+
+
+# the LD days typed as such: a range of dates ("LD 3/3/26-3/5/26", "dos 2/9-2/11") or a date labelled LD
+_DATE = r"\d{1,2}/\d{1,2}(?:/\d{2,4})?"
+_LD_DATES = re.compile(rf"{_DATE}\s*(?:-|–|to|thru|through)\s*{_DATE}|"
+                       rf"\b(?:LD|lymphodepl\w*|flu/?cy|cy/?flu|chemo)(?:\s+(?:dates?|days?|on|from|given))?\s*:?\s*{_DATE}", re.I)
 
 
 def _infusion_day(p: Planning):
