@@ -97,7 +97,7 @@ def test_the_quarter_before_is_relative_to_the_threads_date(engine):
 def test_a_misdescribed_diagnosis_code_leads_with_the_correction(engine):
     a = ask(engine, "carvykti pt drug induced parkinsonism on the f/u visit - G20.A1 ok?")
     first = lead(a)
-    assert first.startswith("**G20.A1** is the ICD-10-CM code (Parkinson's disease") and "G21.19" in first
+    assert first.startswith("**G20.A1: A Parkinson's disease code, not drug-induced parkinsonism") and "G21.19" in first
 
 
 def test_an_inpatient_pcs_code_goes_by_the_discharge_date(engine):
@@ -1078,3 +1078,22 @@ def test_ld_dates_typed_as_a_range_are_the_ld_days_not_the_infusion_day(engine, 
 ])
 def test_a_cell_count_in_scientific_notation_is_checked_against_the_label(engine, question, start):
     assert lead(ask(engine, question)).startswith(start)
+
+
+def test_which_product_is_safer_for_a_patient_is_declined_but_a_billing_safer_is_not(engine):
+    assert ask(engine, "pt has baseline tremor, is abecma safer than cilta-cel for him?").kind is AnswerKind.REFUSAL
+    assert ask(engine, "is outpatient infusion safer for billing").kind is not AnswerKind.REFUSAL
+
+
+def test_a_state_medicaid_program_has_no_policy_in_the_sources(engine):
+    assert lead(ask(engine, "husky medicaid abecma PA fax #")).startswith("My sources do not hold a state Medicaid program's policy")
+
+
+def test_a_code_and_its_rate_with_an_amount_get_units_and_the_price(engine):
+    first = lead(ask(engine, "j9075 rate q1 26 + units for 600mg"))
+    assert first.startswith("**J9075: 120 unit(s)") and "allowed $70.20" in first
+
+
+def test_a_cpt_question_that_also_asks_about_payment_still_gets_the_cpt(engine):
+    first = lead(ask(engine, "carvykti outpt infusion dos 2/3/26 - admin cpt + is q2056 paid separately?"))
+    assert first.startswith("**38228** is the CPT code") and "Q2056 is not" not in first

@@ -60,7 +60,7 @@ def code_on_date(
     if typed and typed.upper() not in {c.code for c in family}:
         lead += " " + _not_this(ref, typed.upper())
     if asked is not None and asked.system == "ICD-10-CM" and asked.note:
-        lead += f" **{asked.note}**"  # the guide's description of this code is wrong: the correction leads
+        lead = f"**{asked.code}: {asked.note}** " + lead  # the guide's description of this code is wrong: the correction leads
     rows = [{"code": c.code, "system": c.system, "descriptor": c.descriptor_on(day),
              "valid_from": c.valid_from, "valid_to": c.valid_to} for c in family]
     return ToolResult(
@@ -226,7 +226,8 @@ def _plan(p: Planning) -> Plan | None:
     d = p.q.service_date
     dated = d is not None and d.source != "today"
     if p.administered_mg()[0] is not None and not p.asks_unit_size or (
-            p.has("payment") and not (_DESCRIPTOR.search(p.text) or _PCS.search(p.q.text))):  # "pcs? and does Q2056 pay": the code too
+            p.has("payment") and not (_DESCRIPTOR.search(p.text) or _PCS.search(p.q.text) or _CPT_WORD.search(p.q.text))):
+        # ("pcs? and does Q2056 pay", "admin cpt + is q2056 paid separately": the code too)
         return None  # an amount to convert: the units answer names the code and its units
     day = d.day if dated else p.dos
     args: dict = {"dos": day.isoformat(), "event": "discharge" if d is not None and d.event == "discharge" else "service"}
@@ -254,9 +255,7 @@ def _plan(p: Planning) -> Plan | None:
         return None  # "Q2055 jan 2025 vs jan 2026 difference": a price change, payment_change's question
     code = _named_product_code(p) or _asked_code(p, dated) or _drug_code_asked(p)
     if code:
-        row = p.ref.any_code(code)
-        chain = {c.code for c in _chain(p.ref, row)} if row is not None else {code}
-        other = next((c.upper() for c in p.q.codes if c.upper() not in chain and (p.ref.product(c) or re.fullmatch(r"\d{5}", c))), None)
+        other = _typed_other(p, code)
         return _and_product_code(p, call("code_on_date", {**args, "code": code, **({"typed": other} if other else {})}))
     return _product_pcs(p, args)
 
@@ -309,6 +308,19 @@ def _own_date(p: Planning, service: str) -> dict:
             d = dated[0]
             return {"dos": d.day.isoformat(), "period": d.label() if d.precision != "day" else None}
     return {}
+
+
+def _typed_other(p: Planning, code: str) -> str | None:
+    """A code typed of the answer's system that is not the answer ("carvykti q2055?", "leukapheresis
+    ... 38206?"): the answer says it is not the one."""
+    row = p.ref.any_code(code)
+    chain = {c.code for c in _chain(p.ref, row)} if row is not None else {code}
+    system = row.system if row is not None else None
+    return next((c.upper() for c in p.q.codes if c.upper() not in chain and system in (
+        "HCPCS" if p.ref.product(c) else None, "CPT" if re.fullmatch(r"\d{5}", c) else None)), None)
+
+
+_CPT_WORD = re.compile(r"\bcpts?\b", re.I)
 
 
 def _named_product_code(p: Planning) -> str | None:
