@@ -23,7 +23,17 @@ from assistant.core.question import Question
 from assistant.core.reference import Product, Reference, load_reference
 from assistant.extract import Sentence, best_sentences, split_sentences
 from assistant.guards import SCOPE
-from assistant.leads import code_row_answer, doc_sentence, drg_verdict, dx_answer, extra_leads, guide_match, indication_answer, setting_answer
+from assistant.leads import (
+    code_row_answer,
+    doc_sentence,
+    drg_verdict,
+    drug_bundled_answer,
+    dx_answer,
+    extra_leads,
+    guide_match,
+    indication_answer,
+    setting_answer,
+)
 from assistant.retrieval import Passage
 from assistant.tools.registry import get as get_calculator
 from index.corpus import configured_corpus
@@ -78,7 +88,7 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
                       text=f"My sources do not cover {names} for this question, so I can't give "
                            f"you a figure or rule for it. {SCOPE}")
     setting = setting_answer(q, turn.passages, ref)
-    lead = (setting or drg_verdict(q, ref) or dx_answer(q, turn.passages, ref)
+    lead = (setting or drug_bundled_answer(q, ref) or drg_verdict(q, ref) or dx_answer(q, turn.passages, ref)
             or direct_code_answer(q, turn.passages, ref) or every_cart_code(q, ref) or code_row_answer(q, ref)
             or indication_answer(q, ref))
     if not sentences and lead is None:

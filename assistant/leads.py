@@ -74,6 +74,30 @@ def _document_sentence(products: set[str], score: Callable[[str], float]) -> Sen
     return doc_sentence(best[1], best[2], best[3]) if best else None
 
 
+_SEPARATELY = re.compile(r"\bseparate(?:ly)?\b|\bon top\b|\bline[- ]?item\b|\bcarve[- ]?out\b|\bin addition to the DRG\b", re.I)
+
+
+def drug_bundled_answer(q: Question, ref: Reference) -> tuple[Sentence, str] | None:
+    """'readmit for CRS - can we bill j3262 separately on the IP claim': a drug given during an
+    inpatient stay is paid within the stay's DRG, not separately; lead with that, quoting the
+    guide's sentence that says so (a guide that also says "bill J3262 line-item during a separate
+    readmission" is not the lead)."""
+    if q.setting != "inpatient" or not _SEPARATELY.search(q.asked):
+        return None
+    drug = next((row for c in q.codes if (row := ref.code(c.upper())) is not None and row.drug), None)
+    if drug is None and "tocilizumab" in q.intents:
+        drug = ref.code("J3262")
+    if drug is None:
+        return None
+    names = [drug.code, *drug.names, drug.drug]
+    found = _document_sentence(set(q.products), lambda t: float(any(n.lower() in t.lower() for n in names if n)
+                                                                and bool(re.search(r"bundled|within the DRG", t, re.I))))
+    if found is None:
+        return None
+    return found, (f"**No: on an inpatient claim {drug.code} ({drug.drug}) is not paid separately; it is paid within the "
+                   f"stay's DRG.** \"{' '.join(found.text.split())}\"")
+
+
 # --- the DRG a CAR-T case groups to ---------------------------------------------------------------
 _DRG_TYPED = re.compile(r"\b(?:MS-?)?DRG\s*(\d{3})\b", re.I)
 _DRG_SINCE = re.compile(r"Effective FY 2021, CMS introduced MS-DRG 018[^.]*\.")

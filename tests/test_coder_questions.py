@@ -1097,3 +1097,8 @@ def test_a_code_and_its_rate_with_an_amount_get_units_and_the_price(engine):
 def test_a_cpt_question_that_also_asks_about_payment_still_gets_the_cpt(engine):
     first = lead(ask(engine, "carvykti outpt infusion dos 2/3/26 - admin cpt + is q2056 paid separately?"))
     assert first.startswith("**38228** is the CPT code") and "Q2056 is not" not in first
+
+
+def test_a_drug_on_an_inpatient_readmission_is_not_billed_separately(engine):
+    first = lead(ask(engine, "abecma readmit d+9 crs gr 2 - can we bill j3262 separately on the IP claim"))
+    assert first.startswith("**No: on an inpatient claim J3262 (tocilizumab) is not paid separately") and "within the DRG" in first
