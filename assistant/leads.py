@@ -85,8 +85,8 @@ def drug_bundled_answer(q: Question, ref: Reference) -> tuple[Sentence, str] | N
     if q.setting != "inpatient" or not _SEPARATELY.search(q.asked):
         return None
     drug = next((row for c in q.codes if (row := ref.code(c.upper())) is not None and row.drug), None)
-    if drug is None and "tocilizumab" in q.intents:
-        drug = ref.code("J3262")
+    if drug is None and "tocilizumab" in q.intents:  # "actemra", "toci": the code billed for the name
+        drug = ref.code(ref.code_for_name().get("tocilizumab", ""))
     if drug is None:
         return None
     names = [drug.code, *drug.names, drug.drug]
