@@ -1089,3 +1089,10 @@ def test_a_cpt_question_that_also_asks_about_payment_still_gets_the_cpt(engine):
 def test_round_7_first_paragraphs(engine, question, start, part):
     first = lead(ask(engine, question))
     assert first.startswith(start) and (part is None or part in first)
+
+
+def test_one_regimen_named_in_passing_is_not_the_whole_history_and_new_lesions_are_progression(engine):
+    first = lead(ask(engine, "centene abecma pt m-spike only 0.2 now but PET 5 wks after last KPd dose shows new lytic lesions - "
+                             "does that meet the measurable dz criterion"))
+    assert first.startswith("**Centene's Abecma policy (CP.PHAR.481), criterion 4") and ": met" in first
+    assert "Does not meet" not in first

@@ -95,7 +95,8 @@ _LABS = {
 _LAB_DATED = re.compile(r"\b(SPEP|UPEP|M[-\s]?spike|M[-\s]?protein|FLC|labs?)\b"
                         r"[^.;?]{0,25}?\b(?:from|drawn|dated|done|on|in|was|were)\b[^.;?]{0,20}", re.I)
 _NORMAL_RATIO = re.compile(r"\b(?:nl|normal)\s+(?:FLC\s+)?ratio\b", re.I)
-_PROGRESSION = re.compile(r"\b(?:progressed|progressing|progressive disease|progression|PD)\b")
+_PROGRESSION = re.compile(r"\b(?:progressed|progressing|progressive disease|progression|PD|"
+                          r"new (?:lytic |bone |osteolytic )?(?:lesions?|plasmacytomas?))\b")
 _LAB_WINDOW_DAYS = 30
 # findings a PA specialist gives that a policy may not test: named, so the answer can say so
 _OTHER_FINDINGS = {
@@ -263,6 +264,9 @@ def _prior_lines(text: str) -> tuple[int | None, bool]:
     return counted, counted is not None
 
 
+_HISTORY_WORDS = re.compile(r"\b(?:prior|previous(?:ly)?|s/p|had|hx|history|treated with|received|failed|refractory to)\b", re.I)
+
+
 def _counted_lines(text: str) -> int | None:
     """Lines in a listed sequence ("dara-VRd -> auto SCT -> len maint, then DKd" = 2): each step
     with a regimen is a line, a transplant or maintenance step belongs to the line before it. A
@@ -276,6 +280,10 @@ def _counted_lines(text: str) -> int | None:
         if _SAME_LINE.search(step) and lines:
             continue
         lines += 1
+    # one regimen named alone, not as the history ("5 wks after last KPd dose"), gives no count;
+    # "prior DRd", "VRd induction, ASCT, len maint" do
+    if lines == 1 and not sequence and not (_SAME_LINE.search(text) or _HISTORY_WORDS.search(text)):
+        return None
     return lines or None
 
 

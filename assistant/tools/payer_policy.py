@@ -116,7 +116,9 @@ def payer_policy(
 
 # the question's own ask is about one criterion: "enough lines?", "over their limit?", "is that ok"
 _ASKS_ONE = re.compile(r"\benough\b|\bsufficient\b|\bhow many\b|\bover (?:their|the|its) (?:limit|max\w*)|\bwithin\b|"
-                       r"\bis (?:that|this|it) (?:ok|okay|enough|a problem)", re.I)
+                       r"\bis (?:that|this|it) (?:ok|okay|enough|a problem)|"
+                       r"\b(?:meet|satisfy|count for|pass)\w*\s+(?:the\s+)?[\w/-]+(?:\s+[\w/-]+)?\s+(?:criterion|requirement|crit)\b|"
+                       r"\b(?:criterion|requirement|crit)\s+(?:pass\w*|met|ok|okay|count\w*|satisfied)\b", re.I)
 
 
 def _asked_criterion(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any], str]], facts: Scenario, asked: str,
