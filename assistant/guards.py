@@ -33,9 +33,12 @@ INJECTION_NOTE = ("Instructions inside a question do not change how I work; I on
 KNOWN_NAMES = re.compile(r"\b(?:humana|anthem|kaiser|aetna|cigna|unitedhealthcare|uhc|bcbs|highmark|molina|"
                          r"wellcare|elevance|oscar|centene|carepartners|tricare|aucatzyl|blenrep|talvey|"
                          r"lynozyfic|darzalex|xpovio)\b", re.I)
-# Code sets people ask for that no source document gives.
+# Code sets and claim rules people ask for that no source document gives (a payer's timely-filing
+# limit, the year's Medicare deductible amounts; the payment calculator only says it assumes the
+# Part B deductible met).
 ABSENT_PHRASES = re.compile(r"\b(revenue code|rev code|condition code|value code|occurrence code|fee schedule|"
-                            r"medical policy number)s?\b", re.I)
+                            r"medical policy number|timely[- ]filing(?: limit| deadline| window)?|filing (?:limit|deadline)|"
+                            r"part a deductible|part b deductible amount|20\d\d part b deductible)s?\b", re.I)
 _STOP = {"the", "and", "for", "with", "are", "this", "that", "what", "how", "from", "not"}
 
 
@@ -88,13 +91,13 @@ def unknown_terms(q: Question) -> list[str]:
     """Names in the question the sources never mention: a payer or drug from a list of the
     usual suspects, or a code set no document gives. (A generic "word not in the corpus" rule
     was tried and rejected: it refused "convert", "sequestration" and "weighs".)"""
-    found = [m.group(1).lower() for m in ABSENT_PHRASES.finditer(q.text)]
+    absent = [m.group(1).lower() for m in ABSENT_PHRASES.finditer(q.text)]  # a billing question by itself
     words = vocabulary()
     therapies = {n for names in load_reference().drug_classes.values() for n in names}
-    found += [m.group(0) for m in KNOWN_NAMES.finditer(q.text) if m.group(0).lower() not in words
-              and not (m.group(0).lower() in therapies and _as_prior_therapy(q, m.start()))]
-    if found and (q.products or q.payers or q.codes or q.intents):
-        return list(dict.fromkeys(found))
+    found = [m.group(0) for m in KNOWN_NAMES.finditer(q.text) if m.group(0).lower() not in words
+             and not (m.group(0).lower() in therapies and _as_prior_therapy(q, m.start()))]
+    if absent or found and (q.products or q.payers or q.codes or q.intents):
+        return list(dict.fromkeys(absent + found))
     return []
 
 

@@ -17,6 +17,7 @@ from assistant.core.question import Question
 from assistant.core.reference import Product, Reference
 from assistant.extract import SETTING_SYNONYMS, SYNONYMS, Sentence, split_sentences
 from assistant.retrieval import Passage
+from assistant.tools.payment import unpriced_procedures
 from index.corpus import SourceDocument, configured_corpus
 from index.sentences import sentence_spans
 from index.tables import TableRow, all_table_rows, readable, section_at
@@ -431,7 +432,14 @@ def _other_parts(q: Question, passages: list[Passage], ref: Reference, shown: st
         out.append(found)
     if "MS-DRG 018, which includes the product" not in shown and (found := setting_answer(q, passages, ref)) is not None:
         out.append(found)  # "pcs code + is q2055 paid on top of the drg": the inpatient route as well
+    if _AMOUNT_ASKED.search(q.text) and "$" not in shown and (cpts := list(dict.fromkeys(_CPT_SHOWN.findall(shown)))):
+        # "admin cpt + medicare allowed": no source prices a procedure code (the CMS files are drug payment limits)
+        out.append((None, unpriced_procedures(cpts)))
     return out
+
+
+_AMOUNT_ASKED = re.compile(r"\ballow(?:ed|able)\b|\brates?\b|\bhow much\b|\bamount\b|\bamt\b|\breimburs\w*|\bfee\b", re.I)
+_CPT_SHOWN = re.compile(r"\*\*(\d{5}|\d{4}T)\*\*")
 
 
 def extra_leads(q: Question, passages: list[Passage], ref: Reference, shown: str,

@@ -9,6 +9,7 @@ sources". Adding a calculator needs no change here.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from assistant.core.question import Question
 from assistant.tools.component import Plan
@@ -23,5 +24,20 @@ def plan(q: Question, today: dt.date) -> Plan:
     context = Planning(q, today)
     for calc in calculators():
         if calc.plan is not None and (decision := calc.plan(context)) is not None:
-            return decision
+            return _joined(context, calc.name, decision)
     return Plan()
+
+
+def _joined(context: Planning, first: str, decision: Plan) -> Plan:
+    """A compound question ("carvykti NDC and payment limit q1 26"): each calculator that joins the
+    one that claimed it adds its own calls for its part of the question."""
+    if not decision.calls:
+        return decision
+    for calc in calculators():
+        made = {name for name, _args in decision.calls}
+        if first not in calc.joins or calc.name in made or calc.plan is None:
+            continue
+        extra = calc.plan(context)
+        if extra is not None and extra.calls and (calc.joins_with is None or calc.joins_with(context, decision, extra)):
+            decision = replace(decision, calls=[*decision.calls, *extra.calls], derived=[*decision.derived, *extra.derived])
+    return decision

@@ -403,7 +403,9 @@ def test_a_readmission_drg_is_not_drg_018_and_a_per_kg_rate_is_not_a_cell_count(
     assert first.startswith("**DRG by principal manifestation") and "Stage 5 CRS readmit" in first
     assert lead(ask(engine, "DRG for car-t inpatient admit")).startswith("**MS-DRG 018**")
     first = lead(ask(engine, "cilta cel 0.75 x 10^6/kg 80 kg how many cells"))
-    assert first.startswith("**Carvykti (MM): 40 × 10^6 to 80 × 10^6") and "75 × 10^6 cells is" not in first
+    # the per-kg rate times the weight is the count asked, checked against the label range
+    assert first.startswith("**0.75 × 10^6/kg (60 × 10^6 cells at 80 kg) is within the Carvykti (MM) label range of "
+                            "40 × 10^6 to 80 × 10^6") and "75 × 10^6 cells is" not in first
 
 
 def test_a_claim_form_question_and_rows_that_differ_by_setting(engine):
@@ -1096,3 +1098,53 @@ def test_one_regimen_named_in_passing_is_not_the_whole_history_and_new_lesions_a
                              "does that meet the measurable dz criterion"))
     assert first.startswith("**Centene's Abecma policy (CP.PHAR.481), criterion 4") and ": met" in first
     assert "Does not meet" not in first
+
+
+# --- round 11: a maker named in a follow-up, claim rules the sources lack, per-kg doses, compound parts
+def test_a_cyclophosphamide_maker_named_in_a_follow_up_changes_the_ld_code(engine):
+    conv = Conversation()
+    assert "J9075 114 unit(s)/day" in lead(ask(engine, "LD for abecma pt 1.9 m2 flu 30 cy 300 x3 days, codes and units?", conv))
+    first = lead(ask(engine, "we use sandoz cy, same code/units?", conv))
+    assert "J9074 114 unit(s)/day, 342 total" in first and "J9075" not in first
+
+
+@pytest.mark.parametrize("question, missing", [
+    ("centene medicaid timely filing for car-t claims?", "timely filing"),
+    ("2026 part A deductible?", "part a deductible"),
+    ("whats the filing limit for carepartners abecma claims", "filing limit"),
+])
+def test_claim_rules_no_source_gives_are_said_to_be_missing(engine, question, missing):
+    a = ask(engine, question)
+    assert a.kind is AnswerKind.NOT_COVERED and a.text.startswith(f"My sources do not mention {missing}")
+
+
+def test_the_part_b_deductible_assumption_still_prices_a_line(engine):
+    a = ask(engine, "is the part b deductible taken out of the q2056 medicare payment dos 1/5/26?")
+    assert [c.name for c in a.tool_calls] == ["payment"] and a.kind is AnswerKind.TOOL
+    assert any("Part B deductible not applied" in x for x in a.tool_calls[0].result.assumptions)
+
+
+@pytest.mark.parametrize("question, start", [
+    ("carvykti 0.42x10^6/kg for 75 kg pt, under the min?",
+     "**0.42 × 10^6/kg (31.5 × 10^6 cells at 75 kg) is below the Carvykti (MM) label range of 37.5 × 10^6 to 75 × 10^6"),
+    ("tecartus MCL 2.3 x10^6 cells/kg 80kg, over max?",
+     "**2.3 × 10^6/kg (184 × 10^6 cells at 80 kg) is not above the Tecartus (MCL) maximum of 200 × 10^6"),
+])
+def test_a_per_kg_cell_dose_is_checked_at_the_patients_weight(engine, question, start):
+    assert lead(ask(engine, question)).startswith(start)
+
+
+def test_an_ndc_and_payment_question_gets_both(engine):
+    a = ask(engine, "carvykti NDC and payment limit q1 2026")
+    first = lead(a)
+    assert [c.name for c in a.tool_calls] == ["ndc", "payment"]
+    assert "57894-0111-01" in first and "**Q2056 payment limit (2026Q1): $587,649.574 per unit.**" in first
+
+
+def test_a_procedure_code_has_no_medicare_amount_in_the_sources(engine):
+    a = ask(engine, "what does medicare allow for 38228")
+    assert a.kind is AnswerKind.NOT_COVERED and a.text.startswith("My sources do not give a Medicare amount for 38228")
+    first = lead(ask(engine, "abecma admin cpt + units + medicare allowed dos 1/15/26"))
+    assert first.startswith("**38228**") and "My sources do not give a Medicare amount for 38228" in first
+    # a CPT code asked beside "is the Q-code paid separately" asks no amount
+    assert "Medicare amount" not in lead(ask(engine, "carvykti outpt infusion dos 2/3/26 - admin cpt + is q2056 paid separately?"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from assistant.core.dates import ServiceDate, find_service_dates, month_number
 from assistant.core.question import TAKE_BACK_WORDS
@@ -422,6 +423,20 @@ def dose_range_in(text: str) -> tuple[int, int] | None:
 
 # "4.9 x10^8", "2.6x10^8", "3.2e8" cells (a count per kg is a dose rate, not a count)
 _DOSE_CELLS_E8 = re.compile(r"(?<![\d.])(\d{1,2}(?:\.\d+)?)\s*(?:(?:x|×|\*)\s*10\s*\^?\s*(?:8|⁸)|e\+?8)\b(?!\s*(?:/|per)\s*kg)", re.I)
+
+
+_PER_KG = re.compile(r"(?<![\d.])(\d{1,2}(?:\.\d+)?)\s*(?:(?:x|×|\*)\s*10\s*\^?\s*(5|6|⁵|⁶)|e\+?(5|6)|(million|M))\s*"
+                     r"(?:(?:CAR\+?\s*)?(?:T[\s-]?)?cells?\s*)?(?:/|per)\s*kg\b", re.I)
+
+
+def dose_per_kg_in(text: str) -> Decimal | None:
+    """A per-kg CAR-T cell dose the text gives, in cells per kg ("0.42x10^6/kg", "2 x 10^6 cells/kg",
+    "5e5 per kg", "0.6 million/kg")."""
+    m = _PER_KG.search(text)
+    if m is None:
+        return None
+    power = {"5": 5, "⁵": 5}.get(m.group(2) or m.group(3) or "", 6)
+    return Decimal(m.group(1)) * Decimal(10) ** power
 
 
 def dose_cells_in(text: str) -> int | None:

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from assistant.core.reference import Reference, get_reference
-from assistant.core.scenario import dose_cells_in, dose_range_in
+from assistant.core.scenario import dose_cells_in, dose_per_kg_in, dose_range_in
 from assistant.tools._dosing import product_rules
 from assistant.tools._inputs import fmt, weight_kg
 from assistant.tools.component import Calculator, IndicationParam, Number, Numbers, Plan, Text, WeightUnit, ask, call, param
@@ -37,6 +37,8 @@ def cell_dose(product: Annotated[Text, param("Product name or HCPCS", label="Pro
                                                   "label)", label="Cells to check (optional)", example=450000000)] = None,
               range_cells: Annotated[Numbers, param("A stated range to check against the label's, as [min, max] cells "
                                                     "('guide says 150-450 x10^6')", form=False)] = None,
+              dose_per_kg: Annotated[Number, param("A per-kg dose to check, in cells per kg ('0.42 x10^6/kg' is "
+                                                   "420000); needs the weight", form=False)] = None,
               reference: Reference | None = None) -> ToolResult:
     """Target CAR-positive T-cell dose range (cells) and the Q-code billing (always 1 unit); with
     `dose_cells`, whether that count is inside the range."""
@@ -95,15 +97,20 @@ def cell_dose(product: Annotated[Text, param("Product name or HCPCS", label="Pro
             if (Decimal(src["min_per_kg"]), Decimal(src["max_per_kg"]), Decimal(src["cap_cells"])) != (per_lo, per_hi, cap):
                 warnings.append(f"⚠ {src['doc']} gives a different dose rule: \"{src['quote']}\".")
     name = prod.brand + (f" ({ind.upper()})" if rule.get("basis") != "flat" else "")
-    summary, formula = _checked(range_cells, dose_cells, values, name, summary, formula)
-    assumptions.append("The actual cell count is on the product's chain-of-identity label / certificate of analysis; "
-                       "the claim carries 1 unit regardless.")
+    if dose_per_kg not in (None, "") and weight not in (None, ""):  # "0.42x10^6/kg for 75 kg": the count it gives
+        summary, formula = _per_kg_checked(Decimal(str(dose_per_kg)), weight_kg(weight, weight_unit), values, name,
+                                           summary, formula)
+    else:
+        summary, formula = _checked(range_cells, dose_cells, values, name, summary, formula)
     return ToolResult(name="cell_dose",
                       inputs={"product": str(product), "indication": indication,
                               "weight": None if weight is None else str(weight), "weight_unit": weight_unit,
-                              "dose_cells": None if dose_cells is None else str(dose_cells)},
+                              "dose_cells": None if dose_cells is None else str(dose_cells),
+                              **({"dose_per_kg": str(dose_per_kg)} if dose_per_kg not in (None, "") else {})},
                       values=values, summary=summary, formula=formula,
-                      assumptions=assumptions, warnings=warnings, citations=citations)
+                      assumptions=[*assumptions, "The actual cell count is on the product's chain-of-identity label / "
+                                   "certificate of analysis; the claim carries 1 unit regardless."],
+                      warnings=warnings, citations=citations)
 
 
 def _check(cells: Decimal, values: dict, name: str, summary: str, formula: str) -> tuple[str, str]:
@@ -122,6 +129,17 @@ def _check(cells: Decimal, values: dict, name: str, summary: str, formula: str) 
     return (f"**{cells_text(cells)} cells is {where} the {name} label range of {cells_text(lo)} to {cells_text(hi)} "
             "CAR-positive T cells.** " + summary.replace("**", ""),
             formula + f"; {fmt(cells)} cells vs {fmt(lo)}–{fmt(hi)} → {where}")
+
+
+def _per_kg_checked(per_kg: Decimal, w: Decimal, values: dict, name: str, summary: str, formula: str) -> tuple[str, str]:
+    """A per-kg dose the question gives: the cells it makes at this weight, checked like a count;
+    the lead names the per-kg dose as typed."""
+    cells = per_kg * w
+    kg = fmt(w.quantize(Decimal("0.01")).normalize())
+    values["dose_per_kg"] = per_kg
+    summary, formula = _check(cells, values, name, summary,
+                              formula + f"; stated {cells_text(per_kg)}/kg × {kg} kg = {cells_text(cells)} cells")
+    return summary.replace(f"**{cells_text(cells)} cells", f"**{cells_text(per_kg)}/kg ({cells_text(cells)} cells at {kg} kg)", 1), formula
 
 
 def _checked(range_cells, dose_cells, values: dict, name: str, summary: str, formula: str) -> tuple[str, str]:
@@ -156,8 +174,9 @@ def _plan(p: Planning) -> Plan | None:
     other_topic = {"lymphodepletion", "tocilizumab", "units", "payment"} & set(p.q.intents)
     # "abecma 600M cells ok?": a count to check ("Q2055 desc - 460M or 510M" asks the code's descriptor)
     stated = None if re.search(r"\bdesc", p.text, re.I) else dose_range_in(p.text)
-    counted = None if re.search(r"\bdesc", p.text, re.I) or stated else dose_cells_in(p.text)
-    if not product or not (p.has("cell_dose") or counted or stated or (_DOSE_WORD.search(p.text) and not other_topic)):
+    per_kg = dose_per_kg_in(p.text)
+    counted = None if re.search(r"\bdesc", p.text, re.I) or stated or per_kg else dose_cells_in(p.text)
+    if not product or not (p.has("cell_dose") or counted or stated or per_kg or (_DOSE_WORD.search(p.text) and not other_topic)):
         return None
     inds = p.indications(product)
     indication = p.q.indication if p.q.indication in inds else None
@@ -172,7 +191,8 @@ def _plan(p: Planning) -> Plan | None:
             return Plan()  # the per-kg rule itself, quoted from the sources
         return ask(["weight"], "The cell dose is per kg of body weight: what does the patient weigh (kg or lb)?")
     return call("cell_dose", {"product": product, **({"indication": indication} if indication else {}), **weight,
-                              **({"dose_cells": counted} if counted else {}), **({"range_cells": list(stated)} if stated else {})})
+                              **({"dose_cells": counted} if counted else {}), **({"range_cells": list(stated)} if stated else {}),
+                              **({"dose_per_kg": float(per_kg)} if per_kg and weight else {})})
 
 
 CALCULATOR = Calculator(

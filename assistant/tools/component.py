@@ -168,6 +168,10 @@ class Calculator:
     supports: SupportsFn | None = None
     supersedes: frozenset[str] = frozenset()   # conflict notes its result already resolves
     inline_citations: bool = False   # its summary marks [n] = its n-th document citation (shown as the answer's citations)
+    # ("carvykti NDC and payment limit"): the calculators whose claimed question this one also answers
+    # a part of; its calls join theirs when `joins_with(planning, their plan, its plan)` accepts them
+    joins: frozenset[str] = frozenset()
+    joins_with: Callable[[Any, Plan, Plan], bool] | None = None
 
     # --- parameters ------------------------------------------------------------------------
     @cached_property

@@ -23,14 +23,16 @@ from assistant.tools.result import ToolResult, cite
 from assistant.tools.units import code_citation, unit_size
 
 
-def _drug_lines(drugs: list[dict], bsa_m2: Decimal, ref: Reference, infusion, service: date) -> list[dict]:
+def _drug_lines(drugs: list[dict], bsa_m2: Decimal, ref: Reference, infusion, service: date,
+                maker: str | None = None) -> list[dict]:
     """Per drug: mg/day, the code in force on its first date of service (J9070 for
-    cyclophosphamide before April 2024), units per day and in total."""
+    cyclophosphamide before April 2024; a named maker's own code, J9074 for Sandoz), units per
+    day and in total."""
     out = []
     for d in drugs:
         days = [int(x) for x in d["days"]]
         first = infusion + timedelta(days=min(days)) if infusion is not None else service
-        row = ref.drug_code_on(d["drug"], first)
+        row = (maker and ref.maker_code(d["drug"], maker, first)) or ref.drug_code_on(d["drug"], first)
         if row is None:
             raise CalcError(f"No HCPCS code for {d['drug']} in force on {first.isoformat()} in the reference data.",
                             field="product")
@@ -67,6 +69,8 @@ def lymphodepletion_plan(
                                             "(fludarabine or cyclophosphamide)", form=False)] = None,
         claimed_mg_per_m2: Annotated[Number, param("The mg/m² the question states for claimed_drug", form=False)] = None,
         claimed_days: Annotated[Number, param("The number of days the question states for claimed_drug", form=False)] = None,
+        maker: Annotated[Text, param("The drug's maker when the question names one (Sandoz, Baxter, Dr. Reddy's, "
+                                     "AuroMedics, Frindovyx): billed under that maker's own code", form=False)] = None,
         reference: Reference | None = None) -> ToolResult:
     """Fludarabine/cyclophosphamide doses, HCPCS units and dates for a CAR-T product's regimen."""
     ref = get_reference(reference)
@@ -86,7 +90,7 @@ def lymphodepletion_plan(
                                             claimed_mg_per_m2, claimed_days) + " " + result.summary
         return result
     bsa, bsa_source, assumptions = _patient_bsa(bsa_m2, height, weight, height_unit, weight_unit)
-    lines = _drug_lines(label.get("drugs") or [], bsa, ref, infusion, service)
+    lines = _drug_lines(label.get("drugs") or [], bsa, ref, infusion, service, maker)
     citations = [cite(f"dosing.yaml#{prod.id}.{ind}.lymphodepletion.label", "FDA label regimen", str(label.get("cite", "")))]
     for code in dict.fromkeys(line["hcpcs"] for line in lines):
         citations.append(code_citation(code, ref.code(code)))
@@ -98,6 +102,8 @@ def lymphodepletion_plan(
     warnings += _worked_examples(lymph, lines, bsa, ref, citations, infusion or service)
     assumptions.append(bsa_source + ".")
     assumptions += _code_assumptions(ref, lines, infusion is not None)
+    if maker and not any((row := ref.code(ln["hcpcs"])) is not None and row.makers for ln in lines):
+        assumptions.append(f"No {maker}-specific code is in force on these dates in the reference data: billed under the code above.")
     assumptions.append("Units rounded up per date of service; the daily dose is given on each listed day.")
     if infusion is None:
         assumptions.append("Days are relative to the CAR-T infusion (day 0); give infusion_date for calendar dates.")
@@ -107,7 +113,8 @@ def lymphodepletion_plan(
     return ToolResult(name="lymphodepletion_plan",
                       inputs={"product": str(product), "indication": indication, "bsa_m2": _shown(bsa_m2),
                               "height": _shown(height), "weight": _shown(weight),
-                              "height_unit": height_unit, "weight_unit": weight_unit, "infusion_date": infusion_date},
+                              "height_unit": height_unit, "weight_unit": weight_unit, "infusion_date": infusion_date,
+                              **({"maker": maker} if maker else {})},
                       values=values, summary=_summary(prod.brand, ind, bsa, lines, infusion is not None),
                       formula=_formula(lines, bsa), assumptions=assumptions, warnings=warnings, citations=citations)
 
@@ -160,6 +167,8 @@ def _code_assumptions(ref: Reference, lines: list[dict], dated: bool) -> list[st
         row = ref.code(line["hcpcs"])
         when = f"on {line['code_date']}" + (" (its first date of service)" if dated else " (the date of service)")
         text = f"{line['drug'].capitalize()} billed as {line['hcpcs']} ({fmt(line['unit_size_mg'])} mg per unit), the code in force {when}"
+        if row is not None and row.makers:
+            text += f" for that maker's product ({row.descriptor})"
         if row is not None and row.valid_to:
             nxt = ref.code(row.replacement) if row.replacement else None
             text += f"; it was replaced from {(row.valid_to + timedelta(days=1)).isoformat()}" + (f" by {nxt.code}" if nxt else "")
@@ -296,6 +305,9 @@ def _plan(p: Planning) -> Plan | None:
         args["infusion_date"] = infusion.isoformat()
     else:
         args["dos"] = p.dos.isoformat()
+    maker = next((c for c in p.ref.hcpcs.values() if c.makers and p.ref.maker_code(c.drug, p.text, p.dos) is c), None)
+    if maker is not None:  # "we use sandoz cy": that maker's own code, not J9075
+        args["maker"] = maker.makers[0]
     return call("lymphodepletion_plan", args)
 
 

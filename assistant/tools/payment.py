@@ -157,6 +157,12 @@ class _Pick:
     warnings: tuple[str, ...] = ()
 
 
+def unpriced_procedures(codes: list[str]) -> str:
+    """Why no Medicare amount is given for procedure (CPT) codes, in one sentence."""
+    return (f"My sources do not give a Medicare amount for {', '.join(codes)}: the CMS files here are the Part B drug "
+            "payment limits, which do not price procedure codes.")
+
+
 def _pick_quarter(ref: Reference, code: str, quarter: str | None, service: date | None) -> _Pick:
     """The quarter to price: the one asked for; else the one the date of service falls in (the
     newest on hand, said so, when the date is later than every file); else the newest on hand."""
@@ -164,6 +170,8 @@ def _pick_quarter(ref: Reference, code: str, quarter: str | None, service: date 
     with_code = [q for q in available if any(code in s.rows for s in ref.limit_sources(q))]
     if not available:
         raise UnknownQuarterError("No payment-limit files are loaded (sources/reference/payment_limits/).", field="quarter")
+    if not with_code and (cpt := ref.cpt.get(code)) is not None:  # "what does medicare allow for 38228"
+        raise MissingDataError(unpriced_procedures([f"{code} (CPT: {cpt.descriptor})"]), field="code")
     if not with_code:
         raise UnknownCodeError(f"No payment limit for '{code}' in the loaded quarters ({', '.join(available)}).", field="code")
     if quarter not in (None, ""):
@@ -447,14 +455,8 @@ def _plan(p: Planning) -> Plan | None:
     remit = _REMIT.search(p.q.text) is not None and bool(p.product_codes())
     if not (p.has("payment") and asked or remit) or INPATIENT.search(p.q.text) and p.q.setting != "both" or p.q.setting == "inpatient":
         return None
-    d = p.q.service_date
-    year = bare_year(p.q.text) if (d is None or d.source == "today") and not p.q.figures.quarter else None
-    # a year (typed alone, or as the date) spans four quarters with different limits: ask which
-    span = year.group(1) if year else d.label() if d is not None and d.source != "today" and d.quarter is None \
-        and not p.q.figures.quarter else None
-    if span:
-        return ask(["dos"], f"Medicare prices a claim line by the quarter of its date of service, and {span} "
-                            "has four quarters with different payment limits. Which date of service (or quarter)?")
+    if (first := _procedures(p) or _which_quarter(p)) is not None:
+        return first
     extra: dict = {"quarter": p.q.figures.quarter} if p.q.figures.quarter else {}
     if p.given_dos and not extra:
         extra["dos"] = p.given_dos.isoformat()
@@ -475,6 +477,24 @@ def _plan(p: Planning) -> Plan | None:
     if _MEDICARE_ADVANTAGE.search(p.text) and not plans or plans and not _MEDICARE_WORDS.search(p.q.text):
         extra["plan_type"] = "medicare-advantage" if not plans else f"plan:{plans[0]}"  # "what will carepartners allow"
     return _priced(p, extra)
+
+
+def _procedures(p: Planning) -> Plan | None:
+    """Procedure (CPT) codes only: no drug payment limit prices them, and the calculator says so."""
+    procedures = [c.upper() for c in p.q.codes if c.upper() in p.ref.cpt]
+    return Plan(calls=[("payment", {"code": c}) for c in procedures[:3]]) if procedures and not p.product_codes() else None
+
+
+def _which_quarter(p: Planning) -> Plan | None:
+    """A year (typed alone, or as the date) spans four quarters with different limits: ask which."""
+    d = p.q.service_date
+    year = bare_year(p.q.text) if (d is None or d.source == "today") and not p.q.figures.quarter else None
+    span = year.group(1) if year else d.label() if d is not None and d.source != "today" and d.quarter is None \
+        and not p.q.figures.quarter else None
+    if span:
+        return ask(["dos"], f"Medicare prices a claim line by the quarter of its date of service, and {span} "
+                            "has four quarters with different payment limits. Which date of service (or quarter)?")
+    return None
 
 
 def _priced(p: Planning, extra: dict) -> Plan:
@@ -517,8 +537,18 @@ def plan_with_units(p: Planning) -> Plan | None:
     return decision if decision is not None and any(name == "dose_units" for name, _ in decision.calls) else None
 
 
+def _same_codes(p: Planning, first: Plan, priced: Plan) -> bool:
+    """Price only the codes the other answer is about: "Q2056 descriptor + limit", the NDC's product
+    ("carvykti NDC and payment limit"); not the product's Q-code after an administration CPT code."""
+    about = {str(args.get("code", "")).upper() for _name, args in first.calls}
+    about |= {str(row.hcpcs).upper() for name, args in first.calls if name == "ndc"
+              for row in [p.ref.product_by_id(str(args.get("product") or p.q.product or ""))] if row is not None}
+    return all(str(args.get("code", "")).upper() in about for name, args in priced.calls if name == "payment")
+
+
 CALCULATOR = Calculator(
     name="payment", title="Medicare Part B payment", priority=70, compute=payment, plan=_plan,
+    joins=frozenset({"ndc", "code_on_date"}), joins_with=_same_codes,
     description="Medicare Part B payment for a HCPCS line: payment limit × units, coinsurance, Medicare's share "
                 "with and without 2% sequestration, for a quarter (default newest).",
     supports=backed_by(_TOPIC, code=True),
