@@ -1148,3 +1148,16 @@ def test_a_procedure_code_has_no_medicare_amount_in_the_sources(engine):
     assert first.startswith("**38228**") and "My sources do not give a Medicare amount for 38228" in first
     # a CPT code asked beside "is the Q-code paid separately" asks no amount
     assert "Medicare amount" not in lead(ask(engine, "carvykti outpt infusion dos 2/3/26 - admin cpt + is q2056 paid separately?"))
+
+
+@pytest.mark.parametrize("question, start", [
+    ("centene abecma pt 4 prior lines triple refractory, serum FLC 250 mg/L kappa, no m-spike, meets measurable dz?",
+     "**Centene's Abecma policy (CP.PHAR.481), criterion 4 (measurable disease (labs within 30 days) or progression): met"),
+    ("centene abecma - pt no CNS disease but hx of seizures, is that an exclusion?",
+     "**Does not meet Centene's Abecma policy (CP.PHAR.481): criterion 6 (no CNS involvement or CNS pathology) — the question says “seizures”"),
+    ("carepartners abecma PA phone #",
+     "**CarePartners of Connecticut's Abecma Medical Necessity Guidelines (Medicare Advantage): My sources give no phone number"),
+])
+def test_policy_checker_edges_flc_in_mg_per_l_a_seizure_after_no_cns_and_a_phone_number(engine, question, start):
+    first = lead(ask(engine, question))
+    assert first.startswith(start) and first.count("criterion 6") <= 1

@@ -91,7 +91,7 @@ _LABS = {
                          r"\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*(?:g/dL)?", re.I), 0.5),
     "urine": (re.compile(r"\b(?:UPEP|urine M-?protein|24\s*h(?:ou)?r? urine)\b\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*mg", re.I), 200.0),
     "flc": (re.compile(r"\b(?:FLC|(?:involved\s+)?(?:kappa|lambda)(?:\s+(?:FLC|free light chains?))?)\b\D{0,16}?"
-                       r"(\d+(?:\.\d+)?)(?![\d/.-])\s*mg/dL", re.I), 10.0),
+                       r"(\d+(?:\.\d+)?)(?![\d/.-])\s*mg/(d?L)\b", re.I), 10.0),  # mg/dL or mg/L (10 mg/dL = 100 mg/L)
 }
 _LAB_DATED = re.compile(r"\b(SPEP|UPEP|M[-\s]?spike|M[-\s]?protein|FLC|labs?)\b"
                         r"[^.;?]{0,25}?\b(?:from|drawn|dated|done|on|in|was|were)\b[^.;?]{0,20}", re.I)
@@ -199,11 +199,13 @@ def read_scenario(text: str, ref: Reference, requested: tuple[str, ...] = (), to
     for name, (yes, no) in _FLAGS.items():
         if no is not None and (n := no.search(text)) and not (yes.search(text) and not _negated(text, yes.search(text).start())):
             flags[name], said[name] = False, n.group(0)
-        elif (m := yes.search(text)) is not None:
-            if not _negated(text, m.start()) and not _ABSENT_AFTER.match(text, m.end()):
+        elif (mentions := list(yes.finditer(text))):
+            # "no CNS disease but hx of seizures": any mention said present decides, not the first one
+            m = next((x for x in mentions if not _negated(text, x.start()) and not _ABSENT_AFTER.match(text, x.end())), None)
+            if m is not None:
                 flags[name], said[name] = True, m.group(0)
             elif name != "diagnosis_rrmm":  # "no progression documented" says nothing against the diagnosis
-                flags[name], said[name] = False, "no " + m.group(0)
+                flags[name], said[name] = False, "no " + mentions[0].group(0)
     if (measurable := _measurable(text, today)) is not None:
         if measurable[0] is not None:
             flags["measurable"] = measurable[0]
@@ -315,7 +317,8 @@ def _measurable(text: str, today: dt.date) -> tuple[bool | None, str] | None:
             drawn = (next(iter(find_service_dates(text[m.end():m.end() + 30], today)), None) or _ago(text[m.end():m.end() + 40], today)
                      or all_drawn)
             stale = drawn is not None and (today - drawn.day).days > _LAB_WINDOW_DAYS
-            if float(m.group(1)) >= threshold and not stale:
+            value = float(m.group(1)) / (10 if name == "flc" and m.group(2).lower() == "l" else 1)  # mg/L in mg/dL
+            if value >= threshold and not stale:
                 return True, m.group(0)
             reasons.append(f"{m.group(0)} drawn {drawn.label()}, more than {_LAB_WINDOW_DAYS} days ago" if stale
                            else f"{m.group(0)} below the threshold")

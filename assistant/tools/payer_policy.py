@@ -25,7 +25,7 @@ from assistant.tools.errors import CalcError, MissingDataError
 from assistant.tools.planning import PATIENT, Planning
 from assistant.tools.result import ToolResult, cite
 
-TOPICS = ("criteria", "duration", "fax", "documentation", "pa_required", "outpatient", "redose", "review", "basis", "tocilizumab",
+TOPICS = ("criteria", "duration", "fax", "phone", "documentation", "pa_required", "outpatient", "redose", "review", "basis", "tocilizumab",
           "dates", "lines", "dose")
 MET, FAILED, UNKNOWN = "met", "not met", "not stated"
 MARK = {MET: "✓", FAILED: "✗", UNKNOWN: "?"}
@@ -118,7 +118,9 @@ def payer_policy(
 _ASKS_ONE = re.compile(r"\benough\b|\bsufficient\b|\bhow many\b|\bover (?:their|the|its) (?:limit|max\w*)|\bwithin\b|"
                        r"\bis (?:that|this|it) (?:ok|okay|enough|a problem)|"
                        r"\b(?:meet|satisfy|count for|pass)\w*\s+(?:the\s+)?[\w/-]+(?:\s+[\w/-]+)?\s+(?:criterion|requirement|crit)\b|"
-                       r"\b(?:criterion|requirement|crit)\s+(?:pass\w*|met|ok|okay|count\w*|satisfied)\b", re.I)
+                       r"\b(?:criterion|requirement|crit)\s+(?:pass\w*|met|ok|okay|count\w*|satisfied)\b|"
+                       # "meets measurable dz?", "is that an exclusion"
+                       r"\b(?:meet|satisfy|pass)\w*\s+(?:the\s+)?[\w/-]+\s+(?:dz|disease)\b|\b(?:an?|the) exclusion\b", re.I)
 
 
 def _asked_criterion(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any], str]], facts: Scenario, asked: str,
@@ -132,11 +134,15 @@ def _asked_criterion(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any],
         return (f"**{pol['name']}, criterion {c['n']} ({c['short']}): met{why(c, MET, facts, ref)}.** "
                 "The question gives no other fact about the member. ")
     clause = re.split(r"[.;!?]\s+|\s[-–—]\s", asked.strip(" ?"))[-1]
-    if not (facts.given and _ASKS_ONE.search(clause)) or (focus := _focus(pol, clause)) is None:
+    # "..., serum FLC 250 mg/L, no m-spike, meets measurable dz?": the last comma's part names the criterion
+    focus = _focus(pol, clause) or _focus(pol, clause.rsplit(",", 1)[-1])
+    if not (facts.given and _ASKS_ONE.search(clause)) or focus is None:
         return ""
     state = next(st for c, st in rows if c is focus)
-    if state == UNKNOWN:
-        return ""
+    if state == FAILED and next(c for c, st in rows if st == FAILED) is focus:
+        return ""  # the verdict leads with this criterion already
+    if state == UNKNOWN and focus["check"]["fact"] not in facts.said:
+        return ""  # (a fact read but not deciding it is said: "FLC 6 mg/dL below the threshold; progression not stated")
     return f"**{pol['name']}, criterion {focus['n']} ({focus['short']}): {state}{why(focus, state, facts, ref)}.** "
 
 
@@ -260,7 +266,10 @@ def _facts(pol: Mapping[str, Any], topics: list[str], ref: Reference, codes: set
     """The policy facts asked for, each in the policy's words; a fact about particular codes
     ("PA removed from 0537T-0540T") only when the question names one, and then instead of the
     general fact."""
-    rows = list({id(f): f for t in topics for f in pol.get("facts") or [] if t in _topics_of(f)}.values())
+    # "PA phone #": no policy gives one; the fax it gives is where the request goes, said as such
+    no_phone = "phone" in topics and not any("phone" in _topics_of(f) for f in pol.get("facts") or [])
+    looked = [*topics, "fax"] if no_phone and "fax" not in topics else topics
+    rows = list({id(f): f for t in looked for f in pol.get("facts") or [] if t in _topics_of(f)}.values())
     about_codes = [r for r in rows if codes & set(r.get("codes") or [])]
     rows = about_codes or [r for r in rows if not r.get("codes")]
     if not rows:
@@ -268,6 +277,8 @@ def _facts(pol: Mapping[str, Any], topics: list[str], ref: Reference, codes: set
         raise MissingDataError(f"My sources do not give {asked} for this: {pol['name']}, the policy they hold, does not "
                                "say. Check the payer's portal or provider manual.", field="topic")
     lead = "; ".join(f"{r['text']} [{i}]" for i, r in enumerate(rows, offset + 1))
+    if no_phone:
+        lead = "My sources give no phone number for this; the policy gives a fax: " + lead
     successors = [(c, row) for c in sorted(codes) if (row := ref.any_code(c)) is not None and row.replaces
                   and any(row.replaces in (r.get("codes") or []) and c not in (r.get("codes") or []) for r in about_codes)]
     lead += "".join(f" ({c} replaced {row.replaces} on {row.valid_from.isoformat()}; the policy names the old code)"
@@ -280,7 +291,7 @@ def _facts(pol: Mapping[str, Any], topics: list[str], ref: Reference, codes: set
         citations=[cite(f"doc:{pol['doc']}", ", ".join(_topics_of(r)), r["quote"]) for r in rows])
 
 
-_TOPIC_NAMES = {"duration": "an approval duration", "fax": "a fax number or where to send the request",
+_TOPIC_NAMES = {"duration": "an approval duration", "fax": "a fax number or where to send the request", "phone": "a phone number",
                 "documentation": "what to attach", "pa_required": "whether prior authorization is required",
                 "outpatient": "an outpatient rule", "redose": "a re-dosing rule", "review": "who reviews the request",
                 "basis": "the coverage basis", "tocilizumab": "a tocilizumab requirement",
@@ -396,7 +407,8 @@ def why(c: Mapping[str, Any], state: str, s: Scenario, ref: Reference) -> str:
 _TOPIC_WORDS = {
     "duration": re.compile(r"how long|approval duration|duration|(?:good|valid|last|approved) for|expire|how many months|"
                           r"\b(?:auth(?:orization)?|approval|PA)\s+(?:length|period|span)\b", re.I),
-    "fax": re.compile(r"\bfax\b|where (?:do (?:i|we) |to )(?:send|submit|fax)|phone|submit (?:it )?to\b", re.I),
+    "fax": re.compile(r"\bfax\b|where (?:do (?:i|we) |to )(?:send|submit|fax)|submit (?:it )?to\b", re.I),
+    "phone": re.compile(r"\b(?:tele)?phone\b|\bph\s*#|\bnumber to call\b|\bcall (?:them|for|to)\b", re.I),
     "documentation": re.compile(r"\battach|documentation|paperwork|what (?:do (?:i|we) )?(?:need to )?(?:send|submit)|records|"
                                 r"need (?:me|us) to (?:send|submit)|(?:send|submit) (?:with|for) (?:the |an? )?(?:auth|PA|request)|"
                                 r"what goes (?:w|with)\b|what (?:else )?(?:do (?:i|we) )?(?:include|need to include)", re.I),
