@@ -39,5 +39,7 @@ def _joined(context: Planning, first: str, decision: Plan) -> Plan:
             continue
         extra = calc.plan(context)
         if extra is not None and extra.calls and (calc.joins_with is None or calc.joins_with(context, decision, extra)):
-            decision = replace(decision, calls=[*decision.calls, *extra.calls], derived=[*decision.derived, *extra.derived])
+            # its own calls only: the first answer already gives what its helper steps would (the units)
+            own = [c for c in extra.calls if c[0] == calc.name]
+            decision = replace(decision, calls=[*decision.calls, *own])
     return decision

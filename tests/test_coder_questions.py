@@ -1161,3 +1161,23 @@ def test_a_procedure_code_has_no_medicare_amount_in_the_sources(engine):
 def test_policy_checker_edges_flc_in_mg_per_l_a_seizure_after_no_cns_and_a_phone_number(engine, question, start):
     first = lead(ask(engine, question))
     assert first.startswith(start) and first.count("criterion 6") <= 1
+
+
+def test_a_follow_up_asking_what_it_went_up_by_compares_the_threads_two_quarters(engine):
+    conv = Conversation()
+    ask(engine, "q2055 limit q4 2025?", conv)
+    ask(engine, "and q1 26?", conv)
+    a = ask(engine, "so what did it go up by", conv)
+    assert [c.name for c in a.tool_calls] == ["payment_change"]
+    assert lead(a).startswith("**Q2055 2026Q1 vs Q2055 2025Q4: payment limit up $763.79")
+
+
+@pytest.mark.parametrize("question, tools, part", [
+    ("flu 30mg/m2 x3 days bsa 1.9, what does medicare allow for the whole course dos 1/12/26", ["dose_units", "payment"],
+     "**J9185 payment limit (2026Q1): $81.409 per unit.** × 6: allowed $488.45"),
+    ("toci 8mg/kg 92kg pt crs, J3262 units and medicare allowed q1 2026", ["tocilizumab_dose", "payment"],
+     "× 736: allowed $4,128.22"),
+])
+def test_a_dose_question_that_also_asks_the_allowed_amount_gets_both(engine, question, tools, part):
+    a = ask(engine, question)
+    assert [c.name for c in a.tool_calls] == tools and part in lead(a)

@@ -539,16 +539,17 @@ def plan_with_units(p: Planning) -> Plan | None:
 
 def _same_codes(p: Planning, first: Plan, priced: Plan) -> bool:
     """Price only the codes the other answer is about: "Q2056 descriptor + limit", the NDC's product
-    ("carvykti NDC and payment limit"); not the product's Q-code after an administration CPT code."""
-    about = {str(args.get("code", "")).upper() for _name, args in first.calls}
-    about |= {str(row.hcpcs).upper() for name, args in first.calls if name == "ndc"
-              for row in [p.ref.product_by_id(str(args.get("product") or p.q.product or ""))] if row is not None}
+    ("carvykti NDC and payment limit"), the tocilizumab dose's J3262; not the product's Q-code after
+    an administration CPT code."""
+    about = {str(args["code"]).upper() for _name, args in first.calls if args.get("code")}
+    if not about:  # an NDC look-up, a tocilizumab dose: about the product or drug the question names
+        about = set(p.product_codes())
     return all(str(args.get("code", "")).upper() in about for name, args in priced.calls if name == "payment")
 
 
 CALCULATOR = Calculator(
     name="payment", title="Medicare Part B payment", priority=70, compute=payment, plan=_plan,
-    joins=frozenset({"ndc", "code_on_date"}), joins_with=_same_codes,
+    joins=frozenset({"ndc", "code_on_date", "tocilizumab_dose"}), joins_with=_same_codes,
     description="Medicare Part B payment for a HCPCS line: payment limit × units, coinsurance, Medicare's share "
                 "with and without 2% sequestration, for a quarter (default newest).",
     supports=backed_by(_TOPIC, code=True),

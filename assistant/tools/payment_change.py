@@ -99,7 +99,10 @@ CHANGE = re.compile(r"\bdiff(?:erence)?\b|\bchange[ds]?\b|\bvs\.?\b|\bversus\b|\
                     r"\b(?:more|less)\b.{0,40}\bthan\b|\bcheaper\b|\bpricier\b|\bmore expensive\b|\bgap\b|\bmove[ds]?\b|"
                     r"\bhow much (?:more|less)\b", re.I)
 # a turn comparing the quarters of earlier turns: "how much did the limit move between those two", "difference?"
-_BACK = re.compile(r"\b(?:those|these|both|them|the two)\b|^\W*(?:diff(?:erence)?|delta|change)\W*$", re.I)
+_BACK = re.compile(r"\b(?:those|these|both|them|the two)\b|^\W*(?:diff(?:erence)?|delta|change)\W*$|"
+                   r"\b(?:it|that|the limit|the price)\s+(?:go|went|gone|move|moved)\s+(?:up|down)\b|"  # "so what did it go up by"
+                   r"^\W*(?:so\s+)?(?:what(?:'?s| is| was)\s+the\s+|how much (?:is|was) the\s+)"
+                   r"(?:diff(?:erence)?|delta|change|increase|decrease)\W*$", re.I)
 
 
 def _thread_quarters(p: Planning) -> list[str]:

@@ -213,8 +213,8 @@ class Planning:
         if codes:
             return codes
         found = [p.hcpcs for p in (self.ref.product_by_id(pid) for pid in self.q.products) if p and p.hcpcs]
-        if not found and self.q.figures.dose_mg is not None and (drug := self.drug_code()):
-            return [drug]  # "and 1,700mg cy in may 24?": the drug named with its amount, billed under its code on the DOS
+        if not found and (self.q.figures.dose_mg is not None or self.administered_mg()[0] is not None) and (drug := self.drug_code()):
+            return [drug]  # "and 1,700mg cy in may 24?", "flu 30mg/m2 bsa 1.9": the drug named with its amount, its code on the DOS
         return found
 
 
