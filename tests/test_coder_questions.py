@@ -1181,3 +1181,18 @@ def test_a_follow_up_asking_what_it_went_up_by_compares_the_threads_two_quarters
 def test_a_dose_question_that_also_asks_the_allowed_amount_gets_both(engine, question, tools, part):
     a = ask(engine, question)
     assert [c.name for c in a.tool_calls] == tools and part in lead(a)
+
+
+def test_a_new_member_of_another_age_in_the_thread_is_not_merged_with_the_last(engine):
+    conv = Conversation()
+    ask(engine, "centene medicaid pt 66F RRMM 3 prior lines (VRd, DKd, Pd) had blenrep in 2023 - ok for abecma?", conv)
+    first = lead(ask(engine, "centene commercial 59yo 2 prior lines RVd then Dara-Kd, M-protein 0.3 g/dL last wk, FLC ratio "
+                             "normal - measurable disease met?", conv))
+    assert "blenrep" not in first and "criterion 7" not in first
+
+
+def test_a_medicare_advantage_member_is_told_the_policy_does_not_cover_that_plan(engine):
+    first = lead(ask(engine, "wellcare MA member needs abecma - which centene criteria apply"))
+    assert first.startswith("**Centene's Abecma policy (CP.PHAR.481) does not apply to Medicare Advantage")
+    assert "does not apply" not in lead(ask(engine, "carepartners MA 74M, 4 lines incl revlimid velcade darzalex, never had "
+                                                    "car-t - does he meet abecma criteria"))

@@ -25,6 +25,7 @@ from assistant.tools.errors import CalcError, MissingDataError
 from assistant.tools.planning import PATIENT, Planning
 from assistant.tools.result import ToolResult, cite
 
+_MA = re.compile(r"\bMA\b|medicare advantage|\bMAPD\b|\bD-?SNP\b", re.I)  # a Medicare Advantage member or plan
 TOPICS = ("criteria", "duration", "fax", "phone", "documentation", "pa_required", "outpatient", "redose", "review", "basis", "tocilizumab",
           "dates", "lines", "dose")
 MET, FAILED, UNKNOWN = "met", "not met", "not stated"
@@ -80,6 +81,10 @@ def payer_policy(
         # "pt had Tecvayli - is that a problem?": the one fact the question gives is answered first
         verdict = f"**Not a criterion of {pol['name']}: {', '.join(unchecked)}.** " + verdict
     verdict = _asked_criterion(pol, rows, facts, asked_about or "", ref) + verdict
+    if _MA.search(asked_about or "") and "medicare advantage" not in str(pol.get("lines_of_business", "")).lower():
+        # "wellcare MA member - which centene criteria apply": this policy is not the one for that plan
+        verdict = (f"**{name} does not apply to Medicare Advantage (it covers {pol['lines_of_business']}); my sources do not "
+                   "hold this payer's Medicare Advantage criteria.** The policy's own criteria, for its plans: " + verdict)
     if not facts.given and (focus := _focus(pol, asked_about or "")) is not None:
         reading = facts.said.get(focus["check"]["fact"])  # "M-protein 0.3 g/dL, is that measurable?": the figure's reading
         verdict = (f"**{name}, criterion {focus['n']}: {focus['text']}.** [{pol['criteria'].index(focus) + 1}] "
@@ -120,7 +125,7 @@ _ASKS_ONE = re.compile(r"\benough\b|\bsufficient\b|\bhow many\b|\bover (?:their|
                        r"\b(?:meet|satisfy|count for|pass)\w*\s+(?:the\s+)?[\w/-]+(?:\s+[\w/-]+)?\s+(?:criterion|requirement|crit)\b|"
                        r"\b(?:criterion|requirement|crit)\s+(?:pass\w*|met|ok|okay|count\w*|satisfied)\b|"
                        # "meets measurable dz?", "is that an exclusion"
-                       r"\b(?:meet|satisfy|pass)\w*\s+(?:the\s+)?[\w/-]+\s+(?:dz|disease)\b|\b(?:an?|the) exclusion\b", re.I)
+                       r"\b(?:meet|satisfy|pass)\w*\s+(?:the\s+)?[\w/-]+\s+(?:dz|disease)\b|\b(?:dz|disease)\s+met\b|\b(?:an?|the) exclusion\b", re.I)
 
 
 def _asked_criterion(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any], str]], facts: Scenario, asked: str,
@@ -309,6 +314,8 @@ def merged(ref: Reference, texts: list[str], requested: tuple[str, ...], today: 
     out = Scenario()
     for text in texts:
         new = read_scenario(text, ref, requested, today)
+        if new.age is not None and out.age is not None and new.age != out.age:
+            out = Scenario()  # "59yo, 2 prior lines ..." after a 66-year-old: another member, not the same one changed
         if out.prior_drugs and not new.prior_drugs and _NEVER_IT.search(text):
             # "what if she never had it": the therapy the thread named last, now ruled out
             last = out.prior_drugs[-1].lower()
