@@ -241,7 +241,9 @@ _COMPARE = re.compile(r"\b(?:vs\.?|versus|compare[ds]?|comparison|differ(?:ence|
 _FOLLOW_UP = re.compile(r"^\s*(?:and|what about|how about|what if|same|also|for|in|if|now|ok(?:ay)?|so|then|move|change|switch|swap|"
                         r"redo|re-?run|re-?calc\w*|try|make it|scratch|drop|instead)\b|\bstill\b|"
                         r"\b(?:its|it|that|this|she|he|they|them|instead|same (?:date|dos|day|quarter|pt|patient))\b|"
-                        r"\b(?:too|as well|there (?:too|also|as well))\W*$", re.I)  # "do the admin cpts need auth there too"
+                        r"\b(?:too|as well|there (?:too|also|as well))\W*$|"  # "do the admin cpts need auth there too"
+                        # "we opened 2x 400mg vials, whats the JW line": the vials of the dose just worked out
+                        r"^\s*(?:we|i|they|pharmacy)\s+(?:opened|used|spiked|mixed|wasted|tossed|discarded|pulled)\b", re.I)
 
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")

@@ -1196,3 +1196,9 @@ def test_a_medicare_advantage_member_is_told_the_policy_does_not_cover_that_plan
     assert first.startswith("**Centene's Abecma policy (CP.PHAR.481) does not apply to Medicare Advantage")
     assert "does not apply" not in lead(ask(engine, "carepartners MA 74M, 4 lines incl revlimid velcade darzalex, never had "
                                                     "car-t - does he meet abecma criteria"))
+
+
+def test_vials_opened_in_a_follow_up_give_the_waste_line_of_the_dose_before(engine):
+    conv = Conversation()
+    assert "J3262 624 units" in lead(ask(engine, "actemra 8 mg/kg 78kg pt, how many units", conv))
+    assert "**J3262-JW: 176 unit(s)**" in lead(ask(engine, "we opened 2x 400mg vials, whats the JW line", conv))
