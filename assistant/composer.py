@@ -17,7 +17,7 @@ from typing import Protocol
 
 from assistant.answer import Answer, AnswerKind, Citation, ToolCall
 from assistant.answer_type import answer_type
-from assistant.conflicts import conflict_notes, mark_retired, retired_code_notes
+from assistant.conflicts import conflict_notes, mark_quoted, mark_retired, outdated_conflicts, retired_code_notes
 from assistant.core.quarters import Quarter
 from assistant.core.question import Question
 from assistant.core.reference import Product, Reference, load_reference
@@ -35,6 +35,7 @@ from assistant.leads import (
     setting_answer,
 )
 from assistant.retrieval import Passage
+from assistant.tools.planning import dosing_unknown
 from assistant.tools.registry import get as get_calculator
 from index.corpus import configured_corpus
 from index.tables import readable, row_at
@@ -82,6 +83,15 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
     uncovered = uncovered_products(q)
     # A product no document is about: only what reference data also covers (its code, a
     # CMS price, an NDC) may be answered; its dosing or coverage rules may not.
+    if missing := dosing_unknown(q, ref):
+        # "breyanzi CLL LD regimen + J codes": its Q-code is known, its regimen and doses are not
+        names = ", ".join(p.brand for p in (ref.product_by_id(u) for u in missing) if p)
+        what, cant = (("lymphodepletion regimen", "its doses or their billing units") if "lymphodepletion" in q.intents
+                      else ("cell dose", "a dose range or cell count"))
+        held = sorted(p.brand for p in (ref.product_by_id(x) for x in ref.dosing_products()) if p)
+        return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=turn.context,
+                      text=f"My sources do not give the {what} for {names}, so I can't give {cant} (they give it "
+                           f"for {', '.join(held[:-1])} and {held[-1]} only). {SCOPE}")
     if uncovered and len(uncovered) == len(q.products) and not {"code", "payment", "ndc"} & set(q.intents):
         names = ", ".join(p.brand for p in (ref.product_by_id(u) for u in uncovered) if p)
         return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, notes=notes, context=turn.context,
@@ -108,7 +118,8 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
     elif compared:  # "abecma vs carvykti target antigen": each product's own sentence leads
         sentences = [s for _b, s in compared] + [s for s in sentences if s.text not in {c.text for _b, c in compared}][:1]
     citations = [cite_sentence(s, i) for i, s in enumerate(sentences, 1)]
-    lines = [f"{shown(s)} [{c.marker}]" for s, c in zip(sentences, citations, strict=True)]
+    day = q.service_day(turn.today)
+    lines = [f"{mark_quoted(shown(s), s.text, day)} [{c.marker}]" for s, c in zip(sentences, citations, strict=True)]
     if lead is not None:
         lines[0] = f"{lead[1]} [1]"
         marker = 2
@@ -118,10 +129,10 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
         lines = [lines[0]] + lines[1 + len(parts):]
     elif compared:
         lines = [" ".join(f"**{brand}:** {lines[i]}" for i, (brand, _s) in enumerate(compared))] + lines[len(compared):]
-    lines[0] = mark_retired(lines[0], q.service_day(turn.today))  # the line a coder copies says a code is retired
+    lines[0] = mark_retired(lines[0], day)  # the line a coder copies says a code is retired
     body = lines[0] + ("\n\n" + "\n".join(f"- {line}" for line in lines[1:]) if len(lines) > 1 else "")
     notes = notes + stale_price_notes(citations, sentences, turn.today) + policy_version_notes(citations, q)
-    notes += conflict_notes(q, citations) + retired_code_notes([c.quote for c in citations], turn.question.service_day(turn.today))
+    notes += conflict_notes(q, citations) + retired_code_notes([c.quote for c in citations], day)
     return Answer(question=q.text, kind=AnswerKind.ANSWER, text=body, citations=citations, notes=dedupe(notes),
                   context=turn.context)
 
@@ -171,8 +182,10 @@ def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
         # "PDAC review turnaround - how many days": the policy says who reviews, not how long it takes
         lines[0] = "**My sources do not give that time.** The nearest they come: " + lines[0]
     body = "\n\n".join(lines)
+    day = turn.question.service_day(turn.today)
     if sentences:
-        body += "\n\nFrom the sources:\n" + "\n".join(f"- {one_line(c.quote)} [{c.marker}]" for c in citations[len(inline):])
+        body += "\n\nFrom the sources:\n" + "\n".join(f"- {mark_quoted(one_line(c.quote), c.quote, day)} [{c.marker}]"
+                                                      for c in citations[len(inline):])
     warned = [w for c in calls if c.result for w in c.result.warnings]
     # a calculator whose result shows both sides of a known conflict supersedes its note
     exclude: set[str] = set()
@@ -180,8 +193,9 @@ def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
         calc = get_calculator(c.name)
         if c.result and calc is not None and c.result.values.get("supersedes", True):
             exclude |= calc.supersedes
+    exclude -= {cid for c in citations[len(inline):] for cid in outdated_conflicts(c.quote)}  # a marked bullet's note stays
     notes = turn.notes + warned + policy_version_notes(citations, q) + conflict_notes(q, citations, exclude=exclude)
-    notes += retired_code_notes([c.quote for c in citations], turn.question.service_day(turn.today))
+    notes += retired_code_notes([c.quote for c in citations], day)
     return Answer(question=q.text, kind=AnswerKind.TOOL, text=body, citations=citations, tool_calls=calls,
                   notes=dedupe(notes), context=turn.context)
 

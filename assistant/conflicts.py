@@ -91,11 +91,26 @@ def mark_retired(text: str, day: dt.date) -> str:
 
     def mark(m: re.Match[str]) -> str:
         row = rows.get(m.group(1))
-        if row is None or not row.valid_to or row.valid_to >= day:
+        if row is None or not row.valid_to or row.valid_to >= day or text.startswith(" [retired", m.end()):  # marked once
             return m.group(0)
         return f"{m.group(0)} [retired for this date of service: see the note]"
 
     return _CODE_RANGE.sub(mark, text)
+
+
+def outdated_conflicts(quote: str) -> list[str]:
+    """The conflicts (ids) of which this quote is an outdated side ("ABECMA REMS required")."""
+    squeezed = " ".join(quote.split())
+    return [c["id"] for c in load_reference().conflicts
+            for side in c["sides"] if side.get("outdated") and (side["quote"] in squeezed or squeezed in side["quote"])]
+
+
+def mark_quoted(text: str, quote: str, day: dt.date) -> str:
+    """A supporting passage as shown under a current fact: its retired codes marked, and marked
+    outdated when it is the outdated side of a known conflict (the note says what holds), so the
+    text below a lead never states the old fact as if it held."""
+    text = mark_retired(text, day)
+    return text + " [outdated: see the note]" if outdated_conflicts(quote) else text
 
 
 def _cpt_note(changed: dict, day: dt.date) -> str:

@@ -22,6 +22,8 @@ __all__ = ["Plan", "plan"]
 def plan(q: Question, today: dt.date) -> Plan:
     """The calculator calls a resolved question needs (possibly none)."""
     context = Planning(q, today)
+    if context.dosing_unknown:
+        return Plan()  # the answer says the sources do not give that product's regimen
     for calc in calculators():
         if calc.plan is not None and (decision := calc.plan(context)) is not None:
             return _joined(context, calc.name, decision)

@@ -138,7 +138,10 @@ _VIAL_SIZES = re.compile(r"(?:" + _NUM + r"\s*(?:,|and|&|/|or|\+)\s*|" + _NUM + 
 _VIAL_COUNT_AFTER = re.compile(_NUM + r"\s*mg\s*(?:single[- ]dose\s+)?vials?\s*(?:x|×)\s*(\d+)\b", re.I)  # "500mg vials x3"
 # What was given is the dose; what was opened or wasted feeds the waste (JW) line, never the dose.
 _GIVEN = re.compile(r"\b(?:gave|given|give|administered|infused|dosed|dose(?:\s+(?:of|was|is))?|got)\s*:?\s*" + _NUM
-                    + r"\s*mg\b(?!\s*/)|" + _NUM + r"\s*(?:mg\s+)?(?:given|administered|infused)\b", re.I)
+                    + r"\s*mg\b(?!\s*/)|" + _NUM + r"\s*(?:mg\s+)?(?:given|administered|infused)\b|"
+                    # "500mg vial gave 480 dos 3/3/26": a bare amount given, where the question names mg elsewhere
+                    r"\b(?:gave|given|administered|infused)\s*:?\s*(\d{2,4}(?:\.\d+)?)(?=\s*(?:$|[,;?)]|\.(?!\d)|"
+                    r"(?:dos|on|today|yesterday|and|at|for|per|w/?|with)\b))", re.I)
 _OPENED = re.compile(_NUM + r"\s*mg\s*(?:vial\s+)?opened\b|\bopened\s*:?\s*(?:a\s+|an\s+|one\s+)?" + _NUM
                      + r"\s*mg\b(?!\s*/)", re.I)
 _ONE = r"(?:an?\s+|one\s+)?"  # "opened a 400 + a 200 vial"
@@ -208,8 +211,8 @@ def _dose(text: str) -> float | None:
     """The administered mg: the amount said to be given, else the first mg amount that is not a
     vial size, an opened or wasted amount, or a per-kg rate."""
     text = _PER_KG.sub(" ", text)
-    if m := _GIVEN.search(text):
-        return _num(m.group(1) or m.group(2))
+    if (m := _GIVEN.search(text)) and (m.group(3) is None or _MG.search(text)):
+        return _num(m.group(1) or m.group(2) or m.group(3))
     for rx in (_VIAL_COUNT, _VIAL_COUNT_AFTER, _OPENED_LIST, _VIAL_NAMED_FIRST, _VIAL_SIZES, _NOT_DOSE):
         text = rx.sub(" ", text)
     return _first(_MG, text)
@@ -318,12 +321,26 @@ def repair_drug_names(text: str) -> str:
     return _LONG_WORD.sub(fix, text)
 
 
+# billing words as they are typed in a hurry, read as the word ("medicare allwd q2053"); only forms
+# that are no other word
+TYPED_SHORT = {"allwd": "allowed", "alwd": "allowed", "allwed": "allowed", "alowed": "allowed", "allowd": "allowed",
+               "alowable": "allowable", "allowble": "allowable", "pymnt": "payment", "pmnt": "payment",
+               "paymnt": "payment", "reimb": "reimbursement", "amt": "amount", "unts": "units", "modifer": "modifier",
+               "modifers": "modifiers", "critera": "criteria", "criterias": "criteria", "coinsurence": "coinsurance"}
+_TYPED_SHORT = re.compile(r"\b(?:" + "|".join(TYPED_SHORT) + r")\b", re.I)
+
+
+def repair_typed_words(text: str) -> str:
+    """'allwd' -> 'allowed': every reader of the question (payment words, intents) sees the word."""
+    return _TYPED_SHORT.sub(lambda m: TYPED_SHORT[m.group(0).lower()], text)
+
+
 def read_question(text: str, today: dt.date | None = None) -> Question:
     """Read a question; sentences that try to instruct the assistant are dropped first, so
     they cannot steer retrieval, tools or the answer. `today` anchors relative dates ("last
     quarter")."""
     text, injected = drop_instructions(text)
-    text = repair_drug_names(_O_FOR_ZERO.sub(lambda m: m.group(0).upper().replace("O", "0"), text))
+    text = repair_typed_words(repair_drug_names(_O_FOR_ZERO.sub(lambda m: m.group(0).upper().replace("O", "0"), text)))
     text = _DRG.sub(r"MS-DRG \1", _LOWER_CODE.sub(lambda m: m.group(0).upper(), text))
     norm = normalize(text)
     service_date = find_service_date(text, today or dt.date.today())

@@ -186,6 +186,17 @@ def test_waste_jw_and_jz():
     assert f.values["waste_per_day"]["jw_units"] == 0 and f.values["waste_per_day"]["discarded"] == D("44.5")
 
 
+def test_waste_from_the_vials_said_opened_not_the_fewest_that_cover():
+    r = tocilizumab_dose(105, vial_sizes=[400, 200], vial_counts=[2, 1])  # 800 mg from 2 x 400 + 1 x 200
+    w = r.values["waste_per_dose"]
+    assert w["vial_content"] == D(1000) and w["jw_units"] == 200 and w["vial_text"] == "2 × 400 mg + 1 × 200 mg"
+    assert tocilizumab_dose(105, vial_sizes=[400, 200]).values["waste_per_dose"]["modifier"] == "JZ"  # 2 x 400 covers it
+    for counts, field in (([1], "vial_counts"), ([1, 0], "vial_counts"), ([1.5, 1], "vial_counts")):
+        with pytest.raises(CalcError) as e:  # too few, less than the dose, not whole
+            dose_units("J3262", 800, vial_sizes=[400, 200], vial_counts=counts)
+        assert e.value.field == field
+
+
 @pytest.mark.parametrize("kwargs", [
     {"code": "J9185", "amount_mg": 0}, {"code": "J9185", "amount_mg": -5}, {"code": "J9999", "amount_mg": 5},
     {"code": "38228", "amount_mg": 5}, {"code": "J9185", "amount_mg": 55, "days": 0},

@@ -5,11 +5,13 @@ code in force on the discharge date), and a follow-up keeps the question it foll
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
 
 from assistant.answer import AnswerKind
+from assistant.conflicts import mark_quoted
 from assistant.engine import Conversation
 from assistant.tools.errors import CalcError
 from assistant.tools.payment_change import payment_change
@@ -1202,3 +1204,68 @@ def test_vials_opened_in_a_follow_up_give_the_waste_line_of_the_dose_before(engi
     conv = Conversation()
     assert "J3262 624 units" in lead(ask(engine, "actemra 8 mg/kg 78kg pt, how many units", conv))
     assert "**J3262-JW: 176 unit(s)**" in lead(ask(engine, "we opened 2x 400mg vials, whats the JW line", conv))
+
+
+# --- round 12: a bare amount given, vials counted by size, billing words typed short
+
+def test_a_bare_amount_given_next_to_a_vial_in_mg_is_the_administered_dose(engine):
+    a = ask(engine, "baxter cyclophosphamide 500mg vial gave 480 dos 3/3/26, code + units")
+    assert [c.name for c in a.tool_calls] == ["dose_units"]
+    assert lead(a).startswith("**J9076: 96 unit(s) per date of service**") and "**J9076-JW: 4 unit(s)**" in lead(a)
+    assert read_figures("pt got 4 prior lines, 500mg vial").dose_mg is None  # a count of lines is no dose
+    assert read_figures("gave 480 on 3/3").dose_mg is None  # no mg anywhere: not read as mg
+
+
+def test_vials_counted_by_size_are_the_vials_opened_for_the_waste_line(engine):
+    conv = Conversation()
+    ask(engine, "actemra 8mg/kg 105 kg", conv)
+    a = ask(engine, "we opened 2 x 400mg + 1 x 200mg vials, jw?", conv)
+    assert "vials: 2 × 400 mg + 1 × 200 mg" in lead(a) and "**J3262-JW: 200 unit(s)**" in lead(a)
+    short = ask(engine, "toci 800mg given, opened 1 x 400mg + 1 x 200mg vials")
+    assert "less than the 800 mg given" in short.text and "Traceback" not in short.text
+
+
+def test_a_billing_word_typed_short_is_read_as_the_word(engine):
+    conv = Conversation()
+    a = ask(engine, "medicare allwd q2053 dos 12/15/25", conv)
+    assert [c.name for c in a.tool_calls] == ["payment"]
+    assert lead(a).startswith("**Q2053 payment limit (2025Q4): $489,304.608 per unit.**")
+    assert lead(ask(engine, "and q2055?", conv)).startswith("**Q2055 payment limit (2025Q4)")
+
+
+def test_a_rems_question_that_also_asks_how_long_to_stay_near_the_center_gets_both(engine):
+    a = ask(engine, "abecma REMS requirements and how long does pt have to stay near the center")
+    assert [c.name for c in a.tool_calls] == ["rule_on_date", "rule_on_date"]
+    first = lead(a)
+    assert "no REMS applies" in first and "stay near the treatment center for 2 weeks after infusion (was 4)" in first
+    # the guide's outdated sentence below the current fact says it is outdated, and the note says why
+    assert all("[outdated: see the note]" in line for line in a.text.splitlines() if "REMS required" in line)
+    assert mark_quoted("ABECMA REMS required — only FACT-accredited centers", "ABECMA REMS required — only FACT-accredited "
+                       "centers certified by BMS can dispense and administer; prescriber", dt.date(2026, 1, 5)).endswith(
+        "[outdated: see the note]")
+    assert "[outdated" not in mark_quoted("x", "the REMS Program requirement is no longer required.", dt.date(2026, 1, 5))
+    assert any(n.startswith("Sources disagree on REMS") for n in a.notes)
+    before = lead(ask(engine, "can pt drive after tecartus infusion? dos 3/10/25"))
+    assert before.startswith("**For a date of service of 2025-03-10, the labels asked patients to stay within proximity") \
+        and "not to drive for 8 weeks" in before
+    assert "rule_on_date" not in [c.name for c in ask(engine, "readmission stay within 30 days of car-t - same DRG?").tool_calls]
+
+
+def test_a_code_typed_in_an_ld_question_is_checked_on_its_date_of_service(engine):
+    a = ask(engine, "carvykti LD flu 30 cy 300 x3 days bsa 1.9 - codes + units, and is J9070 still ok for DOS 6/1/24")
+    assert [c.name for c in a.tool_calls] == ["lymphodepletion_plan", "code_on_date"]
+    first = lead(a)
+    assert "J9075 114 unit(s)/day" in first and "J9070 is not: valid through 2024-03-31" in first
+    assert "2024-05-27" not in first  # the DOS is the codes' date, not the infusion (day 0)
+    assert "(J9070 [retired for this date of service: see the note])" in a.text
+
+
+@pytest.mark.parametrize("question, what", [
+    ("breyanzi CLL LD regimen + J codes", "lymphodepletion regimen for Breyanzi"),
+    ("kymriah flu/cy doses bsa 1.8", "lymphodepletion regimen for Kymriah"),
+    ("yescarta cell dose range for 80kg", "cell dose for Yescarta"),
+])
+def test_a_regimen_of_a_product_the_sources_lack_is_said_to_be_missing(engine, question, what):
+    a = ask(engine, question)
+    assert a.kind == AnswerKind.NOT_COVERED and not a.tool_calls
+    assert lead(a).startswith(f"My sources do not give the {what}")

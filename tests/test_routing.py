@@ -35,7 +35,7 @@ def calls(text: str, previous: str | None = None) -> list[tuple[str, dict]]:
      {"code": "J9185", "amount_mg": 55.5, "dos": "2026-11-24"}),
     ("cyclophosphamide 1,000 mg how many units", "dose_units", {"code": "J9075", "amount_mg": 1000.0, "dos": "2026-11-24"}),
     ("J9185 units for 55.5 mg x 3 days, 2 x 50 mg vials", "dose_units",
-     {"code": "J9185", "amount_mg": 55.5, "dos": "2026-11-24", "days": 3, "vial_sizes": [50.0]}),
+     {"code": "J9185", "amount_mg": 55.5, "dos": "2026-11-24", "days": 3, "vial_sizes": [50.0], "vial_counts": [2]}),
     ("cilta-cel dose for a 120 kg patient", "cell_dose", {"product": "carvykti", "weight": 120.0, "weight_unit": "kg"}),
     ("carvykti cell dose 154 lb", "cell_dose", {"product": "carvykti", "weight": 154.0, "weight_unit": "lb"}),
     ("tocilizumab dose for 70 kg", "tocilizumab_dose", {"weight": 70.0, "weight_unit": "kg"}),

@@ -413,8 +413,19 @@ def _has_history(ref: Reference, row: Code) -> bool:
     return bool(row.valid_from or row.valid_to or row.replaced_by or row.replaces or ref.successors(row) or len(distinct) > 1)
 
 
+# "... and is J9070 still ok for DOS 6/1/24": a typed code's validity asked beside another calculation
+_STILL_VALID = re.compile(r"\b(?:still|valid|ok(?:ay)?|good|allowed|retired|deleted|active|current|replaced|use)\b", re.I)
+
+
+def _typed_code_asked(p: Planning, _first: Plan, mine: Plan) -> bool:
+    """code_on_date joins another calculator's answer only for a code the user typed and asks about."""
+    typed = {c.upper() for c in p.q.codes}
+    return bool(_STILL_VALID.search(p.text)) and all(args.get("code", "").upper() in typed for _n, args in mine.calls)
+
+
 CALCULATOR = Calculator(
     name="code_on_date", title="Code in force on a date", priority=45, compute=code_on_date, plan=_plan,
+    joins=frozenset({"lymphodepletion_plan"}), joins_with=_typed_code_asked,
     description="Which code is valid on a date of service (or discharge): a code and the codes that replaced it, "
                 "or the ICD-10-PCS CAR-T infusion code of a product, with the change around the date.",
     supports=backed_by(_TOPIC),

@@ -272,3 +272,6 @@ HeightUnit = Annotated[Text, param("cm or in", label="Height unit", choices=["cm
 IndicationParam = Annotated[Text, param("mm, mcl or all (needed for Tecartus)", label="Indication", example="mm",
                                         choices="indications")]
 VIAL_LABEL = "Vial sizes in mg (optional, comma-separated)"
+VIAL_COUNTS_LABEL = "Vials opened of each size (optional, same order)"
+VIAL_COUNTS_DOC = ("How many vials of each size were opened, in the order of vial_sizes (e.g. [2, 1] for 2 x 400 mg + "
+                   "1 x 200 mg); leave empty to work out the fewest vials that cover the amount")

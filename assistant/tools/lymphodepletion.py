@@ -298,7 +298,8 @@ def _plan(p: Planning) -> Plan | None:
         return ask(["bsa"], "To work out the lymphodepletion doses and units I need the patient's "
                             "BSA (m²) or height and weight.")
     args: dict = {"product": product, **({"indication": p.q.indication} if p.q.indication in inds else {}), **size}
-    infusion = f.date or _infusion_day(p)
+    # a date typed as the DOS ("is J9070 still ok for DOS 6/1/24") is a date of service, not day 0
+    infusion = (f.date if not _dos_labelled(p) or _LD_DATES.search(p.q.text) else None) or _infusion_day(p)
     if infusion and (_LD_START.search(p.text) or _LD_DATES.search(p.q.text) and _infusion_day(p) is None):
         args["ld_start_date"] = infusion.isoformat()  # "LD starts 10/6/25": the first LD day, not day 0
     elif infusion:
@@ -330,6 +331,12 @@ def _claim(p: Planning) -> dict:
 _DATE = r"\d{1,2}/\d{1,2}(?:/\d{2,4})?"
 _LD_DATES = re.compile(rf"{_DATE}\s*(?:-|–|to|thru|through)\s*{_DATE}|"
                        rf"\b(?:LD|lymphodepl\w*|flu/?cy|cy/?flu|chemo)(?:\s+(?:dates?|days?|on|from|given))?\s*:?\s*{_DATE}", re.I)
+
+
+def _dos_labelled(p: Planning) -> bool:
+    d = p.q.service_date
+    return bool(d is not None and d.text and d.event == "service"
+                and re.search(rf"\b(?:dos|d\.o\.s\.?|date of service)\s*(?:of|on|is|=|:)?\s*{re.escape(d.text)}", p.q.text, re.I))
 
 
 def _infusion_day(p: Planning):

@@ -524,7 +524,7 @@ def _units_of_amount(p: Planning, code: str) -> tuple[str, int, tuple[str, dict]
         return code, 1, None
     days = p.days() or 1  # "58 mg/day x3": the course's units, each date's rounded up
     step = ("dose_units", {"code": code, "amount_mg": amount, "dos": p.dos.isoformat(), **({"days": days} if days > 1 else {}),
-                           **({"vial_sizes": p.vial_sizes()} if p.q.figures.vials else {})})  # "opened 153 mg vial": the JW line too
+                           **p.vial_args()})  # "opened 153 mg vial": the JW line too
     if not row.in_force(p.dos) and row.drug and (now := p.ref.drug_code_on(row.drug, p.dos)) is not None:
         row = now
     return row.code, units_for(row.code, row, Decimal(str(amount))) * days, step

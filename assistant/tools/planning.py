@@ -51,6 +51,21 @@ def _amounts_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
                       r"(\s*/\s*m(?:2|²|\^2))?(?!\s*/)", re.I)
 
 
+def dosing_unknown(q: Question, ref: Reference) -> list[str]:
+    """'kymriah flu/cy doses bsa 1.8': the CAR-T products asked about, none of which has a regimen
+    or cell dose in the sources, when the question asks for one and gives no rate of its own (no
+    calculator may stand in for it; the answer says it is missing). Not a payer question that
+    names another drug ("never had tecvayli ... meets centene?")."""
+    f = q.figures
+    if ("policy" in q.intents or q.payers or not {"lymphodepletion", "cell_dose"} & set(q.intents)
+            or f.dose_mg is not None or f.mg_per_m2 is not None or f.mg_per_kg is not None):
+        return []
+    products = [ref.product_by_id(pid) for pid in q.products]
+    if not products or set(q.products) & set(ref.dosing_products()) or not all(p is not None and p.car_t for p in products):
+        return []
+    return list(q.products)
+
+
 @dataclass(frozen=True)
 class Planning:
     """An understood question as the calculators' plan functions read it."""
@@ -137,6 +152,17 @@ class Planning:
     def vial_sizes(self) -> list[float]:
         return [size for _, size in self.q.figures.vials]
 
+    def vial_args(self) -> dict:
+        """vial_sizes, and vial_counts when the question says how many of each were opened
+        ("2 x 400mg + 1 x 200mg"): the waste comes from those vials, not the fewest that cover."""
+        vials = self.q.figures.vials or ()
+        if not vials:
+            return {}
+        args: dict = {"vial_sizes": [size for _, size in vials]}
+        if any(count for count, _ in vials):
+            args["vial_counts"] = [count for count, _ in vials]
+        return args
+
     def days(self) -> int | None:
         """How many dates of service: 'x3 days', 'for 3 days', 'daily x3', 'days -5 to -3'."""
         if m := DAYS.search(self.text):
@@ -193,6 +219,10 @@ class Planning:
         """The single product the question is about, if the reference has dosing rules for it."""
         product = self.q.product
         return product if product and product in self.ref.dosing_products() else None
+
+    @property
+    def dosing_unknown(self) -> bool:
+        return bool(dosing_unknown(self.q, self.ref))
 
     def indications(self, product: str) -> list[str]:
         return list(self.ref.indications(product))

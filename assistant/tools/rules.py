@@ -1,5 +1,6 @@
 """The billing rule in force on a date of service: the CAR-T REMS (until the FDA eliminated it on
-June 26, 2025), the JZ modifier (required from July 1, 2023).
+June 26, 2025) and the labels' stay-near-the-center and driving periods (shortened that day), the JZ
+modifier (required from July 1, 2023).
 
 A coder working an older claim needs the rule of that date, not today's: a March 2025 infusion
 was under the REMS, a July 2025 one was not. The rules and their dates are reference data
@@ -21,8 +22,8 @@ from assistant.tools.result import ToolResult, cite
 
 
 def rule_on_date(
-        rule: Annotated[Text, param("The rule: rems, jw-jz or sequestration", label="Rule", example="rems",
-                                choices=["rems", "jw-jz", "sequestration"])],
+        rule: Annotated[Text, param("The rule: rems, proximity, jw-jz or sequestration", label="Rule", example="rems",
+                                choices=["rems", "proximity", "jw-jz", "sequestration"])],
         dos: Annotated[IsoDate, param("Date of service (YYYY-MM-DD)", label="Date of service (YYYY-MM-DD)",
                                       example="2025-03-14")],
         period: Annotated[Text, param("The date as the question gave it when it is a month, quarter or year "
@@ -52,6 +53,7 @@ def rule_on_date(
         summary = f"**For a date of service {when}, {state}**: {row['change']}."
     if applies and waste in ("none", "some") and row.get("on_" + waste):
         summary = f"**{row['on_' + waste]}** " + summary  # the modifier this line takes leads
+    after = row.get("after_short", "does not apply") if end and day > end else "does not apply"
     bounds = f"in force {start.isoformat() if start else '…'} to {end.isoformat() if end else '…'}"
     return ToolResult(
         name="rule_on_date", inputs={"rule": row["id"], "dos": day.isoformat(), "period": period},
@@ -61,7 +63,7 @@ def rule_on_date(
                 # for a date the user gave, the answer says which side held then; for today, the
                 # sources that still call the rule current keep their "outdated" note
                 "supersedes": period != "today"},
-        summary=summary, formula=f"{row['topic']}: {bounds}; {day.isoformat()} → {'applies' if applies else 'does not apply'}",
+        summary=summary, formula=f"{row['topic']}: {bounds}; {day.isoformat()} → {'applies' if applies else after}",
         citations=[cite(f"rules#{row['id']}", row["topic"], row.get("cite", ""))])
 
 
@@ -78,29 +80,35 @@ def _plan(p: Planning) -> Plan | None:
     f = p.q.figures
     if f.dose_mg is not None or (f.mg_per_kg and f.weight_kg) or (f.mg_per_m2 and f.bsa_m2):
         return None  # an amount to bill (or a dose to work out) is the units calculator's question (it states JW/JZ too)
-    row = next((r for r in p.ref.rules if re.search(r.get("when", "$^"), p.text, re.I)), None)
+    rows = [r for r in p.ref.rules if re.search(r.get("when", "$^"), p.text, re.I)]
+    row = rows[0] if rows else None
     waste = "none" if _NO_WASTE.search(p.text) else "some" if _WASTE.search(p.text) else None
     undated = d is None or d.source == "today"
     # a rule that has ended ("is REMS still required?") is answered for today: the guides still say it applies
     if row is not None and row.get("standing"):  # the same on any date; with a product to price, payment's amounts say it
         return None if p.product_codes() or p.q.follows else call("rule_on_date", {"rule": row["id"], "dos": p.today.isoformat(),
                                                                                    "period": "today"})
-    if row is None or (undated and waste is None and not row.get("in_force_until")):
+    # "REMS requirements and how long does pt stay near the center": each dated rule asked
+    rows = [r for r in rows if not r.get("standing") and (not undated or waste is not None or r.get("in_force_until"))]
+    if not rows:
         return None
-    args = {"rule": row["id"], "dos": (p.today if undated else d.day).isoformat()}
-    if undated:
-        args["period"] = "today"
-    elif d.precision != "day":
-        args["period"] = d.label()
-    if waste and row.get("on_" + waste):
-        args["waste"] = waste
-    return call("rule_on_date", args)
+    plan = Plan()
+    for row in rows:
+        args = {"rule": row["id"], "dos": (p.today if undated else d.day).isoformat()}
+        if undated:
+            args["period"] = "today"
+        elif d.precision != "day":
+            args["period"] = d.label()
+        if waste and row.get("on_" + waste):
+            args["waste"] = waste
+        plan.calls.append(("rule_on_date", args))
+    return plan
 
 
 CALCULATOR = Calculator(
     name="rule_on_date", title="Rule in force on a date", priority=15, compute=rule_on_date, plan=_plan,
-    description="Whether a billing rule that changed on a date (the CAR-T REMS, the JZ modifier) applied on a date "
-                "of service, with the date it changed.",
+    description="Whether a billing rule that changed on a date (the CAR-T REMS, the stay-near-the-center and driving "
+                "periods, the JZ modifier) applied on a date of service, with the date it changed.",
     supports=backed_by(_TOPIC),
     supersedes=frozenset({"rems"}),  # the dated answer states which side was in force on the date
 )

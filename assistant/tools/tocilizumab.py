@@ -10,10 +10,23 @@ from typing import Annotated
 
 from assistant.core.reference import Code, Reference, get_reference
 from assistant.tools._inputs import ceil_units, fmt, plain, to_decimal_list, weight_kg
-from assistant.tools.component import VIAL_LABEL, Calculator, Number, Numbers, Plan, WeightUnit, Whole, ask, call, param
+from assistant.tools.component import (
+    VIAL_COUNTS_DOC,
+    VIAL_COUNTS_LABEL,
+    VIAL_LABEL,
+    Calculator,
+    Number,
+    Numbers,
+    Plan,
+    WeightUnit,
+    Whole,
+    ask,
+    call,
+    param,
+)
 from assistant.tools.planning import Planning, backed_by
 from assistant.tools.result import ToolResult, cite
-from assistant.tools.units import billed_verdict, code_citation, unit_size, waste_lines, waste_text
+from assistant.tools.units import billed_verdict, code_citation, opened_vials, unit_size, waste_lines, waste_text
 
 
 def tocilizumab_dose(weight: Annotated[Number, param("Weight (kg unless weight_unit='lb'); none for the label's rule",
@@ -24,6 +37,7 @@ def tocilizumab_dose(weight: Annotated[Number, param("Weight (kg unless weight_u
                      ordered_mg_per_kg: Annotated[Number, param("The mg/kg the question or order gives, to compare with the "
                                                                 "label dose", label="Ordered mg/kg (optional)")] = None,
                      billed_units: Annotated[Whole, param("J3262 units on a claim line to check", form=False)] = None,
+                     vial_counts: Annotated[Numbers, param(VIAL_COUNTS_DOC, label=VIAL_COUNTS_LABEL)] = None,
                      reference: Reference | None = None) -> ToolResult:
     """mg per CRS dose (8 mg/kg ≥30 kg, 12 mg/kg <30 kg, max 800 mg) and J3262 units."""
     ref = get_reference(reference)
@@ -50,7 +64,7 @@ def tocilizumab_dose(weight: Annotated[Number, param("Weight (kg unless weight_u
                     "max_doses_24h": label.get("max_doses_24h"), "max_doses_total": label.get("max_doses_total")}
     assumptions = [f"{fmt(per_kg)} mg/kg because the patient weighs {'30 kg or more' if w >= threshold else 'under 30 kg'}."]
     if sizes:
-        lines, notes = waste_lines(code, dose, units, size, "mg", sizes)
+        lines, notes = waste_lines(code, dose, units, size, "mg", sizes, opened_vials(vial_sizes, vial_counts))
         values["waste_per_dose"] = lines
         assumptions.extend(notes)
     else:
@@ -73,7 +87,8 @@ def tocilizumab_dose(weight: Annotated[Number, param("Weight (kg unless weight_u
     return ToolResult(
         name="tocilizumab_dose",
         inputs={"weight": str(weight), "weight_unit": weight_unit, "vial_sizes": [plain(s) for s in sizes] or None,
-                "ordered_mg_per_kg": str(ordered_mg_per_kg) if ordered_mg_per_kg is not None else None},
+                "ordered_mg_per_kg": str(ordered_mg_per_kg) if ordered_mg_per_kg is not None else None,
+                "vial_counts": [int(c) for c in vial_counts] if vial_counts else None},
         values=values,
         summary=billed_verdict(code, None if billed_units in (None, "") else int(billed_units), units,
                                f"a {fmt(dose)} mg dose")
@@ -115,8 +130,7 @@ def _plan(p: Planning) -> Plan | None:
         if not p.about_patient and not p.says_units:
             return call("tocilizumab_dose", {})  # the label's rule itself
         return ask(["weight"], "To work out the tocilizumab dose and J3262 units I need the patient's weight (kg or lb).")
-    if f.vials:
-        args["vial_sizes"] = p.vial_sizes()
+    args.update(p.vial_args())
     if f.mg_per_kg is not None:
         args["ordered_mg_per_kg"] = f.mg_per_kg
     if f.units:

@@ -15,7 +15,21 @@ from typing import Annotated, Any
 
 from assistant.core.reference import Code, Reference, get_reference
 from assistant.tools._inputs import ceil_units, fmt, plain, positive, to_date, to_decimal_list, to_int, to_text
-from assistant.tools.component import VIAL_LABEL, Calculator, IsoDate, Number, Numbers, Plan, Text, Whole, ask, call, param
+from assistant.tools.component import (
+    VIAL_COUNTS_DOC,
+    VIAL_COUNTS_LABEL,
+    VIAL_LABEL,
+    Calculator,
+    IsoDate,
+    Number,
+    Numbers,
+    Plan,
+    Text,
+    Whole,
+    ask,
+    call,
+    param,
+)
 from assistant.tools.errors import CalcError, UnknownCodeError
 from assistant.tools.planning import UNITS_WORD, Planning, backed_by
 from assistant.tools.result import ToolResult, cite
@@ -81,10 +95,35 @@ def best_vials(amount: Decimal, sizes: list[Decimal]) -> tuple[dict[Decimal, int
     return {s: c for s, c in best[2].items() if c}, best[0]
 
 
+def opened_vials(vial_sizes: Any, vial_counts: Any) -> dict[Decimal, int] | None:
+    """The vials actually opened, {size: count}, when the counts are given next to the sizes
+    ("2 x 400 mg + 1 x 200 mg"); None when only the sizes on hand are known."""
+    if vial_counts in (None, "", []):
+        return None
+    if not isinstance(vial_counts, (list, tuple)) or not isinstance(vial_sizes, (list, tuple)) \
+            or len(vial_counts) != len(vial_sizes):
+        raise CalcError("Give one vial count for each vial size (e.g. sizes 400, 200 and counts 2, 1).",
+                        field="vial_counts")
+    opened: dict[Decimal, int] = {}
+    for size, count in zip(vial_sizes, vial_counts, strict=True):
+        n = to_int(count, "vial_counts", "vial count", 0, 50)
+        if n:
+            key = positive(size, "vial_sizes", "vial size")
+            opened[key] = opened.get(key, 0) + n
+    return opened or None
+
+
 def waste_lines(code: str, administered: Decimal, admin_units: int, size: Decimal, kind: str,
-                vial_sizes: list[Decimal]) -> tuple[dict, list[str]]:
-    """JW/JZ for one date of service from the vials opened."""
-    vials, content = best_vials(administered, vial_sizes)
+                vial_sizes: list[Decimal], opened: dict[Decimal, int] | None = None) -> tuple[dict, list[str]]:
+    """JW/JZ for one date of service from the vials opened: the ones the question says were
+    opened, else the fewest that cover the amount."""
+    if opened:
+        vials, content = opened, sum((s * c for s, c in opened.items()), Decimal(0))
+        if content < administered:
+            raise CalcError(f"The vials opened hold {fmt(content)} {kind}, less than the {fmt(administered)} {kind} "
+                            "given: check the vial counts or the amount.", field="vial_counts")
+    else:
+        vials, content = best_vials(administered, vial_sizes)
     discarded = content - administered
     content_units = ceil_units(content, size) if content else 0
     jw_units = max(content_units - admin_units, 0)
@@ -143,6 +182,7 @@ def dose_units(code: Annotated[Text, param("HCPCS code, e.g. J9185", label="HCPC
                                              label="Date of service (optional, YYYY-MM-DD)")] = None,
                billed_units: Annotated[Whole, param("Units on a claim line to check, when no mg is given ('J9185 x 167')",
                                                     label="Units billed (optional)")] = None,
+               vial_counts: Annotated[Numbers, param(VIAL_COUNTS_DOC, label=VIAL_COUNTS_LABEL)] = None,
                reference: Reference | None = None) -> ToolResult:
     """Billing units for `amount_mg` given on each of `days` dates of service, with the code in
     force on the date of service (J9070 before April 2024, J9075 after)."""
@@ -173,18 +213,21 @@ def dose_units(code: Annotated[Text, param("HCPCS code, e.g. J9185", label="HCPC
         if q.get("differs"):
             citations.append(cite(f"doc:{q['doc']}", f"{q.get('section', '')} — differs: {q['differs']}", q["quote"]))
     if sizes:
-        lines, notes = waste_lines(code, amount, line.per_day, line.size, "mg", sizes)
+        opened = opened_vials(vial_sizes, vial_counts)
+        lines, notes = waste_lines(code, amount, line.per_day, line.size, "mg", sizes, opened)
         values["waste_per_day"] = lines
         summary += waste_text(code, lines)
         assumptions.extend(notes)
-        assumptions.append("Vials: the combination with the least total content that covers the dose (then fewest vials).")
+        assumptions.append("Vials: the ones the question says were opened." if opened else
+                           "Vials: the combination with the least total content that covers the dose (then fewest vials).")
     else:
         assumptions.append("No vial sizes given: JW/JZ not worked out (give vial_sizes to get the discarded amount).")
     assumptions.append("Units are rounded up per date of service (Medicare Claims Processing Manual ch. 17 §10).")
     return ToolResult(
         name="dose_units",
         inputs={"code": code, "amount_mg": str(amount_mg), "days": n_days,
-                "vial_sizes": [plain(s) for s in sizes] or None, "dos": day.isoformat(), "billed_units": billed},
+                "vial_sizes": [plain(s) for s in sizes] or None, "dos": day.isoformat(), "billed_units": billed,
+                "vial_counts": [int(c) for c in vial_counts] if vial_counts else None},
         values=values, summary=summary, formula=line.formula(),
         assumptions=assumptions, warnings=warnings, citations=citations,
     )
@@ -355,8 +398,7 @@ def _one_drug_plan(p: Planning) -> Plan | None:
     args: dict = {"code": code, "amount_mg": amount, "dos": p.dos.isoformat(), **claimed}
     if days := p.days():
         args["days"] = days
-    if p.q.figures.vials:
-        args["vial_sizes"] = p.vial_sizes()
+    args.update(p.vial_args())
     return call("dose_units", args, derived)
 
 
