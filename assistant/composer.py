@@ -32,6 +32,7 @@ from assistant.leads import (
     extra_leads,
     guide_match,
     indication_answer,
+    passing_mentions,
     setting_answer,
 )
 from assistant.retrieval import Passage
@@ -86,6 +87,17 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
     if missing := dosing_unknown(q, ref):
         # "breyanzi CLL LD regimen + J codes": its Q-code is known, its regimen and doses are not
         names = ", ".join(p.brand for p in (ref.product_by_id(u) for u in missing) if p)
+        prod = ref.product_by_id(missing[0])
+        if len(missing) == 1 and prod is not None and (said := passing_mentions(q, prod)):
+            citations = [cite_sentence(s, i) for i, (s, _t) in enumerate(said, 1)]
+            quoted = " ".join(f"The {title} says: “{one_line(s.text)}” [{c.marker}]" for (s, title), c in zip(said, citations, strict=True))
+            what = " or ".join(w for topic, w in (("lymphodepletion", "lymphodepletion regimen"), ("cell_dose", "cell dose"))
+                               if topic in q.intents)
+            text = mark_retired(f"**My sources have no {prod.brand} label or billing guide, so they do not give its {what}.** "
+                                f"The nearest they come is a remark in another product's guide: {quoted}", q.service_day(turn.today))
+            notes = notes + retired_code_notes([c.quote for c in citations], q.service_day(turn.today))
+            return Answer(question=q.text, kind=AnswerKind.NOT_COVERED, text=text, citations=citations, notes=dedupe(notes),
+                          context=turn.context)
         what, cant = (("lymphodepletion regimen", "its doses or their billing units") if "lymphodepletion" in q.intents
                       else ("cell dose", "a dose range or cell count"))
         held = sorted(p.brand for p in (ref.product_by_id(x) for x in ref.dosing_products()) if p)
@@ -173,16 +185,16 @@ def compose_with_tools(turn: Turn, sentences: list[Sentence]) -> Answer:
     sentences = [] if inline else [s for s in sentences if backs_a_result(s, calls, ref)][:2]
     citations = inline + [cite_sentence(s, i) for i, s in enumerate(sentences, len(inline) + 1)]
     answered = {row["system"] for c in calls if c.result for row in c.result.values.get("codes") or []}
+    day = turn.question.service_day(turn.today)
     for sent, text in extra_leads(q, turn.passages, ref, "\n".join(lines), answered):  # a compound question's other parts
         if sent is not None:
             citations.append(cite_sentence(sent, len(citations) + 1))
-        lines[0] += f" {text}" + (f" [{citations[-1].marker}]" if sent is not None else "")
+        lines[0] += f" {mark_retired(text, day)}" + (f" [{citations[-1].marker}]" if sent is not None else "")
     if (_TURNAROUND.search(q.asked) and [c.name for c in calls] == ["payer_policy"] and lines
             and not _DURATION_GIVEN.search(lines[0])):
         # "PDAC review turnaround - how many days": the policy says who reviews, not how long it takes
         lines[0] = "**My sources do not give that time.** The nearest they come: " + lines[0]
     body = "\n\n".join(lines)
-    day = turn.question.service_day(turn.today)
     if sentences:
         body += "\n\nFrom the sources:\n" + "\n".join(f"- {mark_quoted(one_line(c.quote), c.quote, day)} [{c.marker}]"
                                                       for c in citations[len(inline):])

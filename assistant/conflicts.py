@@ -56,6 +56,9 @@ def conflict_notes(q: Question, citations: list[Citation], exclude: set[str] = f
 _CODE_RANGE = re.compile(r"(?<![0-9A-Z])([0-9]{4}T|[A-Z][0-9]{4})(?:\s*[-–]\s*([0-9]{4}T|[A-Z][0-9]{4}))?(?![0-9a-z])")
 
 
+_PCS_CODE = re.compile(r"(?<![0-9A-Z])XW0[0-9A-Z]{4}")  # seven characters, glued or not ("XW033C3Introduction")
+
+
 def retired_code_notes(texts: list[str], day: dt.date) -> list[str]:
     """A note per code quoted in the answer that changed: replaced before the date of service
     (bill the replacement), or still in force on it (and when it was replaced). About the date of
@@ -78,6 +81,11 @@ def retired_code_notes(texts: list[str], day: dt.date) -> list[str]:
     for code, row in sorted(ref.hcpcs.items()):
         if row.valid_to and present(code):
             notes.append(_hcpcs_note(code, row, day))
+    for code, row in sorted(ref.pcs.items()):  # "XW033C3 ... drives MS-DRG 018" on a 2026 discharge
+        if row.valid_to and row.valid_to < day and code in text:
+            notes.append(f"Retired code: ICD-10-PCS {code} ({row.descriptor}) is for discharges through "
+                         f"{row.valid_to.isoformat()}, not one on {day.isoformat()}; since then the product's own code: "
+                         f"{', '.join(row.replaced_by)}.")
     return notes
 
 
@@ -95,7 +103,13 @@ def mark_retired(text: str, day: dt.date) -> str:
             return m.group(0)
         return f"{m.group(0)} [retired for this date of service: see the note]"
 
-    return _CODE_RANGE.sub(mark, text)
+    def mark_pcs(m: re.Match[str]) -> str:
+        row = ref.pcs.get(m.group(0))
+        if row is None or not row.valid_to or row.valid_to >= day or text.startswith(" [retired", m.end()):
+            return m.group(0)
+        return f"{m.group(0)} [retired for this date of service: see the note]"
+
+    return _PCS_CODE.sub(mark_pcs, _CODE_RANGE.sub(mark, text))
 
 
 def outdated_conflicts(quote: str) -> list[str]:

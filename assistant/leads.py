@@ -473,3 +473,55 @@ def extra_leads(q: Question, passages: list[Passage], ref: Reference, shown: str
         elif system == "revenue" and not any(re.search(r"revenue code|\brev(?:enue)? code", p.quote, re.I) for p in passages):
             out.append((None, "My sources give no revenue code for this."))
     return out
+
+
+# --- a product the sources have no guide for, mentioned in passing in another's ----------------
+_PASSING_TOPICS = {
+    # the lymphodepletion: a drug, a rate or the word regimen near the product's name
+    "lymphodepletion": (re.compile(r"\bregimen\b|\blymphodeplet\w*|\bfludarabine\b|\bcyclophosphamide\b|\bCy \d{3}\b", re.I),
+                        re.compile(r"mg/m|\bCy \d{3}\b", re.I)),
+    "cell_dose": (re.compile(r"\bdose\b|\btarget\b|x 10\^\d|\bcap\b|\bcells?\b", re.I), re.compile(r"x 10\^\d|\d+M\b", re.I)),
+}
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
+
+
+def passing_mentions(q: Question, prod: Product) -> list[tuple[Sentence, str]]:
+    """'breyanzi LD regimen': the sources hold no Breyanzi guide, but the Carvykti guide remarks
+    "the same cyclophosphamide dose used for Abecma and Breyanzi (300 mg/m^2)". For each dosing
+    topic asked, the one sentence that names the product with that topic's figures; quoted as the
+    nearest the sources come, never turned into a dose or days of the product's own (the days
+    around another product's regimen are not this product's)."""
+    name = re.compile(rf"\b(?:{re.escape(prod.brand)}|{re.escape(prod.generic)})\b", re.I)
+    found = []
+    for topic, (about, figures) in _PASSING_TOPICS.items():
+        if topic not in q.intents:
+            continue
+        best = None
+        for doc in configured_corpus().documents.values():
+            for m in name.finditer(doc.text):
+                start, end = _sentence_around(doc.text, m.start())
+                if not about.search(doc.text[start:end]):
+                    continue
+                text = doc.text[start:end]
+                rank = (len(figures.findall(text)) + 2 * bool(re.search(r"\bsame\b", text, re.I)), -len(text))
+                if figures.search(text) and (best is None or rank > best[0]):
+                    best = (rank, doc, start, end)
+        if best is not None:
+            _rank, doc, start, end = best
+            found.append((doc_sentence(doc, start, end), doc.title))
+    return found
+
+
+def _sentence_around(text: str, at: int) -> tuple[int, int]:
+    """The sentence of one line that holds offset `at`."""
+    line_start = text.rfind("\n", 0, at) + 1
+    line_end = text.find("\n", at)
+    line_end = len(text) if line_end < 0 else line_end
+    start, end = line_start, line_end
+    for m in _SENTENCE_END.finditer(text, line_start, line_end):
+        if m.start() < at:
+            start = m.end()
+        else:
+            end = m.start()
+            break
+    return start, end

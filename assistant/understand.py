@@ -453,6 +453,46 @@ def _thread_date(question: Question, previous: Question):
     return None
 
 
+# a date typed without a year ("5/27", "Mar 4"); and a follow-up that is only a date ("what about 4/2")
+_YEARLESS = re.compile(r"\s*(?:\d{1,2}/\d{1,2}|[A-Za-z]{3,9}\.?\s+\d{1,2}(?:st|nd|rd|th)?|"
+                       r"\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?[A-Za-z]{3,9})\s*")
+_ONLY_A_DAY = re.compile(r"^\s*(?:(?:and|so|ok|now)\s+)?(?:(?:what|how)\s+about\s+|for\s+|on\s+|if\s+(?:it\s+was\s+)?)?"
+                         r"(?:(?:the\s+)?(?:dos|date of service|date)\s*(?:of|is|=|:)?\s*)?"
+                         r"(\d{1,2}/\d{1,2}(?:/(?:\d{2}|\d{4}))?)\s*(?:instead)?\s*\??\s*$", re.I)
+
+
+def _dated_in_thread(question: Question, previous: Question) -> ServiceDate | None:
+    """This turn's own date, read in its thread: 'what about 4/2' after 'Q2053 DOS 3/15/25' is a
+    date of service (a bare month/day is one only with a cue, and the thread is the cue), and a
+    date without a year is the one nearest the thread's date ('what if infusion is 5/27 instead'
+    after 5/20/25: 5/27/25, not the most recent 5/27 before today). None: nothing to change."""
+    prev = previous.service_date
+    if prev is None or prev.source == "today" or prev.precision != "day":
+        return None
+    d = question.service_date
+    if d is None and (m := _ONLY_A_DAY.match(question.text)):
+        d = find_service_date(f"DOS {m.group(1)}", dt.date.today())
+    if d is None or d.precision != "day":
+        return None
+    if _YEARLESS.fullmatch(d.text or ""):
+        options = []
+        for year in (prev.start.year - 1, prev.start.year, prev.start.year + 1):
+            try:
+                options.append(d.start.replace(year=year))
+            except ValueError:  # Feb 29
+                continue
+        best = min(options, key=lambda day: abs((day - prev.start).days))
+        d = replace(d, start=best, end=best)
+    return None if d == question.service_date else d
+
+
+def _dates_of_thread(question: Question, previous: Question) -> tuple[Question, ServiceDate | None]:
+    """The question with its own date read in the thread, and the date it inherits (or None)."""
+    if (own := _dated_in_thread(question, previous)) is not None:
+        return replace(question, service_date=own, figures=replace(question.figures, date=own.day)), None
+    return question, _thread_date(question, previous)
+
+
 def _prior_not_asked(question: Question, previous: Question) -> Question:
     """Products a follow-up names as the member's history, not as the thread's new subject."""
     if question.prior_products and set(question.products) <= set(question.prior_products):
@@ -495,7 +535,8 @@ def resolve(question: Question, previous: Question | None) -> Question:
     if is_follow_up and (kept := _kept_question(question, previous)) is not None:
         changes |= kept
         inherited.append("question")
-    if (date := _thread_date(question, previous)) is not None:
+    question, date = _dates_of_thread(question, previous)
+    if date is not None:
         changes["service_date"] = date
         inherited.append("date of service")
     if question.setting is None and previous.setting and same_topic:

@@ -1260,12 +1260,59 @@ def test_a_code_typed_in_an_ld_question_is_checked_on_its_date_of_service(engine
     assert "(J9070 [retired for this date of service: see the note])" in a.text
 
 
-@pytest.mark.parametrize("question, what", [
-    ("breyanzi CLL LD regimen + J codes", "lymphodepletion regimen for Breyanzi"),
-    ("kymriah flu/cy doses bsa 1.8", "lymphodepletion regimen for Kymriah"),
-    ("yescarta cell dose range for 80kg", "cell dose for Yescarta"),
+def test_a_regimen_of_a_product_the_sources_lack_is_said_to_be_missing(engine):
+    a = ask(engine, "kymriah flu/cy doses bsa 1.8")
+    assert a.kind == AnswerKind.NOT_COVERED and not a.tool_calls
+    assert lead(a).startswith("My sources do not give the lymphodepletion regimen for Kymriah")
+
+
+@pytest.mark.parametrize("question, brand, quoted", [
+    ("breyanzi CLL LD regimen + J codes", "Breyanzi", "the same cyclophosphamide dose used for Abecma and Breyanzi"),
+    ("yescarta cell dose range for 80kg", "Yescarta", "Yescarta's 2.0 x 10^6"),
 ])
-def test_a_regimen_of_a_product_the_sources_lack_is_said_to_be_missing(engine, question, what):
+def test_a_product_without_a_guide_mentioned_in_passing_is_quoted_not_computed(engine, question, brand, quoted):
     a = ask(engine, question)
     assert a.kind == AnswerKind.NOT_COVERED and not a.tool_calls
-    assert lead(a).startswith(f"My sources do not give the {what}")
+    assert lead(a).startswith(f"**My sources have no {brand} label or billing guide, so they do not give its")
+    assert any(quoted in c.quote for c in a.citations) and quoted in lead(a)
+
+
+def test_a_follow_up_keeps_what_the_threads_date_was_typed_as(engine):
+    conv = Conversation()
+    first = lead(ask(engine, "tecartus ALL LD 62 kg 165 cm, LD starts 3/9/26 - cy mg each day?", conv))
+    assert "cyclophosphamide 1,521 mg/day on day(s) -2 (2026-03-11)" in first
+    again = lead(ask(engine, "and units on the cy J code", conv))
+    assert "(2026-03-11) → J9075 305 unit(s)/day" in again and "2026-03-07" not in again  # still the LD start, not day 0
+
+
+def test_a_date_without_a_year_in_a_follow_up_is_the_one_nearest_the_threads_date(engine):
+    conv = Conversation()
+    ask(engine, "tecartus MCL 5'2\" 121 lb infusion 5/20/25 - flu/cy dates + units", conv)
+    assert "(2025-05-22, 2025-05-23, 2025-05-24)" in lead(ask(engine, "what if infusion is 5/27 instead", conv))
+    conv = Conversation()
+    ask(engine, "Q2053 DOS 3/15/25 medicare allowed", conv)
+    assert lead(ask(engine, "what about 4/2", conv)).startswith("**Q2053 payment limit (2025Q2): $489,399.157 per unit.**")
+
+
+def test_a_labeler_only_a_guide_gives_is_corrected_in_the_lead(engine):
+    first = lead(ask(engine, "breyanzi labeler 73154 on the NDC?"))
+    assert first.startswith("**No: Breyanzi's labeler is 73153 (Juno Therapeutics (BMS)), not 73154**")
+
+
+def test_units_typed_with_an_allowed_question_are_priced(engine):
+    a = ask(engine, "J9075 342 units DOS 12/1/25 medicare allowed + coins")
+    assert [c.name for c in a.tool_calls] == ["payment"]
+    assert lead(a).startswith("**J9075 payment limit (2025Q4): $0.481 per unit.** × 342: allowed $164.50")
+
+
+def test_a_retired_pcs_code_quoted_beside_the_current_one_is_marked(engine):
+    a = ask(engine, "IP abecma admission discharged 3/2/26 peripheral IV - PCS code + DRG")
+    first = lead(a)
+    assert first.startswith("**XW033K7**") and "XW033C3 [retired for this date of service: see the note]" in first
+    assert any(n.startswith("Retired code: ICD-10-PCS XW033C3") for n in a.notes)
+
+
+def test_a_lab_below_its_threshold_is_said_with_the_criterion_it_leaves_open(engine):
+    first = lead(ask(engine, "centene abecma: 2 prior lines (VRd, Dara-Kd), urine M 150 mg/24h 10 days ago, nothing else "
+                             "measurable - meets?"))
+    assert "4 (measurable disease (labs within 30 days) or progression: not shown — urine M 150 mg below the threshold" in first

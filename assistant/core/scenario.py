@@ -89,7 +89,8 @@ _SAME_LINE = re.compile(r"\b(?:tandem|auto|allo|ASCT|SCT|HSCT|transplant|maint\w
 _LABS = {
     "serum": (re.compile(r"\b(?:SPEP|M[-\s]?spike|serum M[-\s]?protein|(?<!urine )(?<!24h urine )M[-\s]?protein)\b"
                          r"\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*(?:g/dL)?", re.I), 0.5),
-    "urine": (re.compile(r"\b(?:UPEP|urine M-?protein|24\s*h(?:ou)?r? urine)\b\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*mg", re.I), 200.0),
+    "urine": (re.compile(r"\b(?:UPEP|urine M(?:[-\s]?(?:protein|spike))?|24\s*h(?:ou)?r? urine)\b"
+                         r"\D{0,12}?(\d+(?:\.\d+)?)(?![\d/.-])\s*mg", re.I), 200.0),
     "flc": (re.compile(r"\b(?:FLC|(?:involved\s+)?(?:kappa|lambda)(?:\s+(?:FLC|free light chains?))?)\b\D{0,16}?"
                        r"(\d+(?:\.\d+)?)(?![\d/.-])\s*mg/(d?L)\b", re.I), 10.0),  # mg/dL or mg/L (10 mg/dL = 100 mg/L)
 }

@@ -417,15 +417,19 @@ def _has_history(ref: Reference, row: Code) -> bool:
 _STILL_VALID = re.compile(r"\b(?:still|valid|ok(?:ay)?|good|allowed|retired|deleted|active|current|replaced|use)\b", re.I)
 
 
-def _typed_code_asked(p: Planning, _first: Plan, mine: Plan) -> bool:
-    """code_on_date joins another calculator's answer only for a code the user typed and asks about."""
+def _code_part_asked(p: Planning, _first: Plan, mine: Plan) -> bool:
+    """code_on_date joins another calculator's answer for a code the user typed and asks about
+    ("... and is J9070 still ok"), or for the CPT code the question also asks for ("admin CPT +
+    do i need JZ on the Q line")."""
     typed = {c.upper() for c in p.q.codes}
-    return bool(_STILL_VALID.search(p.text)) and all(args.get("code", "").upper() in typed for _n, args in mine.calls)
+    if _STILL_VALID.search(p.text) and all(args.get("code", "").upper() in typed for _n, args in mine.calls):
+        return True
+    return bool(_CPT_WORD.search(p.text)) and all(re.fullmatch(r"\d{4}[0-9T]", str(args.get("code", ""))) for _n, args in mine.calls)
 
 
 CALCULATOR = Calculator(
     name="code_on_date", title="Code in force on a date", priority=45, compute=code_on_date, plan=_plan,
-    joins=frozenset({"lymphodepletion_plan"}), joins_with=_typed_code_asked,
+    joins=frozenset({"lymphodepletion_plan", "rule_on_date"}), joins_with=_code_part_asked,
     description="Which code is valid on a date of service (or discharge): a code and the codes that replaced it, "
                 "or the ICD-10-PCS CAR-T infusion code of a product, with the change around the date.",
     supports=backed_by(_TOPIC),

@@ -297,15 +297,8 @@ def _plan(p: Planning) -> Plan | None:
     if size is None:
         return ask(["bsa"], "To work out the lymphodepletion doses and units I need the patient's "
                             "BSA (m²) or height and weight.")
-    args: dict = {"product": product, **({"indication": p.q.indication} if p.q.indication in inds else {}), **size}
-    # a date typed as the DOS ("is J9070 still ok for DOS 6/1/24") is a date of service, not day 0
-    infusion = (f.date if not _dos_labelled(p) or _LD_DATES.search(p.q.text) else None) or _infusion_day(p)
-    if infusion and (_LD_START.search(p.text) or _LD_DATES.search(p.q.text) and _infusion_day(p) is None):
-        args["ld_start_date"] = infusion.isoformat()  # "LD starts 10/6/25": the first LD day, not day 0
-    elif infusion:
-        args["infusion_date"] = infusion.isoformat()
-    else:
-        args["dos"] = p.dos.isoformat()
+    args: dict = {"product": product, **({"indication": p.q.indication} if p.q.indication in inds else {}), **size,
+                  **_date_args(p)}
     maker = next((c for c in p.ref.hcpcs.values() if c.makers and p.ref.maker_code(c.drug, p.text, p.dos) is c), None)
     if maker is not None:  # "we use sandoz cy": that maker's own code, not J9075
         args["maker"] = maker.makers[0]
@@ -333,10 +326,30 @@ _LD_DATES = re.compile(rf"{_DATE}\s*(?:-|–|to|thru|through)\s*{_DATE}|"
                        rf"\b(?:LD|lymphodepl\w*|flu/?cy|cy/?flu|chemo)(?:\s+(?:dates?|days?|on|from|given))?\s*:?\s*{_DATE}", re.I)
 
 
-def _dos_labelled(p: Planning) -> bool:
+def _date_args(p: Planning) -> dict:
+    """The plan's date: the first LD day ('LD starts 10/6/25'), the infusion (day 0), or a date of
+    service for the codes. A date typed as the DOS ('is J9070 still ok for DOS 6/1/24') is not day
+    0; what a date is, is read where it was typed (in a follow-up, the turn that gave it)."""
+    typed = _date_typed_in(p)
+    infusion = (p.q.figures.date if not _dos_labelled(p, typed) or _LD_DATES.search(typed) else None) or _infusion_day(p)
+    if infusion and (_LD_START.search(p.text) or _LD_START.search(typed) or _LD_DATES.search(typed) and _infusion_day(p) is None):
+        return {"ld_start_date": infusion.isoformat()}
+    return {"infusion_date": infusion.isoformat()} if infusion else {"dos": p.dos.isoformat()}
+
+
+def _date_typed_in(p: Planning) -> str:
+    """The question the date of service was typed in: this turn's, or for a date the thread carries
+    ('and units on the cy J code' after 'LD starts 3/9/26') the earlier question that gave it."""
+    d = p.q.service_date
+    if d is not None and d.text and "date of service" in p.q.inherited:
+        return next((t for t in reversed(p.q.history) if d.text in t), p.q.text)
+    return p.q.text
+
+
+def _dos_labelled(p: Planning, typed: str) -> bool:
     d = p.q.service_date
     return bool(d is not None and d.text and d.event == "service"
-                and re.search(rf"\b(?:dos|d\.o\.s\.?|date of service)\s*(?:of|on|is|=|:)?\s*{re.escape(d.text)}", p.q.text, re.I))
+                and re.search(rf"\b(?:dos|d\.o\.s\.?|date of service)\s*(?:of|on|is|=|:)?\s*{re.escape(d.text)}", typed, re.I))
 
 
 def _infusion_day(p: Planning):

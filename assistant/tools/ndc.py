@@ -73,6 +73,8 @@ def ndc(ndc: Annotated[Text, param("NDC (hyphenated 10-digit, or 11-digit) or 5-
     summary, formula = _summary(asked, found.matches, wanted.brand if wanted else None)
     if not asked.labeler_only and (absent := _not_in_crosswalk(asked, found.matches, ref)):
         summary = absent  # a guide's NDC the crosswalk does not list: said first, with the crosswalk's NDCs
+    elif asked.labeler_only and (other := _labeler_not_listed(asked, found.matches, ref)):
+        summary = other  # "breyanzi labeler 73154": the guide's slip is not repeated as the answer
     elif asked.labeler_only and wanted is not None and vial_mg is not None and (vial := _vial(found.matches, ref, vial_mg, wanted.brand)):
         summary, formula = vial
     return ToolResult(name="ndc", inputs={"ndc": raw, "product": product},
@@ -177,6 +179,21 @@ def _not_in_crosswalk(asked: _Asked, matches: list[dict], ref: Reference) -> str
     return (f"**No: NDC {asked.raw} ({asked.ndc11}) is not in the CMS NDC-HCPCS crosswalk{quarter}.** The crosswalk lists "
             f"{_brand(src['product'])} ({src['hcpcs']}) as {', '.join(listed)}; the {src['source'][4:].replace('-', ' ')} gives the NDC as "
             f"{src['pattern']}. Bill the NDC printed on the product's label.")
+
+
+def _labeler_not_listed(asked: _Asked, matches: list[dict], ref: Reference) -> str | None:
+    """The lead for a labeler that only a source document gives for a product whose labeler in
+    the CMS crosswalk (as recorded in the reference data) is another."""
+    if not matches or any(not m["source"].startswith("doc:") for m in matches):
+        return None
+    rows = (ref.ndc.get("reference") or {}).get("rows") or []
+    for m in matches:
+        known = next((r for r in rows if r["product"] == m["product"]), None)
+        if known and known.get("labeler") and known["labeler"] != asked.labeler:
+            return (f"**No: {_brand(m['product'])}'s labeler is {known['labeler']} ({known.get('labeler_name', '')}), not "
+                    f"{asked.labeler}** (CMS NDC-HCPCS crosswalk: {', '.join(known.get('ndc11') or [])} → {known['hcpcs']}); "
+                    f"the {m['source'][4:].replace('-', ' ')} gives {asked.labeler}. Bill the NDC printed on the product's label.")
+    return None
 
 
 def _vial(matches: list[dict], ref: Reference, vial_mg: Decimal, brand: str) -> tuple[str, str] | None:

@@ -151,6 +151,11 @@ def _asked_criterion(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any],
     return f"**{pol['name']}, criterion {focus['n']} ({focus['short']}): {state}{why(focus, state, facts, ref)}.** "
 
 
+def _shown_short(c: Mapping[str, Any], facts: Scenario) -> str:
+    fact = c["check"]["fact"]
+    return f": not shown — {facts.said[fact]}" if fact in facts.said and fact not in facts.flags else ""
+
+
 def _verdict(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any], str]], facts: Scenario, ref: Reference) -> str:
     """The first line: the verdict and the criterion that decides it."""
     name = pol["name"]
@@ -165,8 +170,10 @@ def _verdict(pol: Mapping[str, Any], rows: list[tuple[Mapping[str, Any], str]], 
             text += " Also not met: " + "; ".join(f"{c['n']} ({c['short']})" for c in failed[1:]) + "."
         return text
     if member := [c for c in unknown if c.get("of") != "request"]:
+        # a figure given that does not settle it is said with the criterion ("urine M 150 mg below the threshold")
         return (f"**Cannot tell yet whether this member meets {name}**: nothing in the question fails a criterion, but "
-                f"{len(member)} of {len(rows)} are not stated: " + "; ".join(f"{c['n']} ({c['short']})" for c in member) + ".")
+                f"{len(member)} of {len(rows)} are not stated or not shown: "
+                + "; ".join(f"{c['n']} ({c['short']}{_shown_short(c, facts)})" for c in member) + ".")
     if unknown:
         # only a condition on the request is left (the dose): the member meets the policy on it
         return (f"**Meets {name} on every criterion about the member; the request must also meet "

@@ -531,10 +531,14 @@ def _units_of_amount(p: Planning, code: str) -> tuple[str, int, tuple[str, dict]
 
 
 def plan_with_units(p: Planning) -> Plan | None:
-    """The payment plan when it prices an administered amount (units calculator first): what the
-    units calculator hands over to for "150 mg J9380 units + allowed"."""
+    """The payment plan when it prices an administered amount (units calculator first) or the units
+    typed: what the units calculator hands over to for "150 mg J9380 units + allowed" and "J9075
+    342 units DOS 12/1/25 medicare allowed + coins"."""
     decision = _plan(p)
-    return decision if decision is not None and any(name == "dose_units" for name, _ in decision.calls) else None
+    if decision is None or not any(name == "payment" for name, _ in decision.calls):
+        return None
+    typed = p.q.figures.units is not None and p.administered_mg()[0] is None
+    return decision if typed or any(name == "dose_units" for name, _ in decision.calls) else None
 
 
 def _same_codes(p: Planning, first: Plan, priced: Plan) -> bool:
