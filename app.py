@@ -61,7 +61,7 @@ def create_app(engine=None, feedback=None):
     conversations = Conversations(cfg.max_conversations, cfg.conversation_ttl, per_user, history=history,
                                   replay=lambda q, conv, dos: engine.ask(q, conv, dos=dos))
 
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, telemetry=config.NO_TELEMETRY)
     # Same-origin always works; other origins only when listed. Installed even when the list is
     # empty: Gradio then defers to it, whereas Gradio's own CORS middleware reflects *any* origin
     # as soon as the server is reached by a non-localhost host name.
@@ -121,6 +121,9 @@ def create_app(engine=None, feedback=None):
                               footer_links=[], root_path=cfg.root_path or None, ssr_mode=False,
                               run_history=False, enable_monitoring=False, mcp_server=False,
                               max_file_size=1, pwa=False, head=PAGE_SCRIPTS)
+    for route in app.routes:  # Gradio's own FastAPI app, mounted at "/"
+        if isinstance(getattr(route, "app", None), FastAPI) and isinstance(getattr(route.app, "_telemetry", None), dict):
+            route.app._telemetry.update(config.NO_TELEMETRY)  # the dict its NativeTelemetry reads
     # outermost: identity, hosts, closed routes, cross-site writes, body limits, headers
     app.add_middleware(FrontDoor, cfg=cfg)
     return app

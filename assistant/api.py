@@ -274,7 +274,8 @@ def create_api(engine: Engine, conversations: Conversations | None = None, feedb
     """A FastAPI sub-application with the JSON endpoints (mounted by app.py under /api)."""
     from fastapi import FastAPI
 
-    api = FastAPI(title="CAR-T billing assistant API", docs_url=None, redoc_url=None, openapi_url=None)
+    api = FastAPI(title="CAR-T billing assistant API", docs_url=None, redoc_url=None, openapi_url=None,
+                  telemetry=config.NO_TELEMETRY)
     r = Routes(engine, conversations if conversations is not None else Conversations(), feedback)
     api.add_api_route("/health", r.health, methods=["GET"])
     api.add_api_route("/ask", r.ask, methods=["POST"])

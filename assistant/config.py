@@ -46,6 +46,11 @@ for _key, _value in {
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# FastAPI's native OpenTelemetry, off for every FastAPI app of ours (and Gradio's, app.py): no
+# tracer is configured, and finding that out again on every request (an environment lookup per
+# provider) cost ~4% of the app process's CPU under chat load (py-spy, README "Load").
+NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
+
 
 class ConfigError(SystemExit):
     """One or more bad CART_* values; the message has one line per bad variable.

@@ -31,7 +31,7 @@ from assistant.tools.errors import CalcError, MissingDataError, UnknownCodeError
 from assistant.tools.registry import run_tool
 from assistant.understand import read_question, resolve
 from index import store as store_mod
-from index.corpus import cached_corpus
+from index.corpus import cached_corpus, one_corpus
 
 __all__ = ["Engine", "Conversation", "Answer", "MAX_QUESTION_CHARS", "run_calls"]
 
@@ -93,7 +93,8 @@ class Engine:
             except ValueError as exc:
                 answer = Answer(question=clean_text(text)[:200], kind=AnswerKind.CLARIFY, needs=["dos"], text=str(exc))
             else:
-                answer = self._turn(clean_text(text), conversation, today, field_date)
+                with one_corpus():  # one answer, one corpus: its files are checked once, not per reader
+                    answer = self._turn(clean_text(text), conversation, today, field_date)
         answer.latency_ms = round((time.perf_counter() - started) * 1000, 1)
         return answer
 

@@ -35,10 +35,10 @@ def bubbles(question: str, answer: Answer) -> list[dict]:
             {"role": "assistant", "content": render.answer_markdown(answer)}]
 
 
-def gr_choices(choices: list) -> object:
+def gr_choices(choices: list, value: str | None = None) -> object:
     import gradio as gr
 
-    return gr.update(choices=choices, value=None)
+    return gr.update(choices=choices, value=value)
 
 
 class ChatHandlers:
@@ -50,7 +50,6 @@ class ChatHandlers:
 
     def turn(self, message: str, history: list, conv_id: str | None, answers: list, started: float,
              dos: str | None = None, owner: str = auth.LOCAL):
-        import gradio as gr
 
         message = message if isinstance(message, str) else ""
         dos = dos.strip() if isinstance(dos, str) and dos.strip() else None
@@ -63,17 +62,28 @@ class ChatHandlers:
         answer_id = self.conversations.remember(conv, message, data, dos=dos)
         history = list(history or []) + bubbles(message, answer)
         answers = list(answers or []) + [answer_id]  # feedback names the answer by the server's id
-        return ("", history, conv.id, answers, render.answer_details_html(answer),
-                gr.update(value="", interactive=True), "", *self._shown(conv.id, data, owner))
+        # plain values only: Gradio builds a new component (and its config) for every gr.update
+        # output, the largest share of the page's cost per answer (README "Load"); the list of
+        # earlier conversations is read when its accordion is opened, not after every answer
+        return ("", history, conv.id, answers, render.answer_details_html(answer), "", "",
+                *self._copy_and_links(conv.id, data))
 
-    def _shown(self, conv_id: str | None, data: dict | None, owner: str) -> tuple:
-        """What goes beside the answer: its copy text, the export links, the earlier conversations."""
-        import gradio as gr
-
+    @staticmethod
+    def _copy_and_links(conv_id: str | None, data: dict | None) -> tuple[str, str]:
+        """What goes beside the answer: its copy text and the export links."""
         copy = export.answer_text(data) if data else ""
         links = (f"Export this conversation: [Markdown](api/conversations/{conv_id}/export.md) · "
                  f"[PDF](api/conversations/{conv_id}/export.pdf)") if conv_id and data else ""
-        return copy, links, gr.update(choices=self.choices(owner), value=conv_id)
+        return copy, links
+
+    def _shown(self, conv_id: str | None, data: dict | None, owner: str) -> tuple:
+        """The copy text, the export links and the earlier conversations (on opening one)."""
+        return (*self._copy_and_links(conv_id, data), gr_choices(self.choices(owner), conv_id))
+
+    def listed(self, conv_id: str | None, request=None):
+        """The earlier conversations, read when their accordion is opened."""
+        user, _ = caller(request)
+        return gr_choices(self.choices(user.name), conv_id)
 
     def choices(self, owner: str) -> list[tuple[str, str]]:
         return [(f"{c['title']} ({c['updated'][:10]}, {c['turns']} question{'s' if c['turns'] != 1 else ''})", c["id"])
@@ -125,7 +135,7 @@ class ChatHandlers:
                 refusal = busy.message
         # the question stays in the box, to be asked again
         return (gr.update(), history, conv_id, answers, gr.update(), gr.update(), f"**{refusal}**",
-                gr.update(), gr.update(), gr.update())
+                gr.update(), gr.update())
 
     @staticmethod
     def new_conversation():
@@ -191,7 +201,7 @@ def _chat_layout() -> SimpleNamespace:
             ui.links = gr.Markdown("", elem_id="cart-export")
             ui.copy_text = gr.Textbox("", show_label=False, interactive=False, lines=2, elem_id="cart-copy-text",
                                       elem_classes=["cart-offscreen"])
-            with gr.Accordion("Earlier conversations", open=False, elem_id="cart-history"):
+            with gr.Accordion("Earlier conversations", open=False, elem_id="cart-history") as ui.history:
                 ui.past = gr.Dropdown(label="Your conversations (kept 30 days, then deleted)", choices=[], value=None,
                                       elem_id="cart-past")
                 ui.open_past = gr.Button("Open", size="sm", elem_id="cart-open")
@@ -238,10 +248,14 @@ def _wire_chat(demo, ui: SimpleNamespace, h: ChatHandlers) -> None:
     def forget(conv: str, request: gr.Request):
         return h.forget(conv, request)
 
+    def listed(conv: str, request: gr.Request):
+        return h.listed(conv, request)
+
     shown = [ui.chat, ui.conv_id, ui.answers, ui.details, ui.comment, ui.fb_status, ui.copy_text, ui.links, ui.past]
     inputs = [ui.box, ui.chat, ui.conv_id, ui.answers, ui.dos]
-    ui.send.click(ask, inputs, [ui.box, *shown], concurrency_limit=None)
-    ui.box.submit(ask, inputs, [ui.box, *shown], concurrency_limit=None)
+    ui.send.click(ask, inputs, [ui.box, *shown[:-1]], concurrency_limit=None)
+    ui.box.submit(ask, inputs, [ui.box, *shown[:-1]], concurrency_limit=None)
+    ui.history.expand(listed, [ui.conv_id], ui.past)
     fresh = shown[:6]
     ui.new.click(h.new_conversation, None, fresh)
     # the chat's own "Clear" button: start over too, or a thumb on a new message would be

@@ -13,6 +13,9 @@ import datetime as dt
 import hashlib
 import itertools
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -396,9 +399,26 @@ def cached_corpus(sources_dir: Path, reference_dir: Path) -> CorpusView:
     return _corpus_view(str(sources_dir), str(reference_dir), signature)
 
 
+# the corpus one answer reads (set by `one_corpus`): its readers ask ~5 times an answer, and each
+# ask would otherwise stat every document and reference file again
+_PINNED: ContextVar[CorpusView | None] = ContextVar("cart_corpus_pinned", default=None)
+
+
 def configured_corpus() -> CorpusView:
     """`cached_corpus` of the configured sources and reference folders: what the engine answers from."""
+    if (pinned := _PINNED.get()) is not None:
+        return pinned
     from assistant import config
 
     cfg = config.load()
     return cached_corpus(cfg.sources_dir, cfg.reference_dir)
+
+
+@contextmanager
+def one_corpus() -> Iterator[CorpusView]:
+    """Every reader within the block (one answer) sees one corpus, checked for edits once."""
+    token = _PINNED.set(configured_corpus())
+    try:
+        yield _PINNED.get()
+    finally:
+        _PINNED.reset(token)

@@ -280,3 +280,29 @@ print(built, q.ANALYTICS_MAX_EVENTS)
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["[]", "1000"]
+
+
+@pytest.mark.slow  # a whole app in a child process (~50 s)
+def test_no_request_asks_opentelemetry_for_a_tracer(index_env, tmp_path):
+    """FastAPI's native telemetry is off in all three FastAPI apps of the server (ours, the JSON
+    API's, Gradio's): no configured tracer exists, and asking for one on every request cost ~4% of
+    the app process under load. A real app handles the health check, the page and an API question
+    without one call to OpenTelemetry's provider look-ups."""
+    code = """
+import opentelemetry._logs as logs, opentelemetry.metrics as metrics, opentelemetry.trace as trace
+calls = []
+for mod, name in ((trace, "get_tracer_provider"), (metrics, "get_meter_provider"), (logs, "get_logger_provider")):
+    orig = getattr(mod, name)
+    setattr(mod, name, lambda orig=orig, name=name: calls.append(name) or orig())
+from fastapi.testclient import TestClient
+import app
+client = TestClient(app.create_app(), base_url="http://127.0.0.1")
+codes = [client.get("/api/health").status_code, client.get("/").status_code,
+         client.post("/api/ask", json={"question": "Q2055 payment limit q1 2026"}).status_code]
+print(codes, calls)
+"""
+    env = subprocess_env(**index_env, CART_ENGINE_PROCESSES="0",
+                         CART_HISTORY_DB=str(tmp_path / "h.sqlite3"), CART_FEEDBACK_DB=str(tmp_path / "f.sqlite3"))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[200, 200, 200] []"

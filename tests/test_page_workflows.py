@@ -171,3 +171,29 @@ CONTRAST_JS = """() => {
   }
   return out.slice(0, 10);
 }"""
+
+
+def test_earlier_conversations_are_listed_when_their_list_is_opened_and_reopen(browser, site):
+    """The list is read when the accordion opens (not sent with every answer): both conversations
+    of this user are in it, with their question counts, and picking one shows it again."""
+    from playwright.sync_api import expect
+
+    context, page = _context(browser, site)
+    open_app(page, site.url)
+    ask(page, "Q2055 payment limit q1 2026")
+    ask(page, "and carvykti?")
+    page.click("#cart-new")
+    expect(page.locator(BOT)).to_have_count(0)
+    ask(page, "tecartus hcpcs code")
+    page.locator("#cart-history").get_by_text("Earlier conversations").click()
+    page.locator("#cart-past input").click()
+    first = page.get_by_role("option").filter(has_text="Q2055 payment limit q1 2026")
+    expect(first).to_have_count(1)
+    assert "2 questions" in first.inner_text()
+    assert "1 question)" in page.get_by_role("option").filter(has_text="tecartus hcpcs code").inner_text()
+    first.click()
+    page.click("#cart-open")
+    expect(page.locator(BOT)).to_have_count(2, timeout=ANSWER_TIMEOUT_MS)
+    assert "Q2056" in page.locator(BOT).nth(1).inner_text()
+    assert page.outside == []
+    context.close()
