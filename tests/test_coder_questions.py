@@ -1316,3 +1316,10 @@ def test_a_lab_below_its_threshold_is_said_with_the_criterion_it_leaves_open(eng
     first = lead(ask(engine, "centene abecma: 2 prior lines (VRd, Dara-Kd), urine M 150 mg/24h 10 days ago, nothing else "
                              "measurable - meets?"))
     assert "4 (measurable disease (labs within 30 days) or progression: not shown — urine M 150 mg below the threshold" in first
+
+
+def test_a_line_setting_asked_as_a_choice_is_not_the_members_line_count(engine):
+    a = ask(engine, "abecma - 2L or 3L+ per label? guide says 2L+")
+    assert "label_check" not in [c.name for c in a.tool_calls] and "not on label" not in lead(a)
+    assert any(n.startswith("Sources disagree on Abecma line of therapy") for n in a.notes)
+    assert "1 prior line" in lead(ask(engine, "abecma for a pt going to 2L, ok per label?"))  # a member's setting still counts

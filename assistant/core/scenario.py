@@ -32,6 +32,8 @@ _REGIMEN_WORDS = re.compile(r"\b(?:len|pom|bort|dara|carfil|kyprolis|velcade|rev
                             r"teclistamab|tecvayli|elrexfio|talvey|blenrep|cilta-cel|carvykti)\w*", re.I)
 # "going to 4L", "going into 3rd line": the line about to start, so one fewer prior lines
 _LINE_SETTING = re.compile(r"\b([1-9])L\b(?!\+)|\b(?:into|for|starting|start|at|in)\s+(?:the\s+)?([1-9])(?:st|nd|rd|th)[\s-]+line\b", re.I)
+_LINE_CHOICE = re.compile(r"(?:\b(?:or|vs\.?|versus|says?|said|guide|label(?:ed)?|approved|indicated|per)\s*|/)$", re.I)
+_LINE_CHOICE_AFTER = re.compile(r"\s*(?:or|vs\.?|versus|/)\s*[1-9]L\b", re.I)
 _TRIPLE = re.compile(r"\b(?:triple|penta|quad)[\s-]*(?:class(?:[\s-]*(?:exposed|refractory|exp))?|exposed|refractory|exp|ref)\b|"
                      r"\bTCE\b|\bTCR\b", re.I)
 _NEGATION = re.compile(r"\b(?:no|not|never|w/o|without|denies|negative for|naive|nor|hasn'?t|has not|didn'?t|did not|none|"
@@ -262,7 +264,9 @@ def _prior_lines(text: str) -> tuple[int | None, bool]:
             continue  # "does pt need 4 prior lines?": the policy's rule is asked, not the member's count
         word = (m.group(1) or m.group(2)).lower()
         return _WORDS.get(word) or int(word), False
-    if (m := _LINE_SETTING.search(text)) is not None:
+    for m in _LINE_SETTING.finditer(text):
+        if _LINE_CHOICE.search(text[max(0, m.start() - 25):m.start()]) or _LINE_CHOICE_AFTER.match(text, m.end()):
+            continue  # "2L or 3L+ per label? guide says 2L+": the label's line setting asked, not the member's
         return int(m.group(1) or m.group(2)) - 1, False
     counted = _counted_lines(text)
     return counted, counted is not None
