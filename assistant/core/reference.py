@@ -249,11 +249,11 @@ class Reference:
         """The current HCPCS code billed for a lymphodepletion drug (dosing.yaml `drug_codes`)."""
         return (self.dosing.get("drug_codes") or {}).get(drug)
 
-    def maker_code(self, drug: str, text: str, day: dt.date) -> Code | None:
-        """The manufacturer-specific code of `drug` whose maker `text` names ("dr reddys
-        cyclophosphamide": J9073), when in force on `day`."""
+    def maker_code(self, drug: str | None, text: str, day: dt.date) -> Code | None:
+        """The manufacturer-specific code of `drug` (any drug when None) whose maker `text` names
+        ("dr reddys cyclophosphamide": J9073), when in force on `day`."""
         for c in self.hcpcs.values():
-            if c.drug == drug and c.makers and c.in_force(day) and any(
+            if (drug is None or c.drug == drug) and c.makers and c.in_force(day) and any(
                     re.search(r"(?<!\w)" + re.escape(m).replace(r"\ ", r"[\s.']*") + r"(?!\w)", text, re.I) for m in c.makers):
                 return c
         return None

@@ -299,7 +299,7 @@ def _plan(p: Planning) -> Plan | None:
                             "BSA (m²) or height and weight.")
     args: dict = {"product": product, **({"indication": p.q.indication} if p.q.indication in inds else {}), **size,
                   **_date_args(p)}
-    maker = next((c for c in p.ref.hcpcs.values() if c.makers and p.ref.maker_code(c.drug, p.text, p.dos) is c), None)
+    maker = p.ref.maker_code(None, p.text, p.dos)
     if maker is not None:  # "we use sandoz cy": that maker's own code, not J9075
         args["maker"] = maker.makers[0]
     return call("lymphodepletion_plan", args)
