@@ -192,6 +192,10 @@ def _kind(text: str, kinds: list[str], systems: list[str]) -> str:
     return "code" if systems else "general"
 
 
+# conditions whose only code is a diagnosis code (a product, drug or service has codes of other systems)
+_DIAGNOSIS_ONLY = re.compile(r"\bCRS\b|cytokine release|\bICANS\b|neurotox\w*|immune effector|parkinsonism|\bHLH\b", _I)
+
+
 def answer_type(text: str) -> AnswerType:
     """What the question wants: the answer's kind and the code system it asks for (if any)."""
     setting = _setting(text)
@@ -206,6 +210,9 @@ def answer_type(text: str) -> AnswerType:
         mentioned = _codes_in_question(text)
         if len(mentioned) >= 2 and len(set(mentioned)) == 1:
             systems, kind = mentioned[:1], "code"  # "D89.832 or D89.833 for CRS gr 3": one code of that system
+    elif kind in ("code", "general") and not systems and _DIAGNOSIS_ONLY.search(text) and re.search(r"\bcodes?\b", text, _I):
+        # "also had ICANS grade 2 same stay, what code": a condition's code is its diagnosis code
+        systems, kind = ["ICD-10-CM"], "code"
     if kind in _NO_CODE_KINDS:
         systems = []  # "what's medicare paying on a Q2053 line" names a code, asks an amount
     primary = systems[0] if systems else None

@@ -124,6 +124,9 @@ def compose_from_passages(turn: Turn, sentences: list[Sentence]) -> Answer:
         lead = (nearest, f"My sources do not give that figure. The nearest they come: {one_line(nearest.text)}")
     # the other parts join a lead (a setting's payment lead answers no code system: "POS for each" is still asked)
     extras = extra_leads(q, turn.passages, ref, lead[1], set() if setting else None) if lead is not None else []
+    if lead is None and nearest is not None and not compared and (more := extra_leads(q, turn.passages, ref, shown(nearest))):
+        # the best sentence leads, and the compound question's other parts join it ("D89.832 as principal or secondary?")
+        lead, extras = (nearest, shown(nearest)), more
     parts = [s for s, _t in extras if s is not None]
     if lead is not None:
         sentences = [lead[0], *parts] + [s for s in sentences if s.text not in {lead[0].text, *(p.text for p in parts)}][:2]

@@ -368,11 +368,19 @@ def _family_row(family, q: Question) -> Sentence | None:
     return _row_sentence(rows[0], docs[rows[0].doc_id]) if rows else None
 
 
+# a remission that has ended: "chart says 'in remission' from 2024 but now progressing" is a relapse
+_PAST_REMISSION = re.compile(r"\b(?:was|were|had been|previously|formerly)\s+(?:\w+\s+){0,2}in remission\b|"
+                             r"\bin remission\b[^.?]{0,40}\b(?:but|until|then|now)\b[^.?]{0,25}\b(?:relaps\w*|progress\w*|active)\b|"
+                             r"\b(?:out of|no longer in|came off|lost) remission\b", re.I)
+
+
 def _qualifier_score(code, text: str) -> int:
     """How well the question's words name the code's qualifier (its grade, remission status, site)."""
     grade = next(reversed(list(_GRADE.finditer(text))), None)  # a follow-up's "grade 4?" comes after the grade it replaces
     if grade is not None and code.condition in ("crs", "icans"):
         return 3 if code.descriptor.endswith(f"grade {grade.group(1)}") else 0
+    if code.condition == "mm" and _PAST_REMISSION.search(text):
+        return 3 if code.descriptor.lower().endswith("in relapse") else 0
     return max((len(n.split()) for n in code.names if re.search(rf"(?<![a-z]){re.escape(n)}(?:e?s)?(?![a-z])", text, re.I)),
                default=0)  # "multiple lymph nodes" names "multiple lymph node"
 

@@ -129,8 +129,10 @@ _PER_KG = re.compile(_NUM + r"\s*mg\s*/\s*kg", re.I)
 _MG = re.compile(_NUM + r"\s*mg\b(?!\s*/\s*(?:m|kg|dl|24))", re.I)
 # Vials on hand are not the dose: "2 x 50 mg vials", "2x 400mg", "we stock 400 mg and 200 mg vials".
 _VIAL_COUNT = re.compile(r"(?<![\w.,])(\d+)\s*(?:x|×)\s*" + _NUM
-                         + r"(?:\s*mg\b|(?=\s*(?:\+|vials?\b|actemra|toci|&|and\b|[,;?]|$)))(?!\s*/)",
-                         re.I)  # "2x 400mg", "1x400 + 1x200 actemra", "opened 1x400 + 1x200, JW?"
+                         + r"(?:\s*mg\b|(?=\s*(?:\+|vials?\b|actemra|toci|&|and\b|[,;?]|$|-\s|—)))(?!\s*/)",
+                         re.I)  # "2x 400mg", "1x400 + 1x200 actemra", "opened 1x400 + 1x200, JW?", "2x400 + 1x80 - J3262"
+# "opened 2x400 + 1x80": every count × size after the first of a list joined by '+' is a vial too
+_VIAL_COUNT_NEXT = re.compile(r"(?<=\+)\s*(\d+)\s*(?:x|×)\s*" + _NUM + r"(?!\s*(?:mg\s*)?/|\s*(?:kg|lbs?|cm|m2|m²|\^|e\d|%))", re.I)
 _GRAMS = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:g|gm|grams?)\b(?!\s*/)", re.I)
 # "80, 200 and 400 mg vials", "400 mg and 200 mg vials"; not "1,250 mg, 500mg vials" (a dose, then the vials)
 _VIAL_SIZES = re.compile(r"(?:" + _NUM + r"\s*(?:,|and|&|/|or|\+)\s*|" + _NUM + r"\s*mg\s*(?:and|&|/|or|\+)\s*){0,6}" + _NUM
@@ -193,7 +195,9 @@ def _first(rx: re.Pattern[str], text: str) -> float | None:
 def _vials(text: str) -> tuple[tuple[int, float], ...]:
     """(count, size mg) of the vials a question names; a count of 0 means sizes on hand only."""
     counted = [(int(m.group(1)), _num(m.group(2))) for m in _VIAL_COUNT.finditer(text)]
-    rest = _VIAL_COUNT.sub(" ", text)
+    rest = _VIAL_COUNT.sub("+", text) if counted else text
+    counted += [(int(m.group(1)), _num(m.group(2))) for m in _VIAL_COUNT_NEXT.finditer(rest)] if counted else []
+    rest = _VIAL_COUNT_NEXT.sub(" ", rest).replace("+", " ") if counted else rest
     counted += [(int(m.group(2)), _num(m.group(1))) for m in _VIAL_COUNT_AFTER.finditer(rest)]
     rest = _VIAL_COUNT_AFTER.sub(" ", rest)
     counted += [(1, _num(n)) for m in _OPENED_LIST.finditer(rest) for n in (m.group(1), m.group(2))]

@@ -1323,3 +1323,35 @@ def test_a_line_setting_asked_as_a_choice_is_not_the_members_line_count(engine):
     assert "label_check" not in [c.name for c in a.tool_calls] and "not on label" not in lead(a)
     assert any(n.startswith("Sources disagree on Abecma line of therapy") for n in a.notes)
     assert "1 prior line" in lead(ask(engine, "abecma for a pt going to 2L, ok per label?"))  # a member's setting still counts
+
+
+# --- round 13 (probe 13): a remission that ended, a condition's code in a follow-up, vials without mg
+
+def test_a_remission_that_has_ended_is_coded_as_relapse(engine):
+    first = lead(ask(engine, "abecma pt chart says MM \"in remission\" from 2024 but now progressing - ok to use C90.01 as "
+                             "principal on the car-t claim?"))
+    assert first.startswith("**C90.02** is the ICD-10-CM code for multiple myeloma in relapse")
+    assert lead(ask(engine, "abecma dx code, pt in remission")).startswith("**C90.01**")  # a remission now is still C90.01
+
+
+def test_a_follow_up_asking_a_conditions_code_gets_its_diagnosis_code_not_the_products(engine):
+    conv = Conversation()
+    ask(engine, "readmit 11/3/26 grade 2 CRS 6 days after abecma - D89.832 as principal or secondary?", conv)
+    assert lead(ask(engine, "also had ICANS grade 2 same stay, what code", conv)).startswith("**G92.02**")
+
+
+def test_a_principal_or_secondary_question_gets_the_sources_rule_with_the_code_row(engine):
+    first = lead(ask(engine, "readmit 11/3/26 grade 2 CRS 6 days after abecma - D89.832 as principal or secondary?"))
+    assert "D89.832 = G2" in first and "Principal vs secondary:" in first
+
+
+def test_vials_counted_without_mg_in_a_list_are_all_opened(engine):
+    conv = Conversation()
+    first = lead(ask(engine, "toci 8mg/kg 87 kg, opened 2x400 + 1x80 - J3262 units + JW", conv))
+    assert "vials: 2 × 400 mg + 1 × 80 mg" in first and "**J3262-JW: 184 unit(s)**" in first
+    assert "**J3262-JW: 80 unit(s)**" in lead(ask(engine, "what if she's 105 kg, same vials opened", conv))
+
+
+def test_a_share_at_an_assumed_coinsurance_says_the_exact_split_is_not_known(engine):
+    first = lead(ask(engine, "Q2053 line DOS 6/30/26 whats medicare paying"))
+    assert first.startswith("**No file on hand gives Q2053's coinsurance percentage for 2026Q2, so the exact split is not known.**")

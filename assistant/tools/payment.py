@@ -112,7 +112,10 @@ def payment(code: Annotated[Text, param("HCPCS code, e.g. Q2055", label="HCPCS c
     notice = _not_on_hand(code, pick, service, today, quarter)
     if (figure in FIGURE_WORDS or figure == "medicare_pct") and paid is None and asks is None:
         where = _where(pick, primary) + ("" if from_source else "; at the 20% default coinsurance")
-        summary = notice + _figure_lead(figure, code, where, pct, money_) + "\n\n" + summary
+        # a share worked out at an assumed percentage: the line a coder copies says it is not the exact one
+        unknown = "" if from_source else (f"**No file on hand gives {code}'s coinsurance percentage for {pick.quarter}, so "
+                                          "the exact split is not known.** ")
+        summary = notice + unknown + _figure_lead(figure, code, where, pct, money_) + "\n\n" + summary
     else:
         summary = notice + summary
     if asks == "why-coinsurance":
