@@ -96,9 +96,28 @@ def unknown_terms(q: Question) -> list[str]:
     therapies = {n for names in load_reference().drug_classes.values() for n in names}
     found = [m.group(0) for m in KNOWN_NAMES.finditer(q.text) if m.group(0).lower() not in words
              and not (m.group(0).lower() in therapies and _as_prior_therapy(q, m.start()))]
+    # "do we need KX on Q2056": a modifier no source or reference row names (JW, JZ, JG, TB are named)
+    found += [f"the {m} modifier" for m in _modifiers_named(q.text) if m not in _known_modifiers()]
     if absent or found and (q.products or q.payers or q.codes or q.intents):
         return list(dict.fromkeys(absent + found))
     return []
+
+
+# a two-character modifier, typed in capitals, asked about as one: "KX modifier", "need KX on Q2056", "modifier KX"
+_MODIFIER_ASKED = re.compile(r"\b([A-Z][A-Z0-9])\s+(?:mod(?:ifier)?s?\b|on (?:the )?(?:[QJ]\d{4}|q[- ]?code|line|claim))|"
+                             r"\bmod(?:ifier)?s?\s+([A-Z][A-Z0-9])\b")
+
+
+def _modifiers_named(text: str) -> list[str]:
+    return [m.group(1) or m.group(2) for m in _MODIFIER_ASKED.finditer(text)]
+
+
+def _known_modifiers() -> set[str]:
+    """Every two-character capital token the documents print, and the reference data's modifiers."""
+    from index.corpus import configured_corpus
+
+    docs = " ".join(d.text for d in configured_corpus().documents.values())
+    return set(re.findall(r"\b[A-Z][A-Z0-9]\b", docs)) | {str(m).upper() for m in load_reference().modifiers}
 
 
 def _as_prior_therapy(q: Question, start: int) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from assistant.core.dates import ServiceDate, find_service_date, find_service_dates
 from assistant.core.quantities import NUMBER, number_float
 from assistant.core.quarters import Quarter, find_quarter
-from assistant.core.question import Figures, Question, taken_back
+from assistant.core.question import COVERAGE_ASKED, Figures, Question, taken_back
 from assistant.core.reference import load_reference
 from assistant.core.scenario import negated_mention, prior_mention
 from index.codes import codes_in
@@ -530,7 +530,7 @@ def resolve(question: Question, previous: Question | None) -> Question:
         changes["indication"] = previous.indication
         inherited.append("indication")
     # "how long is the approval good for" in a payer's thread: that payer's (a bare question names no other)
-    bare_policy = "policy" in question.intents and not (question.products or question.codes)
+    bare_policy = ("policy" in question.intents or COVERAGE_ASKED.search(question.text)) and not (question.products or question.codes)
     if not question.payers and previous.payers and (is_follow_up or bare_policy) and same_topic:
         changes["payers"] = previous.payers
         inherited.append("payer")

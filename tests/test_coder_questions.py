@@ -1355,3 +1355,25 @@ def test_vials_counted_without_mg_in_a_list_are_all_opened(engine):
 def test_a_share_at_an_assumed_coinsurance_says_the_exact_split_is_not_known(engine):
     first = lead(ask(engine, "Q2053 line DOS 6/30/26 whats medicare paying"))
     assert first.startswith("**No file on hand gives Q2053's coinsurance percentage for 2026Q2, so the exact split is not known.**")
+
+
+def test_a_what_if_in_a_label_thread_is_checked_against_the_label_again(engine):
+    conv = Conversation()
+    assert lead(ask(engine, "carvykti 2L: 63yo, 1 prior line DRd, len refractory - on label?", conv)).startswith("**No, not on label")
+    again = ask(engine, "what if the 1 prior line was VRd, still len refractory", conv)
+    assert [c.name for c in again.tool_calls] == ["label_check"] and lead(again).startswith("**Yes, on label")
+
+
+def test_a_reauth_follow_up_is_the_payers_answer_not_an_admin_code(engine):
+    conv = Conversation()
+    ask(engine, "centene approved abecma PA 1/5/26", conv)
+    a = ask(engine, "can we get continued therapy / reauth for a 2nd abecma infusion", conv)
+    assert "code_on_date" not in [c.name for c in a.tool_calls] and "dosed one time only" in lead(a)
+
+
+@pytest.mark.parametrize("question, modifier", [("do we need KX on Q2056 for medicare FFS", "KX"),
+                                                ("need GA modifier for abecma?", "GA")])
+def test_a_modifier_no_source_names_is_said_to_be_missing(engine, question, modifier):
+    a = ask(engine, question)
+    assert a.kind == AnswerKind.NOT_COVERED and lead(a).startswith(f"My sources do not mention the {modifier} modifier")
+    assert ask(engine, "JG modifier for 340B carvykti?").kind != AnswerKind.NOT_COVERED  # JG is in the guides

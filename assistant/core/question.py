@@ -99,6 +99,10 @@ class Question:
 
 # the words of a correction that takes a named thing back ("scratch the tecvayli", "remove blenrep")
 TAKE_BACK_WORDS = r"scratch|strike|remove|delete|cross (?:out|off)|take out"
+# a payer's coverage rule asked ("reauth for another dose", "continued therapy for a 2nd infusion"),
+# not a dose or a service's code; a follow-up that asks it keeps the thread's payer
+COVERAGE_ASKED = re.compile(r"\b(?:re-?)?auth\w*|\bcontinued therapy\b|\bcover(?:ed|age|s)?\b|\bapprov\w*|\bcriteria\b|"
+                            r"\beligib\w*|\bprior auth\w*|\bPA\b", re.I)
 _TAKEN_BACK = re.compile(rf"\b(?:{TAKE_BACK_WORDS}|not|instead of|no)\s+(?:the\s+)?$", re.I)
 
 

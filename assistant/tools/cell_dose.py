@@ -176,7 +176,8 @@ def _plan(p: Planning) -> Plan | None:
     stated = None if re.search(r"\bdesc", p.text, re.I) else dose_range_in(p.text)
     per_kg = dose_per_kg_in(p.text)
     counted = None if re.search(r"\bdesc", p.text, re.I) or stated or per_kg else dose_cells_in(p.text)
-    if not product or not (p.has("cell_dose") or counted or stated or per_kg or (_DOSE_WORD.search(p.text) and not other_topic)):
+    if not product or not (p.has("cell_dose") or counted or stated or per_kg or (_DOSE_WORD.search(p.text) and not other_topic)) \
+            or (p.asks_coverage and not (counted or stated or per_kg)):  # "how do we get reauth for another dose"
         return None
     inds = p.indications(product)
     indication = p.q.indication if p.q.indication in inds else None

@@ -342,7 +342,8 @@ def _asks_cpt(p: Planning, dated: bool) -> bool:
         return False
     if re.search(r"\bcpts?\b", p.text, re.I) or _BILL_FOR.search(p.text) or any(re.fullmatch(r"\d{5}", c) and c in p.q.text for c in p.q.codes):
         return True  # ... or a CPT code typed beside the service ("leukapheresis 3/2026 bill 38206?")
-    if dated and not p.q.intents and not p.q.follows and any(rx.search(p.q.text) for rx, _code in _SERVICES):
+    if (dated and not p.q.intents and not p.q.follows and any(rx.search(p.q.text) for rx, _code in _SERVICES)
+            and not p.asks_coverage):  # "reauth for a 2nd infusion" asks the payer, not a code
         return True  # "cells received and prepped 12/31/24": a service and its date, typed as a claim line
     return bool((dated or _STILL.search(p.text)) and re.search(r"\bcodes?\b", p.text, re.I))
 

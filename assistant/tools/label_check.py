@@ -117,6 +117,8 @@ _LABEL_ASKED = re.compile(r"\b(?:on|off)[- ]?label\b|\bper (?:the )?label\b|\bla
                           r"\bcan (?:she|he|they|pt|the pt|we) (?:get|have|receive)\b", re.I)
 # "and carvykti for her", "what about tecartus?": the thread's patient, another product
 _OTHER_PRODUCT = re.compile(r"^\s*(?:and|what about|how about|ok (?:and|what about))\b", re.I)
+# "what if the 1 prior line was VRd": the same label question with one fact changed
+_WHAT_IF = re.compile(r"^\s*(?:what if|and if|if|same (?:but|pt but)|now)\b", re.I)
 
 
 def _plan(p: Planning) -> Plan | None:
@@ -128,8 +130,9 @@ def _plan(p: Planning) -> Plan | None:
     if payers and p.ref.policy(payers[0], prod.id) is not None:
         return None  # the payer's own criteria answer (payer_policy)
     asked = _LABEL_ASKED.search(p.q.text)
-    switched = bool(p.q.history) and _OTHER_PRODUCT.search(p.q.text) and (PATIENT.search(p.q.text) or payers or any(
-        _LABEL_ASKED.search(h) for h in p.q.history[-3:]))
+    label_thread = any(_LABEL_ASKED.search(h) for h in p.q.history[-3:])
+    switched = bool(p.q.history) and (_OTHER_PRODUCT.search(p.q.text) and (PATIENT.search(p.q.text) or payers or label_thread)
+                                      or _WHAT_IF.search(p.q.text) and label_thread)
     if not (asked or switched) or set(p.q.intents) & {"payment", "code", "units", "ndc"} or dose_cells_in(p.q.text):
         # (a cell count asked "within label?" is the cell-dose range's question)
         return None

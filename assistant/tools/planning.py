@@ -16,7 +16,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from assistant.core.quantities import number_float
-from assistant.core.question import Question, taken_back
+from assistant.core.question import COVERAGE_ASKED, Question, taken_back
 from assistant.core.reference import Reference, load_reference
 
 # What the user wants a number for (vs. "what is the LD regimen for X", which quotes a source).
@@ -219,6 +219,12 @@ class Planning:
         """The single product the question is about, if the reference has dosing rules for it."""
         product = self.q.product
         return product if product and product in self.ref.dosing_products() else None
+
+    @property
+    def asks_coverage(self) -> bool:
+        """'reauth for another dose', 'continued therapy for a 2nd infusion': a payer's coverage
+        rule is asked, not a dose or a service's code."""
+        return bool(COVERAGE_ASKED.search(self.q.text))
 
     @property
     def dosing_unknown(self) -> bool:
