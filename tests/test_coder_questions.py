@@ -1377,3 +1377,8 @@ def test_a_modifier_no_source_names_is_said_to_be_missing(engine, question, modi
     a = ask(engine, question)
     assert a.kind == AnswerKind.NOT_COVERED and lead(a).startswith(f"My sources do not mention the {modifier} modifier")
     assert ask(engine, "JG modifier for 340B carvykti?").kind != AnswerKind.NOT_COVERED  # JG is in the guides
+
+
+def test_an_ndc_answer_gives_the_claims_n4_form_in_its_first_line(engine):
+    first = lead(ask(engine, "abecma bag NDC 59572-515-02 -> 11 digit w/ N4 for FL43"))
+    assert first.startswith("NDC 59572-515-02 → **59572-0515-02** (11-digit 5-4-2; on the claim: N459572051502)")

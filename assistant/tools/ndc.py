@@ -249,7 +249,7 @@ def _summary(asked: _Asked, matches: list[dict], brand: str | None = None) -> tu
         listed = ", ".join(f"{_brand(m['product'])} ({m['hcpcs']}, {m['source']})" for m in found)
         return f"**Labeler {asked.labeler}: {listed or 'no CAR-T product known'}**", \
             "Labeler-only look-up (first 5 digits of the NDC)"
-    head = f"NDC {asked.raw} → **{asked.ndc11}** (11-digit 5-4-2)"
+    head = f"NDC {asked.raw} → **{asked.ndc11}** (11-digit 5-4-2; on the claim: N4{_digits(asked.ndc11)})"
     listed = "; ".join(f"{_brand(m['product']) if m.get('product') else m.get('drug_name') or 'drug'} {m['hcpcs']}"
                        f"{_per_package(m)} ({m['match']} match, {m['source']})" for m in found)
     return head + (f": {listed}" if found else ": not found in the crosswalk or the sources"), \
