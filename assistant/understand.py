@@ -347,7 +347,7 @@ def read_question(text: str, today: dt.date | None = None) -> Question:
     text = repair_typed_words(repair_drug_names(_O_FOR_ZERO.sub(lambda m: m.group(0).upper().replace("O", "0"), text)))
     text = _DRG.sub(r"MS-DRG \1", _LOWER_CODE.sub(lambda m: m.group(0).upper(), text))
     norm = normalize(text)
-    service_date = find_service_date(text, today or dt.date.today())
+    service_date = _year_and_quarter(text, find_service_date(text, today or dt.date.today()))
     dates = tuple(find_service_dates(text, today or dt.date.today()))
     if read_setting(text) in ("inpatient", "both") or _INPATIENT_CODES.search(text):
         # an inpatient claim (and its ICD-10-PCS codes) goes by the discharge date: "admit 9/24/21 dc 10/6/21"
@@ -440,6 +440,21 @@ def _drug_swapped(question: Question, previous: Question) -> bool:
     now = _drug_codes_named(question.text, skip_taken_back=True)  # "scratch the tecvayli" names no drug of the turn
     return bool(now) and (question.figures.dose_mg is not None or question.figures.mg_per_m2 is not None) \
         and now.isdisjoint(_drug_codes_named(previous.asked) | set(previous.codes))
+
+
+_YEAR_ALONE = re.compile(r"(?<![\w/.-])(202\d)(?![\w/.-])")  # "the 2025 ... coins %" (not a code, not a date's year)
+
+
+def _year_and_quarter(text: str, found: ServiceDate | None) -> ServiceDate | None:
+    """'the 2025 medicare coins % for q2055 in q3': a year and, apart from it, a bare quarter are
+    that quarter of that year (not the whole year, which would be asked back)."""
+    if found is not None and found.precision != "year" or not (m := _BARE_QUARTER.search(text)):
+        return found
+    year = found.start.year if found is not None else int(y.group(1)) if (y := _YEAR_ALONE.search(text)) else None
+    if year is None:
+        return found
+    q = Quarter(year, int(m["q"] or m["q2"] or _ORDINALS[m["nth"].lower()]))
+    return ServiceDate(q.start, q.end, "quarter", m.group(0), "question", found.event if found is not None else "service")
 
 
 def _thread_date(question: Question, previous: Question):

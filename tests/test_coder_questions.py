@@ -1382,3 +1382,9 @@ def test_a_modifier_no_source_names_is_said_to_be_missing(engine, question, modi
 def test_an_ndc_answer_gives_the_claims_n4_form_in_its_first_line(engine):
     first = lead(ask(engine, "abecma bag NDC 59572-515-02 -> 11 digit w/ N4 for FL43"))
     assert first.startswith("NDC 59572-515-02 → **59572-0515-02** (11-digit 5-4-2; on the claim: N459572051502)")
+
+
+def test_a_year_and_a_bare_quarter_apart_are_that_quarter(engine):
+    first = lead(ask(engine, "whats the 2025 medicare coins % for q2055 in q3"))
+    assert first.startswith("**Patient coinsurance on Q2055 (2025Q3): 19.119%")
+    assert ask(engine, "q2055 limit 2025").kind == AnswerKind.CLARIFY  # a year alone still asks which quarter
