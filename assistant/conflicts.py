@@ -82,7 +82,7 @@ def retired_code_notes(texts: list[str], day: dt.date) -> list[str]:
         if row.valid_to and present(code):
             notes.append(_hcpcs_note(code, row, day))
     for code, row in sorted(ref.pcs.items()):  # "XW033C3 ... drives MS-DRG 018" on a 2026 discharge
-        if row.valid_to and row.valid_to < day and code in text:
+        if row.valid_to and row.valid_to < day and present(code):
             notes.append(f"Retired code: ICD-10-PCS {code} ({row.descriptor}) is for discharges through "
                          f"{row.valid_to.isoformat()}, not one on {day.isoformat()}; since then the product's own code: "
                          f"{', '.join(row.replaced_by)}.")
@@ -97,19 +97,16 @@ def mark_retired(text: str, day: dt.date) -> str:
     ref = load_reference()
     rows = {**ref.hcpcs, **ref.cpt}
 
-    def mark(m: re.Match[str]) -> str:
-        row = rows.get(m.group(1))
-        if row is None or not row.valid_to or row.valid_to >= day or text.startswith(" [retired", m.end()):  # marked once
-            return m.group(0)
-        return f"{m.group(0)} [retired for this date of service: see the note]"
+    def marker(table: dict, group: int):
+        def mark(m: re.Match[str]) -> str:
+            row = table.get(m.group(group))
+            # marked once: the string being substituted, not `text` (the first pass moved the offsets)
+            if row is None or not row.valid_to or row.valid_to >= day or m.string.startswith(" [retired", m.end()):
+                return m.group(0)
+            return f"{m.group(0)} [retired for this date of service: see the note]"
+        return mark
 
-    def mark_pcs(m: re.Match[str]) -> str:
-        row = ref.pcs.get(m.group(0))
-        if row is None or not row.valid_to or row.valid_to >= day or text.startswith(" [retired", m.end()):
-            return m.group(0)
-        return f"{m.group(0)} [retired for this date of service: see the note]"
-
-    return _PCS_CODE.sub(mark_pcs, _CODE_RANGE.sub(mark, text))
+    return _PCS_CODE.sub(marker(ref.pcs, 0), _CODE_RANGE.sub(marker(rows, 1), text))
 
 
 def outdated_conflicts(quote: str) -> list[str]:

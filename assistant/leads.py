@@ -490,7 +490,6 @@ _PASSING_TOPICS = {
                         re.compile(r"mg/m|\bCy \d{3}\b", re.I)),
     "cell_dose": (re.compile(r"\bdose\b|\btarget\b|x 10\^\d|\bcap\b|\bcells?\b", re.I), re.compile(r"x 10\^\d|\d+M\b", re.I)),
 }
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
 
 
 def passing_mentions(q: Question, prod: Product) -> list[tuple[Sentence, str]]:
@@ -508,9 +507,9 @@ def passing_mentions(q: Question, prod: Product) -> list[tuple[Sentence, str]]:
         for doc in configured_corpus().documents.values():
             for m in name.finditer(doc.text):
                 start, end = _sentence_around(doc.text, m.start())
-                if not about.search(doc.text[start:end]):
-                    continue
                 text = doc.text[start:end]
+                if not about.search(text):
+                    continue
                 rank = (len(figures.findall(text)) + 2 * bool(re.search(r"\bsame\b", text, re.I)), -len(text))
                 if figures.search(text) and (best is None or rank > best[0]):
                     best = (rank, doc, start, end)
@@ -521,15 +520,9 @@ def passing_mentions(q: Question, prod: Product) -> list[tuple[Sentence, str]]:
 
 
 def _sentence_around(text: str, at: int) -> tuple[int, int]:
-    """The sentence of one line that holds offset `at`."""
+    """The sentence (as the passages are split into sentences) of the line that holds offset `at`."""
     line_start = text.rfind("\n", 0, at) + 1
     line_end = text.find("\n", at)
     line_end = len(text) if line_end < 0 else line_end
-    start, end = line_start, line_end
-    for m in _SENTENCE_END.finditer(text, line_start, line_end):
-        if m.start() < at:
-            start = m.end()
-        else:
-            end = m.start()
-            break
-    return start, end
+    spans = sentence_spans(text[line_start:line_end], (line_start, line_end), "section")
+    return next(((a, b) for a, b in spans if a <= at < b), (line_start, line_end))

@@ -158,7 +158,7 @@ class Planning:
         vials = self.q.figures.vials or ()
         if not vials:
             return {}
-        args: dict = {"vial_sizes": [size for _, size in vials]}
+        args: dict = {"vial_sizes": self.vial_sizes()}
         if any(count for count, _ in vials):
             args["vial_counts"] = [count for count, _ in vials]
         return args
